@@ -1,0 +1,26 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+// Tests import workspace packages from their TypeScript sources, so `pnpm test` needs no build first.
+const src = (dir: string) => fileURLToPath(new URL(`./${dir}/src/index.ts`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@gantry/core': src('packages/core'),
+      '@gantry/datasets': src('datasets'),
+      '@gantry/gan': src('packages/gan'),
+      '@gantry/dcgan': src('packages/dcgan'),
+      '@gantry/cgan': src('packages/cgan'),
+      '@gantry/pix2pix': src('packages/pix2pix'),
+      '@gantry/cyclegan': src('packages/cyclegan'),
+    },
+  },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'datasets/src/**/*.test.ts', 'tests/**/*.test.ts'],
+    pool: 'forks',
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+  },
+});
