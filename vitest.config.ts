@@ -14,6 +14,7 @@ export default defineConfig({
       '@gantry/cgan': src('packages/cgan'),
       '@gantry/pix2pix': src('packages/pix2pix'),
       '@gantry/cyclegan': src('packages/cyclegan'),
+      '@gantry/mnist': src('packages/mnist'),
     },
   },
   test: {

@@ -1,1 +1,8 @@
-export {};
+export * from './rng.js';
+export * from './types.js';
+export * from './mnist.js';
+export * from './scenes.js';
+export * from './folder.js';
+export * from './paired.js';
+export * from './unpaired.js';
+export * from './download.js';

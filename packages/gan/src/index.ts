@@ -1,1 +1,42 @@
-export {};
+/**
+ * The original GAN (Goodfellow et al. 2014) as a multilayer perceptron on 28×28 MNIST digits,
+ * with the non-saturating G loss and the layer sizes of the PyTorch-GAN re-implementation.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { activation, denseBlock } from '@gantry/core';
+import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
+
+export interface GanConfig extends MnistGanConfig {
+  latentDim: number;
+}
+
+export function buildGenerator(c: GanConfig): tf.LayersModel {
+  const z = tf.input({ shape: [c.latentDim] });
+  let x = denseBlock(z, 128, 'leaky');
+  for (const units of [256, 512, 1024]) x = denseBlock(x, units, 'leaky', 'batch');
+  x = denseBlock(x, 28 * 28, 'tanh');
+  const image = tf.layers.reshape({ targetShape: [28, 28, 1] }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: z, outputs: image, name: 'gan_generator' });
+}
+
+export function buildDiscriminator(): tf.LayersModel {
+  const image = tf.input({ shape: [28, 28, 1] });
+  let x = tf.layers.flatten().apply(image) as tf.SymbolicTensor;
+  x = denseBlock(x, 512, 'leaky');
+  x = denseBlock(x, 256, 'leaky');
+  const score = activation(denseBlock(x, 1, 'none'), 'none');
+  return tf.model({ inputs: image, outputs: score, name: 'gan_discriminator' });
+}
+
+export const gan: MnistGanVariant<GanConfig> = {
+  name: 'gan',
+  description: 'the original MLP GAN (Goodfellow et al. 2014)',
+  defaults: { epochs: 5, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 200, checkpointEvery: 500 },
+  configFlags: {
+    'latent-dim': { type: 'number', default: 100, describe: 'size of the noise vector z' },
+  },
+  config: (a) => ({ latentDim: a['latent-dim'] as number, imageSize: 28 }),
+  mustMatch: ['latentDim'],
+  buildGenerator,
+  buildDiscriminator,
+};

@@ -1,0 +1,51 @@
+/** Seeded randomness for data order and augmentation (same algorithm as @gantry/core's rng, so streams agree). */
+
+/** A source of uniform numbers in [0, 1). */
+export type Rng = () => number;
+
+/** mulberry32: a fast 32-bit PRNG (not for crypto). The same seed gives the same stream. */
+export function mulberry32(seed: number): Rng {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Mixes integers into one 31-bit seed, e.g. (seed, index) or (seed, stream, index). */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h ^= p >>> 0;
+    h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= h >>> 13;
+    h = Math.imul(h, 0x5bd1e995) >>> 0;
+  }
+  return (h ^ (h >>> 15)) & 0x7fffffff;
+}
+
+/** A uniform integer in [lo, hi] (both inclusive, like Python's random.randint). */
+export function randInt(rng: Rng, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}
+
+/** A uniform float in [lo, hi). */
+export function uniform(rng: Rng, lo: number, hi: number): number {
+  return lo + rng() * (hi - lo);
+}
+
+/** Fisher–Yates permutation of 0..n-1. */
+export function shuffled(n: number, rng: Rng): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
+  }
+  return out;
+}

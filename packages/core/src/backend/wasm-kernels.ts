@@ -1,0 +1,413 @@
+/**
+ * Kernels that the TF.js 4.22 WebAssembly backend lacks for GAN training, and replacements for its slow
+ * spots. Each kernel is composed of ops that the wasm backend has; ops called inside a kernel are not
+ * recorded on the gradient tape (TF.js stops taping while a kernel runs), so gradients still come from
+ * the kernel's registered gradient function.
+ *
+ * Supplied (missing in tfjs-backend-wasm 4.22):
+ *  - Conv2DBackpropFilter: filter gradient of conv2d and of conv2dTranspose.
+ *  - UnsortedSegmentSum: gradient of gather, i.e. of an embedding layer (cGAN labels).
+ * Replaced (measured faster; the original kernel's setupFunc is kept):
+ *  - Conv2DBackpropInput: input gradient of conv2d and the forward pass of conv2dTranspose.
+ *  - BatchMatMul with transposeA/transposeB: explicit transposes, then the original kernel.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+type TensorInfo = tf.TensorInfo;
+type KernelFunc = tf.KernelConfig['kernelFunc'];
+type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+
+const BACKEND = 'wasm';
+
+/**
+ * A Tensor view of a kernel input. Inputs are normally Tensors already (returned as is: tf.tidy does
+ * not dispose tensors created outside it). A bare TensorInfo gets a new Tensor holding one more
+ * reference to its data, which the enclosing tf.tidy releases.
+ */
+function wrap(info: TensorInfo): tf.Tensor {
+  if (info instanceof tf.Tensor && !info.isDisposed) return info;
+  const t = tf.engine().makeTensorFromTensorInfo(info);
+  tf.engine().backend.incRef(info.dataId);
+  return t;
+}
+
+function pair(v: number | [number, number] | number[]): [number, number] {
+  return typeof v === 'number' ? [v, v] : [v[0]!, v[1]!];
+}
+
+/** NCHW → NHWC for the rare caller that asks for channelsFirst (the wasm Conv2D is NHWC only). */
+function toNHWC(t: tf.Tensor4D, dataFormat: string | undefined): tf.Tensor4D {
+  return dataFormat === 'NCHW' ? tf.transpose(t, [0, 2, 3, 1]) : t;
+}
+function fromNHWC(t: tf.Tensor4D, dataFormat: string | undefined): tf.Tensor4D {
+  return dataFormat === 'NCHW' ? tf.transpose(t, [0, 3, 1, 2]) : t;
+}
+function shapeNHWC(shape: number[], dataFormat: string | undefined): [number, number, number, number] {
+  const [a, b, c, d] = shape as [number, number, number, number];
+  return dataFormat === 'NCHW' ? [a, c, d, b] : [a, b, c, d];
+}
+function padNHWC(pad: Pad, dataFormat: string | undefined): Pad {
+  if (Array.isArray(pad) && dataFormat === 'NCHW') {
+    // explicit NCHW padding [[0,0],[0,0],[t,b],[l,r]] → NHWC [[0,0],[t,b],[l,r],[0,0]]
+    return [pad[0], pad[2], pad[3], pad[1]];
+  }
+  return pad;
+}
+
+/**
+ * dW[kh,kw,ci,co] = Σ_{n,oh,ow} xpad[n, oh·s+i, ow·s+j, ci] · dy[n,oh,ow,co]
+ * computed as one conv2d: the input is x with batch and channels swapped ([ci,H,W,n]), the filter is dy
+ * as [Ho,Wo,n,co], stride 1 and dilation = the forward stride. Output [ci, ≥kh, ≥kw, co] is cropped and
+ * transposed to [kh,kw,ci,co].
+ */
+export function conv2DBackpropFilterImpl(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: Pad,
+  dimRoundingMode?: Rounding,
+): tf.Tensor4D {
+  const [kh, kw, ci, co] = filterShape;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape,
+    filterShape,
+    strides,
+    1,
+    pad as 'same',
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const { top, bottom, left, right } = info.padInfo;
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  const [, H, W] = x.shape;
+  const [, Ho, Wo] = dy.shape;
+  // Rows of the (padded) input that no output position reads are dropped instead of convolved.
+  const usedH = (Ho - 1) * sh + kh; // rows of padded input read
+  const usedW = (Wo - 1) * sw + kw;
+  const padB = Math.max(0, usedH - top - H);
+  const padR = Math.max(0, usedW - left - W);
+  const keepH = Math.min(H, usedH - top);
+  const keepW = Math.min(W, usedW - left);
+  let xs: tf.Tensor4D = x;
+  if (keepH < H || keepW < W) xs = tf.slice(x, [0, 0, 0, 0], [-1, keepH, keepW, -1]);
+  void bottom;
+  void right;
+  const xT = tf.transpose(xs, [3, 1, 2, 0]); // [ci, H, W, n]
+  const dyT = tf.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, n, co]
+  let out = tf.conv2d(
+    xT,
+    dyT,
+    1,
+    [
+      [0, 0],
+      [top, padB],
+      [left, padR],
+      [0, 0],
+    ],
+    'NHWC',
+    [sh, sw],
+  ); // [ci, kh, kw, co]
+  if (out.shape[1] !== kh || out.shape[2] !== kw) out = tf.slice(out, [0, 0, 0, 0], [ci, kh, kw, co]);
+  return tf.transpose(out, [1, 2, 0, 3]);
+}
+
+/**
+ * Per spatial dimension of conv2DBackpropInput: output phase r' (output index h = m·s + r') reads the
+ * filter taps r + s·t, with r = (r' + pad) mod s, from dy[m + δ(r') - t]. All phases are aligned to a
+ * common tap count T and offset D so that one stride-1 convolution computes every phase.
+ */
+function phasePlan(H: number, s: number, k: number, pad: number) {
+  const a = Math.floor(pad / s);
+  const b = pad % s;
+  const phases = Array.from({ length: s }, (_, rp) => {
+    const r = (rp + b) % s;
+    const delta = a + Math.floor((rp + b) / s);
+    const taps = r < k ? Math.ceil((k - r) / s) : 0;
+    return { r, delta, taps };
+  });
+  const D = Math.max(...phases.map((p) => p.delta));
+  const T = Math.max(1, ...phases.map((p) => p.taps + D - p.delta));
+  const M = Math.ceil(H / s);
+  /** Filter row u of output phase rp: the index into W, or -1 for a zero tap. */
+  const tap = (rp: number, u: number): number => {
+    const p = phases[rp]!;
+    const t = T - 1 - u - D + p.delta;
+    return t >= 0 && t < p.taps ? p.r + s * t : -1;
+  };
+  return { D, T, M, tap };
+}
+
+/**
+ * dx = conv2dTranspose(dy, W) as ONE stride-1 convolution of dy with a filter that holds, for every
+ * output phase (r', c') of the stride, the flipped sub-filter W[r::s, c::s] (in/out channels swapped),
+ * followed by a depth-to-space shuffle (reshape + transpose). Same arithmetic as the direct method, but
+ * done by the fast XNNPACK Conv2D of the wasm backend; no strided slices, no zero-insertion.
+ */
+export function conv2DBackpropInputImpl(
+  inputShape: [number, number, number, number],
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  strides: number | [number, number],
+  pad: Pad,
+  dimRoundingMode?: Rounding,
+): tf.Tensor4D {
+  const [N, H, W, ci] = inputShape;
+  const [kh, kw, , co] = filter.shape;
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape,
+    strides,
+    1,
+    pad as 'same',
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  const ph = phasePlan(H, sh, kh, info.padInfo.top);
+  const pw = phasePlan(W, sw, kw, info.padInfo.left);
+  // Filter [Th, Tw, co, (r', c', ci)], built on the JS side (filters are small; gather/reverse/strided
+  // slices on the wasm backend cost more than this loop).
+  const w = filter.dataSync() as Float32Array; // [kh, kw, ci, co]
+  const P = sh * sw;
+  const outC = P * ci;
+  const f = new Float32Array(ph.T * pw.T * co * outC);
+  for (let u = 0; u < ph.T; u++) {
+    for (let v = 0; v < pw.T; v++) {
+      const base = (u * pw.T + v) * co * outC;
+      for (let rp = 0; rp < sh; rp++) {
+        const i = ph.tap(rp, u);
+        if (i < 0) continue;
+        for (let cp = 0; cp < sw; cp++) {
+          const j = pw.tap(cp, v);
+          if (j < 0) continue;
+          const src = (i * kw + j) * ci * co;
+          const chan = (rp * sw + cp) * ci;
+          for (let c = 0; c < ci; c++) {
+            for (let o = 0; o < co; o++) f[base + o * outC + chan + c] = w[src + c * co + o]!;
+          }
+        }
+      }
+    }
+  }
+  const F = tf.tensor4d(f, [ph.T, pw.T, co, outC]);
+  // Output m of the convolution reads dy[m + D - T + 1 + u]: pad (or crop) dy accordingly.
+  const [, Ho, Wo] = dy.shape;
+  let top = ph.T - 1 - ph.D;
+  let left = pw.T - 1 - pw.D;
+  const cropTop = Math.max(0, -top);
+  const cropLeft = Math.max(0, -left);
+  top = Math.max(0, top);
+  left = Math.max(0, left);
+  // rows of dy read: up to M - 1 + D (exclusive bound M + D)
+  const needH = Math.min(Ho, ph.M + ph.D) - cropTop;
+  const needW = Math.min(Wo, pw.M + pw.D) - cropLeft;
+  let x = dy;
+  if (cropTop > 0 || cropLeft > 0 || needH < Ho || needW < Wo) {
+    x = tf.slice(dy, [0, cropTop, cropLeft, 0], [N, Math.max(0, needH), Math.max(0, needW), co]);
+  }
+  const bottom = ph.M + ph.T - 1 - x.shape[1] - top;
+  const right = pw.M + pw.T - 1 - x.shape[2] - left;
+  let y = tf.conv2d(
+    x,
+    F,
+    1,
+    [
+      [0, 0],
+      [top, Math.max(0, bottom)],
+      [left, Math.max(0, right)],
+      [0, 0],
+    ],
+    'NHWC',
+  ); // [N, M, Mw, P·ci]
+  if (y.shape[1] !== ph.M || y.shape[2] !== pw.M) y = tf.slice(y, [0, 0, 0, 0], [N, ph.M, pw.M, outC]);
+  let out: tf.Tensor4D = y;
+  if (P > 1) {
+    out = tf.reshape(
+      tf.transpose(tf.reshape(y, [N, ph.M, pw.M, sh, sw, ci]), [0, 1, 3, 2, 4, 5]),
+      [N, ph.M * sh, pw.M * sw, ci],
+    );
+  }
+  if (out.shape[1] !== H || out.shape[2] !== W) out = tf.slice(out, [0, 0, 0, 0], [N, H, W, ci]);
+  return out;
+}
+
+/** out[s, ...] = Σ_{i: ids[i] = s} x[i, ...]; negative ids are dropped (as in TensorFlow). One matMul. */
+export function unsortedSegmentSumImpl(x: tf.Tensor, segmentIds: tf.Tensor, numSegments: number): tf.Tensor {
+  const n = segmentIds.size;
+  const inner = x.shape.slice(segmentIds.rank);
+  const ids = tf.reshape(segmentIds, [1, n]);
+  const oneHotT = tf.cast(tf.equal(tf.expandDims(tf.range(0, numSegments, 1, 'int32'), 1), ids), 'float32'); // [S, n]
+  const x2 = tf.reshape(x.dtype === 'float32' ? x : tf.cast(x, 'float32'), [n, -1]);
+  const out = tf.reshape(tf.matMul(oneHotT, x2), [numSegments, ...inner]);
+  return x.dtype === 'float32' ? out : tf.cast(out, x.dtype);
+}
+
+const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, attrs }) => {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const a = attrs as unknown as {
+    strides: number | [number, number];
+    pad: Pad;
+    dataFormat?: string;
+    dimRoundingMode?: Rounding;
+    filterShape: [number, number, number, number];
+  };
+  return tf.tidy(() =>
+    conv2DBackpropFilterImpl(
+      toNHWC(wrap(x) as tf.Tensor4D, a.dataFormat),
+      toNHWC(wrap(dy) as tf.Tensor4D, a.dataFormat),
+      a.filterShape,
+      a.strides,
+      padNHWC(a.pad, a.dataFormat),
+      a.dimRoundingMode,
+    ),
+  );
+};
+
+const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs as unknown as {
+    strides: number | [number, number];
+    pad: Pad;
+    dataFormat?: string;
+    dimRoundingMode?: Rounding;
+    inputShape: [number, number, number, number];
+  };
+  return tf.tidy(() =>
+    fromNHWC(
+      conv2DBackpropInputImpl(
+        shapeNHWC(a.inputShape, a.dataFormat),
+        toNHWC(wrap(dy) as tf.Tensor4D, a.dataFormat),
+        wrap(filter) as tf.Tensor4D,
+        a.strides,
+        padNHWC(a.pad, a.dataFormat),
+        a.dimRoundingMode,
+      ),
+      a.dataFormat,
+    ),
+  );
+};
+
+const unsortedSegmentSumKernel: KernelFunc = ({ inputs, attrs }) => {
+  const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = attrs as unknown as { numSegments: number };
+  return tf.tidy(() => unsortedSegmentSumImpl(wrap(x), wrap(segmentIds), numSegments));
+};
+
+/** BatchMatMul with transpose flags: the wasm kernel is far slower with them than an explicit transpose. */
+function batchMatMulKernel(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return original(args);
+    const swapLast = (t: tf.Tensor) => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+      return tf.transpose(t, perm);
+    };
+    const aT = transposeA ? tf.tidy(() => swapLast(wrap(a))) : null;
+    const bT = transposeB ? tf.tidy(() => swapLast(wrap(b))) : null;
+    try {
+      return original({
+        ...args,
+        inputs: { a: aT ?? a, b: bT ?? b },
+        attrs: { ...args.attrs, transposeA: false, transposeB: false },
+      });
+    } finally {
+      aT?.dispose();
+      bT?.dispose();
+    }
+  };
+}
+
+/**
+ * The wasm Conv2D/FusedConv2D/depthwise kernels give wrong results for padding 'same' when a stride is
+ * larger than the (dilated) filter in that dimension (e.g. a 1×1 conv with stride 2): XNNPACK's own
+ * SAME-padding rule is used there. Passing TF.js's padding explicitly gives the right answer.
+ */
+function samePadFixKernel(original: KernelFunc, depthwise: boolean): KernelFunc {
+  return (args) => {
+    const attrs = args.attrs as unknown as {
+      pad: Pad;
+      strides: number | [number, number];
+      dilations?: number | [number, number];
+      dimRoundingMode?: Rounding;
+      dataFormat?: string;
+    };
+    if (attrs.pad !== 'same' || (attrs.dataFormat ?? 'NHWC') !== 'NHWC') return original(args);
+    const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+    const [sh, sw] = pair(attrs.strides);
+    const [dh, dw] = pair(attrs.dilations ?? 1);
+    const [kh, kw] = filter.shape as [number, number];
+    if (sh <= (kh - 1) * dh + 1 && sw <= (kw - 1) * dw + 1) return original(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      attrs.dilations ?? 1,
+      'same',
+      attrs.dimRoundingMode,
+      depthwise,
+      'channelsLast',
+    );
+    const { top, bottom, left, right } = info.padInfo;
+    const pad: Pad = [
+      [0, 0],
+      [top, bottom],
+      [left, right],
+      [0, 0],
+    ];
+    return original({ ...args, attrs: { ...args.attrs, pad } as unknown as tf.NamedAttrMap });
+  };
+}
+
+/** Which kernels to register; all on by default. Exposed for tests and measurements. */
+export interface WasmKernelOptions {
+  /** Replace the wasm Conv2DBackpropInput (default true). */
+  replaceConv2DBackpropInput?: boolean;
+  /** Replace BatchMatMul with transpose flags (default true). */
+  replaceBatchMatMul?: boolean;
+}
+
+let registered = false;
+
+/**
+ * Registers the missing and replacement kernels for 'wasm'. Call BEFORE tf.setBackend('wasm') (a
+ * replaced kernel keeps the original's setupFunc, which runs when the backend starts). Idempotent.
+ */
+export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
+  if (registered) return;
+  registered = true;
+  const add = (kernelName: string, kernelFunc: KernelFunc) => {
+    if (tf.getKernel(kernelName, BACKEND) == null) tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
+  };
+  const replace = (kernelName: string, make: (original: KernelFunc) => KernelFunc) => {
+    const original = tf.getKernel(kernelName, BACKEND);
+    if (original == null) return;
+    tf.unregisterKernel(kernelName, BACKEND);
+    tf.registerKernel({
+      kernelName,
+      backendName: BACKEND,
+      kernelFunc: make(original.kernelFunc),
+      ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
+      ...(original.disposeFunc ? { disposeFunc: original.disposeFunc } : {}),
+    });
+  };
+  add('Conv2DBackpropFilter', conv2DBackpropFilterKernel);
+  add('UnsortedSegmentSum', unsortedSegmentSumKernel);
+  if (opts.replaceConv2DBackpropInput !== false) replace('Conv2DBackpropInput', () => conv2DBackpropInputKernel);
+  if (opts.replaceBatchMatMul !== false) replace('BatchMatMul', batchMatMulKernel);
+  replace('Conv2D', (k) => samePadFixKernel(k, false));
+  replace('FusedConv2D', (k) => samePadFixKernel(k, false));
+  replace('DepthwiseConv2dNative', (k) => samePadFixKernel(k, true));
+  replace('FusedDepthwiseConv2D', (k) => samePadFixKernel(k, true));
+}
+
+/** Kernels this module supplies or replaces for 'wasm' (for the log line and docs). */
+export const SUPPLIED_WASM_KERNELS = ['Conv2DBackpropFilter', 'UnsortedSegmentSum'] as const;
+export const REPLACED_WASM_KERNELS = ['Conv2DBackpropInput', 'BatchMatMul'] as const;

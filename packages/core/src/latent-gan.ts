@@ -1,0 +1,154 @@
+/**
+ * The noise-to-image GAN step shared by the vanilla GAN, DCGAN and the conditional GAN: G maps z (and a class
+ * label, when conditional) to an image; D scores images (with the label). Variants supply only the networks.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { saveImageGrid } from './image.js';
+import { type AdversarialLoss, gradientPenalty } from './losses.js';
+import { adam, optimize } from './optim.js';
+import { mixSeed, mulberry32, permutation } from './rng.js';
+import type { GanTask, Losses } from './trainer.js';
+
+/** Labelled images in memory, as MNIST is: `batch` returns images in [-1, 1] and int32 labels. */
+export interface LabelledImages {
+  readonly count: number;
+  batch(indices: Int32Array): { x: tf.Tensor4D; y: tf.Tensor1D };
+}
+
+export interface LatentGanOptions {
+  variant: string;
+  /** Inputs: z [B, latentDim], plus labels [B] (int32) when `numClasses` is set. Output: images in [-1, 1]. */
+  generator: tf.LayersModel;
+  /** Inputs: images, plus labels when conditional. Output: one score (logit) per image. */
+  discriminator: tf.LayersModel;
+  latentDim: number;
+  numClasses?: number;
+  loss: AdversarialLoss;
+  lr: number;
+  beta1: number;
+  seed: number;
+  batchSize: number;
+  data: LabelledImages;
+  config: Record<string, unknown>;
+  mustMatch: string[];
+}
+
+type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
+
+/** Noise for `count` samples, reproducible from `seed`. */
+export function latentNoise(count: number, latentDim: number, seed: number): tf.Tensor2D {
+  return tf.randomNormal([count, latentDim], 0, 1, 'float32', seed);
+}
+
+export class LatentGanTask implements GanTask<Batch> {
+  readonly variant: string;
+  readonly config: Record<string, unknown>;
+  readonly mustMatch: string[];
+  readonly nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };
+  readonly optimizers: { generator: tf.Optimizer; discriminator: tf.Optimizer };
+  readonly stepsPerEpoch: number;
+  readonly lossName: string;
+  private readonly fixedNoise: tf.Tensor2D;
+  private readonly fixedLabels?: tf.Tensor1D;
+  private order?: { epoch: number; perm: Int32Array };
+
+  constructor(private readonly o: LatentGanOptions) {
+    this.variant = o.variant;
+    this.config = o.config;
+    this.mustMatch = o.mustMatch;
+    this.lossName = o.loss.name;
+    this.nets = { generator: o.generator, discriminator: o.discriminator };
+    this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
+    this.stepsPerEpoch = Math.max(1, Math.floor(o.data.count / o.batchSize));
+    // Samples use the same noise all run long, so the grids show training progress rather than new draws.
+    if (o.numClasses) {
+      const k = o.numClasses;
+      // One row per class, one column per noise vector: each column shows one "style" across classes.
+      this.fixedNoise = tf.tidy(() => tf.tile(latentNoise(k, o.latentDim, mixSeed(o.seed, 7)), [k, 1]) as tf.Tensor2D);
+      this.fixedLabels = tf.tensor1d(
+        Array.from({ length: k * k }, (_, i) => Math.floor(i / k)),
+        'int32',
+      );
+    } else {
+      this.fixedNoise = latentNoise(64, o.latentDim, mixSeed(o.seed, 7));
+    }
+  }
+
+  private get conditional(): boolean {
+    return this.o.numClasses !== undefined;
+  }
+
+  nextBatch(step: number): Batch {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    if (this.order?.epoch !== epoch) {
+      this.order = { epoch, perm: permutation(this.o.data.count, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
+    }
+    const start = (step % this.stepsPerEpoch) * this.o.batchSize;
+    const { x, y } = this.o.data.batch(this.order.perm.subarray(start, start + this.o.batchSize));
+    const z = latentNoise(this.o.batchSize, this.o.latentDim, mixSeed(this.o.seed, step, 1));
+    const rng = mulberry32(mixSeed(this.o.seed, step, 2));
+    const k = this.o.numClasses ?? 1;
+    const yFake = tf.tensor1d(
+      Array.from({ length: this.o.batchSize }, () => Math.floor(rng() * k)),
+      'int32',
+    );
+    return { x, y, z, yFake };
+  }
+
+  private generate(z: tf.Tensor, labels: tf.Tensor, training: boolean): tf.Tensor4D {
+    const inputs = this.conditional ? [z, labels] : z;
+    return this.nets.generator.apply(inputs, { training }) as tf.Tensor4D;
+  }
+
+  private score(x: tf.Tensor, labels: tf.Tensor): tf.Tensor {
+    const inputs = this.conditional ? [x, labels] : x;
+    return this.nets.discriminator.apply(inputs, { training: true }) as tf.Tensor;
+  }
+
+  discriminatorStep(b: Batch, step: number): Losses {
+    return optimize(
+      this.optimizers.discriminator,
+      [this.nets.discriminator],
+      () => {
+        const fake = this.generate(b.z, b.yFake, true);
+        const real = this.score(b.x, b.y);
+        let d = this.o.loss.discriminator(real, this.score(fake, b.yFake));
+        if (this.o.loss.needsGradientPenalty) {
+          // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
+          const fakeForReal = this.generate(b.z, b.y, true);
+          d = tf.add(d, gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)));
+        }
+        return { D: d, 'D(x)': tf.mean(real) as tf.Scalar };
+      },
+      'D',
+    );
+  }
+
+  generatorStep(b: Batch): Losses {
+    return optimize(
+      this.optimizers.generator,
+      [this.nets.generator],
+      () => ({ G: this.o.loss.generator(this.score(this.generate(b.z, b.yFake, true), b.yFake)) }),
+      'G',
+    );
+  }
+
+  /** Images for noise `z` (and labels), in inference mode; the caller disposes the result. */
+  sample(z: tf.Tensor2D, labels?: tf.Tensor1D): tf.Tensor4D {
+    return tf.tidy(() => this.generate(z, labels ?? tf.zeros([z.shape[0]], 'int32'), false));
+  }
+
+  async writeSamples(file: string): Promise<void> {
+    const images = this.sample(this.fixedNoise, this.fixedLabels);
+    try {
+      await saveImageGrid(images, file, { cols: this.o.numClasses ?? 8 });
+    } finally {
+      images.dispose();
+    }
+  }
+
+  dispose(): void {
+    tf.dispose([this.fixedNoise, this.fixedLabels ?? []]);
+    for (const opt of Object.values(this.optimizers)) opt.dispose();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Adversarial losses, selectable by name for every variant. Discriminators output raw scores (logits);
+ * each loss turns D's scores on real and fake samples into D's and G's objectives.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GantryError } from './errors.js';
+
+export const GAN_LOSSES = ['bce', 'lsgan', 'wgan-gp', 'hinge'] as const;
+export type GanLossName = (typeof GAN_LOSSES)[number];
+
+export interface AdversarialLoss {
+  readonly name: GanLossName;
+  discriminator(realScores: tf.Tensor, fakeScores: tf.Tensor): tf.Scalar;
+  generator(fakeScores: tf.Tensor): tf.Scalar;
+  /** Whether D's objective needs `gradientPenalty` added (WGAN-GP). */
+  readonly needsGradientPenalty: boolean;
+}
+
+const mean = (t: tf.Tensor) => tf.mean(t) as tf.Scalar;
+
+/** Non-saturating BCE (Goodfellow et al. 2014): G maximises log D(G(z)) instead of minimising log(1 − D(G(z))). */
+const bce: AdversarialLoss = {
+  name: 'bce',
+  needsGradientPenalty: false,
+  // −log σ(r) = softplus(−r); −log(1 − σ(f)) = softplus(f): stable for any logit.
+  discriminator: (r, f) => tf.add(mean(tf.softplus(tf.neg(r))), mean(tf.softplus(f))),
+  generator: (f) => mean(tf.softplus(tf.neg(f))),
+};
+
+/** Least-squares GAN (Mao et al. 2017), CycleGAN's default: targets 1 for real, 0 for fake. */
+const lsgan: AdversarialLoss = {
+  name: 'lsgan',
+  needsGradientPenalty: false,
+  // Halved as in the reference implementation, so D learns at the same pace as with BCE.
+  discriminator: (r, f) => tf.mul(0.5, tf.add(mean(tf.square(tf.sub(r, 1))), mean(tf.square(f)))),
+  generator: (f) => mean(tf.square(tf.sub(f, 1))),
+};
+
+/** Wasserstein loss (Gulrajani et al. 2017); the critic's Lipschitz constraint comes from `gradientPenalty`. */
+const wganGp: AdversarialLoss = {
+  name: 'wgan-gp',
+  needsGradientPenalty: true,
+  discriminator: (r, f) => tf.sub(mean(f), mean(r)),
+  generator: (f) => tf.neg(mean(f)),
+};
+
+/** Hinge loss (Lim & Ye 2017; SAGAN, BigGAN). */
+const hinge: AdversarialLoss = {
+  name: 'hinge',
+  needsGradientPenalty: false,
+  discriminator: (r, f) => tf.add(mean(tf.relu(tf.sub(1, r))), mean(tf.relu(tf.add(1, f)))),
+  generator: (f) => tf.neg(mean(f)),
+};
+
+const LOSSES: Record<GanLossName, AdversarialLoss> = { bce, lsgan, 'wgan-gp': wganGp, hinge };
+
+export function adversarialLoss(name: string): AdversarialLoss {
+  const loss = LOSSES[name as GanLossName];
+  if (!loss) throw new GantryError(`--loss: unknown loss '${name}' (expected one of ${GAN_LOSSES.join(', ')})`);
+  return loss;
+}
+
+/**
+ * WGAN-GP penalty λ·E[(‖∇D(x̂)‖₂ − 1)²] at random interpolates x̂ of real and fake samples.
+ * `critic` maps an image batch to scores (a conditional critic closes over its labels).
+ */
+export function gradientPenalty(
+  critic: (x: tf.Tensor) => tf.Tensor,
+  real: tf.Tensor,
+  fake: tf.Tensor,
+  lambda = 10,
+  seed?: number,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const batch = real.shape[0]!;
+    const epsShape = [batch, ...real.shape.slice(1).map(() => 1)];
+    const eps = tf.randomUniform(epsShape, 0, 1, 'float32', seed);
+    const interp = tf.add(tf.mul(eps, real), tf.mul(tf.sub(1, eps), fake));
+    const grad = tf.grad((x: tf.Tensor) => tf.sum(critic(x)))(interp);
+    const axes = grad.shape.slice(1).map((_, i) => i + 1);
+    const norm = tf.sqrt(tf.add(tf.sum(tf.square(grad), axes), 1e-12));
+    return tf.mul(lambda, mean(tf.square(tf.sub(norm, 1))));
+  });
+}
+
+/** Mean absolute error: pix2pix's reconstruction term and CycleGAN's cycle and identity terms. */
+export function l1(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
+  return mean(tf.abs(tf.sub(a, b)));
+}

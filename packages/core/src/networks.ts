@@ -1,0 +1,304 @@
+/**
+ * Every building block of Gantry's networks, named once (in the spirit of the reference implementation's
+ * networks.py): initialisers, norm layers, reflection padding, conv/deconv blocks, and the image-to-image
+ * networks (U-Net, ResNet generator, PatchGAN) shared by pix2pix and CycleGAN.
+ *
+ * Networks are tfjs-layers models so that a trained generator saves in the TF.js layers format and loads
+ * with `tf.loadLayersModel` in Node or the browser (custom layers here are registered for that).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { nextInitSeed } from './rng.js';
+
+export type Norm = 'batch' | 'instance' | 'none';
+export type Activation = 'relu' | 'leaky' | 'tanh' | 'sigmoid' | 'none';
+type Sym = tf.SymbolicTensor;
+type Initializer = ReturnType<typeof tf.initializers.randomNormal>;
+
+/** N(0, 0.02) weights, as in the DCGAN and pix2pix papers; every call draws a new seed (see `seedWeights`). */
+export function weightInit(): Initializer {
+  return tf.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: nextInitSeed() });
+}
+
+/** Norm-layer scales start at N(1, 0.02), as the reference implementation's init_weights. */
+function gammaInit(): Initializer {
+  return tf.initializers.randomNormal({ mean: 1, stddev: 0.02, seed: nextInitSeed() });
+}
+
+/**
+ * Instance normalisation (Ulyanov et al. 2016): each sample and channel normalised over H×W.
+ * `affine: false` by default, like the reference's InstanceNorm2d.
+ */
+export class InstanceNormalization extends tf.layers.Layer {
+  static className = 'InstanceNormalization';
+  private readonly epsilon: number;
+  private readonly affine: boolean;
+  private gamma?: tf.LayerVariable;
+  private beta?: tf.LayerVariable;
+
+  constructor(config: { epsilon?: number; affine?: boolean; name?: string; trainable?: boolean } = {}) {
+    super(config);
+    this.epsilon = config.epsilon ?? 1e-5;
+    this.affine = config.affine ?? false;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const channels = shape[shape.length - 1] as number;
+    if (this.affine) {
+      this.gamma = this.addWeight('gamma', [channels], 'float32', tf.initializers.ones());
+      this.beta = this.addWeight('beta', [channels], 'float32', tf.initializers.zeros());
+    }
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+      const { mean, variance } = tf.moments(x, [1, 2], true);
+      let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon)));
+      if (this.gamma && this.beta) y = tf.add(tf.mul(y, this.gamma.read()), this.beta.read());
+      return y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), epsilon: this.epsilon, affine: this.affine };
+  }
+}
+tf.serialization.registerClass(InstanceNormalization);
+
+/** Reflection padding of H and W (CycleGAN's ResNet generator pads this way to avoid border artefacts). */
+export class ReflectionPadding2D extends tf.layers.Layer {
+  static className = 'ReflectionPadding2D';
+  private readonly padding: number;
+
+  constructor(config: { padding: number; name?: string }) {
+    super(config);
+    this.padding = config.padding;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const grow = (d: number | null) => (d == null ? null : d + 2 * this.padding);
+    return [s[0]!, grow(s[1]!), grow(s[2]!), s[3]!];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor4D;
+    const p = this.padding;
+    return tf.mirrorPad(
+      x,
+      [
+        [0, 0],
+        [p, p],
+        [p, p],
+        [0, 0],
+      ],
+      'reflect',
+    );
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), padding: this.padding };
+  }
+}
+tf.serialization.registerClass(ReflectionPadding2D);
+
+/** A norm layer applied to `x` (identity for 'none'). */
+export function normLayer(x: Sym, norm: Norm): Sym {
+  if (norm === 'batch') {
+    // PyTorch's momentum 0.1 is Keras' 0.9.
+    return tf.layers
+      .batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: gammaInit() })
+      .apply(x) as Sym;
+  }
+  if (norm === 'instance') return new InstanceNormalization().apply(x) as Sym;
+  return x;
+}
+
+/** An activation applied to `x` (LeakyReLU slope 0.2, as in DCGAN/pix2pix discriminators). */
+export function activation(x: Sym, act: Activation): Sym {
+  switch (act) {
+    case 'none':
+      return x;
+    case 'leaky':
+      return tf.layers.leakyReLU({ alpha: 0.2 }).apply(x) as Sym;
+    default:
+      return tf.layers.activation({ activation: act }).apply(x) as Sym;
+  }
+}
+
+export interface ConvOptions {
+  filters: number;
+  kernel?: number;
+  stride?: number;
+  padding?: 'same' | 'valid';
+  norm?: Norm;
+  act?: Activation;
+  /** Bias is redundant before batch norm, so by default only convs without it get one. */
+  bias?: boolean;
+}
+
+/** conv → norm → activation. */
+export function convBlock(x: Sym, o: ConvOptions): Sym {
+  const norm = o.norm ?? 'none';
+  const y = tf.layers
+    .conv2d({
+      filters: o.filters,
+      kernelSize: o.kernel ?? 4,
+      strides: o.stride ?? 2,
+      padding: o.padding ?? 'same',
+      useBias: o.bias ?? norm !== 'batch',
+      kernelInitializer: weightInit(),
+    })
+    .apply(x) as Sym;
+  return activation(normLayer(y, norm), o.act ?? 'none');
+}
+
+/** transposed conv (upsampling ×stride) → norm → activation. */
+export function deconvBlock(x: Sym, o: ConvOptions): Sym {
+  const norm = o.norm ?? 'none';
+  const y = tf.layers
+    .conv2dTranspose({
+      filters: o.filters,
+      kernelSize: o.kernel ?? 4,
+      strides: o.stride ?? 2,
+      padding: o.padding ?? 'same',
+      useBias: o.bias ?? norm !== 'batch',
+      kernelInitializer: weightInit(),
+    })
+    .apply(x) as Sym;
+  return activation(normLayer(y, norm), o.act ?? 'none');
+}
+
+/** dense → norm → activation. */
+export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none'): Sym {
+  const y = tf.layers
+    .dense({ units, useBias: norm !== 'batch', kernelInitializer: weightInit() })
+    .apply(x) as Sym;
+  return activation(normLayer(y, norm), act);
+}
+
+/** Dropout with a seed drawn like the weights' (pix2pix uses it as the generator's noise source). */
+export function dropout(x: Sym, rate: number): Sym {
+  return tf.layers.dropout({ rate, seed: nextInitSeed() }).apply(x) as Sym;
+}
+
+export function concat(xs: Sym[]): Sym {
+  return tf.layers.concatenate({ axis: -1 }).apply(xs) as Sym;
+}
+
+export interface UnetOptions {
+  size: number;
+  inChannels: number;
+  outChannels: number;
+  /** Number of ×2 downsamplings: 8 for unet_256, 7 for unet_128; the bottleneck is size / 2^numDowns. */
+  numDowns: number;
+  ngf: number;
+  norm: Norm;
+  dropout: boolean;
+  name?: string;
+}
+
+/**
+ * U-Net generator of pix2pix: an encoder–decoder whose mirrored levels are joined by skip connections.
+ * Filters double per level up to ngf·8; dropout 0.5 on the decoder's deepest ngf·8 levels, as the reference.
+ */
+export function unetGenerator(o: UnetOptions): tf.LayersModel {
+  if (o.size % 2 ** o.numDowns !== 0) {
+    throw new Error(`unet: image size ${o.size} must be divisible by 2^${o.numDowns}`);
+  }
+  const filters = (level: number) => o.ngf * Math.min(2 ** level, 8);
+  const input = tf.input({ shape: [o.size, o.size, o.inChannels] });
+  const n = o.numDowns;
+  const downs: Sym[] = [convBlock(input, { filters: filters(0), bias: true })];
+  for (let level = 1; level < n; level++) {
+    const innermost = level === n - 1;
+    downs.push(
+      convBlock(activation(downs[level - 1]!, 'leaky'), {
+        filters: filters(level),
+        norm: innermost ? 'none' : o.norm,
+        bias: innermost ? true : undefined,
+      }),
+    );
+  }
+  let up: Sym = downs[n - 1]!;
+  for (let level = n - 1; level >= 1; level--) {
+    let y = deconvBlock(activation(up, 'relu'), { filters: filters(level - 1), norm: o.norm });
+    // The reference puts dropout on the ngf·8 blocks between the innermost and the 4 outer levels.
+    if (o.dropout && level <= n - 2 && level >= 4) y = dropout(y, 0.5);
+    up = concat([downs[level - 1]!, y]);
+  }
+  const output = deconvBlock(activation(up, 'relu'), {
+    filters: o.outChannels,
+    bias: true,
+    act: 'tanh',
+  });
+  return tf.model({ inputs: input, outputs: output, name: o.name ?? 'unet_generator' });
+}
+
+export interface ResnetOptions {
+  size: number;
+  inChannels: number;
+  outChannels: number;
+  ngf: number;
+  blocks: number;
+  norm: Norm;
+  dropout?: boolean;
+  name?: string;
+}
+
+/** ResNet residual block: reflect-pad, conv3, norm, ReLU, [dropout], reflect-pad, conv3, norm, plus the input. */
+export function resnetBlock(x: Sym, filters: number, norm: Norm, useDropout = false): Sym {
+  let y = new ReflectionPadding2D({ padding: 1 }).apply(x) as Sym;
+  y = convBlock(y, { filters, kernel: 3, stride: 1, padding: 'valid', norm, act: 'relu' });
+  if (useDropout) y = dropout(y, 0.5);
+  y = new ReflectionPadding2D({ padding: 1 }).apply(y) as Sym;
+  y = convBlock(y, { filters, kernel: 3, stride: 1, padding: 'valid', norm });
+  return tf.layers.add().apply([x, y]) as Sym;
+}
+
+/** CycleGAN's ResNet generator (Johnson et al. 2016): c7s1-ngf, two ×2 downsamplings, residual blocks, two ×2 upsamplings, c7s1-out + tanh. */
+export function resnetGenerator(o: ResnetOptions): tf.LayersModel {
+  const input = tf.input({ shape: [o.size, o.size, o.inChannels] });
+  let x = new ReflectionPadding2D({ padding: 3 }).apply(input) as Sym;
+  x = convBlock(x, { filters: o.ngf, kernel: 7, stride: 1, padding: 'valid', norm: o.norm, act: 'relu' });
+  x = convBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
+  x = convBlock(x, { filters: o.ngf * 4, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
+  for (let i = 0; i < o.blocks; i++) x = resnetBlock(x, o.ngf * 4, o.norm, o.dropout);
+  x = deconvBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
+  x = deconvBlock(x, { filters: o.ngf, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
+  x = new ReflectionPadding2D({ padding: 3 }).apply(x) as Sym;
+  x = convBlock(x, { filters: o.outChannels, kernel: 7, stride: 1, padding: 'valid', bias: true, act: 'tanh' });
+  return tf.model({ inputs: input, outputs: x, name: o.name ?? 'resnet_generator' });
+}
+
+export interface PatchOptions {
+  size: number;
+  inChannels: number;
+  ndf: number;
+  /** Strided layers; 3 gives the 70×70 receptive field of the paper. */
+  layers: number;
+  norm: Norm;
+  name?: string;
+}
+
+/**
+ * PatchGAN discriminator: classifies each overlapping patch (70×70 for 3 layers) as real or fake,
+ * returning a map of logits rather than one number.
+ */
+export function patchDiscriminator(o: PatchOptions): tf.LayersModel {
+  const input = tf.input({ shape: [o.size, o.size, o.inChannels] });
+  let x = convBlock(input, { filters: o.ndf, bias: true, act: 'leaky' });
+  for (let n = 1; n < o.layers; n++) {
+    x = convBlock(x, { filters: o.ndf * Math.min(2 ** n, 8), norm: o.norm, act: 'leaky' });
+  }
+  x = convBlock(x, { filters: o.ndf * Math.min(2 ** o.layers, 8), stride: 1, norm: o.norm, act: 'leaky' });
+  x = convBlock(x, { filters: 1, stride: 1, bias: true });
+  return tf.model({ inputs: input, outputs: x, name: o.name ?? 'patch_discriminator' });
+}
+
+/** Number of trainable parameters of a model. */
+export function countParams(model: tf.LayersModel): number {
+  return model.trainableWeights.reduce((n, w) => n + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0);
+}

@@ -1,0 +1,205 @@
+/**
+ * The adversarial training loop every variant shares. A variant implements `GanTask` (its networks, a D step,
+ * a G step, samples); the loop owns the rest: batches and their disposal, learning-rate schedule, progress,
+ * loss log, sample images, checkpoints, resume, Ctrl-C, NaN handling and discriminator-collapse warnings.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { type CheckpointState, latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { GantryError } from './errors.js';
+import { type LossLog, openLossLog, type Progress, startProgress } from './progress.js';
+import { constantLr, type LrSchedule } from './schedules.js';
+
+export type Losses = Record<string, tf.Scalar>;
+
+export interface GanTask<Batch extends tf.TensorContainer = tf.TensorContainer> {
+  readonly variant: string;
+  /** The options the networks were built with (JSON), stored in every checkpoint. */
+  readonly config: Record<string, unknown>;
+  /** Config keys a checkpoint must share to be restored into these networks. */
+  readonly mustMatch: string[];
+  readonly nets: Record<string, tf.LayersModel>;
+  readonly optimizers: Record<string, tf.Optimizer>;
+  readonly stepsPerEpoch: number;
+  /** The adversarial loss in use (see losses.ts), for the collapse warning. */
+  readonly lossName?: string;
+  /** The batch for `step` (deterministic in the seed and step, so resumed runs see the same data). */
+  nextBatch(step: number): Batch | Promise<Batch>;
+  /** One update of the discriminator(s); returns named losses, the main one called 'D'. */
+  discriminatorStep(batch: Batch, step: number): Losses;
+  /** One update of the generator(s); returns named losses, the main one called 'G'. */
+  generatorStep(batch: Batch, step: number): Losses;
+  /** Writes a sample image (grid or strip) for the current weights. */
+  writeSamples(file: string, step: number): Promise<void>;
+  dispose?(): void;
+}
+
+export interface TrainOptions {
+  runDir: string;
+  /** Total optimisation steps (one D step + one G step each). */
+  steps: number;
+  sampleEvery?: number;
+  checkpointEvery?: number;
+  /** Keep the last K checkpoints (0: all). */
+  keep?: number;
+  /** Learning-rate multiplier as a function of the (fractional) epoch. */
+  schedule?: LrSchedule;
+  /** Resume from this checkpoint directory, or from the run's latest when `true`. */
+  resume?: string | boolean;
+  /** 'stop' ends the run at the first NaN/Inf loss; 'rollback' restores the last checkpoint and halves the LR. */
+  nanPolicy?: 'stop' | 'rollback';
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** Stop after this many steps of this call (for tests of resume); the step count still runs to `steps`. */
+  stopAfter?: number;
+  /** Steps with D's loss under `collapseThreshold` before warning of discriminator collapse. */
+  collapseSteps?: number;
+  /** Called after each step with the losses read back (used by tests and the report). */
+  onStep?: (step: number, losses: Record<string, number>) => void;
+  /** Handle SIGINT by checkpointing and stopping (CLIs do; tests don't). */
+  handleSigint?: boolean;
+}
+
+export interface TrainResult {
+  step: number;
+  epoch: number;
+  seconds: number;
+  losses: Record<string, number>;
+  checkpoint?: string;
+  interrupted: boolean;
+}
+
+function setLearningRate(opt: tf.Optimizer, lr: number): void {
+  // tfjs optimizers read `learningRate` at every update; it is only `protected` in the typings.
+  (opt as unknown as { learningRate: number }).learningRate = lr;
+}
+
+function getLearningRate(opt: tf.Optimizer): number {
+  return (opt as unknown as { learningRate: number }).learningRate;
+}
+
+/** Weight tensors of all nets are finite (checked before a checkpoint is written, so none is ever corrupt). */
+function weightsFinite(nets: Record<string, tf.LayersModel>): boolean {
+  return tf.tidy(() => {
+    const flags = Object.values(nets).flatMap((m) => m.weights.map((w) => tf.all(tf.isFinite(w.read()))));
+    return flags.length === 0 || (tf.all(tf.stack(flags)).dataSync()[0] ?? 0) === 1;
+  });
+}
+
+export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  const schedule = o.schedule ?? constantLr;
+  const baseLr = Object.fromEntries(Object.entries(task.optimizers).map(([k, v]) => [k, getLearningRate(v)]));
+  let lrScale = 1;
+  fs.mkdirSync(path.join(o.runDir, 'samples'), { recursive: true });
+
+  let step = 0;
+  let lastCheckpoint: string | undefined;
+  let checkpointedStep = -1;
+  const restore = async (dir: string) => {
+    const state = await restoreCheckpoint(dir, task);
+    step = state.step;
+    lrScale = typeof state.lrScale === 'number' ? state.lrScale : 1;
+    lastCheckpoint = dir;
+    checkpointedStep = step;
+    return state;
+  };
+  if (o.resume) {
+    const dir = typeof o.resume === 'string' ? o.resume : latestCheckpoint(o.runDir);
+    if (!dir) throw new GantryError(`--resume: no complete checkpoint in ${path.join(o.runDir, 'checkpoints')}`);
+    await restore(dir);
+    log(`resumed from ${dir} at step ${step}`);
+  }
+
+  const checkpoint = async (): Promise<string | undefined> => {
+    if (!weightsFinite(task.nets)) {
+      throw new GantryError(`step ${step}: weights contain NaN/Inf; not checkpointing (last good checkpoint: ${lastCheckpoint ?? 'none'})`);
+    }
+    const state: CheckpointState = { variant: task.variant, step, epoch: Math.floor(step / task.stepsPerEpoch), config: task.config, lrScale };
+    lastCheckpoint = await saveCheckpoint(o.runDir, { state, nets: task.nets, optimizers: task.optimizers, keep: o.keep });
+    checkpointedStep = step;
+    return lastCheckpoint;
+  };
+
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit now)');
+  };
+  if (o.handleSigint) process.on('SIGINT', onSigint);
+
+  const lossLog: LossLog = openLossLog(path.join(o.runDir, 'losses.jsonl'));
+  const progress: Progress = startProgress({ total: o.steps, start: step, enabled: o.progress ?? false, log });
+  const started = Date.now();
+  const stopAt = o.stopAfter != null ? Math.min(o.steps, step + o.stopAfter) : o.steps;
+  let losses: Record<string, number> = {};
+  let lowDSteps = 0;
+  let warnedCollapse = false;
+  try {
+    while (step < stopAt && !interrupted) {
+      const epoch = step / task.stepsPerEpoch;
+      for (const [k, opt] of Object.entries(task.optimizers)) setLearningRate(opt, baseLr[k]! * schedule(epoch) * lrScale);
+
+      const batch = await task.nextBatch(step);
+      try {
+        const scalars = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
+        const names = Object.keys(scalars);
+        const values = tf.tidy(() => tf.stack(names.map((n) => scalars[n]!)).dataSync());
+        tf.dispose(Object.values(scalars));
+        losses = Object.fromEntries(names.map((n, i) => [n, values[i]!]));
+      } finally {
+        tf.dispose(batch);
+      }
+      step++;
+
+      const bad = Object.entries(losses).find(([, v]) => !Number.isFinite(v));
+      if (bad) {
+        if (o.nanPolicy === 'rollback' && lastCheckpoint) {
+          await restore(lastCheckpoint);
+          lrScale /= 2;
+          log(`step ${step}: ${bad[0]} loss is ${bad[1]}; rolled back to ${lastCheckpoint} (step ${step}) with the learning rate halved`);
+          continue;
+        }
+        throw new GantryError(
+          `step ${step}: ${bad[0]} loss is ${bad[1]}, training diverged; nothing was saved for this step (last good checkpoint: ${lastCheckpoint ?? 'none'}). Lower --lr or use --nan-policy rollback`,
+        );
+      }
+
+      // A Wasserstein critic's loss is unbounded below, so "near zero" says nothing there.
+      if ('D' in losses && task.lossName !== 'wgan-gp') {
+        lowDSteps = losses.D! < 1e-3 ? lowDSteps + 1 : 0;
+        if (!warnedCollapse && lowDSteps >= (o.collapseSteps ?? 200)) {
+          warnedCollapse = true;
+          log(
+            `warning: D's loss has stayed below 1e-3 for ${lowDSteps} steps (step ${step}): the discriminator has won and G gets no useful gradient. Try a smaller D (--ndf), a lower D learning rate, label smoothing or dropout in D.`,
+          );
+        }
+      }
+
+      lossLog.write({ step, epoch: step / task.stepsPerEpoch, ...losses });
+      o.onStep?.(step, losses);
+      progress.update(step, Math.floor(step / task.stepsPerEpoch), losses);
+
+      if (o.sampleEvery && step % o.sampleEvery === 0) {
+        await task.writeSamples(path.join(o.runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), step);
+      }
+      if (o.checkpointEvery && step % o.checkpointEvery === 0) await checkpoint();
+    }
+    if (checkpointedStep !== step) await checkpoint();
+    if (step >= o.steps) await task.writeSamples(path.join(o.runDir, 'samples', 'final.png'), step);
+  } finally {
+    progress.stop();
+    lossLog.close();
+    if (o.handleSigint) process.off('SIGINT', onSigint);
+  }
+  return {
+    step,
+    epoch: Math.floor(step / task.stepsPerEpoch),
+    seconds: (Date.now() - started) / 1000,
+    losses,
+    checkpoint: lastCheckpoint,
+    interrupted,
+  };
+}

