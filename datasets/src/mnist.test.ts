@@ -2,12 +2,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { GantryError } from '@gantry/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { GantryError, initBackend } from '@gantry/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMnist, mnistBatch, mnistDataDir, mnistImage } from './mnist.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gantry-mnist-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', log: () => {} });
+});
 
 /** Writes an IDX pair with `n` images of 2x3 and `nl` labels. */
 function writeIdx(dir: string, prefix: string, n: number, nl = n, gz = false) {

@@ -81,18 +81,18 @@ export interface CommonTrainArgs {
 }
 
 /** Resolves `--resume`: "latest", a run directory or a checkpoint directory, to a run and its checkpoint. */
-export function resolveResume(variant: string, value: string): { runDir: string; checkpoint: string } {
+export function resolveResume(variant: string, value: string, flag = '--resume'): { runDir: string; checkpoint: string } {
   const runDir = value === 'latest' || value === '' ? latestRun(variant) : userPath(value);
-  if (!runDir || !fs.existsSync(runDir)) throw new GantryError(`--resume ${value}: no such run${value === 'latest' ? ` of ${variant}` : ''}`);
+  if (!runDir || !fs.existsSync(runDir)) throw new GantryError(`${flag} ${value}: no such run or checkpoint${value === 'latest' ? ` of ${variant}` : ''}`);
   if (fs.existsSync(path.join(runDir, 'state.json'))) return { runDir: path.dirname(path.dirname(runDir)), checkpoint: runDir };
   const checkpoint = latestCheckpoint(runDir);
-  if (!checkpoint) throw new GantryError(`--resume ${value}: no complete checkpoint in ${runDir}`);
+  if (!checkpoint) throw new GantryError(`${flag} ${value}: no complete checkpoint in ${runDir}`);
   return { runDir, checkpoint };
 }
 
 /** The generator checkpoint for sampling commands: `--checkpoint` (run or checkpoint dir) or the latest run. */
 export function resolveCheckpoint(variant: string, value: string | undefined): string {
-  if (value) return resolveResume(variant, value).checkpoint;
+  if (value) return resolveResume(variant, value, '--checkpoint').checkpoint;
   const run = latestRun(variant);
   const checkpoint = run && latestCheckpoint(run);
   if (!checkpoint) throw new GantryError(`no trained ${variant} model found: run \`pnpm --filter ${variant} train\` first or pass --checkpoint`);
@@ -145,8 +145,10 @@ export async function runCli(name: string, build: (y: Argv) => Argv, argv = hide
   const fail = (err: unknown): never => {
     const msg = err instanceof Error ? err.message : String(err);
     console.error(`${name}: error: ${msg.split('\n')[0]}`);
-    if (verbose && err instanceof Error && !(err instanceof GantryError)) console.error(err.stack);
-    process.exit(err instanceof GantryError ? err.exitCode : 1);
+    // yargs reports bad flags (and errors thrown by coerce) as YError: usage errors like GantryError.
+    const usage = err instanceof GantryError || (err instanceof Error && err.name === 'YError');
+    if (verbose && err instanceof Error && !usage) console.error(err.stack);
+    process.exit(err instanceof GantryError ? err.exitCode : usage ? 2 : 1);
   };
   const y = yargs(argv)
     .scriptName(name)

@@ -15,3 +15,5 @@ export * from './backend/index.js';
 export * from './image.js';
 export * from './latent-gan.js';
 export * from './metrics.js';
+export * from './translate.js';
+export * from './image-metrics.js';

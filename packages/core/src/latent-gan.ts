@@ -95,13 +95,14 @@ export class LatentGanTask implements GanTask<Batch> {
     return { x, y, z, yFake };
   }
 
+  // Label inputs are [B, 1] int32 (a Keras-style Input of shape [1]).
   private generate(z: tf.Tensor, labels: tf.Tensor, training: boolean): tf.Tensor4D {
-    const inputs = this.conditional ? [z, labels] : z;
+    const inputs = this.conditional ? [z, tf.reshape(labels, [-1, 1])] : z;
     return this.nets.generator.apply(inputs, { training }) as tf.Tensor4D;
   }
 
   private score(x: tf.Tensor, labels: tf.Tensor): tf.Tensor {
-    const inputs = this.conditional ? [x, labels] : x;
+    const inputs = this.conditional ? [x, tf.reshape(labels, [-1, 1])] : x;
     return this.nets.discriminator.apply(inputs, { training: true }) as tf.Tensor;
   }
 

@@ -154,12 +154,16 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
       }
       step++;
 
-      const bad = Object.entries(losses).find(([, v]) => !Number.isFinite(v));
+      // Name the main losses first: a NaN in D or G is what the user needs to hear about.
+      const bad = Object.entries(losses)
+        .sort(([a], [b]) => Number(b === 'D' || b === 'G') - Number(a === 'D' || a === 'G'))
+        .find(([, v]) => !Number.isFinite(v));
       if (bad) {
         if (o.nanPolicy === 'rollback' && lastCheckpoint) {
+          const failed = step;
           await restore(lastCheckpoint);
           lrScale /= 2;
-          log(`step ${step}: ${bad[0]} loss is ${bad[1]}; rolled back to ${lastCheckpoint} (step ${step}) with the learning rate halved`);
+          log(`step ${failed}: ${bad[0]} loss is ${bad[1]}; rolled back to ${lastCheckpoint} (step ${step}) with the learning rate halved`);
           continue;
         }
         throw new GantryError(

@@ -81,7 +81,7 @@ async function loadGenerator(variant: string, checkpointArg: string | undefined)
 /** Runs G in inference mode on `z` (and labels) in batches. */
 function generateImages(generator: tf.LayersModel, z: tf.Tensor2D, labels: Int32Array | undefined): tf.Tensor4D {
   return tf.tidy(() => {
-    const inputs = labels ? [z, tf.tensor1d(labels, 'int32')] : z;
+    const inputs = labels ? [z, tf.tensor2d(labels, [labels.length, 1], 'int32')] : z;
     return generator.predict(inputs, { batchSize: 256 }) as tf.Tensor4D;
   });
 }
@@ -141,9 +141,12 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
       },
       async (a) => {
         const out = userPath(a.out as string);
+        // Validate what needs no model first, so bad input fails fast and writes nothing.
+        if (v.conditional) parseLabels(a.label ?? 'all', 10);
+        const checkpoint = resolveCheckpoint(v.name, a.checkpoint as string | undefined);
         ensureWritableDir(out);
         await initBackend({ backend: a.backend as string | undefined });
-        const { config, generator } = await loadGenerator(v.name, a.checkpoint as string | undefined);
+        const { config, generator } = await loadGenerator(v.name, checkpoint);
         const count = a.count as number;
         const labels = conditional(config) ? parseLabels(a.label ?? 'all', config.numClasses!) : undefined;
         const groups = labels ?? [undefined];

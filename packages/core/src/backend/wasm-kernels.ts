@@ -57,10 +57,12 @@ function padNHWC(pad: Pad, dataFormat: string | undefined): Pad {
 }
 
 /**
- * dW[kh,kw,ci,co] = Σ_{n,oh,ow} xpad[n, oh·s+i, ow·s+j, ci] · dy[n,oh,ow,co]
- * computed as one conv2d: the input is x with batch and channels swapped ([ci,H,W,n]), the filter is dy
- * as [Ho,Wo,n,co], stride 1 and dilation = the forward stride. Output [ci, ≥kh, ≥kw, co] is cropped and
- * transposed to [kh,kw,ci,co].
+ * dW[i,j,ci,co] = Σ_{n,oh,ow} xpad[n, oh·sh+i, ow·sw+j, ci] · dy[n,oh,ow,co], as ONE stride-1 'valid'
+ * convolution without dilation: split the padded input into its sh·sw polyphase components
+ * (xpad[:, a::sh, b::sw]), put (phase, ci) on the batch axis and n on the channel axis, and convolve
+ * with dy as the filter ([Ho,Wo,n,co]). Output [(b,a,ci), Th, Tw, co] holds tap (i'·sh+a, j'·sw+b).
+ * Only reshapes and fast (rank ≤ 3) transposes are used to move data: the wasm Transpose is very slow
+ * for some rank-5/6 permutations, and a dilated convolution is about 2× slower than this.
  */
 export function conv2DBackpropFilterImpl(
   x: tf.Tensor4D,
@@ -81,38 +83,44 @@ export function conv2DBackpropFilterImpl(
     false,
     'channelsLast',
   );
-  const { top, bottom, left, right } = info.padInfo;
+  const { top, left } = info.padInfo;
   const [sh, sw] = [info.strideHeight, info.strideWidth];
-  const [, H, W] = x.shape;
+  const [n, H, W] = x.shape;
   const [, Ho, Wo] = dy.shape;
-  // Rows of the (padded) input that no output position reads are dropped instead of convolved.
-  const usedH = (Ho - 1) * sh + kh; // rows of padded input read
-  const usedW = (Wo - 1) * sw + kw;
-  const padB = Math.max(0, usedH - top - H);
-  const padR = Math.max(0, usedW - left - W);
-  const keepH = Math.min(H, usedH - top);
-  const keepW = Math.min(W, usedW - left);
-  let xs: tf.Tensor4D = x;
-  if (keepH < H || keepW < W) xs = tf.slice(x, [0, 0, 0, 0], [-1, keepH, keepW, -1]);
-  void bottom;
-  void right;
-  const xT = tf.transpose(xs, [3, 1, 2, 0]); // [ci, H, W, n]
-  const dyT = tf.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, n, co]
-  let out = tf.conv2d(
-    xT,
-    dyT,
-    1,
-    [
+  const Th = Math.ceil(kh / sh);
+  const Tw = Math.ceil(kw / sw);
+  const Hq = Ho - 1 + Th; // rows per phase
+  const Wq = Wo - 1 + Tw;
+  // Pad (or crop) x to exactly [n, Hq·sh, Wq·sw, ci] in padded coordinates.
+  const bottom = Hq * sh - top - H;
+  const right = Wq * sw - left - W;
+  let xp: tf.Tensor4D = x;
+  if (bottom < 0 || right < 0) {
+    xp = tf.slice(xp, [0, 0, 0, 0], [n, Math.min(H, H + bottom), Math.min(W, W + right), ci]);
+  }
+  if (top > 0 || left > 0 || bottom > 0 || right > 0) {
+    xp = tf.pad(xp, [
       [0, 0],
-      [top, padB],
-      [left, padR],
+      [top, Math.max(0, bottom)],
+      [left, Math.max(0, right)],
       [0, 0],
-    ],
-    'NHWC',
-    [sh, sw],
-  ); // [ci, kh, kw, co]
-  if (out.shape[1] !== kh || out.shape[2] !== kw) out = tf.slice(out, [0, 0, 0, 0], [ci, kh, kw, co]);
-  return tf.transpose(out, [1, 2, 0, 3]);
+    ]);
+  }
+  // [n, Hq, sh, Wq, sw, ci] → [ci, Hq, sh, Wq, sw, n] → [sw, sh, ci, Hq, Wq, n]
+  let t: tf.Tensor = tf.transpose(tf.reshape(xp, [n, Hq * sh * Wq * sw, ci]), [2, 1, 0]);
+  if (sh > 1) t = tf.transpose(tf.reshape(t, [ci * Hq, sh, Wq * sw * n]), [1, 0, 2]);
+  if (sw > 1) t = tf.transpose(tf.reshape(t, [sh * ci * Hq * Wq, sw, n]), [1, 0, 2]);
+  const xb = tf.reshape(t, [sw * sh * ci, Hq, Wq, n]) as tf.Tensor4D;
+  const dyT = tf.reshape(tf.transpose(tf.reshape(dy, [n, Ho * Wo, co]), [1, 0, 2]), [Ho, Wo, n, co]) as tf.Tensor4D;
+  const out = tf.conv2d(xb, dyT, 1, 'valid'); // [(b, a, ci), Th, Tw, co]
+  let dw = tf.reshape(tf.transpose(tf.reshape(out, [sw, sh, ci, Th, Tw, co]), [3, 1, 4, 0, 2, 5]), [
+    Th * sh,
+    Tw * sw,
+    ci,
+    co,
+  ]) as tf.Tensor4D;
+  if (Th * sh !== kh || Tw * sw !== kw) dw = tf.slice(dw, [0, 0, 0, 0], [kh, kw, ci, co]);
+  return dw;
 }
 
 /**
@@ -168,8 +176,12 @@ export function conv2DBackpropInputImpl(
     'channelsLast',
   );
   const [sh, sw] = [info.strideHeight, info.strideWidth];
-  const ph = phasePlan(H, sh, kh, info.padInfo.top);
-  const pw = phasePlan(W, sw, kw, info.padInfo.left);
+  // Compute e extra leading rows (cropped at the end) so that the padding seen by the phases is a
+  // multiple of the stride: then every phase has the same alignment and ceil(k/s) taps (no zero taps).
+  const eh = info.padInfo.top % sh;
+  const ew = info.padInfo.left % sw;
+  const ph = phasePlan(H + eh, sh, kh, info.padInfo.top - eh);
+  const pw = phasePlan(W + ew, sw, kw, info.padInfo.left - ew);
   // Filter [Th, Tw, co, (r', c', ci)], built on the JS side (filters are small; gather/reverse/strided
   // slices on the wasm backend cost more than this loop).
   const w = filter.dataSync() as Float32Array; // [kh, kw, ci, co]
@@ -232,7 +244,9 @@ export function conv2DBackpropInputImpl(
       [N, ph.M * sh, pw.M * sw, ci],
     );
   }
-  if (out.shape[1] !== H || out.shape[2] !== W) out = tf.slice(out, [0, 0, 0, 0], [N, H, W, ci]);
+  if (eh > 0 || ew > 0 || out.shape[1] !== H || out.shape[2] !== W) {
+    out = tf.slice(out, [0, eh, ew, 0], [N, H, W, ci]);
+  }
   return out;
 }
 
@@ -326,6 +340,21 @@ function batchMatMulKernel(original: KernelFunc): KernelFunc {
 }
 
 /**
+ * Tile that only repeats size-1 axes (a broadcast: batch-norm gradients, broadcastTo) as x + zeros;
+ * the wasm Tile kernel is about 10× slower than that broadcasting add. Other tilings: original kernel.
+ */
+function tileKernel(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { reps } = args.attrs as unknown as { reps: number[] };
+    const isBroadcast = reps.length === x.shape.length && reps.every((r, i) => r === 1 || x.shape[i] === 1);
+    if (!isBroadcast || (x.dtype !== 'float32' && x.dtype !== 'int32')) return original(args);
+    const outShape = x.shape.map((d, i) => d * reps[i]!);
+    return tf.tidy(() => tf.add(wrap(x), tf.zeros(outShape, x.dtype)));
+  };
+}
+
+/**
  * The wasm Conv2D/FusedConv2D/depthwise kernels give wrong results for padding 'same' when a stride is
  * larger than the (dilated) filter in that dimension (e.g. a 1×1 conv with stride 2): XNNPACK's own
  * SAME-padding rule is used there. Passing TF.js's padding explicitly gives the right answer.
@@ -372,6 +401,8 @@ export interface WasmKernelOptions {
   replaceConv2DBackpropInput?: boolean;
   /** Replace BatchMatMul with transpose flags (default true). */
   replaceBatchMatMul?: boolean;
+  /** Replace Tile of size-1 axes by a broadcasting add (default true). */
+  replaceTile?: boolean;
 }
 
 let registered = false;
@@ -402,6 +433,7 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
   add('UnsortedSegmentSum', unsortedSegmentSumKernel);
   if (opts.replaceConv2DBackpropInput !== false) replace('Conv2DBackpropInput', () => conv2DBackpropInputKernel);
   if (opts.replaceBatchMatMul !== false) replace('BatchMatMul', batchMatMulKernel);
+  if (opts.replaceTile !== false) replace('Tile', tileKernel);
   replace('Conv2D', (k) => samePadFixKernel(k, false));
   replace('FusedConv2D', (k) => samePadFixKernel(k, false));
   replace('DepthwiseConv2dNative', (k) => samePadFixKernel(k, true));
@@ -410,4 +442,12 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
 
 /** Kernels this module supplies or replaces for 'wasm' (for the log line and docs). */
 export const SUPPLIED_WASM_KERNELS = ['Conv2DBackpropFilter', 'UnsortedSegmentSum'] as const;
-export const REPLACED_WASM_KERNELS = ['Conv2DBackpropInput', 'BatchMatMul'] as const;
+export const REPLACED_WASM_KERNELS = [
+  'Conv2DBackpropInput',
+  'BatchMatMul',
+  'Tile',
+  'Conv2D',
+  'FusedConv2D',
+  'DepthwiseConv2dNative',
+  'FusedDepthwiseConv2D',
+] as const;

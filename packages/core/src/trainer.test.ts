@@ -1,0 +1,188 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend/index.js';
+import { latestCheckpoint, listCheckpoints, loadModel, readCheckpointState } from './checkpoint.js';
+import { type LabelledImages, LatentGanTask } from './latent-gan.js';
+import { adversarialLoss } from './losses.js';
+import { convBlock, deconvBlock, denseBlock } from './networks.js';
+import { readLossLog } from './progress.js';
+import { seedWeights } from './rng.js';
+import { train } from './trainer.js';
+
+type Sym = tf.SymbolicTensor;
+
+/** A tiny DCGAN (8×8 images) so the loop's behaviour is tested in seconds. */
+function tinyTask(seed: number, weightSeed = seed, data = blobs(256)) {
+  seedWeights(weightSeed);
+  const z = tf.input({ shape: [8] });
+  let g = denseBlock(z, 2 * 2 * 8, 'relu', 'batch');
+  g = tf.layers.reshape({ targetShape: [2, 2, 8] }).apply(g) as Sym;
+  g = deconvBlock(g, { filters: 8, norm: 'batch', act: 'relu' });
+  const image = deconvBlock(g, { filters: 1, bias: true, act: 'tanh' });
+  const x = tf.input({ shape: [8, 8, 1] });
+  let d = convBlock(x, { filters: 8, act: 'leaky' });
+  d = convBlock(d, { filters: 16, norm: 'batch', act: 'leaky' });
+  const score = denseBlock(tf.layers.flatten().apply(d) as Sym, 1, 'none');
+  return new LatentGanTask({
+    variant: 'tiny',
+    generator: tf.model({ inputs: z, outputs: image }),
+    discriminator: tf.model({ inputs: x, outputs: score }),
+    latentDim: 8,
+    loss: adversarialLoss('bce'),
+    lr: 2e-3,
+    beta1: 0.5,
+    seed,
+    batchSize: 16,
+    data,
+    config: { latentDim: 8 },
+    mustMatch: ['latentDim'],
+  });
+}
+
+/** "Real" images: a bright square on a dark background at a random place. */
+function blobs(count: number): LabelledImages {
+  return {
+    count,
+    batch(indices) {
+      return tf.tidy(() => {
+        const imgs = Array.from(indices, (i) => {
+          const buf = tf.buffer([8, 8, 1]);
+          for (let p = 0; p < 64; p++) buf.set(-1, Math.floor(p / 8), p % 8, 0);
+          const r = i % 5;
+          const c = (i * 3) % 5;
+          for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) buf.set(1, r + a, c + b, 0);
+          return buf.toTensor();
+        });
+        return { x: tf.stack(imgs) as tf.Tensor4D, y: tf.zeros([indices.length], 'int32') as tf.Tensor1D };
+      });
+    },
+  };
+}
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-trainer-'));
+const weightsOf = (task: LatentGanTask) =>
+  Object.values(task.nets).flatMap((m) => m.getWeights().map((w) => Array.from(w.dataSync())));
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: () => {} });
+});
+
+describe('train', () => {
+  it('keeps the tensor count flat over many steps (no leaks)', async () => {
+    const task = tinyTask(1);
+    const counts: number[] = [];
+    await train(task, {
+      runDir: tmp(),
+      steps: 60,
+      sampleEvery: 20,
+      onStep: (step) => {
+        if (step >= 5) counts.push(tf.memory().numTensors);
+      },
+    });
+    expect(counts.length).toBe(56);
+    expect(new Set(counts).size).toBe(1);
+    task.dispose();
+  });
+
+  it('lowers D loss on real vs fake within a few steps', async () => {
+    const task = tinyTask(2);
+    const d: number[] = [];
+    // With G frozen (lr 0), D alone must learn to tell the squares from G's output.
+    (task.optimizers.generator as unknown as { learningRate: number }).learningRate = 0;
+    const frozen = { ...task, generatorStep: () => ({}) } as unknown as LatentGanTask;
+    Object.setPrototypeOf(frozen, Object.getPrototypeOf(task));
+    await train(frozen, { runDir: tmp(), steps: 15, onStep: (_, l) => d.push(l.D!) });
+    expect(d.at(-1)!).toBeLessThan(d[0]! * 0.5);
+    task.dispose();
+  });
+
+  it('writes atomic checkpoints that load with tf.loadLayersModel, keeping the last K', async () => {
+    const runDir = tmp();
+    const task = tinyTask(3);
+    const result = await train(task, { runDir, steps: 12, checkpointEvery: 3, keep: 2 });
+    expect(result.step).toBe(12);
+    const kept = listCheckpoints(runDir).map((p) => path.basename(p));
+    expect(kept).toEqual(['step-00000009', 'step-00000012']);
+    const state = readCheckpointState(latestCheckpoint(runDir)!);
+    expect(state).toMatchObject({ variant: 'tiny', step: 12, config: { latentDim: 8 } });
+    expect(fs.readdirSync(path.join(runDir, 'checkpoints')).filter((n) => n.includes('tmp'))).toEqual([]);
+    const g = await loadModel(path.join(latestCheckpoint(runDir)!, 'generator'));
+    const z = tf.randomNormal([2, 8], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const a = tf.tidy(() => g.predict(z) as tf.Tensor);
+    const b = tf.tidy(() => task.nets.generator.predict(z) as tf.Tensor);
+    expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+    expect(fs.existsSync(path.join(runDir, 'samples', 'final.png'))).toBe(true);
+    expect(readLossLog(path.join(runDir, 'losses.jsonl')).map((e) => e.step)).toEqual([...Array(12)].map((_, i) => i + 1));
+    tf.dispose([z, a, b]);
+    task.dispose();
+  });
+
+  it('resumes exactly: N steps straight equal N/2 + resume + N/2', async () => {
+    const straight = tinyTask(4);
+    await train(straight, { runDir: tmp(), steps: 10 });
+    const runDir = tmp();
+    const first = tinyTask(4);
+    await train(first, { runDir, steps: 10, stopAfter: 5 });
+    expect(readCheckpointState(latestCheckpoint(runDir)!).step).toBe(5);
+    const second = tinyTask(4, 99); // different init: every weight must come from the checkpoint
+    const result = await train(second, { runDir, steps: 10, resume: true });
+    expect(result.step).toBe(10);
+    const a = weightsOf(straight);
+    const b = weightsOf(second);
+    expect(b.length).toBe(a.length);
+    for (let i = 0; i < a.length; i++) for (let j = 0; j < a[i]!.length; j++) expect(b[i]![j]!).toBeCloseTo(a[i]![j]!, 5);
+    for (const t of [straight, first, second]) t.dispose();
+  });
+
+  it('refuses a checkpoint of another configuration', async () => {
+    const runDir = tmp();
+    await train(tinyTask(5), { runDir, steps: 2 });
+    const other = tinyTask(5);
+    (other.config as Record<string, unknown>).latentDim = 16;
+    await expect(train(other, { runDir, steps: 4, resume: true })).rejects.toThrow(/latentDim=8, not 16/);
+  });
+
+  it('stops at a NaN loss naming the step, and never checkpoints NaN weights', async () => {
+    const runDir = tmp();
+    await train(tinyTask(6), { runDir, steps: 3 });
+    const poisonAt = (task: LatentGanTask, at: number) => (step: number) => {
+      if (step !== at) return;
+      const w = task.nets.discriminator.trainableWeights[0]!;
+      w.write(tf.fill(w.shape as number[], Number.NaN));
+    };
+    const a = tinyTask(6);
+    await expect(train(a, { runDir, steps: 6, resume: true, onStep: poisonAt(a, 4) })).rejects.toThrow(/step 5: D loss is NaN/);
+    const b = tinyTask(6);
+    await expect(train(b, { runDir, steps: 6, resume: true, checkpointEvery: 1, onStep: poisonAt(b, 4) })).rejects.toThrow(
+      /step 4: weights contain NaN/,
+    );
+    expect(readCheckpointState(latestCheckpoint(runDir)!).step).toBe(3);
+  });
+
+  it('rolls back to the last checkpoint with half the learning rate under nanPolicy rollback', async () => {
+    const runDir = tmp();
+    const task = tinyTask(7);
+    let poisoned = false;
+    const lines: string[] = [];
+    const result = await train(task, {
+      runDir,
+      steps: 8,
+      checkpointEvery: 2,
+      nanPolicy: 'rollback',
+      log: (l) => lines.push(l),
+      onStep: (step) => {
+        if (step !== 5 || poisoned) return;
+        poisoned = true;
+        const w = task.nets.discriminator.trainableWeights[0]!;
+        w.write(tf.fill(w.shape as number[], Number.NaN));
+      },
+    });
+    expect(lines.some((l) => /step 6: D loss is NaN; rolled back .*step-00000004 \(step 4\) with the learning rate halved/.test(l))).toBe(true);
+    expect(result.step).toBe(8);
+    expect(Object.values(result.losses).every(Number.isFinite)).toBe(true);
+    expect(readCheckpointState(latestCheckpoint(runDir)!).lrScale).toBe(0.5);
+  });
+});

@@ -1,0 +1,167 @@
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GantryError } from './errors.js';
+import { type RawImage, readImage, writeRawImage } from './image.js';
+import { outputNameFor, type TranslateFn, translateCommand, translatePaths } from './translate.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gantry-translate-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A "model" that darkens: y = (x - 1) / 2, so byte v becomes about v / 2. Records the input shapes it saw. */
+const seen: number[][] = [];
+const darken: TranslateFn = (x) => {
+  seen.push(x.shape);
+  return tf.tidy(() => tf.div(tf.sub(x, 1), 2) as tf.Tensor4D);
+};
+const quiet = { log: () => {} };
+
+function pattern(w: number, h: number, c = 3): RawImage {
+  const data = new Uint8Array(w * h * c);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) data[(y * w + x) * c + k] = k === 3 ? (x < w / 2 ? 0 : 255) : 120 + ((x * 3 + y * 5 + k * 40) % 100);
+  return { data, width: w, height: h, channels: c };
+}
+const mean = (v: Uint8Array) => v.reduce((s, x) => s + x, 0) / v.length;
+
+describe('translatePaths', () => {
+  it('keeps the size of any aspect ratio and runs the model at its own size', async () => {
+    const src = join(dir, 'wide.png');
+    await writeRawImage(pattern(37, 23), src);
+    seen.length = 0;
+    const s = await translatePaths(darken, { input: src, output: join(dir, 'wide-out.jpg'), modelSize: 16, ...quiet });
+    expect(s.failed).toEqual([]);
+    expect(seen).toEqual([[1, 16, 16, 3]]);
+    const out = await readImage(join(dir, 'wide-out.jpg'));
+    expect([out.width, out.height]).toEqual([37, 23]);
+    const inp = await readImage(src);
+    expect(mean(out.data)).toBeLessThan(mean(inp.data) * 0.6);
+    expect((await sharp(join(dir, 'wide-out.jpg')).metadata()).format).toBe('jpeg');
+  });
+
+  it('honours EXIF orientation (the output is upright, with the displayed size)', async () => {
+    const src = join(dir, 'rotated.jpg');
+    const p = pattern(40, 20);
+    await sharp(p.data, { raw: { width: 40, height: 20, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toFile(src);
+    const s = await translatePaths(darken, { input: src, output: join(dir, 'rotated-out.png'), modelSize: 8, ...quiet });
+    expect(s.failed).toEqual([]);
+    const m = await sharp(join(dir, 'rotated-out.png')).metadata();
+    expect([m.width, m.height]).toEqual([20, 40]);
+  });
+
+  it('writes grayscale for grayscale input, and keeps alpha', async () => {
+    const gray = join(dir, 'gray.png');
+    await sharp(pattern(30, 20, 1).data, { raw: { width: 30, height: 20, channels: 1 } }).toColourspace('b-w').png().toFile(gray);
+    expect((await sharp(gray).metadata()).channels).toBe(1);
+    await translatePaths(darken, { input: gray, output: join(dir, 'gray-out.png'), modelSize: 8, ...quiet });
+    const gm = await sharp(join(dir, 'gray-out.png')).metadata();
+    expect(gm.channels).toBe(1);
+    expect([gm.width, gm.height]).toEqual([30, 20]);
+
+    const rgba = join(dir, 'alpha.png');
+    await writeRawImage(pattern(24, 12, 4), rgba);
+    await translatePaths(darken, { input: rgba, output: join(dir, 'alpha-out.webp'), modelSize: 8, ...quiet });
+    const { data, info } = await sharp(join(dir, 'alpha-out.webp')).raw().toBuffer({ resolveWithObject: true });
+    expect(info.channels).toBe(4);
+    expect(data[3]).toBeLessThan(10); // left half transparent
+    expect(data[(24 - 1) * 4 + 3]).toBeGreaterThan(245); // right half opaque
+  });
+
+  it('reads WebP and writes into an existing folder under the input name', async () => {
+    const src = join(dir, 'in.webp');
+    const p = pattern(20, 20);
+    await sharp(p.data, { raw: { width: 20, height: 20, channels: 3 } }).webp().toFile(src);
+    const outDir = join(dir, 'out-existing');
+    mkdirSync(outDir);
+    const s = await translatePaths(darken, { input: src, output: outDir, modelSize: 8, ...quiet });
+    expect(s.written.map((w) => w[1])).toEqual([join(outDir, 'in.webp')]);
+    expect((await sharp(join(outDir, 'in.webp')).metadata()).format).toBe('webp');
+  });
+
+  it('gives a one-line error naming a non-image, corrupt, empty or missing file', async () => {
+    const txt = join(dir, 'notes.txt');
+    writeFileSync(txt, 'hello, not an image');
+    const corrupt = join(dir, 'corrupt.jpg');
+    const good = await sharp(pattern(32, 32).data, { raw: { width: 32, height: 32, channels: 3 } }).jpeg().toBuffer();
+    writeFileSync(corrupt, good.subarray(0, good.length / 2));
+    const empty = join(dir, 'empty.png');
+    writeFileSync(empty, '');
+    const garbage = join(dir, 'garbage.png');
+    writeFileSync(garbage, Buffer.from('\x89PNG\r\n\x1a\n this is not really a png'));
+    for (const f of [txt, corrupt, empty, garbage]) {
+      const lines: string[] = [];
+      const err = await translateCommand(darken, { input: f, output: join(dir, 'x.png'), modelSize: 8, log: (l) => lines.push(l) }).catch((e) => e);
+      expect(err).toBeInstanceOf(GantryError);
+      expect((err as GantryError).exitCode).toBe(1);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(f);
+      expect(lines[0]).not.toContain('\n');
+    }
+    expect(readdirSync(dir).filter((n) => n.startsWith('x.png'))).toEqual([]); // nothing written, no temp files
+    await expect(translatePaths(darken, { input: join(dir, 'missing.png'), output: join(dir, 'y.png'), modelSize: 8, ...quiet })).rejects.toThrow(
+      /missing\.png: no such file or folder/,
+    );
+  });
+
+  it('rejects a bad output extension, a file output for a folder, and overwriting the input', async () => {
+    const src = join(dir, 'wide.png');
+    await expect(translatePaths(darken, { input: src, output: join(dir, 'o.gif'), modelSize: 8, ...quiet })).rejects.toThrow(/unsupported output extension/);
+    const inDir = join(dir, 'folder-a');
+    mkdirSync(inDir, { recursive: true });
+    await writeRawImage(pattern(10, 10), join(inDir, 'a.png'));
+    await expect(translatePaths(darken, { input: inDir, output: src, modelSize: 8, ...quiet })).rejects.toThrow(/is a file, but --input is a folder/);
+    await expect(translatePaths(darken, { input: inDir, output: inDir, modelSize: 8, ...quiet })).rejects.toThrow(/input folder/);
+    const s = await translatePaths(darken, { input: src, output: src, modelSize: 8, ...quiet });
+    expect(s.failed[0]!.error).toMatch(/refusing to overwrite the input/);
+    const emptyDir = join(dir, 'empty-dir');
+    mkdirSync(emptyDir);
+    await expect(translatePaths(darken, { input: emptyDir, output: join(dir, 'e-out'), modelSize: 8, ...quiet })).rejects.toThrow(/no files to translate/);
+  });
+
+  it('in folder mode translates the good files, reports each failure and exits non-zero', async () => {
+    const inDir = join(dir, 'mixed');
+    mkdirSync(join(inDir, 'sub'), { recursive: true });
+    await writeRawImage(pattern(50, 30), join(inDir, '1.png'));
+    await writeRawImage(pattern(20, 40), join(inDir, '2.jpg'));
+    await sharp(pattern(16, 16).data, { raw: { width: 16, height: 16, channels: 3 } }).tiff().toFile(join(inDir, '3.tif'));
+    writeFileSync(join(inDir, 'bad.png'), 'not a png');
+    writeFileSync(join(inDir, 'readme.txt'), 'text');
+    writeFileSync(join(inDir, '.DS_Store'), 'junk');
+    const outDir = join(dir, 'mixed-out');
+    const lines: string[] = [];
+    const err = await translateCommand(darken, { input: inDir, output: outDir, modelSize: 8, log: (l) => lines.push(l) }).catch((e) => e);
+    expect(err).toBeInstanceOf(GantryError);
+    expect((err as GantryError).exitCode).toBe(1);
+    expect((err as Error).message).toBe('2 of 5 files failed: bad.png, readme.txt');
+    expect(readdirSync(outDir).sort()).toEqual(['1.png', '2.jpg', '3.png']);
+    expect(lines.filter((l) => l.includes('bad.png'))).toHaveLength(1);
+    const two = await sharp(join(outDir, '2.jpg')).metadata();
+    expect([two.width, two.height]).toEqual([20, 40]);
+  });
+
+  it('reports a model that returns the wrong shape', async () => {
+    const s = await translatePaths((x) => tf.slice(x, [0, 0, 0, 0], [1, 4, 4, 3]) as tf.Tensor4D, {
+      input: join(dir, 'wide.png'),
+      output: join(dir, 'shape.png'),
+      modelSize: 8,
+      ...quiet,
+    });
+    expect(s.failed[0]!.error).toMatch(/returned shape \[1,4,4,3\]/);
+  });
+
+  it('names outputs after inputs, .png for formats it cannot write', () => {
+    expect(outputNameFor('a.JPG')).toBe('a.JPG');
+    expect(outputNameFor('a.tiff')).toBe('a.png');
+    expect(outputNameFor('a.gif')).toBe('a.png');
+  });
+
+  it('leaves no tensors behind', async () => {
+    const before = tf.memory().numTensors;
+    await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, ...quiet });
+    expect(tf.memory().numTensors).toBe(before);
+    expect((await readFile(join(dir, 'leak.png'))).length).toBeGreaterThan(0);
+  });
+});

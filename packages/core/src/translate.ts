@@ -1,0 +1,326 @@
+/**
+ * The `translate` command's input/output handling, shared by the image-to-image variants (pix2pix, CycleGAN).
+ * A variant supplies only a function from a batch of one image at the model's resolution to its translation;
+ * this module does the rest:
+ *
+ * - `--input` is an image file or a folder (its regular, non-hidden files; not recursive). `--output` is a file
+ *   (single input) or a folder (created if needed; for a single input, an existing folder receives
+ *   `<input name>`). Outputs are PNG, JPEG or WebP, by extension; in folder mode each output keeps its input's
+ *   name and extension (.gif/.tif/.avif inputs, which cannot be written, become .png).
+ * - Any size, aspect ratio and format sharp decodes (JPEG, PNG, WebP, GIF, TIFF, AVIF), 8 or 16 bit, EXIF
+ *   orientation applied (the output is upright and has the input's displayed size).
+ * - The model runs at its own resolution on the WHOLE image: the image is resized (bicubic, aspect not kept —
+ *   the reference implementation's `--preprocess resize` at test time) to modelSize×modelSize, translated, and
+ *   the translation resized back (bicubic) to the input's width×height. No tiling: a scene-level mapping such
+ *   as day→night needs to see the whole picture (the sky at the top, the street at the bottom), which tiles of
+ *   a large photo would not; the price is that outputs of images much larger than the model carry the model's
+ *   level of detail.
+ * - Grayscale inputs are fed to an RGB model as gray RGB and the output is written back as grayscale (luma);
+ *   inputs with alpha are translated flattened onto white (core/image.ts's convention) and the input's alpha
+ *   channel is put back on the output (PNG/WebP; a JPEG output is flattened onto white).
+ * - Every output is written atomically (temporary sibling, then rename): a failure never leaves a partial file.
+ * - A file that cannot be read or decoded is a one-line error naming it. In folder mode the other files are
+ *   still translated, each failure is reported on its own line, and the run ends with a GantryError (exit 1)
+ *   listing the failed files. The output of a failed file is never written.
+ *
+ * Usage in a variant's CLI (see packages/pix2pix/src/cli.ts):
+ *
+ *   .command('translate', '…', (c) => c.options(translateOptions), async (a) => {
+ *     const G = await loadModel(...);
+ *     await translateCommand(
+ *       (x) => G.predict(x) as tf.Tensor4D,
+ *       { input: a.input, output: a.output, modelSize: 128, quality: a.quality },
+ *     );
+ *   })
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import type { Options } from 'yargs';
+import { GantryError, check } from './errors.js';
+import { type ImageFormat, type RawImage, decodeImage, encodeImage, formatFromPath, imageToTensor, resizeImage, tensorToImage, atomicWriteAsync } from './image.js';
+import { userPath } from './run.js';
+
+/**
+ * The model: a [1, S, S, C] float32 tensor in [-1, 1] (S = modelSize, C = inChannels) to a [1, S, S, C'] tensor
+ * in [-1, 1] (C' = 1 or 3). It may be async. The input is disposed by the caller; the output is disposed here.
+ */
+export type TranslateFn = (x: tf.Tensor4D) => tf.Tensor4D | Promise<tf.Tensor4D>;
+
+export interface TranslateOptions {
+  /** An image file or a folder of images (resolved with `userPath`). */
+  input: string;
+  /** A file (single input) or a folder. */
+  output: string;
+  /** The model's square input size. */
+  modelSize: number;
+  /** Channels the model takes: 3 (default) or 1. */
+  inChannels?: 1 | 3;
+  /** JPEG/WebP quality 1-100 (default 92). */
+  quality?: number;
+  /** Progress lines (default console.error). */
+  log?: (line: string) => void;
+}
+
+export interface TranslateFailure {
+  file: string;
+  error: string;
+}
+
+export interface TranslateSummary {
+  /** [input, output] pairs written. */
+  written: [string, string][];
+  failed: TranslateFailure[];
+  /** Hidden files and sub-folders skipped in folder mode. */
+  skipped: number;
+}
+
+/** The yargs options of a translate command (`c.options(translateOptions)`). */
+export const translateOptions = {
+  input: { type: 'string', alias: 'i', demandOption: true, describe: 'an image file (JPEG, PNG, WebP, GIF, TIFF, AVIF; any size) or a folder of them' },
+  output: {
+    type: 'string',
+    alias: 'o',
+    demandOption: true,
+    describe: 'output file (.png, .jpg or .webp) for a single input, or a folder (created if needed; names and formats follow the inputs)',
+  },
+  quality: { type: 'number', default: 92, describe: 'JPEG/WebP quality (1-100)' },
+} satisfies Record<string, Options>;
+
+const WRITABLE = new Set(['.png', '.jpg', '.jpeg', '.webp']);
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.trim();
+}
+
+/** The output name in folder mode: the input's name, with .png when its format cannot be written. */
+export function outputNameFor(inputName: string): string {
+  const ext = path.extname(inputName);
+  return WRITABLE.has(ext.toLowerCase()) ? inputName : `${path.basename(inputName, ext)}.png`;
+}
+
+interface Decoded {
+  /** RGB (or gray) pixels for the model, alpha flattened onto white. */
+  image: RawImage;
+  /** The input's alpha channel (one byte per pixel), if it has one. */
+  alpha?: Uint8Array;
+  /** Whether the input is grayscale (the output is written as grayscale). */
+  gray: boolean;
+}
+
+/** Decodes any image sharp reads, upright (EXIF), keeping its alpha and whether it is grayscale. */
+export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3): Promise<Decoded> {
+  let buf: Buffer;
+  try {
+    buf = await fs.promises.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new GantryError(`${file}: file not found`);
+    if (code === 'EISDIR') throw new GantryError(`${file}: is a directory (expected an image file)`);
+    throw new GantryError(`${file}: cannot read (${code ?? firstLine(e)})`);
+  }
+  if (buf.length === 0) throw new GantryError(`${file}: not a readable image (empty file)`);
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(buf).metadata();
+  } catch (e) {
+    throw new GantryError(`${file}: not a readable image (${firstLine(e)})`);
+  }
+  const image = await decodeImage(buf, file, { channels: inChannels });
+  const gray = meta.space === 'b-w' || meta.space === 'grey16' || meta.channels === 1 || (meta.channels === 2 && meta.hasAlpha === true);
+  let alpha: Uint8Array | undefined;
+  if (meta.hasAlpha) {
+    try {
+      const { data, info } = await sharp(buf, { autoOrient: true }).toColourspace('srgb').ensureAlpha().extractChannel(3).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      check(info.width === image.width && info.height === image.height, `${file}: alpha channel size mismatch`);
+      alpha = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      // Fully opaque alpha is not worth carrying.
+      if (alpha.every((v) => v === 255)) alpha = undefined;
+    } catch (e) {
+      if (e instanceof GantryError) throw e;
+      throw new GantryError(`${file}: not a readable image (${firstLine(e)})`);
+    }
+  }
+  return { image, alpha, gray };
+}
+
+/** Rec. 601 luma of RGB bytes, or the bytes themselves for one channel. */
+function toGray(img: RawImage): RawImage {
+  if (img.channels === 1) return img;
+  const n = img.width * img.height;
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = i * img.channels;
+    out[i] = Math.round(0.299 * img.data[s]! + 0.587 * img.data[s + 1]! + 0.114 * img.data[s + 2]!);
+  }
+  return { data: out, width: img.width, height: img.height, channels: 1 };
+}
+
+function toRgb(img: RawImage): RawImage {
+  if (img.channels === 3) return img;
+  const n = img.width * img.height;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = img.data[i * img.channels]!;
+  return { data: out, width: img.width, height: img.height, channels: 3 };
+}
+
+/** Appends an alpha plane: gray becomes gray+alpha (2 channels), RGB becomes RGBA. */
+function withAlpha(img: RawImage, alpha: Uint8Array): RawImage {
+  const c = img.channels;
+  const n = img.width * img.height;
+  const out = new Uint8Array(n * (c + 1));
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < c; k++) out[(c + 1) * i + k] = img.data[c * i + k]!;
+    out[(c + 1) * i + c] = alpha[i]!;
+  }
+  return { data: out, width: img.width, height: img.height, channels: c + 1 };
+}
+
+/**
+ * Encodes 1-4 channel bytes; 1 and 2 channels (gray, gray+alpha) stay grayscale in PNG and JPEG (core's
+ * encodeImage would write them as RGB). WebP has no grayscale mode, so it stores gray as RGB.
+ */
+async function encodeOutput(img: RawImage, format: ImageFormat, quality = 92): Promise<Buffer> {
+  if (img.channels >= 3) return encodeImage(img, format, { quality });
+  let p = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 2 } });
+  if (format === 'jpeg') p = p.flatten({ background: '#ffffff' });
+  p = p.toColourspace('b-w');
+  return format === 'png' ? p.png().toBuffer() : format === 'jpeg' ? p.jpeg({ quality }).toBuffer() : p.webp({ quality }).toBuffer();
+}
+
+/**
+ * Translates one decoded image: resize to the model size, run `fn`, resize back to the input's size, restore
+ * grayscale/alpha. Returns 8-bit pixels with the input's width and height.
+ */
+export async function translateImage(fn: TranslateFn, decoded: Decoded, modelSize: number): Promise<RawImage> {
+  const { image, alpha, gray } = decoded;
+  const small = await resizeImage(image, modelSize, modelSize);
+  const x = tf.tidy(() => tf.expandDims(imageToTensor(small), 0) as tf.Tensor4D);
+  let y: tf.Tensor4D | undefined;
+  let out: RawImage;
+  try {
+    y = await fn(x);
+    check(
+      y.rank === 4 && y.shape[0] === 1 && y.shape[1] === modelSize && y.shape[2] === modelSize && (y.shape[3] === 1 || y.shape[3] === 3),
+      `translate: the model returned shape [${y.shape}], expected [1, ${modelSize}, ${modelSize}, 1 or 3]`,
+    );
+    out = await tensorToImage(y);
+  } finally {
+    tf.dispose([x, y ?? []]);
+  }
+  out = await resizeImage(out, image.width, image.height);
+  out = gray ? toGray(out) : toRgb(out);
+  return alpha ? withAlpha(out, alpha) : out;
+}
+
+async function translateFile(fn: TranslateFn, input: string, output: string, o: TranslateOptions): Promise<void> {
+  const format = formatFromPath(output);
+  const decoded = await decodeForTranslation(input, o.inChannels ?? 3);
+  const img = await translateImage(fn, decoded, o.modelSize);
+  let buf: Buffer;
+  try {
+    buf = await encodeOutput(img, format, o.quality);
+  } catch (e) {
+    throw new GantryError(`${output}: cannot encode (${firstLine(e)})`);
+  }
+  await atomicWriteAsync(output, buf);
+}
+
+/**
+ * Translates `input` (file or folder) into `output`. Never throws for a bad input file: failures are collected
+ * in the summary (use `translateCommand` for the CLI behaviour). Throws a GantryError only for unusable
+ * arguments (missing input, output that cannot be a file/folder, output equal to the input).
+ */
+export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Promise<TranslateSummary> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  check(Number.isInteger(o.modelSize) && o.modelSize >= 1, `translate: bad model size ${o.modelSize}`);
+  if (o.quality !== undefined) check(Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100, `--quality: expected an integer in 1..100, got '${o.quality}'`);
+  const input = userPath(o.input);
+  const output = userPath(o.output);
+  const st = fs.statSync(input, { throwIfNoEntry: false });
+  if (!st) throw new GantryError(`--input ${o.input}: no such file or folder`);
+  const outSt = fs.statSync(output, { throwIfNoEntry: false });
+  const summary: TranslateSummary = { written: [], failed: [], skipped: 0 };
+
+  const one = async (src: string, dst: string) => {
+    if (path.resolve(src) === path.resolve(dst)) {
+      summary.failed.push({ file: src, error: `${src}: refusing to overwrite the input (choose another --output)` });
+      log(`${src}: refusing to overwrite the input (choose another --output)`);
+      return;
+    }
+    try {
+      await translateFile(fn, src, dst, o);
+      summary.written.push([src, dst]);
+      log(`${src} → ${dst}`);
+    } catch (e) {
+      const error = firstLine(e);
+      const msg = error.includes(src) ? error : `${src}: ${error}`;
+      summary.failed.push({ file: src, error: msg });
+      log(msg);
+    }
+  };
+
+  if (!st.isDirectory()) {
+    let dst = output;
+    if (outSt?.isDirectory()) dst = path.join(output, outputNameFor(path.basename(input)));
+    else formatFromPath(output); // a bad output extension is an argument error, before any work
+    await one(input, dst);
+    return summary;
+  }
+
+  if (outSt && !outSt.isDirectory()) throw new GantryError(`--output ${o.output}: is a file, but --input is a folder (expected an output folder)`);
+  if (path.resolve(input) === path.resolve(output)) throw new GantryError(`--output ${o.output}: is the input folder; choose another folder so the inputs are not overwritten`);
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(input, { withFileTypes: true });
+  } catch (e) {
+    throw new GantryError(`--input ${o.input}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
+  }
+  const collator = new Intl.Collator('en', { numeric: true });
+  const files: string[] = [];
+  for (const e of entries) {
+    const full = path.join(input, e.name);
+    const isFile = e.isFile() || (e.isSymbolicLink() && fs.statSync(full, { throwIfNoEntry: false })?.isFile());
+    if (e.name.startsWith('.') || !isFile) summary.skipped++;
+    else files.push(e.name);
+  }
+  files.sort(collator.compare);
+  if (files.length === 0) throw new GantryError(`--input ${o.input}: no files to translate in this folder`);
+  try {
+    fs.mkdirSync(output, { recursive: true });
+  } catch (e) {
+    throw new GantryError(`--output ${o.output}: cannot create folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
+  }
+  const taken = new Map<string, string>();
+  for (const name of files) {
+    const outName = outputNameFor(name);
+    const clash = taken.get(outName.toLowerCase());
+    if (clash !== undefined) {
+      const msg = `${path.join(input, name)}: its output ${outName} would overwrite the translation of ${clash}; rename one of them`;
+      summary.failed.push({ file: path.join(input, name), error: msg });
+      log(msg);
+      continue;
+    }
+    taken.set(outName.toLowerCase(), name);
+    await one(path.join(input, name), path.join(output, outName));
+  }
+  return summary;
+}
+
+/**
+ * The CLI behaviour: translate, print a summary line, and throw a GantryError (exit code 1) naming the failed
+ * files if any failed (the others are still written).
+ */
+export async function translateCommand(fn: TranslateFn, o: TranslateOptions): Promise<TranslateSummary> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  const summary = await translatePaths(fn, { ...o, log });
+  const n = summary.written.length + summary.failed.length;
+  if (summary.failed.length) {
+    const names = summary.failed.map((f) => path.basename(f.file));
+    const list = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+    throw new GantryError(`${summary.failed.length} of ${n} file${n === 1 ? '' : 's'} failed: ${list}`, 1);
+  }
+  if (n > 1) log(`translated ${n} images into ${userPath(o.output)}`);
+  return summary;
+}
