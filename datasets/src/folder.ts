@@ -9,7 +9,7 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { GantryError, type RawImage, check, cropImage, flipImage, isImageFile, readImage, resizeImage } from '@gantry/core';
-import { type Rng, randInt } from './rng.js';
+import { type Rng, randInt } from '@gantry/core';
 
 export interface ImageList {
   /** Absolute paths, sorted by name (natural order: 2.png before 10.png). */

@@ -1,4 +1,3 @@
-export * from './rng.js';
 export * from './types.js';
 export * from './mnist.js';
 export * from './scenes.js';

@@ -93,7 +93,9 @@ export async function loadMnist(opts: LoadMnistOptions = {}): Promise<MnistData>
   check(limit === undefined || (Number.isInteger(limit) && limit > 0), `mnist: limit must be a positive integer, got ${limit}`);
   const dir = opts.dir ?? mnistDataDir();
   const names = mnistFileNames(split);
-  const [imgFile, lblFile] = await Promise.all([readIdxFile(dir, names.images, 'images'), readIdxFile(dir, names.labels, 'labels')]);
+  // One after the other, so a folder missing both files always reports the images file first.
+  const imgFile = await readIdxFile(dir, names.images, 'images');
+  const lblFile = await readIdxFile(dir, names.labels, 'labels');
   const img = parseIdx(imgFile.bytes, 3, imgFile.path);
   const lbl = parseIdx(lblFile.bytes, 1, lblFile.path);
   const [n, rows, cols] = img.dims as [number, number, number];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GantryError, initBackend } from '@gantry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlignedDataset } from './paired.js';
-import { mulberry32 } from './rng.js';
+import { mulberry32 } from '@gantry/core';
 import { hconcat, noiseImage, writePng } from './testutil.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gantry-paired-'));

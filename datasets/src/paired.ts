@@ -20,7 +20,7 @@ import {
   loadImage,
   resolveTransform,
 } from './folder.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '@gantry/core';
 import type { Tensor4D } from './types.js';
 
 export type Direction = 'AtoB' | 'BtoA';

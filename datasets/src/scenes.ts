@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GantryError, check, encodeImage } from '@gantry/core';
-import { type Rng, mixSeed, mulberry32, uniform } from './rng.js';
+import { type Rng, mixSeed, mulberry32, uniform } from '@gantry/core';
 
 export type SceneMode = 'day' | 'night';
 

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type RawImage, writeRawImage } from '@gantry/core';
-import { mulberry32 } from './rng.js';
+import { mulberry32 } from '@gantry/core';
 
 /** A w x h RGB image of seeded noise plus a gradient, so crops and flips are distinguishable. */
 export function noiseImage(w: number, h: number, seed: number, offset = 0): RawImage {

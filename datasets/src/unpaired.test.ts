@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GantryError, initBackend } from '@gantry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from './rng.js';
+import { mulberry32 } from '@gantry/core';
 import { noiseImage, writePng } from './testutil.js';
 import { UnalignedDataset } from './unpaired.js';
 

@@ -18,7 +18,7 @@ import {
   loadImage,
   resolveTransform,
 } from './folder.js';
-import { type Rng, randInt } from './rng.js';
+import { type Rng, randInt } from '@gantry/core';
 import type { Tensor4D } from './types.js';
 
 export interface UnalignedOptions extends TransformOptions {

@@ -11,7 +11,7 @@ import { latestCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
 import { GAN_LOSSES } from './losses.js';
 import { formatLosses } from './progress.js';
-import { latestRun, newRunDir, userPath, writeRunInfo } from './run.js';
+import { latestRun, newRunDir, readRunInfo, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
 
@@ -99,6 +99,33 @@ export function resolveCheckpoint(variant: string, value: string | undefined): s
   return checkpoint;
 }
 
+const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * With `--resume`, the run continues with the options it was started with (saved in run.json), except the
+ * flags given again on this command line (e.g. a larger --steps).
+ */
+export function withResumedArgs<A extends CommonTrainArgs>(variant: string, args: A, argv = hideBin(process.argv)): A {
+  if (args.resume === undefined) return args;
+  const { runDir } = resolveResume(variant, args.resume);
+  const saved = fs.existsSync(path.join(runDir, 'run.json')) ? (readRunInfo(runDir).args as Record<string, unknown> | undefined) : undefined;
+  if (!saved) return args;
+  const given = new Set(argv.filter((t) => t.startsWith('--')).map((t) => camel(t.slice(2).split('=')[0]!.replace(/^no-/, ''))));
+  const merged: Record<string, unknown> = { ...(args as object) };
+  for (const [k, v] of Object.entries(saved)) {
+    if (given.has(camel(k))) continue;
+    merged[camel(k)] = v;
+    merged[kebab(camel(k))] = v;
+  }
+  return merged as A;
+}
+
+/** The train options worth saving for a resume (yargs' bookkeeping and the resume flag itself left out). */
+function savedArgs(args: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(args).filter(([k]) => k !== '_' && k !== '$0' && k !== 'resume' && !k.includes('-')));
+}
+
 /** The shared `train` flow: backend, run dir, run.json, the loop, a summary line. */
 export async function runTraining(
   variant: string,
@@ -113,7 +140,13 @@ export async function runTraining(
   const task = await makeTask();
   const steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
   if (!resumed) {
-    writeRunInfo(runDir, { variant, backend: backend.name, created: new Date().toISOString(), options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed } });
+    writeRunInfo(runDir, {
+      variant,
+      backend: backend.name,
+      created: new Date().toISOString(),
+      options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed },
+      args: savedArgs(args),
+    });
   }
   log(`${variant}: ${steps} steps (${(steps / task.stepsPerEpoch).toFixed(2)} epochs of ${task.stepsPerEpoch}) → ${runDir}`);
   const options: TrainOptions = {
@@ -144,7 +177,7 @@ export async function runCli(name: string, build: (y: Argv) => Argv, argv = hide
   const verbose = argv.includes('--verbose');
   const fail = (err: unknown): never => {
     const msg = err instanceof Error ? err.message : String(err);
-    console.error(`${name}: error: ${msg.split('\n')[0]}`);
+    console.error(`${name}: error: ${msg.trim().replace(/\s*\n\s*/g, ' ')}`);
     // yargs reports bad flags (and errors thrown by coerce) as YError: usage errors like GantryError.
     const usage = err instanceof GantryError || (err instanceof Error && err.name === 'YError');
     if (verbose && err instanceof Error && !usage) console.error(err.stack);

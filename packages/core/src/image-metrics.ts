@@ -11,10 +11,11 @@
  *   the same as on 8-bit images), computed per image and averaged over the batch (the usual convention; an
  *   image equal to its target has infinite PSNR, so the per-image value is capped at 100 dB).
  * - SSIM (Wang, Bovik, Sheikh & Simoncelli 2004): 11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03,
- *   L = the range's width, statistics over 'valid' window positions, computed per channel and averaged over
+ *   L = 1 on intensities in [0,1] (a '[-1,1]' input is mapped there first, as SSIM's luminance term is not
+ *   shift-invariant), statistics over 'valid' window positions, computed per channel and averaged over
  *   channels and positions per image, then over the batch — the same as `tf.image.ssim` and
  *   `skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
- *   data_range=L, channel_axis=-1)`. Images smaller than 11 pixels use the largest odd window that fits.
+ *   data_range=1, channel_axis=-1)` on images in [0,1]. Images smaller than 11 pixels use the largest odd window that fits.
  */
 import * as tf from '@tensorflow/tfjs';
 import { check } from './errors.js';
@@ -79,9 +80,12 @@ export interface SsimOptions extends ImageMetricOptions {
 
 /** SSIM of each image of the batch (see the module comment for the definition). */
 export function ssimPerImage(a: tf.Tensor, b: tf.Tensor, o: SsimOptions = {}): number[] {
-  const L = rangeWidth(o.range);
+  const signed = rangeWidth(o.range) === 2;
+  const L = 1;
   return tf.tidy(() => {
-    const [x, y] = as4d(a, b, 'ssim');
+    let [x, y] = as4d(a, b, 'ssim');
+    // SSIM's luminance term is not shift-invariant: it is defined on intensities, so [-1,1] maps to [0,1] first.
+    if (signed) [x, y] = [tf.div(tf.add(x, 1), 2), tf.div(tf.add(y, 1), 2)];
     const [, h, w, c] = x.shape;
     let k = Math.min(o.windowSize ?? 11, h, w);
     if (k % 2 === 0) k--;

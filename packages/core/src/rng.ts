@@ -1,7 +1,7 @@
 /** Small deterministic PRNG helpers: runs with the same seed see the same noise, data order and weights. */
 
 /** mulberry32: a fast 32-bit PRNG, good enough for shuffling and augmentation (not for crypto). */
-export function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): Rng {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -25,7 +25,7 @@ export function mixSeed(...parts: number[]): number {
 }
 
 /** Fisher–Yates permutation of 0..n-1 drawn from `rng`. */
-export function permutation(n: number, rng: () => number): Int32Array {
+export function permutation(n: number, rng: Rng): Int32Array {
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) out[i] = i;
   for (let i = n - 1; i > 0; i--) {
@@ -52,4 +52,17 @@ export function seedWeights(seed: number): void {
 /** The next weight-initialiser seed (distinct for every layer built after `seedWeights`). */
 export function nextInitSeed(): number {
   return mixSeed(initSeedBase, ++initSeedCounter);
+}
+
+/** A source of uniform numbers in [0, 1). */
+export type Rng = () => number;
+
+/** A uniform integer in [lo, hi] (both inclusive, like Python's random.randint). */
+export function randInt(rng: Rng, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}
+
+/** A uniform float in [lo, hi). */
+export function uniform(rng: Rng, lo: number, hi: number): number {
+  return lo + rng() * (hi - lo);
 }

@@ -1,1 +1,7 @@
-export {};
+export * from './model.js';
+export * from './losses.js';
+export * from './task.js';
+export * from './features.js';
+export * from './evaluate.js';
+export * from './data.js';
+export * from './cli.js';

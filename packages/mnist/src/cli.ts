@@ -27,6 +27,7 @@ import {
   type TrainDefaults,
   trainOptions,
   userPath,
+  withResumedArgs,
   writeImage,
 } from '@gantry/core';
 import type { Argv, Options } from 'yargs';
@@ -101,7 +102,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
           limit: { type: 'number', coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
         }),
       async (a) => {
-        const args = a as unknown as CommonTrainArgs & Record<string, unknown>;
+        const args = withResumedArgs(v.name, a as unknown as CommonTrainArgs & Record<string, unknown>);
         const config = v.config(args);
         await runTraining(v.name, args, async () => {
           const train = await loadMnistSplit('train', args.data ? userPath(args.data as string) : undefined, args.limit as number | undefined);

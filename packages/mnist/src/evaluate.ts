@@ -37,7 +37,7 @@ function figures(classifier: tf.LayersModel, images: tf.Tensor4D, requested: Int
     // Diversity within a class is measured on the samples that were asked for (or classified as) that class.
     const members = [...predictions.keys()].filter((i) => (requested ? requested[i] : predictions[i]) === label).slice(0, 300);
     const feats = new Float32Array(members.length * FEATURE_DIM);
-    members.forEach((i, k) => feats.set(features.subarray(i * FEATURE_DIM, (i + 1) * FEATURE_DIM), k * FEATURE_DIM));
+    for (const [k, i] of members.entries()) feats.set(features.subarray(i * FEATURE_DIM, (i + 1) * FEATURE_DIM), k * FEATURE_DIM);
     const asked = requested ? [...requested.keys()].filter((i) => requested[i] === label) : [];
     perClass.push({
       label,

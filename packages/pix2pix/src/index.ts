@@ -1,1 +1,4 @@
-export {};
+export * from './config.js';
+export * from './task.js';
+export * from './evaluate.js';
+export * from './cli.js';

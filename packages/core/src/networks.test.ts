@@ -1,0 +1,114 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend/index.js';
+import { countParams, InstanceNormalization, patchDiscriminator, ReflectionPadding2D, resnetGenerator } from './networks.js';
+import { seedWeights } from './rng.js';
+
+beforeAll(async () => {
+  // initBackend also registers Gantry's gradient fixes (the exact MirrorPad gradient among them).
+  await initBackend({ backend: 'cpu', log: () => {} });
+});
+
+const close = (actual: ArrayLike<number>, expected: number[], digits = 5) => {
+  expect(actual.length).toBe(expected.length);
+  Array.from(actual).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, digits));
+};
+
+describe('InstanceNormalization', () => {
+  // Reference values: numpy (x − mean) / sqrt(var + 1e-5) over H×W per sample and channel, as torch's InstanceNorm2d.
+  it('normalises each channel over H×W', () => {
+    const layer = new InstanceNormalization();
+    const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+    close((layer.apply(x) as tf.Tensor).dataSync(), [-1.3416354199689269, -0.447211806656309, 0.447211806656309, 1.3416354199689269]);
+  });
+
+  it('keeps channels and samples apart', () => {
+    const layer = new InstanceNormalization();
+    const one = [1, 10, 2, 20, 3, 30, 4, 50];
+    // The second sample is the first scaled and shifted: instance norm must give it the same output.
+    const x = tf.tensor4d([...one, ...one.map((v) => 3 * v + 7)], [2, 2, 2, 2]);
+    const expected = [
+      -1.3416354199689269, -1.183215929574988, -0.447211806656309, -0.5070925412464234, 0.447211806656309, 0.16903084708214114, 1.3416354199689269,
+      1.5212776237392702,
+    ];
+    const y = (layer.apply(x) as tf.Tensor).dataSync();
+    close(y.slice(0, 8), expected);
+    close(y.slice(8), expected, 4);
+  });
+
+  it('maps a constant image to zeros (zero variance, no NaN)', () => {
+    const y = (new InstanceNormalization().apply(tf.fill([1, 3, 3, 2], 5)) as tf.Tensor).dataSync();
+    expect(Array.from(y).every((v) => v === 0)).toBe(true);
+  });
+
+  it('applies gamma and beta when affine, and round-trips its config', () => {
+    const input = tf.input({ shape: [2, 2, 1] });
+    const layer = new InstanceNormalization({ affine: true, epsilon: 1e-3 });
+    const model = tf.model({ inputs: input, outputs: layer.apply(input) as tf.SymbolicTensor });
+    layer.setWeights([tf.tensor1d([2]), tf.tensor1d([0.5])]);
+    const x = [1, 2, 3, 4];
+    const expected = x.map((v) => (2 * (v - 2.5)) / Math.sqrt(1.25 + 1e-3) + 0.5);
+    close((model.predict(tf.tensor4d(x, [1, 2, 2, 1])) as tf.Tensor).dataSync(), expected);
+    expect(layer.getConfig()).toMatchObject({ affine: true, epsilon: 1e-3 });
+  });
+});
+
+describe('ReflectionPadding2D', () => {
+  it('pads like numpy.pad(mode="reflect")', () => {
+    const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3, 1]);
+    const y = new ReflectionPadding2D({ padding: 1 }).apply(x) as tf.Tensor;
+    expect(y.shape).toEqual([1, 5, 5, 1]);
+    close(y.dataSync(), [5, 4, 5, 6, 5, 2, 1, 2, 3, 2, 5, 4, 5, 6, 5, 8, 7, 8, 9, 8, 5, 4, 5, 6, 5]);
+  });
+
+  it('pads non-square images by 2 and reports the output shape', () => {
+    const x = tf.tensor4d(
+      Array.from({ length: 12 }, (_, i) => i + 1),
+      [1, 3, 4, 1],
+    );
+    const layer = new ReflectionPadding2D({ padding: 2 });
+    const y = layer.apply(x) as tf.Tensor;
+    // numpy.pad(np.arange(1, 13).reshape(3, 4), 2, mode='reflect')
+    const expected = [
+      [11, 10, 9, 10, 11, 12, 11, 10],
+      [7, 6, 5, 6, 7, 8, 7, 6],
+      [3, 2, 1, 2, 3, 4, 3, 2],
+      [7, 6, 5, 6, 7, 8, 7, 6],
+      [11, 10, 9, 10, 11, 12, 11, 10],
+      [7, 6, 5, 6, 7, 8, 7, 6],
+      [3, 2, 1, 2, 3, 4, 3, 2],
+    ].flat();
+    expect(y.shape).toEqual([1, 7, 8, 1]);
+    close(y.dataSync(), expected);
+    expect(layer.computeOutputShape([null, 3, 4, 5])).toEqual([null, 7, 8, 5]);
+    expect(layer.computeOutputShape([null, null, null, 3])).toEqual([null, null, null, 3]);
+  });
+
+  it('has the exact gradient: border gradients flow back onto the pixels they copied', () => {
+    const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3, 1]);
+    const w = tf.tensor4d(
+      Array.from({ length: 25 }, (_, i) => i),
+      [1, 5, 5, 1],
+    );
+    const layer = new ReflectionPadding2D({ padding: 1 });
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(layer.apply(t) as tf.Tensor, w)))(x);
+    // Scatter-add of w through numpy's reflect-pad index map.
+    close(g.dataSync(), [6, 21, 8, 33, 108, 39, 16, 51, 18]);
+  });
+});
+
+describe('CycleGAN networks from these blocks', () => {
+  it('ResNet generator keeps the size; PatchGAN gives a map of patch scores', () => {
+    seedWeights(1);
+    const g = resnetGenerator({ size: 32, inChannels: 3, outChannels: 3, ngf: 4, blocks: 2, norm: 'instance' });
+    const d = patchDiscriminator({ size: 32, inChannels: 3, ndf: 4, layers: 3, norm: 'instance' });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 1);
+    const y = g.predict(x) as tf.Tensor;
+    expect(y.shape).toEqual([2, 32, 32, 3]);
+    const v = y.dataSync();
+    expect(Math.max(...v.map(Math.abs))).toBeLessThanOrEqual(1);
+    expect((d.predict(x) as tf.Tensor).shape).toEqual([2, 4, 4, 1]);
+    expect(countParams(g)).toBeGreaterThan(0);
+    tf.dispose([x, y]);
+  });
+});

@@ -1,0 +1,307 @@
+/**
+ * The cyclegan app's commands: train, translate, evaluate, export. The app is
+ * `runCli('cyclegan', (y) => cycleganCommands(y))`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import {
+  adversarialLoss,
+  atomicWrite,
+  type CommonTrainArgs,
+  ensureWritableDir,
+  GantryError,
+  initBackend,
+  linearDecay,
+  loadModel,
+  nonNegativeInt,
+  nonNegativeNumber,
+  positiveInt,
+  positiveNumber,
+  readCheckpointState,
+  resolveCheckpoint,
+  resolveResume,
+  type runCli,
+  runTraining,
+  saveModel,
+  seedWeights,
+  translateCommand,
+  translateOptions,
+  trainOptions,
+  userPath,
+} from '@gantry/core';
+import { UnalignedDataset } from '@gantry/datasets';
+import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
+import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
+import { buildDiscriminator, buildGenerator, type CycleGanConfig, checkConfig, defaultLoadSize, MUST_MATCH, PRESETS, type PresetName } from './model.js';
+import { CycleGanTask } from './task.js';
+
+/** yargs' Argv as core's runCli passes it (so this package needs no yargs dependency of its own). */
+type Argv = Parameters<Parameters<typeof runCli>[1]>[0];
+
+const VARIANT = 'cyclegan';
+const SCENE_NAMES = { A: 'day', B: 'night' };
+
+const common = trainOptions({ epochs: 4, batchSize: 1, lr: 2e-4, loss: 'lsgan', sampleEvery: 50, checkpointEvery: 120 });
+
+/** Train flags; network sizes have no yargs default so that --preset and a resumed run's config can fill them. */
+const trainFlags = {
+  ...common,
+  epochs: { type: 'number', coerce: positiveNumber('epochs'), describe: 'training epochs, the last --decay-epochs with linear LR decay (default: the preset\'s)' },
+  preset: { type: 'string', default: 'cpu', choices: ['cpu', 'paper'], describe: `defaults: cpu = ${PRESETS.cpu.describe}; paper = ${PRESETS.paper.describe}` },
+  'decay-epochs': { type: 'number', coerce: nonNegativeNumber('decay-epochs'), describe: 'epochs of linear LR decay to 0 at the end (default: half the training)' },
+  data: { type: 'string', describe: 'unaligned dataset folder with trainA/ trainB/ (testA/ testB/ for samples and evaluate); default: procedural day (A) / night (B) scenes, generated once into <repo>/data' },
+  size: { type: 'number', coerce: positiveInt('size'), describe: 'image size the networks work at (crop size)' },
+  'load-size': { type: 'number', coerce: positiveInt('load-size'), describe: 'resize to this before the random crop (default size·286/256)' },
+  flip: { type: 'boolean', default: true, describe: 'random horizontal flips' },
+  generator: { type: 'string', choices: ['resnet', 'unet'], describe: 'generator architecture (default resnet)' },
+  blocks: { type: 'number', coerce: positiveInt('blocks'), describe: 'residual blocks of the ResNet generator (paper: 6 at 128, 9 at 256)' },
+  ngf: { type: 'number', coerce: positiveInt('ngf'), describe: "generators' base filters" },
+  ndf: { type: 'number', coerce: positiveInt('ndf'), describe: "discriminators' base filters" },
+  'd-layers': { type: 'number', coerce: positiveInt('d-layers'), describe: 'strided PatchGAN layers (3: 70×70 patches)' },
+  norm: { type: 'string', choices: ['instance', 'batch', 'none'], describe: 'normalisation layers (default instance)' },
+  'lambda-cycle': { type: 'number', coerce: nonNegativeNumber('lambda-cycle'), describe: 'cycle-consistency weight λ, each direction (default 10)' },
+  'lambda-identity': { type: 'number', coerce: nonNegativeNumber('lambda-identity'), describe: 'identity-loss weight as a fraction of λ (default 0.5; 0: off)' },
+  'pool-size': { type: 'number', coerce: nonNegativeInt('pool-size'), describe: 'generated-image history per discriminator (default 50; 0: off)' },
+  'scene-count': { type: 'number', coerce: positiveInt('scene-count'), describe: 'images per domain of the default scene dataset (default: the preset\'s)' },
+} as const;
+
+interface TrainArgs extends CommonTrainArgs {
+  preset: PresetName;
+  decayEpochs?: number;
+  data?: string;
+  size?: number;
+  loadSize?: number;
+  flip: boolean;
+  generator?: 'resnet' | 'unet';
+  blocks?: number;
+  ngf?: number;
+  ndf?: number;
+  dLayers?: number;
+  norm?: CycleGanConfig['norm'];
+  lambdaCycle?: number;
+  lambdaIdentity?: number;
+  poolSize?: number;
+  sceneCount?: number;
+  epochs: number;
+}
+
+/** The training setup: explicit flags, then (when resuming) the run's saved config, then the preset. */
+export interface TrainSetup {
+  config: CycleGanConfig;
+  epochs?: number;
+  decayEpochs?: number;
+  data?: string;
+  sceneCount: number;
+  lambdaCycle: number;
+  lambdaIdentity: number;
+  poolSize: number;
+}
+
+export function resolveTrainSetup(args: Partial<TrainArgs>, saved: Record<string, unknown> = {}): TrainSetup {
+  const p = PRESETS[(args.preset ?? 'cpu') as PresetName];
+  if (!p) throw new GantryError(`--preset: unknown preset '${args.preset}' (expected cpu or paper)`);
+  const pick = <T>(flag: T | undefined, key: string, fallback: T): T => (flag !== undefined ? flag : saved[key] !== undefined ? (saved[key] as T) : fallback);
+  const size = pick(args.size, 'size', p.size);
+  const config: CycleGanConfig = {
+    size,
+    loadSize: pick(args.loadSize, 'loadSize', args.size !== undefined ? defaultLoadSize(size) : defaultLoadSize(size)),
+    channels: 3,
+    generator: pick(args.generator, 'generator', 'resnet'),
+    blocks: pick(args.blocks, 'blocks', p.blocks),
+    ngf: pick(args.ngf, 'ngf', p.ngf),
+    ndf: pick(args.ndf, 'ndf', p.ndf),
+    dLayers: pick(args.dLayers, 'dLayers', 3),
+    norm: pick(args.norm, 'norm', 'instance'),
+  };
+  if (args.loadSize === undefined && saved.loadSize === undefined) config.loadSize = defaultLoadSize(size);
+  checkConfig(config);
+  const epochs = pick(args.epochs, 'epochs', args.steps !== undefined ? undefined : p.epochs + p.decayEpochs);
+  return {
+    config,
+    epochs,
+    decayEpochs: pick(args.decayEpochs, 'decayEpochs', undefined),
+    data: args.data !== undefined ? userPath(args.data) : (saved.data as string | undefined),
+    sceneCount: pick(args.sceneCount, 'sceneCount', p.sceneCount),
+    lambdaCycle: pick(args.lambdaCycle, 'lambdaCycle', 10),
+    lambdaIdentity: pick(args.lambdaIdentity, 'lambdaIdentity', 0.5),
+    poolSize: pick(args.poolSize, 'poolSize', 50),
+  };
+}
+
+/**
+ * The reference's schedule (base LR, then linear decay to 0) over the run's real length, evaluated per step:
+ * core's linearDecay counted in steps gives lr = 1 − max(0, epoch − constant) / decay exactly.
+ */
+export function cycleganSchedule(totalEpochs: number, decayEpochs: number, stepsPerEpoch: number): (epoch: number) => number {
+  const decaySteps = Math.min(decayEpochs, totalEpochs) * stepsPerEpoch;
+  if (decaySteps < 2) return () => 1;
+  const constantSteps = totalEpochs * stepsPerEpoch - decaySteps;
+  const rule = linearDecay(constantSteps + 1, decaySteps - 1);
+  return (epoch) => rule(epoch * stepsPerEpoch);
+}
+
+/** Loads G_A or G_B of a checkpoint with its config. */
+export async function loadGenerator(checkpointArg: string | undefined, which: 'G_A' | 'G_B') {
+  const checkpoint = resolveCheckpoint(VARIANT, checkpointArg);
+  const state = readCheckpointState(checkpoint);
+  if (state.variant !== VARIANT) throw new GantryError(`--checkpoint ${checkpoint}: a ${state.variant} checkpoint, expected ${VARIANT}`);
+  const generator = await loadModel(path.join(checkpoint, which));
+  return { checkpoint, config: state.config as CycleGanConfig & Record<string, unknown>, generator };
+}
+
+async function train(args: TrainArgs): Promise<void> {
+  let saved: Record<string, unknown> = {};
+  if (args.resume !== undefined) saved = readCheckpointState(resolveResume(VARIANT, args.resume).checkpoint).config;
+  const setup = resolveTrainSetup(args, saved);
+  const { config } = setup;
+  const loss = adversarialLoss(args.loss);
+  let totalEpochs = setup.epochs ?? 1;
+  await runTraining(
+    VARIANT,
+    { ...args, epochs: totalEpochs },
+    async () => {
+      const root = setup.data ?? (await defaultSceneDataset(config.size, setup.sceneCount));
+      const data = await UnalignedDataset.open(root, { cropSize: config.size, loadSize: config.loadSize, flip: args.flip, channels: config.channels });
+      if (args.batchSize > data.length) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} images)`);
+      // Sample grids show the first test images (train images when there is no test split).
+      const sampleSet = await UnalignedDataset.open(root, { split: 'test', cropSize: config.size }).catch(() => data);
+      const k = Math.min(4, sampleSet.sizeA, sampleSet.sizeB);
+      const samples = {
+        a: await loadImageFiles(sampleSet.filesA.slice(0, k), config.size, config.channels),
+        b: await loadImageFiles(sampleSet.filesB.slice(0, k), config.size, config.channels),
+      };
+      if (args.steps !== undefined) totalEpochs = args.steps / Math.max(1, Math.floor(data.length / args.batchSize));
+      seedWeights(args.seed);
+      const nets = { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B'), D_A: buildDiscriminator(config, 'D_A'), D_B: buildDiscriminator(config, 'D_B') };
+      return new CycleGanTask({
+        config,
+        nets,
+        data,
+        samples,
+        loss,
+        lambdaCycle: setup.lambdaCycle,
+        lambdaIdentity: setup.lambdaIdentity,
+        poolSize: setup.poolSize,
+        lr: args.lr,
+        beta1: args.beta1,
+        seed: args.seed,
+        batchSize: args.batchSize,
+        checkpointConfig: {
+          ...config,
+          data: root,
+          domains: setup.data ? { A: 'A', B: 'B' } : SCENE_NAMES,
+          loss: args.loss,
+          batchSize: args.batchSize,
+          epochs: setup.epochs,
+          decayEpochs: setup.decayEpochs,
+          sceneCount: setup.data ? undefined : setup.sceneCount,
+          lambdaCycle: setup.lambdaCycle,
+          lambdaIdentity: setup.lambdaIdentity,
+          poolSize: setup.poolSize,
+        },
+        mustMatch: MUST_MATCH,
+      });
+    },
+    {
+      schedule: (task) => cycleganSchedule(totalEpochs, setup.decayEpochs ?? totalEpochs / 2, task.stepsPerEpoch),
+    },
+  );
+}
+
+export function cycleganCommands(y: Argv): Argv {
+  return y
+    .usage('Gantry cyclegan: unpaired image-to-image translation (CycleGAN, Zhu et al. 2017).\n\nUsage: pnpm --filter cyclegan <command> [options]')
+    .command(
+      'train',
+      'train both generators and discriminators (default data: procedural day → night scenes)',
+      (c) => c.options(trainFlags),
+      async (a) => train(a as unknown as TrainArgs),
+    )
+    .command(
+      'translate',
+      'translate an image file or a folder of images with a trained generator',
+      (c) =>
+        c.options({
+          ...translateOptions,
+          direction: { type: 'string', default: 'AtoB', choices: ['AtoB', 'BtoA'], describe: 'AtoB uses G_A (day → night for the scenes), BtoA uses G_B' },
+          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
+        }),
+      async (a) => {
+        const input = userPath(a.input as string);
+        if (!fs.existsSync(input)) throw new GantryError(`--input ${a.input}: no such file or folder`);
+        await initBackend({ backend: a.backend as string | undefined });
+        const { config, generator } = await loadGenerator(a.checkpoint as string | undefined, a.direction === 'BtoA' ? 'G_B' : 'G_A');
+        await translateCommand((x) => generator.predict(x) as tf.Tensor4D, {
+          input: a.input as string,
+          output: a.output as string,
+          modelSize: config.size,
+          inChannels: config.channels,
+          quality: a.quality as number,
+        });
+      },
+    )
+    .command(
+      'evaluate',
+      'cycle-reconstruction error and distribution distance to the target domain on the test split',
+      (c) =>
+        c.options({
+          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
+          data: { type: 'string', describe: 'unaligned dataset with testA/ and testB/ (default: the one the model was trained on)' },
+          limit: { type: 'number', coerce: positiveInt('limit'), describe: 'at most N test images per domain' },
+          json: { type: 'string', describe: 'also write the figures as JSON to this file' },
+        }),
+      async (a) => {
+        await initBackend({ backend: a.backend as string | undefined });
+        const { checkpoint, config, generator: G_A } = await loadGenerator(a.checkpoint as string | undefined, 'G_A');
+        const G_B = await loadModel(path.join(checkpoint, 'G_B'));
+        const root = a.data ? userPath(a.data as string) : (config.data as string | undefined);
+        if (!root) throw new GantryError(`${checkpoint}: the training data is not recorded; pass --data`);
+        const test = await loadTestSplit(root, config.size, config.channels, (a.limit as number | undefined) ?? Number.POSITIVE_INFINITY);
+        const figures = evaluateCycleGan(G_A, G_B, test.a, test.b);
+        tf.dispose([test.a, test.b]);
+        const names = (config.domains as { A: string; B: string } | undefined) ?? { A: 'A', B: 'B' };
+        console.log(`cyclegan ${checkpoint}\ndata: ${root}\n${formatEvaluation(figures, names)}`);
+        const out = { checkpoint, data: root, ...figures };
+        atomicWrite(path.join(checkpoint, '..', '..', 'evaluation.json'), JSON.stringify(out, null, 2));
+        if (a.json) atomicWrite(userPath(a.json as string), JSON.stringify(out, null, 2));
+      },
+    )
+    .command(
+      'export',
+      'write both generators (TF.js layers format: <out>/G_A, <out>/G_B) and metadata.json for the browser',
+      (c) =>
+        c.options({
+          out: { type: 'string', demandOption: true, describe: 'output directory' },
+          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
+        }),
+      async (a) => {
+        const out = userPath(a.out as string);
+        ensureWritableDir(out);
+        await initBackend({ backend: a.backend as string | undefined });
+        const { checkpoint, config, generator: G_A } = await loadGenerator(a.checkpoint as string | undefined, 'G_A');
+        const G_B = await loadModel(path.join(checkpoint, 'G_B'));
+        const tmp = path.join(out, `.export-${process.pid}`);
+        fs.rmSync(tmp, { recursive: true, force: true });
+        await saveModel(G_A, path.join(tmp, 'G_A'));
+        await saveModel(G_B, path.join(tmp, 'G_B'));
+        const meta = {
+          variant: VARIANT,
+          kind: 'image-to-image',
+          imageSize: config.size,
+          channels: config.channels,
+          generators: { G_A: 'A → B', G_B: 'B → A' },
+          domains: config.domains ?? { A: 'A', B: 'B' },
+          normalisation: 'input: value / 127.5 - 1; output: (value + 1) * 127.5',
+          checkpoint,
+        };
+        atomicWrite(path.join(tmp, 'metadata.json'), JSON.stringify(meta, null, 2));
+        for (const f of fs.readdirSync(tmp)) {
+          fs.rmSync(path.join(out, f), { recursive: true, force: true });
+          fs.renameSync(path.join(tmp, f), path.join(out, f));
+        }
+        fs.rmSync(tmp, { recursive: true, force: true });
+        console.log(`exported cyclegan generators to ${out} (G_A/, G_B/, metadata.json)`);
+      },
+    );
+}

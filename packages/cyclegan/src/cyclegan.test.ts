@@ -1,0 +1,203 @@
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { adversarialLoss, GantryError, initBackend, listCheckpoints, readCheckpointState, runCli, seedWeights, train } from '@gantry/core';
+import { UnalignedDataset, writeUnalignedDataset } from '@gantry/datasets';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { cycleganCommands, cycleganSchedule, resolveTrainSetup } from './cli.js';
+import { loadImageFiles, loadTestSplit } from './data.js';
+import { evaluateCycleGan } from './evaluate.js';
+import { SCENE_STAT_DIM, sceneStatistics } from './features.js';
+import { cycleLoss, identityLoss } from './losses.js';
+import { buildDiscriminator, buildGenerator, type CycleGanConfig, MUST_MATCH, unetDowns } from './model.js';
+import { CycleGanTask } from './task.js';
+
+const tmp = fs.mkdtempSync(path.join(tmpdir(), 'gantry-cyclegan-'));
+const data = path.join(tmp, 'scenes');
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', log: () => {} });
+  // 10 day (A) and 8 night (B) scenes of 32×32: 9/7 for training, 1/1 for test.
+  await writeUnalignedDataset(data, { count: 10, countB: 8, size: 32, seed: 3, testFraction: 0.1 });
+});
+
+const config: CycleGanConfig = { size: 32, loadSize: 36, channels: 3, generator: 'resnet', blocks: 1, ngf: 4, ndf: 4, dLayers: 2, norm: 'instance' };
+
+describe('cycle and identity losses', () => {
+  it('are λ·L1 and λ·λ_idt·L1 on known inputs', () => {
+    const real = tf.tensor4d([0, 0.5, -1, 1], [1, 2, 2, 1]);
+    const rec = tf.tensor4d([0.5, 0.5, -0.5, 0], [1, 2, 2, 1]);
+    // mean |rec − real| = (0.5 + 0 + 0.5 + 1) / 4 = 0.5
+    expect(cycleLoss(real, rec, 10).dataSync()[0]).toBeCloseTo(5, 6);
+    expect(identityLoss(real, rec, 10, 0.5).dataSync()[0]).toBeCloseTo(2.5, 6);
+    expect(cycleLoss(real, real, 10).dataSync()[0]).toBe(0);
+    expect(identityLoss(real, rec, 10, 0).dataSync()[0]).toBe(0);
+  });
+
+  it('have the L1 gradient sign(rec − real)·λ/N', () => {
+    const real = tf.tensor1d([0, 0, 0, 0]);
+    const g = tf.grad((r: tf.Tensor) => cycleLoss(real, r, 10))(tf.tensor1d([1, -2, 3, -4]));
+    expect(Array.from(g.dataSync())).toEqual([2.5, -2.5, 2.5, -2.5]);
+  });
+});
+
+describe('schedule and settings', () => {
+  it('keeps the base LR, then decays linearly to 0 over the decay epochs', () => {
+    const s = cycleganSchedule(4, 2, 10);
+    expect([s(0), s(1.5), s(2), s(3), s(3.9), s(4)].map((v) => +v.toFixed(6))).toEqual([1, 1, 1, 0.5, 0.05, 0]);
+    expect(cycleganSchedule(4, 0, 10)(3.9)).toBe(1);
+  });
+
+  it('takes explicit flags over a resumed run, and that over the preset', () => {
+    const cpu = resolveTrainSetup({ preset: 'cpu' });
+    expect(cpu.config).toMatchObject({ size: 128, ngf: 16, ndf: 16, blocks: 6, generator: 'resnet', dLayers: 3, norm: 'instance', loadSize: 143 });
+    expect([cpu.lambdaCycle, cpu.lambdaIdentity, cpu.poolSize]).toEqual([10, 0.5, 50]);
+    const paper = resolveTrainSetup({ preset: 'paper' });
+    expect(paper.config).toMatchObject({ size: 256, ngf: 64, ndf: 64, blocks: 9, loadSize: 286 });
+    expect(paper.epochs).toBe(200);
+    const resumed = resolveTrainSetup({ preset: 'cpu', ngf: 8 }, { size: 64, ngf: 32, blocks: 9, loadSize: 70, epochs: 3 });
+    expect(resumed.config).toMatchObject({ size: 64, ngf: 8, blocks: 9, loadSize: 70 });
+    expect(resumed.epochs).toBe(3);
+  });
+
+  it('rejects sizes the networks cannot take', () => {
+    expect(() => resolveTrainSetup({ size: 30 })).toThrow(/multiple of 4/);
+    expect(() => resolveTrainSetup({ size: 48, generator: 'unet' })).toThrow(/multiple of 32/);
+    expect(() => resolveTrainSetup({ size: 64, loadSize: 32 })).toThrow(GantryError);
+    expect(unetDowns(128)).toBe(7);
+    expect(unetDowns(256)).toBe(8);
+  });
+});
+
+describe('scene statistics', () => {
+  it('has 25 documented features that tell dark from bright images', () => {
+    const black = tf.fill([1, 16, 16, 3], -1) as tf.Tensor4D;
+    const warm = tf.tidy(() => tf.concat([tf.fill([1, 16, 16, 1], 1), tf.fill([1, 16, 16, 1], 0.6), tf.fill([1, 16, 16, 1], -0.6)], 3)) as tf.Tensor4D;
+    const f = sceneStatistics(tf.concat([black, warm]) as tf.Tensor4D);
+    expect(f.length).toBe(2 * SCENE_STAT_DIM);
+    const [b, w] = [f.slice(0, SCENE_STAT_DIM), f.slice(SCENE_STAT_DIM)];
+    expect(b[0]).toBeCloseTo(0); // top-left luminance
+    expect(b[23]).toBeCloseTo(1); // dark fraction
+    expect(w[22]).toBeCloseTo(1); // warm bright fraction
+    expect(w[16]).toBeCloseTo(1); // mean R
+    expect(b[24]).toBeCloseTo(0); // edges
+  });
+});
+
+describe('training', () => {
+  it('trains, checkpoints all four networks with optimizer state, resumes, keeps memory flat, evaluates', async () => {
+    const trainSet = await UnalignedDataset.open(data, { cropSize: 32, loadSize: 36 });
+    expect([trainSet.sizeA, trainSet.sizeB, trainSet.length]).toEqual([9, 7, 9]);
+    const makeTask = async () => {
+      seedWeights(1);
+      return new CycleGanTask({
+        config,
+        nets: { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B'), D_A: buildDiscriminator(config, 'D_A'), D_B: buildDiscriminator(config, 'D_B') },
+        data: trainSet,
+        samples: { a: await loadImageFiles(trainSet.filesA.slice(0, 2), 32), b: await loadImageFiles(trainSet.filesB.slice(0, 2), 32) },
+        loss: adversarialLoss('lsgan'),
+        lambdaCycle: 10,
+        lambdaIdentity: 0.5,
+        poolSize: 2,
+        lr: 2e-4,
+        beta1: 0.5,
+        seed: 1,
+        batchSize: 1,
+        checkpointConfig: { ...config },
+        mustMatch: MUST_MATCH,
+      });
+    };
+    const runDir = path.join(tmp, 'run');
+    const task = await makeTask();
+    const tensors: number[] = [];
+    const seen: Record<string, number>[] = [];
+    const r1 = await train(task, {
+      runDir,
+      steps: 8,
+      stopAfter: 6,
+      sampleEvery: 3,
+      checkpointEvery: 3,
+      log: () => {},
+      onStep: (_s, l) => {
+        seen.push(l);
+        tensors.push(tf.memory().numTensors);
+      },
+    });
+    expect(r1.step).toBe(6);
+    for (const l of seen) {
+      for (const k of ['D', 'D_A', 'D_B', 'G', 'G_A', 'G_B', 'cycle', 'idt']) expect(Number.isFinite(l[k])).toBe(true);
+      expect(l.G).toBeCloseTo(l.G_A! + l.G_B! + l.cycle! + l.idt!, 3);
+    }
+    // The pools (2 images each) are full after two steps; from then on the tensor count must not grow.
+    expect(new Set(tensors.slice(2)).size).toBe(1);
+    const ckpt = listCheckpoints(runDir).at(-1)!;
+    for (const f of ['G_A/model.json', 'G_B/weights.bin', 'D_A/model.json', 'D_B/weights.bin', 'optim-G.bin', 'optim-D.bin']) expect(fs.existsSync(path.join(ckpt, f))).toBe(true);
+    expect(readCheckpointState(ckpt)).toMatchObject({ variant: 'cyclegan', step: 6 });
+    expect(fs.readdirSync(path.join(runDir, 'samples'))).toEqual(['step-00000003.png', 'step-00000006.png']);
+    const grid = task.sampleGrid();
+    expect(grid.shape).toEqual([12, 32, 32, 3]); // 2 rows of real A, fake B, rec A, real B, fake A, rec B
+    grid.dispose();
+    task.dispose();
+
+    const resumed = await makeTask();
+    const r2 = await train(resumed, { runDir, steps: 8, resume: true, log: () => {} });
+    expect(r2.step).toBe(8);
+    expect(fs.existsSync(path.join(runDir, 'samples', 'final.png'))).toBe(true);
+
+    const test = await loadTestSplit(data, 32);
+    const e = evaluateCycleGan(resumed.nets.G_A, resumed.nets.G_B, test.a, test.b);
+    expect(e.images).toEqual({ A: 1, B: 1 });
+    for (const d of [e.AtoB, e.BtoA]) for (const v of Object.values(d)) expect(Number.isFinite(v)).toBe(true);
+    tf.dispose([test.a, test.b]);
+    resumed.dispose();
+  });
+});
+
+describe('CLI errors', () => {
+  /** Runs the cyclegan CLI in-process; returns the first error line and exit code. */
+  async function cli(...argv: string[]): Promise<{ code?: number; error?: string }> {
+    const result: { code?: number; error?: string } = {};
+    const exit = vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
+      result.code ??= code;
+      throw new Error('exit');
+    }) as never);
+    const err = vi.spyOn(console, 'error').mockImplementation((line: unknown) => {
+      result.error ??= String(line);
+    });
+    const prev = process.env.GANTRY_RUNS;
+    process.env.GANTRY_RUNS = path.join(tmp, 'no-runs');
+    try {
+      await runCli('cyclegan', (y) => cycleganCommands(y), [...argv, '--backend', 'cpu']).catch(() => {});
+    } finally {
+      exit.mockRestore();
+      err.mockRestore();
+      if (prev === undefined) delete process.env.GANTRY_RUNS;
+      else process.env.GANTRY_RUNS = prev;
+    }
+    return result;
+  }
+
+  it('reports bad flags in one line with exit code 2', async () => {
+    expect(await cli('train', '--bogus', '1')).toMatchObject({ code: 2, error: expect.stringMatching(/^cyclegan: error: .*bogus/) });
+    expect(await cli('train', '--ngf', '0')).toMatchObject({ code: 2, error: expect.stringContaining('--ngf: expected a positive integer') });
+    expect(await cli('train', '--size', '30', '--data', data)).toMatchObject({ code: 2, error: expect.stringContaining('multiple of 4') });
+    expect(await cli('translate', '--direction', 'sideways', '-i', 'x', '-o', 'y')).toMatchObject({ code: 2, error: expect.stringContaining('direction') });
+  });
+
+  it('names a missing dataset, input or model', async () => {
+    expect(await cli('train', '--data', path.join(tmp, 'nope'), '--size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('dataset folder not found') });
+    expect(await cli('train', '--data', path.join(data, 'trainA'), '--size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('folder not found') });
+    expect(await cli('translate', '-i', path.join(tmp, 'missing.png'), '-o', path.join(tmp, 'out.png'))).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('no such file or folder'),
+    });
+    const img = fs.readdirSync(path.join(data, 'testA'))[0]!;
+    expect(await cli('translate', '-i', path.join(data, 'testA', img), '-o', path.join(tmp, 'out.png'))).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('no trained cyclegan model found'),
+    });
+    expect(await cli('evaluate')).toMatchObject({ code: 2, error: expect.stringContaining('no trained cyclegan model found') });
+    expect(await cli('train', '--resume', 'latest')).toMatchObject({ code: 2, error: expect.stringContaining('no such run of cyclegan') });
+  });
+});

@@ -1,0 +1,182 @@
+/**
+ * The CycleGAN training step as a core `GanTask`: four networks, one Adam for both generators and one for both
+ * discriminators (as the reference), LSGAN by default, cycle consistency in both directions, identity loss and
+ * an image history pool per discriminator.
+ *
+ * Order within a step: the trainer calls `discriminatorStep` first (with fakes from the generators' current
+ * weights, passed through the pools), then `generatorStep` (against the just-updated discriminators). The
+ * reference updates G first and then D with the same (pre-update) fakes; either way D learns on fakes of the
+ * pre-update generators, and the pool mixes in older fakes anyway.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type AdversarialLoss, adam, type GanTask, gradientPenalty, ImagePool, type Losses, mixSeed, mulberry32, optimize, permutation, saveImageGrid } from '@gantry/core';
+import type { UnalignedDataset } from '@gantry/datasets';
+import { cycleLoss, identityLoss } from './losses.js';
+import type { CycleGanConfig } from './model.js';
+
+export interface CycleGanNets {
+  /** A → B. */
+  G_A: tf.LayersModel;
+  /** B → A. */
+  G_B: tf.LayersModel;
+  /** Judges domain B (real B vs G_A's fakes). */
+  D_A: tf.LayersModel;
+  /** Judges domain A (real A vs G_B's fakes). */
+  D_B: tf.LayersModel;
+}
+
+export interface CycleGanTaskOptions {
+  config: CycleGanConfig;
+  nets: CycleGanNets;
+  /** The training split (its transform does the resize, random crop and flip). */
+  data: UnalignedDataset;
+  /** Fixed images shown in the sample grids, [K, S, S, C] each; the task owns and disposes them. */
+  samples: { a: tf.Tensor4D; b: tf.Tensor4D };
+  loss: AdversarialLoss;
+  /** Cycle weight λ (10), the same in both directions. */
+  lambdaCycle: number;
+  /** Identity weight as a fraction of λ (0.5; 0 turns the identity loss off and saves two G passes per step). */
+  lambdaIdentity: number;
+  poolSize: number;
+  lr: number;
+  beta1: number;
+  seed: number;
+  batchSize: number;
+  /** Everything stored in checkpoints as the run's configuration. */
+  checkpointConfig: Record<string, unknown>;
+  mustMatch: string[];
+}
+
+type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };
+
+export class CycleGanTask implements GanTask<Batch> {
+  readonly variant = 'cyclegan';
+  readonly config: Record<string, unknown>;
+  readonly mustMatch: string[];
+  readonly nets: CycleGanNets & Record<string, tf.LayersModel>;
+  readonly optimizers: { G: tf.Optimizer; D: tf.Optimizer };
+  readonly stepsPerEpoch: number;
+  readonly lossName: string;
+  /** Fake-B history for D_A and fake-A history for D_B. */
+  readonly poolB: ImagePool;
+  readonly poolA: ImagePool;
+  private order?: { epoch: number; perm: Int32Array };
+
+  constructor(private readonly o: CycleGanTaskOptions) {
+    this.config = o.checkpointConfig;
+    this.mustMatch = o.mustMatch;
+    this.nets = { ...o.nets };
+    this.lossName = o.loss.name;
+    this.optimizers = { G: adam(o.lr, o.beta1), D: adam(o.lr, o.beta1) };
+    this.stepsPerEpoch = Math.max(1, Math.floor(o.data.length / o.batchSize));
+    this.poolB = new ImagePool(o.poolSize, mixSeed(o.seed, 21));
+    this.poolA = new ImagePool(o.poolSize, mixSeed(o.seed, 22));
+  }
+
+  /** A shuffled pass over A per epoch; B is drawn at random per example (UnalignedDataset), seeded by step. */
+  async nextBatch(step: number): Promise<Batch> {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    if (this.order?.epoch !== epoch) {
+      this.order = { epoch, perm: permutation(this.o.data.length, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
+    }
+    const start = (step % this.stepsPerEpoch) * this.o.batchSize;
+    const { a, b } = await this.o.data.batch(this.order.perm.subarray(start, start + this.o.batchSize), mulberry32(mixSeed(this.o.seed, step, 12)));
+    return { a: a as tf.Tensor4D, b: b as tf.Tensor4D };
+  }
+
+  private g(net: tf.LayersModel, x: tf.Tensor): tf.Tensor4D {
+    return net.apply(x, { training: true }) as tf.Tensor4D;
+  }
+
+  discriminatorStep(batch: Batch, step: number): Losses {
+    const { G_A, G_B, D_A, D_B } = this.nets;
+    const [fakeB, fakeA] = tf.tidy(() => [this.g(G_A, batch.a), this.g(G_B, batch.b)]);
+    const pooledB = this.poolB.query(fakeB!);
+    const pooledA = this.poolA.query(fakeA!);
+    tf.dispose([fakeA!, fakeB!]);
+    try {
+      return optimize(
+        this.optimizers.D,
+        [D_A, D_B],
+        () => {
+          const score = (d: tf.LayersModel) => (x: tf.Tensor) => d.apply(x, { training: true }) as tf.Tensor;
+          let dA = this.o.loss.discriminator(score(D_A)(batch.b), score(D_A)(pooledB));
+          let dB = this.o.loss.discriminator(score(D_B)(batch.a), score(D_B)(pooledA));
+          if (this.o.loss.needsGradientPenalty) {
+            dA = tf.add(dA, gradientPenalty(score(D_A), batch.b, pooledB, 10, mixSeed(this.o.seed, step, 13)));
+            dB = tf.add(dB, gradientPenalty(score(D_B), batch.a, pooledA, 10, mixSeed(this.o.seed, step, 14)));
+          }
+          return { D: tf.add(dA, dB) as tf.Scalar, D_A: dA, D_B: dB };
+        },
+        'D',
+      );
+    } finally {
+      tf.dispose([pooledA, pooledB]);
+    }
+  }
+
+  generatorStep(batch: Batch): Losses {
+    const { G_A, G_B, D_A, D_B } = this.nets;
+    const { a, b } = batch;
+    const lambda = this.o.lambdaCycle;
+    return optimize(
+      this.optimizers.G,
+      [G_A, G_B],
+      () => {
+        const fakeB = this.g(G_A, a);
+        const fakeA = this.g(G_B, b);
+        const advA = this.o.loss.generator(D_A.apply(fakeB, { training: true }) as tf.Tensor);
+        const advB = this.o.loss.generator(D_B.apply(fakeA, { training: true }) as tf.Tensor);
+        const cycle = tf.add(cycleLoss(a, this.g(G_B, fakeB), lambda), cycleLoss(b, this.g(G_A, fakeA), lambda)) as tf.Scalar;
+        const parts: Losses = { G_A: advA, G_B: advB, cycle };
+        let total = tf.addN([advA, advB, cycle]);
+        if (this.o.lambdaIdentity > 0) {
+          const idt = tf.add(
+            identityLoss(b, this.g(G_A, b), lambda, this.o.lambdaIdentity),
+            identityLoss(a, this.g(G_B, a), lambda, this.o.lambdaIdentity),
+          ) as tf.Scalar;
+          parts.idt = idt;
+          total = tf.add(total, idt);
+        }
+        return { G: total as tf.Scalar, ...parts };
+      },
+      'G',
+    );
+  }
+
+  /**
+   * Rows of [real A, fake B, reconstructed A, real B, fake A, reconstructed B] for the fixed sample images, in
+   * inference mode; the caller disposes the result.
+   */
+  sampleGrid(): tf.Tensor4D {
+    const { G_A, G_B } = this.nets;
+    const { a, b } = this.o.samples;
+    return tf.tidy(() => {
+      const fakeB = G_A.predict(a) as tf.Tensor4D;
+      const recA = G_B.predict(fakeB) as tf.Tensor4D;
+      const fakeA = G_B.predict(b) as tf.Tensor4D;
+      const recB = G_A.predict(fakeA) as tf.Tensor4D;
+      const k = Math.min(a.shape[0], b.shape[0]);
+      const cut = (t: tf.Tensor4D) => tf.slice(t, 0, k);
+      const rows = tf.stack([a, fakeB, recA, b, fakeA, recB].map(cut), 1);
+      const [, , h, w, c] = rows.shape;
+      return tf.reshape(rows, [k * 6, h!, w!, c!]) as tf.Tensor4D;
+    });
+  }
+
+  async writeSamples(file: string): Promise<void> {
+    const grid = this.sampleGrid();
+    try {
+      await saveImageGrid(grid, file, { cols: 6 });
+    } finally {
+      grid.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.poolA.dispose();
+    this.poolB.dispose();
+    tf.dispose([this.o.samples.a, this.o.samples.b]);
+    for (const opt of Object.values(this.optimizers)) opt.dispose();
+  }
+}

@@ -1,0 +1,214 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage, type runCli, seedWeights, train, writeRawImage } from '@gantry/core';
+import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pix2pixCommands } from './cli.js';
+import { buildDiscriminator, buildGenerator, checkConfig, constantThenLinear, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
+import { Pix2pixTask } from './task.js';
+
+type Argv = Parameters<Parameters<typeof runCli>[1]>[0];
+// yargs is a dependency of @gantry/core (and of the app), not of this package: load core's copy.
+const yargsUrl = pathToFileURL(join(fileURLToPath(new URL('../../core/node_modules/yargs/index.mjs', import.meta.url)))).href;
+const yargs = ((await import(yargsUrl)) as { default: (args: string[]) => Argv }).default;
+
+const tmp = mkdtempSync(join(tmpdir(), 'gantry-pix2pix-'));
+const runs = join(tmp, 'runs');
+const savedRuns = process.env.GANTRY_RUNS;
+beforeAll(async () => {
+  process.env.GANTRY_RUNS = runs;
+  await initBackend({ backend: 'cpu', log: () => {} });
+});
+afterAll(() => {
+  if (savedRuns === undefined) delete process.env.GANTRY_RUNS;
+  else process.env.GANTRY_RUNS = savedRuns;
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const config = (o: Partial<Pix2pixConfig> = {}): Pix2pixConfig => ({
+  netG: 'unet_32',
+  ngf: 4,
+  ndf: 4,
+  nLayersD: 3,
+  norm: 'batch',
+  dropout: true,
+  cropSize: 32,
+  loadSize: 36,
+  direction: 'BtoA',
+  channels: 3,
+  lambdaL1: 100,
+  lambdaGan: 1,
+  loss: 'bce',
+  ...o,
+});
+
+/** Runs the pix2pix CLI in-process; resolves with what it printed, rejects with the handler's error. */
+async function cli(args: string[]): Promise<string> {
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  try {
+    await pix2pixCommands(
+      yargs(args)
+        .scriptName('pix2pix')
+        .option('backend', { type: 'string' })
+        .strict()
+        .exitProcess(false)
+        .fail((msg: string, err?: Error) => {
+          throw err ?? new GantryError(msg);
+        }),
+    ).parseAsync();
+  } finally {
+    console.log = log;
+  }
+  return out.join('\n');
+}
+
+describe('networks', () => {
+  for (const [name, downs] of Object.entries(NET_G)) {
+    it(`${name}: ${2 ** downs}×${2 ** downs} in, same out, 1×1 bottleneck, skip connections, decoder dropout`, () => {
+      const size = 2 ** downs;
+      const c = config({ netG: name as NetG, cropSize: size, loadSize: size, ngf: 2, ndf: 2 });
+      checkConfig(c);
+      const g = buildGenerator(c);
+      expect(g.inputs[0]!.shape).toEqual([null, size, size, 3]);
+      expect(g.outputs[0]!.shape).toEqual([null, size, size, 3]);
+      const shapes = g.layers.map((l) => l.outputShape as number[]);
+      expect(shapes.some((s) => s[1] === 1 && s[2] === 1)).toBe(true);
+      expect(g.layers.filter((l) => l.getClassName() === 'Concatenate')).toHaveLength(downs - 1);
+      expect(g.layers.filter((l) => l.getClassName() === 'Dropout')).toHaveLength(Math.max(0, downs - 5));
+      const d = buildDiscriminator(c);
+      expect(d.inputs[0]!.shape).toEqual([null, size, size, 6]);
+      // 3 strided layers + 2 stride-1 layers with kernel 4: the 70×70 PatchGAN gives size/8 logits per side.
+      expect(d.outputs[0]!.shape).toEqual([null, size / 8, size / 8, 1]);
+      if (size <= 64) {
+        const y = tf.tidy(() => g.predict(tf.zeros([2, size, size, 3])) as tf.Tensor);
+        expect(y.shape).toEqual([2, size, size, 3]);
+        expect(Math.max(...y.dataSync().map(Math.abs))).toBeLessThanOrEqual(1);
+        y.dispose();
+      }
+      g.dispose();
+      d.dispose();
+    });
+  }
+
+  it('selectable PatchGAN depth and norm; bad sizes are one-line errors', () => {
+    expect(buildDiscriminator(config({ nLayersD: 1 })).outputs[0]!.shape).toEqual([null, 16, 16, 1]);
+    const inst = buildGenerator(config({ norm: 'instance' }));
+    expect(inst.layers.some((l) => l.getClassName() === 'InstanceNormalization')).toBe(true);
+    expect(() => checkConfig(config({ netG: 'unet_128', cropSize: 96, loadSize: 100 }))).toThrow(/multiple of 128/);
+    expect(() => checkConfig(config({ loadSize: 30 }))).toThrow(/smaller than --crop-size/);
+  });
+
+  it('LR: constant, then linear to zero', () => {
+    const s = constantThenLinear(4, 2);
+    expect([s(0), s(1.9), s(2), s(3), s(4), s(5)]).toEqual([1, 1, 1, 0.5, 0, 0]);
+  });
+});
+
+describe('training and the CLI', () => {
+  let data: string;
+  beforeAll(async () => {
+    data = await ensureSceneDataset({ layout: 'aligned', size: 32, count: 20, root: join(tmp, 'data'), log: () => {} });
+  });
+
+  it('a short training run learns (L1 falls), writes strips and checkpoints, and resumes', async () => {
+    const c = config({ data });
+    const open = async () => ({
+      train: await AlignedDataset.open(data, { split: 'train', cropSize: 32, loadSize: 36, direction: 'BtoA' }),
+      samples: await AlignedDataset.open(data, { split: 'val', cropSize: 32, direction: 'BtoA' }),
+    });
+    seedWeights(1);
+    const task = new Pix2pixTask({ config: c, loss: adversarialLoss('bce'), lr: 2e-3, beta1: 0.5, seed: 1, batchSize: 4, ...(await open()) }, MUST_MATCH);
+    const runDir = join(tmp, 'run-a');
+    const l1: number[] = [];
+    const r = await train(task, { runDir, steps: 24, sampleEvery: 12, checkpointEvery: 12, log: () => {}, onStep: (_, l) => l1.push(l.L1!) });
+    expect(r.step).toBe(24);
+    for (const k of ['D', 'G', 'G_GAN', 'L1']) expect(Number.isFinite(r.losses[k])).toBe(true);
+    const first = l1.slice(0, 4).reduce((a, b) => a + b) / 4;
+    const last = l1.slice(-4).reduce((a, b) => a + b) / 4;
+    expect(last).toBeLessThan(first * 0.8);
+    expect(readdirSync(join(runDir, 'samples')).sort()).toEqual(['final.png', 'step-00000012.png', 'step-00000024.png']);
+    const strip = await readImage(join(runDir, 'samples', 'final.png'));
+    expect(strip.width).toBe(3 * 32 + 4 * 2); // input | output | target
+    expect(latestCheckpoint(runDir)).toMatch(/step-00000024$/);
+    task.dispose();
+
+    seedWeights(1);
+    const again = new Pix2pixTask({ config: c, loss: adversarialLoss('bce'), lr: 2e-3, beta1: 0.5, seed: 1, batchSize: 4, ...(await open()) }, MUST_MATCH);
+    const r2 = await train(again, { runDir, steps: 30, resume: true, log: () => {} });
+    expect(r2.step).toBe(30);
+    again.dispose();
+  });
+
+  it('L1-only baseline (--lambda-gan 0) trains G alone', async () => {
+    const c = config({ data, lambdaGan: 0 });
+    seedWeights(2);
+    const task = new Pix2pixTask(
+      { config: c, loss: adversarialLoss('bce'), lr: 2e-4, beta1: 0.5, seed: 2, batchSize: 2, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) },
+      MUST_MATCH,
+    );
+    const dBefore = task.nets.discriminator.getWeights()[0]!.dataSync().slice();
+    const r = await train(task, { runDir: join(tmp, 'run-l1'), steps: 2, log: () => {} });
+    expect(Object.keys(r.losses).sort()).toEqual(['G', 'L1']);
+    expect(task.nets.discriminator.getWeights()[0]!.dataSync()).toEqual(dBefore);
+    task.dispose();
+  });
+
+  it('CLI: train, translate (files, folders, errors), evaluate against identity and the L1-only baseline', async () => {
+    const common = ['--data', data, '--direction', 'BtoA', '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--load-size', '36', '--no-progress', '--backend', 'cpu'];
+    await cli(['train', ...common, '--steps', '3', '--lambda-gan', '0', '--out', join(runs, 'pix2pix', 'l1')]);
+    await cli(['train', ...common, '--steps', '3', '--out', join(runs, 'pix2pix', 'gan')]);
+    const ckpt = join(runs, 'pix2pix', 'gan');
+
+    // Single files of any size/format; the output keeps the input's size.
+    const photo = join(tmp, 'photo.jpg');
+    await writeRawImage({ data: new Uint8Array(90 * 50 * 3).fill(180), width: 90, height: 50, channels: 3 }, photo);
+    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night.png')]);
+    const night = await readImage(join(tmp, 'night.png'));
+    expect([night.width, night.height]).toEqual([90, 50]);
+
+    // Errors: a non-image and a corrupt image, alone and in a folder with good files.
+    const bad = join(tmp, 'bad');
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'notes.txt'), 'not an image');
+    writeFileSync(join(bad, 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\nbroken'));
+    await writeRawImage({ data: new Uint8Array(40 * 30 * 3).fill(200), width: 40, height: 30, channels: 3 }, join(bad, 'good.png'));
+    const errs: string[] = [];
+    const warn = console.error;
+    console.error = (...a: unknown[]) => errs.push(a.join(' '));
+    try {
+      await expect(cli(['translate', '--checkpoint', ckpt, '--input', join(bad, 'notes.txt'), '--output', join(tmp, 'x.png')])).rejects.toThrow('1 of 1 file failed: notes.txt');
+      await expect(cli(['translate', '--checkpoint', ckpt, '--input', bad, '--output', join(tmp, 'bad-out')])).rejects.toThrow('2 of 3 files failed: broken.png, notes.txt');
+    } finally {
+      console.error = warn;
+    }
+    expect(errs.some((l) => l.includes(join(bad, 'broken.png')) && l.includes('not a readable image'))).toBe(true);
+    expect(readdirSync(join(tmp, 'bad-out'))).toEqual(['good.png']);
+    expect(existsSync(join(tmp, 'x.png'))).toBe(false);
+    await expect(cli(['translate', '--checkpoint', join(tmp, 'nope'), '--input', photo, '--output', join(tmp, 'y.png')])).rejects.toThrow(/no such run/);
+    await expect(cli(['translate', '--checkpoint', ckpt, '--input', join(tmp, 'missing.jpg'), '--output', join(tmp, 'y.png')])).rejects.toThrow(/no such file or folder/);
+
+    const report = await cli(['evaluate', '--checkpoint', ckpt, '--limit', '4']);
+    expect(report).toMatch(/identity\s+[\d.]+\s+[\d.]+\s+[\d.]+/);
+    expect(report).toMatch(/L1-only baseline\s+[\d.]+/);
+    expect(report).toMatch(/pix2pix \(GAN \+ L1\)\s+[\d.]+/);
+  });
+
+  it('CLI --help lists the commands and the train flags', async () => {
+    const help = async (args: string[]) =>
+      new Promise<string>((resolve) => {
+        pix2pixCommands(yargs(args).scriptName('pix2pix').exitProcess(false)).parse(args, {}, (_err: unknown, _argv: unknown, output: string) => resolve(output));
+      });
+    const top = await help(['--help']);
+    for (const cmd of ['train', 'translate', 'evaluate', 'export']) expect(top).toContain(`pix2pix ${cmd}`);
+    const t = await help(['train', '--help']);
+    for (const flag of ['--preset', '--netG', '--ngf', '--ndf', '--n-layers-d', '--norm', '--load-size', '--crop-size', '--direction', '--lambda-l1', '--lambda-gan', '--resume', '--data'])
+      expect(t).toContain(flag);
+    const tr = await help(['translate', '--help']);
+    for (const flag of ['--input', '--output', '--checkpoint']) expect(tr).toContain(flag);
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * pix2pix as a core `GanTask`: a conditional GAN on aligned pairs (A → B).
+ *
+ *   D step: minimise loss_D(D(A, B), D(A, G(A))) — the PatchGAN scores every patch of the input/output pair;
+ *           G(A) is computed without gradient (the reference's fake.detach()).
+ *   G step: minimise λ_GAN · loss_G(D(A, G(A))) + λ_L1 · |G(A) − B|₁, λ_L1 = 100.
+ *
+ * With λ_GAN = 0 (`train --lambda-gan 0`) D is not trained at all and G learns by L1 alone: the L1-only
+ * baseline of the paper's Table 1, which `evaluate --baseline` compares against.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type AdversarialLoss, adam, type GanTask, type Losses, mixSeed, mulberry32, optimize, permutation, saveImageGrid } from '@gantry/core';
+import type { AlignedDataset } from '@gantry/datasets';
+import { buildDiscriminator, buildGenerator, type Pix2pixConfig } from './config.js';
+
+type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };
+
+export interface Pix2pixTaskOptions {
+  config: Pix2pixConfig;
+  loss: AdversarialLoss;
+  lr: number;
+  beta1: number;
+  seed: number;
+  batchSize: number;
+  /** Training pairs (augmented as the dataset's transform says). */
+  train: AlignedDataset;
+  /** Pairs for the sample strips (first `sampleCount`, untransformed apart from resizing); default `train`. */
+  samples?: AlignedDataset;
+  sampleCount?: number;
+}
+
+export class Pix2pixTask implements GanTask<Batch> {
+  readonly variant = 'pix2pix';
+  readonly config: Pix2pixConfig;
+  readonly mustMatch: string[];
+  readonly nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };
+  readonly optimizers: { generator: tf.Optimizer; discriminator: tf.Optimizer };
+  readonly stepsPerEpoch: number;
+  readonly lossName: string;
+  private order?: { epoch: number; perm: Int32Array };
+  private sampleBatch?: Batch;
+
+  constructor(
+    private readonly o: Pix2pixTaskOptions,
+    mustMatch: string[],
+  ) {
+    this.config = o.config;
+    this.mustMatch = mustMatch;
+    this.lossName = o.loss.name;
+    this.nets = { generator: buildGenerator(o.config), discriminator: buildDiscriminator(o.config) };
+    this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
+    this.stepsPerEpoch = Math.max(1, Math.floor(o.train.length / o.batchSize));
+  }
+
+  private get adversarial(): boolean {
+    return this.config.lambdaGan > 0;
+  }
+
+  async nextBatch(step: number): Promise<Batch> {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    if (this.order?.epoch !== epoch) {
+      this.order = { epoch, perm: permutation(this.o.train.length, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
+    }
+    const start = (step % this.stepsPerEpoch) * this.o.batchSize;
+    const { a, b } = await this.o.train.batch(this.order.perm.subarray(start, start + this.o.batchSize), mulberry32(mixSeed(this.o.seed, step, 12)));
+    return { a, b };
+  }
+
+  /** D's logits for input `a` paired with output `b`. */
+  private score(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor {
+    return this.nets.discriminator.apply(tf.concat([a, b], -1), { training: true }) as tf.Tensor;
+  }
+
+  discriminatorStep(batch: Batch): Losses {
+    if (!this.adversarial) return {};
+    const fake = tf.tidy(() => this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D);
+    try {
+      return optimize(
+        this.optimizers.discriminator,
+        [this.nets.discriminator],
+        () => {
+          const real = this.score(batch.a, batch.b);
+          const d = this.o.loss.discriminator(real, this.score(batch.a, fake));
+          return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar };
+        },
+        'D',
+      );
+    } finally {
+      fake.dispose();
+    }
+  }
+
+  generatorStep(batch: Batch): Losses {
+    const { lambdaL1, lambdaGan } = this.config;
+    return optimize(
+      this.optimizers.generator,
+      [this.nets.generator],
+      (): Losses => {
+        const fake = this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D;
+        const l1 = tf.mean(tf.abs(tf.sub(fake, batch.b))) as tf.Scalar;
+        if (!this.adversarial) return { G: tf.mul(lambdaL1, l1) as tf.Scalar, L1: l1 };
+        const gan = this.o.loss.generator(this.score(batch.a, fake));
+        return { G: tf.add(tf.mul(lambdaGan, gan), tf.mul(lambdaL1, l1)) as tf.Scalar, G_GAN: gan, L1: l1 };
+      },
+      'G',
+    );
+  }
+
+  /** G in inference mode (moving batch-norm statistics, no dropout); the caller disposes the result. */
+  translate(a: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => this.nets.generator.apply(a, { training: false }) as tf.Tensor4D);
+  }
+
+  /** Rows of input | output | target for fixed pairs. */
+  async writeSamples(file: string): Promise<void> {
+    if (!this.sampleBatch) {
+      const ds = this.o.samples ?? this.o.train;
+      const n = Math.min(this.o.sampleCount ?? 4, ds.length);
+      const { a, b } = await ds.batch(
+        Array.from({ length: n }, (_, i) => i),
+        mulberry32(1),
+      );
+      this.sampleBatch = { a, b };
+    }
+    const { a, b } = this.sampleBatch;
+    const strip = tf.tidy(() => {
+      const out = this.translate(a);
+      const n = a.shape[0];
+      const rows: tf.Tensor4D[] = [];
+      for (let i = 0; i < n; i++) for (const t of [a, out, b]) rows.push(tf.slice(t, i, 1));
+      return tf.concat(rows) as tf.Tensor4D;
+    });
+    try {
+      await saveImageGrid(strip, file, { cols: 3 });
+    } finally {
+      strip.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (this.sampleBatch) tf.dispose([this.sampleBatch.a, this.sampleBatch.b]);
+    for (const opt of Object.values(this.optimizers)) opt.dispose();
+  }
+}
