@@ -105,7 +105,7 @@ export function resolveTrainSetup(args: Partial<TrainArgs>, saved: Record<string
   const size = pick(args.size, 'size', p.size);
   const config: CycleGanConfig = {
     size,
-    loadSize: pick(args.loadSize, 'loadSize', args.size !== undefined ? defaultLoadSize(size) : defaultLoadSize(size)),
+    loadSize: args.loadSize ?? (args.size === undefined && saved.loadSize !== undefined ? (saved.loadSize as number) : defaultLoadSize(size)),
     channels: 3,
     generator: pick(args.generator, 'generator', 'resnet'),
     blocks: pick(args.blocks, 'blocks', p.blocks),
@@ -114,7 +114,6 @@ export function resolveTrainSetup(args: Partial<TrainArgs>, saved: Record<string
     dLayers: pick(args.dLayers, 'dLayers', 3),
     norm: pick(args.norm, 'norm', 'instance'),
   };
-  if (args.loadSize === undefined && saved.loadSize === undefined) config.loadSize = defaultLoadSize(size);
   checkConfig(config);
   const epochs = pick(args.epochs, 'epochs', args.steps !== undefined ? undefined : p.epochs + p.decayEpochs);
   return {
@@ -153,6 +152,8 @@ export async function loadGenerator(checkpointArg: string | undefined, which: 'G
 async function train(args: TrainArgs): Promise<void> {
   let saved: Record<string, unknown> = {};
   if (args.resume !== undefined) saved = readCheckpointState(resolveResume(VARIANT, args.resume).checkpoint).config;
+  // A resumed run keeps its length unless told otherwise.
+  if (args.steps === undefined && args.epochs === undefined && typeof saved.steps === 'number') args.steps = saved.steps;
   const setup = resolveTrainSetup(args, saved);
   const { config } = setup;
   const loss = adversarialLoss(args.loss);
@@ -193,7 +194,8 @@ async function train(args: TrainArgs): Promise<void> {
           domains: setup.data ? { A: 'A', B: 'B' } : SCENE_NAMES,
           loss: args.loss,
           batchSize: args.batchSize,
-          epochs: setup.epochs,
+          epochs: args.steps === undefined ? setup.epochs : undefined,
+          steps: args.steps,
           decayEpochs: setup.decayEpochs,
           sceneCount: setup.data ? undefined : setup.sceneCount,
           lambdaCycle: setup.lambdaCycle,

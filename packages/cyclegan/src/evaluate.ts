@@ -62,8 +62,10 @@ export function formatEvaluation(e: CycleGanEvaluation, names: { A: string; B: s
       `${from} → ${to} → ${from}: cycle L1 ${d.cycleL1.toFixed(2)} levels (of 255), PSNR ${d.cyclePsnr.toFixed(2)} dB`,
       `  distance to real ${to}: translated ${d.distanceTranslated.toFixed(4)} vs untranslated ${from} ${d.distanceUntranslated.toFixed(4)} (${(d.distanceUntranslated / Math.max(d.distanceTranslated, 1e-12)).toFixed(1)}× lower)`,
     ].join('\n');
+  const few = Math.min(e.images.A, e.images.B) <= SCENE_STAT_DIM;
   return [
-    `test images: ${e.images.A} ${names.A}, ${e.images.B} ${names.B}; distance = Fréchet distance of 25 scene statistics (lower is closer)`,
+    `test images: ${e.images.A} ${names.A}, ${e.images.B} ${names.B}; distance = Fréchet distance of ${SCENE_STAT_DIM} scene statistics (lower is closer)`,
+    ...(few ? [`note: ${SCENE_STAT_DIM} statistics from ${Math.min(e.images.A, e.images.B)} images give a rank-deficient covariance; the distances are rough`] : []),
     line(e.AtoB, names.A, names.B),
     line(e.BtoA, names.B, names.A),
   ].join('\n');

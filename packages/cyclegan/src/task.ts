@@ -9,7 +9,7 @@
  * pre-update generators, and the pool mixes in older fakes anyway.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type AdversarialLoss, adam, type GanTask, gradientPenalty, ImagePool, type Losses, mixSeed, mulberry32, optimize, permutation, saveImageGrid } from '@gantry/core';
+import { type AdversarialLoss, adam, type GanTask, gradientPenalty, ImagePool, type Losses, mixSeed, mulberry32, optimize, permutation, saveImageGrid, trainableVariables } from '@gantry/core';
 import type { UnalignedDataset } from '@gantry/datasets';
 import { cycleLoss, identityLoss } from './losses.js';
 import type { CycleGanConfig } from './model.js';
@@ -115,33 +115,62 @@ export class CycleGanTask implements GanTask<Batch> {
     }
   }
 
+  /**
+   * One update of both generators on the full objective
+   *   L = L_adv(G_A) + L_adv(G_B) + λ·(cycle A + cycle B) + λ·λ_idt·(identity A + identity B).
+   * L splits into an A-side (G_A(a) judged by D_A, a → b̂ → â, G_B(a) ≈ a) and a B-side; each side's gradient
+   * is taken on its own and the two are summed before one Adam update. The result is the same update as one
+   * gradient of L, with half the recorded activations at the peak (what lets a 256×256 ResNet-9 step fit).
+   */
   generatorStep(batch: Batch): Losses {
     const { G_A, G_B, D_A, D_B } = this.nets;
-    const { a, b } = batch;
     const lambda = this.o.lambdaCycle;
-    return optimize(
-      this.optimizers.G,
-      [G_A, G_B],
-      () => {
-        const fakeB = this.g(G_A, a);
-        const fakeA = this.g(G_B, b);
-        const advA = this.o.loss.generator(D_A.apply(fakeB, { training: true }) as tf.Tensor);
-        const advB = this.o.loss.generator(D_B.apply(fakeA, { training: true }) as tf.Tensor);
-        const cycle = tf.add(cycleLoss(a, this.g(G_B, fakeB), lambda), cycleLoss(b, this.g(G_A, fakeA), lambda)) as tf.Scalar;
-        const parts: Losses = { G_A: advA, G_B: advB, cycle };
-        let total = tf.addN([advA, advB, cycle]);
-        if (this.o.lambdaIdentity > 0) {
-          const idt = tf.add(
-            identityLoss(b, this.g(G_A, b), lambda, this.o.lambdaIdentity),
-            identityLoss(a, this.g(G_B, a), lambda, this.o.lambdaIdentity),
-          ) as tf.Scalar;
-          parts.idt = idt;
-          total = tf.add(total, idt);
-        }
-        return { G: total as tf.Scalar, ...parts };
-      },
-      'G',
-    );
+    const idtWeight = this.o.lambdaIdentity;
+    const side = (x: tf.Tensor4D, G: tf.LayersModel, F: tf.LayersModel, D: tf.LayersModel) => {
+      const fake = this.g(G, x);
+      const adv = this.o.loss.generator(D.apply(fake, { training: true }) as tf.Tensor);
+      const cycle = cycleLoss(x, this.g(F, fake), lambda);
+      // F maps into x's domain, so F(x) should leave x unchanged.
+      const idt = idtWeight > 0 ? identityLoss(x, this.g(F, x), lambda, idtWeight) : undefined;
+      return { adv, cycle, idt };
+    };
+    const vars = trainableVariables([G_A, G_B]);
+    const logged: tf.Scalar[] = [];
+    let grads: tf.NamedTensorMap | undefined;
+    for (const [x, G, F, D] of [
+      [batch.a, G_A, G_B, D_A],
+      [batch.b, G_B, G_A, D_B],
+    ] as const) {
+      const r = tf.variableGrads(() => {
+        const { adv, cycle, idt } = side(x, G, F, D);
+        const parts = idt ? [adv, cycle, idt] : [adv, cycle];
+        logged.push(...parts.map((t) => tf.keep(t)));
+        return tf.addN(parts) as tf.Scalar;
+      }, vars);
+      r.value.dispose();
+      if (!grads) grads = r.grads;
+      else {
+        const sum: tf.NamedTensorMap = {};
+        for (const k of Object.keys(grads)) sum[k] = tf.add(grads[k]!, r.grads[k]!);
+        tf.dispose([grads, r.grads]);
+        grads = sum;
+      }
+    }
+    this.optimizers.G.applyGradients(grads!);
+    tf.dispose(grads!);
+    const withIdt = idtWeight > 0;
+    const n = withIdt ? 3 : 2;
+    const [advA, cycA, idtB] = logged.slice(0, n);
+    const [advB, cycB, idtA] = logged.slice(n);
+    const out: Losses = {
+      G_A: advA!,
+      G_B: advB!,
+      cycle: tf.tidy(() => tf.add(cycA!, cycB!) as tf.Scalar),
+    };
+    if (withIdt) out.idt = tf.tidy(() => tf.add(idtA!, idtB!) as tf.Scalar);
+    out.G = tf.tidy(() => tf.addN(Object.values(out)) as tf.Scalar);
+    tf.dispose([cycA!, cycB!, ...(withIdt ? [idtA!, idtB!] : [])]);
+    return out;
   }
 
   /**

@@ -11,14 +11,17 @@ import {
   ensureWritableDir,
   GantryError,
   initBackend,
+  latestCheckpoint,
   loadModel,
   nonNegativeNumber,
   type Norm,
   positiveInt,
   readCheckpointState,
+  readRunInfo,
   resolveCheckpoint,
   type runCli,
   runTraining,
+  runsRoot,
   saveModel,
   seedWeights,
   trainOptions,
@@ -103,8 +106,26 @@ function buildConfig(a: Args, preset: typeof cpu, data: DataChoice): Pix2pixConf
   return c;
 }
 
+/** `--checkpoint`, else the latest run trained with the adversarial term (not an L1-only baseline), else the latest run. */
+function defaultCheckpoint(checkpointArg: string | undefined): string {
+  if (checkpointArg) return resolveCheckpoint(VARIANT, checkpointArg);
+  const base = path.join(runsRoot(), VARIANT);
+  const runs = fs.existsSync(base) ? fs.readdirSync(base).map((n) => path.join(base, n)) : [];
+  const gan = runs
+    .filter((r) => {
+      try {
+        return (readRunInfo(r).options as Record<string, unknown>).lambdaGan !== 0 && latestCheckpoint(r) !== undefined;
+      } catch {
+        return false;
+      }
+    })
+    .sort((x, y) => fs.statSync(x).mtimeMs - fs.statSync(y).mtimeMs)
+    .at(-1);
+  return gan ? latestCheckpoint(gan)! : resolveCheckpoint(VARIANT, undefined);
+}
+
 async function loadGenerator(checkpointArg: string | undefined) {
-  const checkpoint = resolveCheckpoint(VARIANT, checkpointArg);
+  const checkpoint = defaultCheckpoint(checkpointArg);
   const state = readCheckpointState(checkpoint);
   if (state.variant !== VARIANT) throw new GantryError(`--checkpoint ${checkpoint}: a ${state.variant} checkpoint, expected ${VARIANT}`);
   const generator = await loadModel(path.join(checkpoint, 'generator'));
@@ -216,7 +237,7 @@ export function pix2pixCommands(y: Argv): Argv {
         const ds = await AlignedDataset.open(root, { split: a.split as string, cropSize: config.cropSize, loadSize: config.cropSize, flip: false, direction });
         const models: Record<string, Model> = { identity: (x) => tf.clone(x) };
         let baseline: string | undefined;
-        if (a.baseline) baseline = resolveCheckpoint(VARIANT, a.baseline as string);
+        if (a.baseline) baseline = defaultCheckpoint(a.baseline as string);
         else if (config.lambdaGan > 0) baseline = findBaseline(config.cropSize, direction, checkpoint);
         let baselineGen: tf.LayersModel | undefined;
         if (baseline) {

@@ -12,7 +12,7 @@
  * Both: loss = GAN (BCE, non-saturating) + λ·L1 with λ = 100, Adam 2e-4 / β1 0.5, batch norm (instance norm
  * selectable), dropout 0.5 in the decoder's ngf·8 levels.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { GantryError, type Norm, patchDiscriminator, unetGenerator } from '@gantry/core';
 
 /** U-Net generators by the crop size they bring down to 1×1: numDowns = log2(size). */

@@ -20,7 +20,7 @@ const runs = join(tmp, 'runs');
 const savedRuns = process.env.GANTRY_RUNS;
 beforeAll(async () => {
   process.env.GANTRY_RUNS = runs;
-  await initBackend({ backend: 'cpu', log: () => {} });
+  await initBackend({ backend: 'wasm', log: () => {} });
 });
 afterAll(() => {
   if (savedRuns === undefined) delete process.env.GANTRY_RUNS;
@@ -159,7 +159,7 @@ describe('training and the CLI', () => {
   });
 
   it('CLI: train, translate (files, folders, errors), evaluate against identity and the L1-only baseline', async () => {
-    const common = ['--data', data, '--direction', 'BtoA', '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--load-size', '36', '--no-progress', '--backend', 'cpu'];
+    const common = ['--data', data, '--direction', 'BtoA', '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--load-size', '36', '--no-progress', '--backend', 'wasm'];
     await cli(['train', ...common, '--steps', '3', '--lambda-gan', '0', '--out', join(runs, 'pix2pix', 'l1')]);
     await cli(['train', ...common, '--steps', '3', '--out', join(runs, 'pix2pix', 'gan')]);
     const ckpt = join(runs, 'pix2pix', 'gan');
