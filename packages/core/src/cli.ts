@@ -163,6 +163,8 @@ export async function runTraining(
     log,
   };
   const result = await train(task, options);
+  // Interrupted runs exit as a shell expects after Ctrl-C, with their checkpoint saved.
+  if (result.interrupted) process.exitCode = 130;
   log(
     `${result.interrupted ? 'interrupted' : 'done'} at step ${result.step} in ${result.seconds.toFixed(1)} s | ${formatLosses(result.losses)}\ncheckpoint: ${result.checkpoint}\nsamples: ${path.join(runDir, 'samples')}`,
   );

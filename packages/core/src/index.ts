@@ -17,3 +17,4 @@ export * from './latent-gan.js';
 export * from './metrics.js';
 export * from './translate.js';
 export * from './image-metrics.js';
+export * from './report/index.js';

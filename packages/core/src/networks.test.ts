@@ -11,7 +11,7 @@ beforeAll(async () => {
 
 const close = (actual: ArrayLike<number>, expected: number[], digits = 5) => {
   expect(actual.length).toBe(expected.length);
-  Array.from(actual).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, digits));
+  for (const [i, v] of Array.from(actual).entries()) expect(v).toBeCloseTo(expected[i]!, digits);
 };
 
 describe('InstanceNormalization', () => {

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type CheckpointState, latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
 import { type LossLog, openLossLog, type Progress, startProgress } from './progress.js';
+import { reportWriter } from './report/write.js';
 import { constantLr, type LrSchedule } from './schedules.js';
 
 export type Losses = Record<string, tf.Scalar>;
@@ -132,6 +133,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
 
   const lossLog: LossLog = openLossLog(path.join(o.runDir, 'losses.jsonl'));
   const progress: Progress = startProgress({ total: o.steps, start: step, enabled: o.progress ?? false, log });
+  const report = reportWriter(o.runDir, { log }); // report.html: throttled, never fails the run
   const started = Date.now();
   const stopAt = o.stopAfter != null ? Math.min(o.steps, step + o.stopAfter) : o.steps;
   let losses: Record<string, number> = {};
@@ -142,6 +144,8 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
       const epoch = step / task.stepsPerEpoch;
       for (const [k, opt] of Object.entries(task.optimizers)) setLearningRate(opt, baseLr[k]! * schedule(epoch) * lrScale);
 
+      // Yield to the event loop once a step, or a Ctrl-C (a macrotask) would wait until the run ends.
+      await new Promise((resolve) => setImmediate(resolve));
       const batch = await task.nextBatch(step);
       try {
         const scalars = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
@@ -188,6 +192,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
 
       if (o.sampleEvery && step % o.sampleEvery === 0) {
         await task.writeSamples(path.join(o.runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), step);
+        report.update();
       }
       if (o.checkpointEvery && step % o.checkpointEvery === 0) await checkpoint();
     }
@@ -196,6 +201,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   } finally {
     progress.stop();
     lossLog.close();
+    report.finish(step >= o.steps);
     if (o.handleSigint) process.off('SIGINT', onSigint);
   }
   return {

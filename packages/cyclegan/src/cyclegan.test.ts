@@ -198,7 +198,7 @@ describe('generator step', () => {
     for (const name of ['G_A', 'G_B'] as const) {
       const ws = split.nets[name].getWeights();
       const wr = whole.nets[name].getWeights();
-      ws.forEach((w, i) => expect(tf.max(tf.abs(tf.sub(w, wr[i]!))).dataSync()[0]).toBeLessThan(1e-5));
+      for (const [i, w] of ws.entries()) expect(tf.max(tf.abs(tf.sub(w, wr[i]!))).dataSync()[0]).toBeLessThan(1e-5);
     }
     // And the weights did move.
     expect(tf.max(tf.abs(tf.sub(before[0]!, split.nets.G_A.getWeights()[0]!))).dataSync()[0]).toBeGreaterThan(1e-5);

@@ -1,6 +1,6 @@
 /** Loading whole images for samples and evaluation (training batches come from @gantry/datasets' UnalignedDataset). */
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { GantryError, imagesToTensor, readImage, resizeImage } from '@gantry/core';
 import { ensureSceneDataset, isDir, UnalignedDataset } from '@gantry/datasets';
 

@@ -1,0 +1,75 @@
+/** `gantry runs`, `gantry compare RUN RUN` and `gantry report [RUN…]`: what works across every variant's runs. */
+import * as path from 'node:path';
+import { GantryError, readRunData, runsRoot, userPath, writeReport } from '@gantry/core';
+import type { Argv } from 'yargs';
+import { comparisonTable, compareRuns, listRuns, resolveRun, runsTable } from './runs.js';
+
+const rootOption = {
+  root: { type: 'string', describe: 'where runs live (default: GANTRY_RUNS or <repo>/runs)' },
+} as const;
+
+const rootOf = (a: { root?: unknown }) => (a.root ? userPath(String(a.root)) : runsRoot());
+
+export function gantryCommands(y: Argv): Argv {
+  return y
+    .usage('Gantry: list, compare and report training runs of every variant.\n\nUsage: pnpm gantry <command> [options]')
+    .command(
+      'runs',
+      'list runs with their variant, steps, recent losses and evaluation figures',
+      (c) =>
+        c.options({
+          ...rootOption,
+          variant: { type: 'string', describe: 'only runs of this variant' },
+          json: { type: 'boolean', default: false, describe: 'print JSON instead of a table' },
+        }),
+      (a) => {
+        const root = rootOf(a);
+        const rows = listRuns(root, a.variant as string | undefined);
+        if (a.json) {
+          console.log(JSON.stringify(rows, null, 2));
+          return;
+        }
+        if (!rows.length) {
+          console.log(`no runs in ${root}${a.variant ? ` of ${a.variant}` : ''} (train one: pnpm --filter cgan train)`);
+          return;
+        }
+        console.log(runsTable(rows));
+        console.log(`\n${rows.length} run(s) in ${root}; open <run>/report.html for curves and samples (pnpm gantry report RUN rewrites it)`);
+      },
+    )
+    .command(
+      'compare <a> <b>',
+      'put two runs side by side: settings, recent losses, evaluation figures',
+      (c) =>
+        c
+          .positional('a', { type: 'string', describe: 'a run: directory, <variant>/<stamp>, a stamp, a variant (its latest run) or latest' })
+          .positional('b', { type: 'string', describe: 'the other run' })
+          .options({
+            ...rootOption,
+            'per-class': { type: 'boolean', default: false, describe: 'include per-class figures' },
+            json: { type: 'boolean', default: false, describe: 'print JSON instead of a table' },
+          }),
+      (a) => {
+        const root = rootOf(a);
+        const [da, db] = [resolveRun(String(a.a), root), resolveRun(String(a.b), root)];
+        if (path.resolve(da) === path.resolve(db)) throw new GantryError(`compare: '${a.a}' and '${a.b}' are the same run (${da})`);
+        const c = compareRuns(readRunData(da, root), readRunData(db, root), { perClass: a.perClass as boolean });
+        console.log(a.json ? JSON.stringify(c, null, 2) : comparisonTable(c));
+      },
+    )
+    .command(
+      'report [runs..]',
+      "(re)write runs' report.html (training writes it as it goes; this also adds evaluation figures made later)",
+      (c) =>
+        c.positional('runs', { type: 'string', array: true, describe: 'runs (default: latest)' }).options({
+          ...rootOption,
+          all: { type: 'boolean', default: false, describe: 'every run under the root' },
+        }),
+      (a) => {
+        const root = rootOf(a);
+        const named = (a.runs as string[] | undefined) ?? [];
+        const dirs = a.all ? listRuns(root).map((r) => r.dir) : (named.length ? named : ['latest']).map((r) => resolveRun(r, root));
+        for (const d of dirs) console.log(writeReport(d, { root }));
+      },
+    );
+}

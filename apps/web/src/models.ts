@@ -1,0 +1,149 @@
+/**
+ * Loading exported Gantry generators (what `export --out DIR` writes: model.json + weights.bin + metadata.json,
+ * CycleGAN: G_A/ and G_B/) and running them with TF.js in the browser.
+ */
+import * as tf from '@tensorflow/tfjs';
+// Registers InstanceNormalization and ReflectionPadding2D, which pix2pix/CycleGAN generators use.
+import '@gantry/layers';
+
+export interface LatentMeta {
+  variant: string;
+  kind: 'latent';
+  imageSize: number;
+  channels: number;
+  latentDim: number;
+  labels: string[] | null;
+}
+
+export interface ImageMeta {
+  variant: string;
+  kind: 'image-to-image';
+  imageSize: number;
+  channels: number;
+  direction?: string;
+  generators?: Record<string, string>;
+  domains?: { A: string; B: string };
+}
+
+export type Meta = LatentMeta | ImageMeta;
+
+export interface Loaded<M extends Meta = Meta> {
+  name: string;
+  meta: M;
+  model: tf.LayersModel;
+  /** What the model does, for captions ("day → night"). */
+  describe: string;
+}
+
+async function fetchJson<T>(url: string): Promise<T> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return (await r.json()) as T;
+}
+
+/** The models the built page offers (models/index.json, written by the build from public/models/). */
+export async function modelIndex(base: string): Promise<string[]> {
+  try {
+    const idx = await fetchJson<{ models?: string[] }>(`${base}index.json`);
+    return Array.isArray(idx.models) ? idx.models : [];
+  } catch {
+    return [];
+  }
+}
+
+export async function loadMeta(base: string, name: string): Promise<Meta> {
+  return fetchJson<Meta>(`${base}${name}/metadata.json`);
+}
+
+/**
+ * Loads model `name`. A CycleGAN export holds both generators: the one whose source domain is `from` ('day'),
+ * else G_A.
+ */
+export async function loadModel(base: string, name: string, from = 'day'): Promise<Loaded> {
+  const meta = await loadMeta(base, name);
+  if (meta.kind === 'latent') {
+    const model = await tf.loadLayersModel(`${base}${name}/model.json`);
+    return { name, meta, model, describe: meta.labels ? 'class-conditional' : 'unconditional' };
+  }
+  if (meta.generators) {
+    const d = meta.domains ?? { A: 'A', B: 'B' };
+    const g = d.B === from ? 'G_B' : 'G_A';
+    const model = await tf.loadLayersModel(`${base}${name}/${g}/model.json`);
+    const [src, dst] = g === 'G_A' ? [d.A, d.B] : [d.B, d.A];
+    return { name, meta, model, describe: `${src} → ${dst}` };
+  }
+  const model = await tf.loadLayersModel(`${base}${name}/model.json`);
+  // The bundled day/night pairs are A = night, B = day: BtoA is day → night.
+  const describe = meta.direction === 'BtoA' ? 'day → night' : meta.direction === 'AtoB' ? 'A → B' : 'translation';
+  return { name, meta, model, describe };
+}
+
+/** Small deterministic PRNG (mulberry32) and Box–Muller normals: the same seed, the same digit. */
+export function normals(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  return out;
+}
+
+/** Spherical interpolation between two noise vectors (stays on the shell where Gaussian noise lives). */
+export function slerp(z0: Float32Array, z1: Float32Array, t: number): Float32Array {
+  let dot = 0;
+  let n0 = 0;
+  let n1 = 0;
+  for (let i = 0; i < z0.length; i++) {
+    dot += z0[i]! * z1[i]!;
+    n0 += z0[i]! ** 2;
+    n1 += z1[i]! ** 2;
+  }
+  const omega = Math.acos(Math.min(1, Math.max(-1, dot / Math.sqrt(n0 * n1 || 1))));
+  const out = new Float32Array(z0.length);
+  if (omega < 1e-4) {
+    for (let i = 0; i < z0.length; i++) out[i] = (1 - t) * z0[i]! + t * z1[i]!;
+    return out;
+  }
+  const s = Math.sin(omega);
+  const a = Math.sin((1 - t) * omega) / s;
+  const b = Math.sin(t * omega) / s;
+  for (let i = 0; i < z0.length; i++) out[i] = a * z0[i]! + b * z1[i]!;
+  return out;
+}
+
+/** Generator output in [-1, 1] to displayable [0, 1]. */
+const toUnit = (x: tf.Tensor) => tf.clipByValue(tf.div(tf.add(x, 1), 2), 0, 1);
+
+/** Draws digits: one noise vector per row of `z`, with `labels` for a conditional model. Returns [N, H, W, C] in [0, 1]. */
+export function generate(g: Loaded<LatentMeta>, z: Float32Array[], labels?: number[]): tf.Tensor4D {
+  return tf.tidy(() => {
+    const n = z.length;
+    const flat = new Float32Array(n * g.meta.latentDim);
+    z.forEach((v, i) => flat.set(v, i * g.meta.latentDim));
+    const zt = tf.tensor2d(flat, [n, g.meta.latentDim]);
+    const inputs = g.meta.labels ? [zt, tf.tensor2d(Int32Array.from(labels ?? new Array(n).fill(0)), [n, 1], 'int32')] : zt;
+    return toUnit(g.model.predict(inputs) as tf.Tensor) as tf.Tensor4D;
+  });
+}
+
+/** Runs an image-to-image generator on a picture: square centre crop, resize, [-1, 1] in, [0, 1] out. */
+export function translate(g: Loaded<ImageMeta>, source: HTMLCanvasElement | HTMLImageElement | ImageBitmap): tf.Tensor3D {
+  return tf.tidy(() => {
+    let img = tf.browser.fromPixels(source as HTMLCanvasElement, 3) as tf.Tensor3D;
+    const [h, w] = img.shape;
+    const side = Math.min(h, w);
+    img = tf.slice(img, [Math.floor((h - side) / 2), Math.floor((w - side) / 2), 0], [side, side, 3]);
+    const size = g.meta.imageSize;
+    let x = tf.image.resizeBilinear(img, [size, size], true).div(127.5).sub(1) as tf.Tensor3D;
+    if (g.meta.channels === 1) x = tf.mean(x, -1, true) as tf.Tensor3D;
+    const y = g.model.predict(tf.expandDims(x, 0)) as tf.Tensor4D;
+    let out = toUnit(tf.squeeze(y, [0])) as tf.Tensor3D;
+    if (out.shape[2] === 1) out = tf.tile(out, [1, 1, 3]);
+    return out;
+  });
+}

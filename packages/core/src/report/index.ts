@@ -1,0 +1,3 @@
+export * from './data.js';
+export * from './html.js';
+export * from './write.js';
