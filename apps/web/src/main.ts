@@ -108,7 +108,7 @@ async function selectDigitModel(name: string): Promise<void> {
 async function initDigits(names: string[]): Promise<void> {
   const select = $<HTMLSelectElement>('digit-model');
   if (!names.length) {
-    $('label-wrap').hidden = true;
+    $('digits-card').classList.add('empty');
     status('digits-status', 'No digit model exported: pnpm --filter cgan export --out apps/web/public/models/cgan, then rebuild.', true);
     return;
   }
@@ -201,6 +201,7 @@ async function initTranslation(names: string[]): Promise<void> {
     caption.textContent = `${name === 'pix2pix' ? 'pix2pix' : 'CycleGAN'} (${g.describe})`;
   }
   if (!translators.length) {
+    $('translate-card').classList.add('empty');
     status('translate-status', 'No translation model exported: pnpm --filter pix2pix export --out apps/web/public/models/pix2pix (and cyclegan), then rebuild.', true);
   }
   $('example').addEventListener('click', () => void runTranslation(exampleScene()).catch(fail('translate-status')));

@@ -124,7 +124,7 @@ export function generate(g: Loaded<LatentMeta>, z: Float32Array[], labels?: numb
   return tf.tidy(() => {
     const n = z.length;
     const flat = new Float32Array(n * g.meta.latentDim);
-    z.forEach((v, i) => flat.set(v, i * g.meta.latentDim));
+    for (const [i, v] of z.entries()) flat.set(v, i * g.meta.latentDim);
     const zt = tf.tensor2d(flat, [n, g.meta.latentDim]);
     const inputs = g.meta.labels ? [zt, tf.tensor2d(Int32Array.from(labels ?? new Array(n).fill(0)), [n, 1], 'int32')] : zt;
     return toUnit(g.model.predict(inputs) as tf.Tensor) as tf.Tensor4D;

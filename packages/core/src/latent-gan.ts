@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { saveImageGrid } from './image.js';
 import { type AdversarialLoss, gradientPenalty } from './losses.js';
 import { adam, optimize } from './optim.js';
-import { mixSeed, mulberry32, permutation } from './rng.js';
+import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
 
 /** Labelled images in memory, as MNIST is: `batch` returns images in [-1, 1] and int32 labels. */
@@ -50,7 +50,7 @@ export class LatentGanTask implements GanTask<Batch> {
   readonly lossName: string;
   private readonly fixedNoise: tf.Tensor2D;
   private readonly fixedLabels?: tf.Tensor1D;
-  private order?: { epoch: number; perm: Int32Array };
+  private readonly sampler: EpochSampler;
 
   constructor(private readonly o: LatentGanOptions) {
     this.variant = o.variant;
@@ -59,7 +59,8 @@ export class LatentGanTask implements GanTask<Batch> {
     this.lossName = o.loss.name;
     this.nets = { generator: o.generator, discriminator: o.discriminator };
     this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
-    this.stepsPerEpoch = Math.max(1, Math.floor(o.data.count / o.batchSize));
+    this.sampler = new EpochSampler(o.data.count, o.batchSize, o.seed);
+    this.stepsPerEpoch = this.sampler.stepsPerEpoch;
     // Samples use the same noise all run long, so the grids show training progress rather than new draws.
     if (o.numClasses) {
       const k = o.numClasses;
@@ -79,12 +80,7 @@ export class LatentGanTask implements GanTask<Batch> {
   }
 
   nextBatch(step: number): Batch {
-    const epoch = Math.floor(step / this.stepsPerEpoch);
-    if (this.order?.epoch !== epoch) {
-      this.order = { epoch, perm: permutation(this.o.data.count, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
-    }
-    const start = (step % this.stepsPerEpoch) * this.o.batchSize;
-    const { x, y } = this.o.data.batch(this.order.perm.subarray(start, start + this.o.batchSize));
+    const { x, y } = this.o.data.batch(this.sampler.indices(step));
     const z = latentNoise(this.o.batchSize, this.o.latentDim, mixSeed(this.o.seed, step, 1));
     const rng = mulberry32(mixSeed(this.o.seed, step, 2));
     const k = this.o.numClasses ?? 1;

@@ -66,3 +66,28 @@ export function randInt(rng: Rng, lo: number, hi: number): number {
 export function uniform(rng: Rng, lo: number, hi: number): number {
   return lo + rng() * (hi - lo);
 }
+
+/**
+ * Which examples each step trains on: a fresh seeded permutation per epoch, consumed in consecutive batches
+ * (the last partial batch of an epoch is dropped). Depends only on (seed, step), so a resumed run sees the
+ * same data as an uninterrupted one.
+ */
+export class EpochSampler {
+  readonly stepsPerEpoch: number;
+  private current?: { epoch: number; perm: Int32Array };
+
+  constructor(
+    readonly count: number,
+    readonly batchSize: number,
+    readonly seed: number,
+  ) {
+    this.stepsPerEpoch = Math.max(1, Math.floor(count / batchSize));
+  }
+
+  indices(step: number): Int32Array {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    if (this.current?.epoch !== epoch) this.current = { epoch, perm: permutation(this.count, mulberry32(mixSeed(this.seed, epoch, 11))) };
+    const start = (step % this.stepsPerEpoch) * this.batchSize;
+    return this.current.perm.subarray(start, start + this.batchSize);
+  }
+}

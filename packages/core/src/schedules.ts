@@ -4,12 +4,9 @@ export type LrSchedule = (epoch: number) => number;
 export const constantLr: LrSchedule = () => 1;
 
 /**
- * The pix2pix/CycleGAN schedule: the base rate for `constant` epochs, then linearly down to zero over
- * `decay` more epochs (the reference's lambda_rule with epoch_count 1).
+ * The pix2pix/CycleGAN schedule: the base rate for `constant` epochs, then linearly down to zero over `decay`
+ * more epochs (the reference's lambda_rule, made continuous because Gantry updates the rate every step).
  */
 export function linearDecay(constant: number, decay: number): LrSchedule {
-  return (epoch) => {
-    if (decay <= 0) return 1;
-    return Math.max(0, 1 - Math.max(0, epoch + 1 - constant) / (decay + 1));
-  };
+  return (epoch) => (decay <= 0 || epoch < constant ? 1 : Math.max(0, 1 - (epoch - constant) / decay));
 }

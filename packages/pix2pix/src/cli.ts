@@ -21,6 +21,8 @@ import {
   resolveCheckpoint,
   type runCli,
   runTraining,
+  linearDecay,
+  withResumedArgs,
   runsRoot,
   saveModel,
   seedWeights,
@@ -30,7 +32,7 @@ import {
   userPath,
 } from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
-import { checkConfig, constantThenLinear, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig, PRESETS } from './config.js';
+import { checkConfig, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig, PRESETS } from './config.js';
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
 
@@ -154,7 +156,8 @@ export function pix2pixCommands(y: Argv): Argv {
           'checkpoint-every': { ...noDefault(baseTrain['checkpoint-every']), describe: `checkpoint every N steps (cpu: ${cpu.checkpointEvery})` },
           ...configFlags,
         }),
-      async (a) => {
+      async (given) => {
+        const a = withResumedArgs(VARIANT, given as unknown as CommonTrainArgs & Args) as unknown as typeof given;
         const preset = PRESETS[a.preset as 'cpu' | 'paper'];
         const args = {
           ...a,
@@ -186,7 +189,8 @@ export function pix2pixCommands(y: Argv): Argv {
           {
             schedule: () => {
               const decay = (a.epochsDecay as number | undefined) ?? (preset === cpu ? totalEpochs / 2 : preset.epochsDecay);
-              return constantThenLinear(totalEpochs, Math.min(decay, totalEpochs));
+              const d = Math.min(decay, totalEpochs);
+              return linearDecay(totalEpochs - d, d);
             },
           },
         );

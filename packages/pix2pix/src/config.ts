@@ -121,12 +121,3 @@ export function buildGenerator(c: Pix2pixConfig): tf.LayersModel {
 export function buildDiscriminator(c: Pix2pixConfig): tf.LayersModel {
   return patchDiscriminator({ size: c.cropSize, inChannels: 2 * c.channels, ndf: c.ndf, layers: c.nLayersD, norm: c.norm, name: 'discriminator' });
 }
-
-/**
- * Full LR for `epochs − decay` epochs, then linearly down to zero at `epochs` (the reference's linear policy,
- * written for fractional epochs).
- */
-export function constantThenLinear(epochs: number, decay: number): (epoch: number) => number {
-  const constant = Math.max(0, epochs - decay);
-  return (e) => (decay <= 0 || e < constant ? 1 : Math.max(0, 1 - (e - constant) / decay));
-}

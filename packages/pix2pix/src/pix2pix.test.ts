@@ -7,7 +7,7 @@ import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage,
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pix2pixCommands } from './cli.js';
-import { buildDiscriminator, buildGenerator, checkConfig, constantThenLinear, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
+import { buildDiscriminator, buildGenerator, checkConfig, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
 import { Pix2pixTask } from './task.js';
 
 type Argv = Parameters<Parameters<typeof runCli>[1]>[0];
@@ -103,10 +103,6 @@ describe('networks', () => {
     expect(() => checkConfig(config({ loadSize: 30 }))).toThrow(/smaller than --crop-size/);
   });
 
-  it('LR: constant, then linear to zero', () => {
-    const s = constantThenLinear(4, 2);
-    expect([s(0), s(1.9), s(2), s(3), s(4), s(5)]).toEqual([1, 1, 1, 0.5, 0, 0]);
-  });
 });
 
 describe('training and the CLI', () => {

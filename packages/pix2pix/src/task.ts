@@ -9,7 +9,7 @@
  * baseline of the paper's Table 1, which `evaluate --baseline` compares against.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type AdversarialLoss, adam, type GanTask, type Losses, mixSeed, mulberry32, optimize, permutation, saveImageGrid } from '@gantry/core';
+import { type AdversarialLoss, adam, l1 as meanAbsoluteError, type GanTask, type Losses, EpochSampler, mixSeed, mulberry32, optimize, saveImageGrid } from '@gantry/core';
 import type { AlignedDataset } from '@gantry/datasets';
 import { buildDiscriminator, buildGenerator, type Pix2pixConfig } from './config.js';
 
@@ -37,7 +37,7 @@ export class Pix2pixTask implements GanTask<Batch> {
   readonly optimizers: { generator: tf.Optimizer; discriminator: tf.Optimizer };
   readonly stepsPerEpoch: number;
   readonly lossName: string;
-  private order?: { epoch: number; perm: Int32Array };
+  private readonly sampler: EpochSampler;
   private sampleBatch?: Batch;
 
   constructor(
@@ -49,7 +49,8 @@ export class Pix2pixTask implements GanTask<Batch> {
     this.lossName = o.loss.name;
     this.nets = { generator: buildGenerator(o.config), discriminator: buildDiscriminator(o.config) };
     this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
-    this.stepsPerEpoch = Math.max(1, Math.floor(o.train.length / o.batchSize));
+    this.sampler = new EpochSampler(o.train.length, o.batchSize, o.seed);
+    this.stepsPerEpoch = this.sampler.stepsPerEpoch;
   }
 
   private get adversarial(): boolean {
@@ -57,12 +58,7 @@ export class Pix2pixTask implements GanTask<Batch> {
   }
 
   async nextBatch(step: number): Promise<Batch> {
-    const epoch = Math.floor(step / this.stepsPerEpoch);
-    if (this.order?.epoch !== epoch) {
-      this.order = { epoch, perm: permutation(this.o.train.length, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
-    }
-    const start = (step % this.stepsPerEpoch) * this.o.batchSize;
-    const { a, b } = await this.o.train.batch(this.order.perm.subarray(start, start + this.o.batchSize), mulberry32(mixSeed(this.o.seed, step, 12)));
+    const { a, b } = await this.o.train.batch(this.sampler.indices(step), mulberry32(mixSeed(this.o.seed, step, 12)));
     return { a, b };
   }
 
@@ -97,7 +93,7 @@ export class Pix2pixTask implements GanTask<Batch> {
       [this.nets.generator],
       (): Losses => {
         const fake = this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D;
-        const l1 = tf.mean(tf.abs(tf.sub(fake, batch.b))) as tf.Scalar;
+        const l1 = meanAbsoluteError(fake, batch.b);
         if (!this.adversarial) return { G: tf.mul(lambdaL1, l1) as tf.Scalar, L1: l1 };
         const gan = this.o.loss.generator(this.score(batch.a, fake));
         return { G: tf.add(tf.mul(lambdaGan, gan), tf.mul(lambdaL1, l1)) as tf.Scalar, G_GAN: gan, L1: l1 };

@@ -145,8 +145,8 @@ export function curve(entries: Record<string, number>[], name: string, maxPoints
 
 /** Losses grouped for charts: the discriminator's, the generator's, and the other terms (L1, cycle, identity…). */
 export function lossGroups(names: string[]): { title: string; names: string[] }[] {
-  const d = names.filter((n) => /^D(_|$|[A-Z])/.test(n));
-  const g = names.filter((n) => /^G(_|$|[A-Z])/.test(n));
+  const d = names.filter((n) => /^D(_|$|[A-Z(])/.test(n));
+  const g = names.filter((n) => /^G(_|$|[A-Z(])/.test(n));
   const rest = names.filter((n) => !d.includes(n) && !g.includes(n));
   return [
     { title: 'Discriminator loss', names: d },

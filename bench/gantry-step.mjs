@@ -1,0 +1,335 @@
+#!/usr/bin/env node
+/**
+ * One benchmark row in its own process (so peak RSS is this row's): builds a variant's task with Gantry's own
+ * networks and training step (from the packages' dist/), runs warm-up and timed steps and writes a JSON result.
+ *
+ *   node bench/gantry-step.mjs --row '<json>' --backend auto --json-out FILE [--steps N]
+ *   node bench/gantry-step.mjs --row '<json>' --soak --steps 1000 --json-out FILE
+ *   node bench/gantry-step.mjs --peak --size 1024 --json-out FILE      matMul GFLOP/s on the backend
+ *
+ * Batches are random tensors made once, outside the timed region; a timed step is what the trainer does per
+ * step: the task's discriminatorStep + generatorStep and the read-back of the losses.
+ */
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+
+const { values: args } = parseArgs({
+  options: {
+    row: { type: 'string' },
+    backend: { type: 'string', default: 'auto' },
+    'json-out': { type: 'string' },
+    steps: { type: 'string' },
+    soak: { type: 'boolean', default: false },
+    peak: { type: 'boolean', default: false },
+    size: { type: 'string', default: '1024' },
+  },
+});
+
+const core = await import('../packages/core/dist/index.js');
+const log = (line) => process.stderr.write(`${line}\n`);
+
+const backend = await core.initBackend({ backend: args.backend, log: () => {} });
+const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
+const now = () => performance.now();
+
+function writeResult(result) {
+  const text = `${JSON.stringify(result, null, 2)}\n`;
+  if (args['json-out']) fs.writeFileSync(args['json-out'], text);
+  else process.stdout.write(text);
+}
+
+if (args.peak) {
+  writeResult({ backend, ...measurePeak(Number(args.size)) });
+  process.exit(0);
+}
+
+/** Best-of-N GFLOP/s of an n×n·n×n matMul (2n³ flops) on the current backend. */
+function measurePeak(n) {
+  const a = tf.randomNormal([n, n]);
+  const b = tf.randomNormal([n, n]);
+  const once = () => {
+    const t0 = now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    const ms = now() - t0;
+    c.dispose();
+    return ms;
+  };
+  once();
+  const times = [];
+  const started = now();
+  while (times.length < 3 || (times.length < 20 && now() - started < 3000)) times.push(once());
+  tf.dispose([a, b]);
+  const best = Math.min(...times);
+  return { kind: 'matmul', n, bestMs: best, gflops: (2 * n ** 3) / (best * 1e6), samples: times.length };
+}
+
+const row = JSON.parse(args.row);
+const net = row.net;
+const B = row.batch;
+core.seedWeights?.(1);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Multiply-adds of one forward pass per sample, from the built layers (conv, transposed conv, dense).
+function forwardMacsPerSample(model) {
+  let macs = 0;
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (cls !== 'Conv2D' && cls !== 'Conv2DTranspose' && cls !== 'Dense') continue;
+    const kernel = layer.trainableWeights.find((w) => w.name.includes('kernel')) ?? layer.trainableWeights[0];
+    const k = kernel.shape;
+    // Each layer is applied once per model: its first inbound node has the shapes.
+    const node = layer.inboundNodes[0];
+    const inShape = Array.isArray(node.inputShapes[0]) ? node.inputShapes[0] : node.inputShapes;
+    const outShape = Array.isArray(node.outputShapes[0]) ? node.outputShapes[0] : node.outputShapes;
+    if (cls === 'Conv2D') macs += outShape[1] * outShape[2] * k[0] * k[1] * k[2] * k[3];
+    else if (cls === 'Conv2DTranspose') macs += inShape[1] * inShape[2] * k[0] * k[1] * k[2] * k[3];
+    else macs += k[0] * k[1] * inShape.slice(1, -1).reduce((a, b) => a * (b ?? 1), 1);
+  }
+  return macs;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tasks: the packages' own task classes, fed random batches.
+async function buildTask() {
+  const loss = core.adversarialLoss(net.loss);
+  if (row.variant === 'dcgan' || row.variant === 'cgan') {
+    const mod = await import(`../packages/${row.variant}/dist/index.js`);
+    const conditional = row.variant === 'cgan';
+    const generator = mod.buildGenerator(net);
+    const discriminator = mod.buildDiscriminator(net);
+    const task = new core.LatentGanTask({
+      variant: row.variant,
+      generator,
+      discriminator,
+      latentDim: net.latentDim,
+      numClasses: conditional ? net.numClasses : undefined,
+      loss,
+      lr: 2e-4,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: B,
+      data: { count: B * 100, batch: () => { throw new Error('bench: batches are made by the bench'); } },
+      config: net,
+      mustMatch: [],
+    });
+    const k = conditional ? net.numClasses : 1;
+    const labels = () => tf.tensor1d(Array.from({ length: B }, (_, i) => i % k), 'int32');
+    const batch = {
+      x: tf.randomUniform([B, net.imageSize, net.imageSize, 1], -1, 1),
+      y: labels(),
+      z: tf.randomNormal([B, net.latentDim]),
+      yFake: labels(),
+    };
+    return { task, batch, nets: { G: generator, D: discriminator }, impl: '@gantry/core LatentGanTask' };
+  }
+  if (row.variant === 'pix2pix') {
+    const mod = await import('../packages/pix2pix/dist/index.js');
+    const config = { ...net };
+    delete config.numDowns;
+    const task = new mod.Pix2pixTask(
+      { config, loss, lr: 2e-4, beta1: 0.5, seed: 1, batchSize: B, train: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } } },
+      mod.MUST_MATCH ?? [],
+    );
+    const s = net.cropSize;
+    const batch = { a: tf.randomUniform([B, s, s, net.channels], -1, 1), b: tf.randomUniform([B, s, s, net.channels], -1, 1) };
+    return { task, batch, nets: { G: task.nets.generator, D: task.nets.discriminator }, impl: '@gantry/pix2pix Pix2pixTask' };
+  }
+  if (row.variant === 'cyclegan') {
+    const s = net.size;
+    const batch = { a: tf.randomUniform([B, s, s, net.channels], -1, 1), b: tf.randomUniform([B, s, s, net.channels], -1, 1) };
+    let mod;
+    try {
+      mod = await import('../packages/cyclegan/dist/index.js');
+    } catch (e) {
+      log(`cyclegan package not usable (${String(e?.message ?? e).split('\n')[0]}); using the bench's own step`);
+    }
+    const config = { size: s, loadSize: s, channels: net.channels, generator: net.generator, blocks: net.blocks, ngf: net.ngf, ndf: net.ndf, dLayers: net.dLayers, norm: net.norm };
+    if (mod?.CycleGanTask && mod.buildGenerator && mod.buildDiscriminator) {
+      const nets = { G_A: mod.buildGenerator(config, 'G_A'), G_B: mod.buildGenerator(config, 'G_B'), D_A: mod.buildDiscriminator(config, 'D_A'), D_B: mod.buildDiscriminator(config, 'D_B') };
+      const task = new mod.CycleGanTask({
+        config,
+        nets,
+        data: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } },
+        samples: { a: tf.zeros([1, s, s, net.channels]), b: tf.zeros([1, s, s, net.channels]) },
+        loss,
+        lambdaCycle: net.lambdaCycle,
+        lambdaIdentity: net.lambdaIdentity,
+        poolSize: net.poolSize,
+        lr: 2e-4,
+        beta1: 0.5,
+        seed: 1,
+        batchSize: B,
+        checkpointConfig: config,
+        mustMatch: [],
+      });
+      return { task, batch, nets: { G: nets.G_A, D: nets.D_A }, impl: '@gantry/cyclegan CycleGanTask' };
+    }
+    const task = fallbackCycleGan(config, loss);
+    return { task, batch, nets: { G: task.nets.G_A, D: task.nets.D_A }, impl: 'bench fallback (core resnetGenerator/patchDiscriminator/ImagePool)' };
+  }
+  throw new Error(`unknown variant ${row.variant}`);
+}
+
+/** CycleGAN's step from core's blocks, for when @gantry/cyclegan is not built (same structure as its task). */
+function fallbackCycleGan(c, loss) {
+  const G = (name) => core.resnetGenerator({ size: c.size, inChannels: c.channels, outChannels: c.channels, ngf: c.ngf, blocks: c.blocks, norm: c.norm, name });
+  const D = (name) => core.patchDiscriminator({ size: c.size, inChannels: c.channels, ndf: c.ndf, layers: c.dLayers, norm: c.norm, name });
+  const nets = { G_A: G('G_A'), G_B: G('G_B'), D_A: D('D_A'), D_B: D('D_B') };
+  const optimizers = { G: core.adam(2e-4, 0.5), D: core.adam(2e-4, 0.5) };
+  const poolA = new core.ImagePool(net.poolSize, 1);
+  const poolB = new core.ImagePool(net.poolSize, 2);
+  const g = (m, x) => m.apply(x, { training: true });
+  return {
+    nets,
+    optimizers,
+    discriminatorStep(b) {
+      const [fakeB, fakeA] = tf.tidy(() => [g(nets.G_A, b.a), g(nets.G_B, b.b)]);
+      const pB = poolB.query(fakeB);
+      const pA = poolA.query(fakeA);
+      tf.dispose([fakeA, fakeB]);
+      try {
+        return core.optimize(optimizers.D, [nets.D_A, nets.D_B], () => {
+          const dA = loss.discriminator(g(nets.D_A, b.b), g(nets.D_A, pB));
+          const dB = loss.discriminator(g(nets.D_B, b.a), g(nets.D_B, pA));
+          return { D: tf.add(dA, dB) };
+        }, 'D');
+      } finally {
+        tf.dispose([pA, pB]);
+      }
+    },
+    generatorStep(b) {
+      const vars = core.trainableVariables([nets.G_A, nets.G_B]);
+      let grads;
+      let total = 0;
+      for (const [x, Gn, Fn, Dn] of [[b.a, nets.G_A, nets.G_B, nets.D_A], [b.b, nets.G_B, nets.G_A, nets.D_B]]) {
+        const r = tf.variableGrads(() => {
+          const fake = g(Gn, x);
+          const parts = [loss.generator(g(Dn, fake)), tf.mul(net.lambdaCycle, core.l1(g(Fn, fake), x))];
+          if (net.lambdaIdentity > 0) parts.push(tf.mul(net.lambdaCycle * net.lambdaIdentity, core.l1(g(Fn, x), x)));
+          return tf.addN(parts);
+        }, vars);
+        total += r.value.dataSync()[0];
+        r.value.dispose();
+        if (!grads) grads = r.grads;
+        else {
+          const sum = {};
+          for (const k of Object.keys(grads)) sum[k] = tf.add(grads[k], r.grads[k]);
+          tf.dispose([grads, r.grads]);
+          grads = sum;
+        }
+      }
+      optimizers.G.applyGradients(grads);
+      tf.dispose(grads);
+      return { G: tf.scalar(total) };
+    },
+    dispose() {
+      poolA.dispose();
+      poolB.dispose();
+      for (const o of Object.values(optimizers)) o.dispose();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+const { task, batch, nets, impl } = await buildTask();
+const fwdPerSample = { G: forwardMacsPerSample(nets.G), D: forwardMacsPerSample(nets.D) };
+
+/** One full training step as the trainer runs it: D update, G update, losses read back. */
+function step(i) {
+  const scalars = { ...task.discriminatorStep(batch, i), ...task.generatorStep(batch, i) };
+  const names = Object.keys(scalars);
+  const values = tf.tidy(() => tf.stack(names.map((n) => scalars[n])).dataSync());
+  tf.dispose(Object.values(scalars));
+  for (const v of values) if (!Number.isFinite(v)) throw new Error(`step ${i}: a loss is ${v}`);
+  return values;
+}
+
+const tensorsBefore = tf.memory().numTensors;
+const rssBefore = rssMiB();
+let i = 0;
+const warmupMs = [];
+for (; i < row.warmup; i++) {
+  const t0 = now();
+  step(i);
+  warmupMs.push(now() - t0);
+  log(`  warm-up step ${i + 1}/${row.warmup}: ${warmupMs.at(-1).toFixed(0)} ms`);
+}
+const tensorsAfterWarmup = tf.memory().numTensors;
+const rssAfterWarmup = rssMiB();
+
+if (args.soak) {
+  const total = Number(args.steps ?? 1000);
+  const every = Math.max(1, Math.floor(total / 20));
+  const trace = [];
+  const ms = [];
+  const started = now();
+  for (let s = 1; s <= total; s++, i++) {
+    const t0 = now();
+    step(i);
+    ms.push(now() - t0);
+    if (s % every === 0 || s === total) {
+      const point = { step: s, tensors: tf.memory().numTensors, rssMiB: rssMiB(), heapMiB: process.memoryUsage().heapUsed / 2 ** 20, msPerStep: median(ms.slice(-every)) };
+      trace.push(point);
+      log(`  soak ${s}/${total}: tensors ${point.tensors}, RSS ${point.rssMiB.toFixed(0)} MiB, ${point.msPerStep.toFixed(0)} ms/step`);
+    }
+  }
+  const end = trace.at(-1);
+  writeResult({
+    mode: 'soak',
+    row,
+    impl,
+    backend,
+    steps: total,
+    seconds: (now() - started) / 1000,
+    msPerStep: median(ms),
+    tensorsBefore,
+    tensorsAfterWarmup,
+    tensorsAfter: end.tensors,
+    tensorDrift: end.tensors - tensorsAfterWarmup,
+    rssAfterWarmupMiB: rssAfterWarmup,
+    rssAfterMiB: end.rssMiB,
+    rssDriftPct: ((end.rssMiB - rssAfterWarmup) / rssAfterWarmup) * 100,
+    peakRssMiB: peakRssMiB(),
+    trace,
+  });
+  process.exit(0);
+}
+
+const fixed = args.steps != null ? Number(args.steps) : undefined;
+const times = [];
+const started = now();
+while (fixed != null ? times.length < fixed : times.length < row.minSteps || (times.length < row.maxSteps && now() - started < row.budgetS * 1000)) {
+  const t0 = now();
+  step(i++);
+  times.push(now() - t0);
+  log(`  step ${times.length}: ${times.at(-1).toFixed(0)} ms`);
+}
+const tensorsAfter = tf.memory().numTensors;
+task.dispose?.();
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+writeResult({
+  mode: 'bench',
+  row,
+  impl,
+  backend,
+  forwardMacsPerSample: fwdPerSample,
+  warmupMs,
+  stepMs: times,
+  tensorsBefore,
+  tensorsAfterWarmup,
+  tensorsAfter,
+  rssBeforeMiB: rssBefore,
+  rssAfterWarmupMiB: rssAfterWarmup,
+  rssAfterMiB: rssMiB(),
+  peakRssMiB: peakRssMiB(),
+  wasmOrBackendBytes: tf.memory().numBytes,
+});

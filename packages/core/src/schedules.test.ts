@@ -1,0 +1,13 @@
+import { describe, expect, it } from 'vitest';
+import { constantLr, linearDecay } from './schedules.js';
+
+describe('linearDecay', () => {
+  it('holds the rate for the constant epochs, then falls linearly to zero', () => {
+    const s = linearDecay(2, 2);
+    expect([0, 1.9, 2, 3, 4, 5].map(s)).toEqual([1, 1, 1, 0.5, 0, 0]);
+  });
+  it('never decays with no decay epochs', () => {
+    expect([0, 10, 1e6].map(linearDecay(5, 0))).toEqual([1, 1, 1]);
+    expect(constantLr(3)).toBe(1);
+  });
+});
