@@ -29,7 +29,20 @@ const { values: args } = parseArgs({
 const core = await import('../packages/core/dist/index.js');
 const log = (line) => process.stderr.write(`${line}\n`);
 
-const backend = await core.initBackend({ backend: args.backend, log: () => {} });
+// Uncaught errors as one line, which the parent shows in the table.
+const die = (e) => {
+  process.stderr.write(`error: ${String(e?.message ?? e).split('\n')[0]}\n${e?.stack && !(e instanceof core.GantryError) ? `${e.stack}\n` : ''}`);
+  process.exit(1);
+};
+process.on('uncaughtException', die);
+process.on('unhandledRejection', die);
+
+let backend;
+try {
+  backend = await core.initBackend({ backend: args.backend, log: () => {} });
+} catch (e) {
+  die(e);
+}
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 const now = () => performance.now();
@@ -41,29 +54,51 @@ function writeResult(result) {
 }
 
 if (args.peak) {
-  writeResult({ backend, ...measurePeak(Number(args.size)) });
+  const n = Number(args.size);
+  writeResult({ backend, matmul: measurePeak(n), conv3x3: measureConvPeak(n) });
   process.exit(0);
 }
 
-/** Best-of-N GFLOP/s of an n×n·n×n matMul (2n³ flops) on the current backend. */
-function measurePeak(n) {
-  const a = tf.randomNormal([n, n]);
-  const b = tf.randomNormal([n, n]);
+/**
+ * Best-of-N wall-clock and CPU milliseconds of `fn` (at least 3 runs, up to 20 within ~3 s). With one thread
+ * the best CPU time is the robust figure on a loaded machine (it leaves out time spent waiting for a core).
+ */
+function bestOf(fn) {
   const once = () => {
+    const c0 = process.cpuUsage();
     const t0 = now();
-    const c = tf.matMul(a, b);
+    const c = fn();
     c.dataSync();
     const ms = now() - t0;
+    const cpu = process.cpuUsage(c0);
     c.dispose();
-    return ms;
+    return [ms, (cpu.user + cpu.system) / 1000];
   };
   once();
   const times = [];
   const started = now();
   while (times.length < 3 || (times.length < 20 && now() - started < 3000)) times.push(once());
+  return { bestMs: Math.min(...times.map((t) => t[0])), bestCpuMs: Math.min(...times.map((t) => t[1])), samples: times.length };
+}
+
+/** GFLOP/s of an n×n·n×n matMul (2n³ flops) on the current backend. */
+function measurePeak(n) {
+  const a = tf.randomNormal([n, n]);
+  const b = tf.randomNormal([n, n]);
+  const r = bestOf(() => tf.matMul(a, b));
   tf.dispose([a, b]);
-  const best = Math.min(...times);
-  return { kind: 'matmul', n, bestMs: best, gflops: (2 * n ** 3) / (best * 1e6), samples: times.length };
+  return { n, ...r, gflops: (2 * n ** 3) / (r.bestMs * 1e6), gflopsCpu: (2 * n ** 3) / (r.bestCpuMs * 1e6) };
+}
+
+/** GFLOP/s of a 3×3 'same' conv2d, ch→ch channels on 32×32 (the same probe as the PyTorch side). */
+function measureConvPeak(n) {
+  const ch = Math.max(64, n >> 2);
+  const x = tf.randomNormal([1, 32, 32, ch]);
+  const w = tf.randomNormal([3, 3, ch, ch]);
+  const r = bestOf(() => tf.conv2d(x, w, 1, 'same'));
+  tf.dispose([x, w]);
+  const flops = 2 * 9 * ch * ch * 32 * 32;
+  return { channels: ch, side: 32, ...r, gflops: flops / (r.bestMs * 1e6), gflopsCpu: flops / (r.bestCpuMs * 1e6) };
 }
 
 const row = JSON.parse(args.row);
@@ -300,12 +335,18 @@ if (args.soak) {
 
 const fixed = args.steps != null ? Number(args.steps) : undefined;
 const times = [];
+// CPU time of the process per step (all its threads): on a loaded machine it is far less disturbed than the
+// wall-clock time, which includes waiting for a core.
+const cpuTimes = [];
 const started = now();
 while (fixed != null ? times.length < fixed : times.length < row.minSteps || (times.length < row.maxSteps && now() - started < row.budgetS * 1000)) {
+  const c0 = process.cpuUsage();
   const t0 = now();
   step(i++);
   times.push(now() - t0);
-  log(`  step ${times.length}: ${times.at(-1).toFixed(0)} ms`);
+  const c = process.cpuUsage(c0);
+  cpuTimes.push((c.user + c.system) / 1000);
+  log(`  step ${times.length}: ${times.at(-1).toFixed(0)} ms (CPU ${cpuTimes.at(-1).toFixed(0)} ms)`);
 }
 const tensorsAfter = tf.memory().numTensors;
 task.dispose?.();
@@ -324,6 +365,7 @@ writeResult({
   forwardMacsPerSample: fwdPerSample,
   warmupMs,
   stepMs: times,
+  cpuMs: cpuTimes,
   tensorsBefore,
   tensorsAfterWarmup,
   tensorsAfter,

@@ -100,15 +100,18 @@ def adam(torch, params):
 def measure_peak(torch, n):
     """Best-of-N GFLOP/s of an n×n·n×n product at the configured thread count, three ways: torch.matmul (the
     BLAS torch was built with; Debian's is the generic reference BLAS unless an optimised libblas.so.3 is
-    installed), the same product as a 1×1 convolution (oneDNN, what torch's convolutions use) and numpy."""
+    installed), a 3×3 convolution of similar size (oneDNN, what torch's convolutions use) and numpy."""
     out = {"kind": "matmul", "n": n, "blas": blas_info(torch)}
     a = torch.randn(n, n)
     b = torch.randn(n, n)
-    side = int(round(n**0.5))
-    img = torch.randn(1, n, side, side)  # n×(side²) activations, n→n 1×1 conv: n·n·side² multiply-adds
-    w = torch.randn(n, n, 1, 1)
-    conv_flops = 2 * n * n * side * side
-    for name, fn in (("torch", lambda: torch.matmul(a, b)), ("torch-conv1x1", lambda: torch.nn.functional.conv2d(img, w)), ("numpy", None)):
+    # A 3×3 convolution large enough to be compute-bound: torch runs it with oneDNN (1×1 kernels at batch 1
+    # and one thread would go to the BLAS instead). ch→ch channels on side×side: 9·ch²·side² multiply-adds.
+    ch = max(64, n // 4)
+    side = 32
+    img = torch.randn(1, ch, side, side)
+    w = torch.randn(ch, ch, 3, 3)
+    conv_flops = 2 * 9 * ch * ch * side * side
+    for name, fn in (("torch", lambda: torch.matmul(a, b)), ("torch-conv3x3", lambda: torch.nn.functional.conv2d(img, w, padding=1)), ("numpy", None)):
         if name == "numpy":
             try:
                 import numpy as np
@@ -117,15 +120,17 @@ def measure_peak(torch, n):
             an, bn = a.numpy(), b.numpy()
             fn = lambda: np.matmul(an, bn)  # noqa: E731
         fn()
-        times = []
+        times, cpu = [], []
         start = time.perf_counter()
         while len(times) < 3 or (len(times) < 20 and time.perf_counter() - start < 3):
+            c0 = time.process_time()
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1000)
-        best = min(times)
-        flops = conv_flops if name == "torch-conv1x1" else 2 * n**3
-        out[name] = {"bestMs": best, "gflops": flops / (best * 1e6), "samples": len(times)}
+            cpu.append((time.process_time() - c0) * 1000)
+        best, best_cpu = min(times), max(min(cpu), 1e-3)
+        flops = conv_flops if name == "torch-conv3x3" else 2 * n**3
+        out[name] = {"bestMs": best, "bestCpuMs": best_cpu, "gflops": flops / (best * 1e6), "gflopsCpu": flops / (best_cpu * 1e6), "samples": len(times)}
     return out
 
 
@@ -151,7 +156,7 @@ def run(build):
     args = parse_args()
     torch = setup_threads(args.threads)
     if args.peak:
-        write_result(args, {"torch": torch.__version__, "threads": torch.get_num_threads(), **measure_peak(torch, args.peak)})
+        write_result(args, {"version": torch.__version__, "threads": torch.get_num_threads(), **measure_peak(torch, args.peak)})
         return
     row = json.loads(args.row)
     torch.manual_seed(1)
@@ -178,15 +183,18 @@ def run(build):
             return True
         return len(times) < row["maxSteps"] and time.perf_counter() - started < row["budgetS"]
 
+    cpu = []  # process CPU time per step (all threads): less disturbed by other load than wall-clock time
     while more():
+        c0 = time.process_time()
         t0 = time.perf_counter()
         losses = step(i)
         i += 1
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         for v in losses:
             if v != v or v in (float("inf"), float("-inf")):
                 raise SystemExit(f"step {i}: a loss is {v}")
-        print(f"  [torch] step {len(times)}: {times[-1]:.0f} ms", file=sys.stderr, flush=True)
+        print(f"  [torch] step {len(times)}: {times[-1]:.0f} ms (CPU {cpu[-1]:.0f} ms)", file=sys.stderr, flush=True)
 
     write_result(
         args,
@@ -198,6 +206,7 @@ def run(build):
             "forwardMacsPerSample": fwd,
             "warmupMs": warmup,
             "stepMs": times,
+            "cpuMs": cpu,
             "rssBeforeMiB": rss_before,
             "rssAfterWarmupMiB": rss_warm,
             "rssAfterMiB": rss_mib(),

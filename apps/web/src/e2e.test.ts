@@ -137,7 +137,7 @@ function canvasStats(page: Page, selector: string) {
   });
 }
 
-describe.skipIf(!hasChromium)('in headless Chromium', () => {
+describe.skipIf(!hasChromium)(hasChromium ? 'in headless Chromium' : `in headless Chromium (skipped: ${CHROMIUM} is not installed)`, () => {
   let browser: Browser;
   let server: http.Server;
   let base: string;

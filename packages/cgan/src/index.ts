@@ -6,7 +6,7 @@
  * which is what makes samples recognisable as the requested digit early in training.
  */
 import * as tf from '@tensorflow/tfjs';
-import { concat, convBlock, deconvBlock, denseBlock } from '@gantry/core';
+import { concat, convBlock, deconvBlock, denseBlock, positiveInt } from '@gantry/core';
 import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
@@ -63,11 +63,11 @@ export const cgan: MnistGanVariant<CganConfig> = {
   conditional: true,
   defaults: { epochs: 2, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
   configFlags: {
-    'latent-dim': { type: 'number', default: 100, describe: 'size of the noise vector z' },
-    ngf: { type: 'number', default: 32, describe: 'generator width' },
-    ndf: { type: 'number', default: 32, describe: 'discriminator width' },
+    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
+    ngf: { coerce: positiveInt('ngf'), default: 32, describe: 'generator width' },
+    ndf: { coerce: positiveInt('ndf'), default: 32, describe: 'discriminator width' },
     conditioning: { type: 'string', default: 'projection', choices: ['projection', 'concat'], describe: "how D sees the label" },
-    'embedding-dim': { type: 'number', default: 50, describe: "size of G's label embedding" },
+    'embedding-dim': { coerce: positiveInt('embedding-dim'), default: 50, describe: "size of G's label embedding" },
   },
   config: (a) => ({
     latentDim: a['latent-dim'] as number,

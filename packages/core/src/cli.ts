@@ -45,18 +45,18 @@ export interface TrainDefaults {
 /** Flags of every `train` command, with the variant's defaults. */
 export function trainOptions(d: TrainDefaults) {
   return {
-    epochs: { type: 'number', default: d.epochs, coerce: positiveNumber('epochs'), describe: 'training epochs (fractions allowed)' },
-    steps: { type: 'number', coerce: positiveInt('steps'), describe: 'training steps (overrides --epochs)' },
-    'batch-size': { type: 'number', default: d.batchSize, coerce: positiveInt('batch-size'), describe: 'images per step' },
-    lr: { type: 'number', default: d.lr, coerce: positiveNumber('lr'), describe: 'Adam learning rate' },
-    beta1: { type: 'number', default: 0.5, coerce: nonNegativeNumber('beta1'), describe: 'Adam β1' },
+    epochs: { default: d.epochs, coerce: positiveNumber('epochs'), describe: 'training epochs (fractions allowed)' },
+    steps: { coerce: positiveInt('steps'), describe: 'training steps (overrides --epochs)' },
+    'batch-size': { default: d.batchSize, coerce: positiveInt('batch-size'), describe: 'images per step' },
+    lr: { default: d.lr, coerce: positiveNumber('lr'), describe: 'Adam learning rate' },
+    beta1: { default: 0.5, coerce: nonNegativeNumber('beta1'), describe: 'Adam β1' },
     loss: { type: 'string', default: d.loss, choices: [...GAN_LOSSES], describe: 'adversarial loss' },
-    seed: { type: 'number', default: 42, coerce: nonNegativeInt('seed'), describe: 'random seed (weights, noise, data order)' },
+    seed: { default: 42, coerce: nonNegativeInt('seed'), describe: 'random seed (weights, noise, data order)' },
     out: { type: 'string', describe: 'run directory (default: runs/<variant>/<time>)' },
     resume: { type: 'string', describe: 'resume a run: a run directory, a checkpoint, or "latest"' },
-    'sample-every': { type: 'number', default: d.sampleEvery, coerce: nonNegativeInt('sample-every'), describe: 'write a sample image every N steps (0: only at the end)' },
-    'checkpoint-every': { type: 'number', default: d.checkpointEvery, coerce: nonNegativeInt('checkpoint-every'), describe: 'checkpoint every N steps (0: only at the end)' },
-    keep: { type: 'number', default: 3, coerce: nonNegativeInt('keep'), describe: 'keep the last K checkpoints (0: all)' },
+    'sample-every': { default: d.sampleEvery, coerce: nonNegativeInt('sample-every'), describe: 'write a sample image every N steps (0: only at the end)' },
+    'checkpoint-every': { default: d.checkpointEvery, coerce: nonNegativeInt('checkpoint-every'), describe: 'checkpoint every N steps (0: only at the end)' },
+    keep: { default: 3, coerce: nonNegativeInt('keep'), describe: 'keep the last K checkpoints (0: all)' },
     'nan-policy': { type: 'string', default: 'stop', choices: ['stop', 'rollback'], describe: 'on a NaN/Inf loss: stop, or roll back to the last checkpoint with half the LR' },
     progress: { type: 'boolean', default: true, describe: 'show a progress bar' },
   } satisfies Record<string, Options>;

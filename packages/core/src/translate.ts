@@ -265,7 +265,17 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
     let dst = output;
     if (outSt?.isDirectory()) dst = path.join(output, outputNameFor(path.basename(input)));
     else formatFromPath(output); // a bad output extension is an argument error, before any work
-    await one(input, dst);
+    // One file: its error is the command's error (one line, exit 2), not a per-file report.
+    if (path.resolve(input) === path.resolve(dst)) throw new GantryError(`${o.input}: refusing to overwrite the input (choose another --output)`);
+    try {
+      await translateFile(fn, input, dst, o);
+    } catch (e) {
+      if (!(e instanceof GantryError)) throw e;
+      const error = firstLine(e);
+      throw new GantryError(error.includes(input) ? error : `${input}: ${error}`);
+    }
+    summary.written.push([input, dst]);
+    log(`${input} → ${dst}`);
     return summary;
   }
 

@@ -47,23 +47,23 @@ const common = trainOptions({ epochs: 4, batchSize: 1, lr: 2e-4, loss: 'lsgan', 
 /** Train flags; network sizes have no yargs default so that --preset and a resumed run's config can fill them. */
 const trainFlags = {
   ...common,
-  epochs: { type: 'number', coerce: positiveNumber('epochs'), describe: 'training epochs, the last --decay-epochs with linear LR decay (default: the preset\'s)' },
+  epochs: { coerce: positiveNumber('epochs'), describe: 'training epochs, the last --decay-epochs with linear LR decay (default: the preset\'s)' },
   preset: { type: 'string', default: 'cpu', choices: ['cpu', 'paper'], describe: `defaults: cpu = ${PRESETS.cpu.describe}; paper = ${PRESETS.paper.describe}` },
-  'decay-epochs': { type: 'number', coerce: nonNegativeNumber('decay-epochs'), describe: 'epochs of linear LR decay to 0 at the end (default: half the training)' },
+  'decay-epochs': { coerce: nonNegativeNumber('decay-epochs'), describe: 'epochs of linear LR decay to 0 at the end (default: half the training)' },
   data: { type: 'string', describe: 'unaligned dataset folder with trainA/ trainB/ (testA/ testB/ for samples and evaluate); default: procedural day (A) / night (B) scenes, generated once into <repo>/data' },
-  size: { type: 'number', coerce: positiveInt('size'), describe: 'image size the networks work at (crop size)' },
-  'load-size': { type: 'number', coerce: positiveInt('load-size'), describe: 'resize to this before the random crop (default size·286/256)' },
+  size: { coerce: positiveInt('size'), describe: 'image size the networks work at (crop size)' },
+  'load-size': { coerce: positiveInt('load-size'), describe: 'resize to this before the random crop (default size·286/256)' },
   flip: { type: 'boolean', default: true, describe: 'random horizontal flips' },
   generator: { type: 'string', choices: ['resnet', 'unet'], describe: 'generator architecture (default resnet)' },
-  blocks: { type: 'number', coerce: positiveInt('blocks'), describe: 'residual blocks of the ResNet generator (paper: 6 at 128, 9 at 256)' },
-  ngf: { type: 'number', coerce: positiveInt('ngf'), describe: "generators' base filters" },
-  ndf: { type: 'number', coerce: positiveInt('ndf'), describe: "discriminators' base filters" },
-  'd-layers': { type: 'number', coerce: positiveInt('d-layers'), describe: 'strided PatchGAN layers (3: 70×70 patches)' },
+  blocks: { coerce: positiveInt('blocks'), describe: 'residual blocks of the ResNet generator (paper: 6 at 128, 9 at 256)' },
+  ngf: { coerce: positiveInt('ngf'), describe: "generators' base filters" },
+  ndf: { coerce: positiveInt('ndf'), describe: "discriminators' base filters" },
+  'd-layers': { coerce: positiveInt('d-layers'), describe: 'strided PatchGAN layers (3: 70×70 patches)' },
   norm: { type: 'string', choices: ['instance', 'batch', 'none'], describe: 'normalisation layers (default instance)' },
-  'lambda-cycle': { type: 'number', coerce: nonNegativeNumber('lambda-cycle'), describe: 'cycle-consistency weight λ, each direction (default 10)' },
-  'lambda-identity': { type: 'number', coerce: nonNegativeNumber('lambda-identity'), describe: 'identity-loss weight as a fraction of λ (default 0.5; 0: off)' },
-  'pool-size': { type: 'number', coerce: nonNegativeInt('pool-size'), describe: 'generated-image history per discriminator (default 50; 0: off)' },
-  'scene-count': { type: 'number', coerce: positiveInt('scene-count'), describe: 'images per domain of the default scene dataset (default: the preset\'s)' },
+  'lambda-cycle': { coerce: nonNegativeNumber('lambda-cycle'), describe: 'cycle-consistency weight λ, each direction (default 10)' },
+  'lambda-identity': { coerce: nonNegativeNumber('lambda-identity'), describe: 'identity-loss weight as a fraction of λ (default 0.5; 0: off)' },
+  'pool-size': { coerce: nonNegativeInt('pool-size'), describe: 'generated-image history per discriminator (default 50; 0: off)' },
+  'scene-count': { coerce: positiveInt('scene-count'), describe: 'images per domain of the default scene dataset (default: the preset\'s)' },
 } as const;
 
 interface TrainArgs extends CommonTrainArgs {
@@ -128,16 +128,10 @@ export function resolveTrainSetup(args: Partial<TrainArgs>, saved: Record<string
   };
 }
 
-/**
- * The reference's schedule (base LR, then linear decay to 0) over the run's real length, evaluated per step:
- * core's linearDecay counted in steps gives lr = 1 − max(0, epoch − constant) / decay exactly.
- */
-export function cycleganSchedule(totalEpochs: number, decayEpochs: number, stepsPerEpoch: number): (epoch: number) => number {
-  const decaySteps = Math.min(decayEpochs, totalEpochs) * stepsPerEpoch;
-  if (decaySteps < 2) return () => 1;
-  const constantSteps = totalEpochs * stepsPerEpoch - decaySteps;
-  const rule = linearDecay(constantSteps + 1, decaySteps - 1);
-  return (epoch) => rule(epoch * stepsPerEpoch);
+/** The reference's schedule over the run's real length: the base LR, then linear decay to 0 over the last `decayEpochs`. */
+export function cycleganSchedule(totalEpochs: number, decayEpochs: number): (epoch: number) => number {
+  const decay = Math.min(decayEpochs, totalEpochs);
+  return linearDecay(totalEpochs - decay, decay);
 }
 
 /** Loads G_A or G_B of a checkpoint with its config. */
@@ -206,7 +200,7 @@ async function train(args: TrainArgs): Promise<void> {
       });
     },
     {
-      schedule: (task) => cycleganSchedule(totalEpochs, setup.decayEpochs ?? totalEpochs / 2, task.stepsPerEpoch),
+      schedule: () => cycleganSchedule(totalEpochs, setup.decayEpochs ?? totalEpochs / 2),
     },
   );
 }
@@ -250,7 +244,7 @@ export function cycleganCommands(y: Argv): Argv {
         c.options({
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
           data: { type: 'string', describe: 'unaligned dataset with testA/ and testB/ (default: the one the model was trained on)' },
-          limit: { type: 'number', coerce: positiveInt('limit'), describe: 'at most N test images per domain' },
+          limit: { coerce: positiveInt('limit'), describe: 'at most N test images per domain' },
           json: { type: 'string', describe: 'also write the figures as JSON to this file' },
         }),
       async (a) => {

@@ -45,9 +45,10 @@ describe('cycle and identity losses', () => {
 
 describe('schedule and settings', () => {
   it('keeps the base LR, then decays linearly to 0 over the decay epochs', () => {
-    const s = cycleganSchedule(4, 2, 10);
+    const s = cycleganSchedule(4, 2);
     expect([s(0), s(1.5), s(2), s(3), s(3.9), s(4)].map((v) => +v.toFixed(6))).toEqual([1, 1, 1, 0.5, 0.05, 0]);
-    expect(cycleganSchedule(4, 0, 10)(3.9)).toBe(1);
+    expect(cycleganSchedule(4, 0)(3.9)).toBe(1);
+    expect(cycleganSchedule(1, 5)(0.5)).toBeCloseTo(0.5);
   });
 
   it('takes explicit flags over a resumed run, and that over the preset', () => {

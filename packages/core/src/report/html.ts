@@ -244,6 +244,8 @@ const CLIENT = `
     if (!el || !window.Chart) return;
     var sets = [];
     var all = [];
+    var lastX = 0;
+    c.curves.forEach(function(cv){ cv.raw.forEach(function(p){ if (p[0] > lastX) lastX = p[0]; }); });
     c.curves.forEach(function(cv, i){
       var col = palette[i % palette.length];
       var many = cv.raw.length > 30;
@@ -261,7 +263,7 @@ const CLIENT = `
       options: {
         animation: false, parsing: false, normalized: true, maintainAspectRatio: false,
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
-        scales: { x: { type: 'linear', title: { display: true, text: 'step' } }, y: yScale },
+        scales: { x: { type: 'linear', min: 0, max: lastX, title: { display: true, text: 'step' } }, y: yScale },
         plugins: {
           legend: { labels: { boxHeight: 3, filter: function(item){ return !/ \\(raw\\)$/.test(item.text); } } },
           tooltip: { filter: function(item){ return !/ \\(raw\\)$/.test(item.dataset.label); } }

@@ -98,7 +98,9 @@ describe('run data', () => {
 describe('report.html', () => {
   it('is one offline page: inlined Chart.js, chart data, data: URI samples, settings and figures', async () => {
     const dir = await fakeRun(path.join(tmp, 'runs', 'cgan', 'b'));
+    fs.writeFileSync(path.join(dir, 'report.html.tmp-999999-abcdef'), 'left by a killed process');
     const file = writeReport(dir, { root: path.join(tmp, 'runs') });
+    expect(fs.readdirSync(dir).filter((n) => n.includes('.tmp-'))).toEqual([]);
     expect(file).toBe(path.join(dir, REPORT_FILE));
     const html = fs.readFileSync(file, 'utf8');
     expect(html.startsWith('<!doctype html>')).toBe(true);

@@ -1,4 +1,5 @@
 /** Writing `<run>/report.html`: on demand (`writeReport`) and from the training loop (`reportWriter`, throttled). */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atomicWrite } from '../fsutil.js';
 import { runsRoot } from '../run.js';
@@ -12,6 +13,10 @@ export function writeReport(runDir: string, o: ReportOptions & { root?: string }
   const run = readRunData(runDir, o.root ?? runsRoot());
   const file = path.join(run.dir, REPORT_FILE);
   atomicWrite(file, renderReport(run, o));
+  // A process killed mid-write leaves its temporary sibling behind: clear other processes' leftovers.
+  for (const n of fs.readdirSync(run.dir)) {
+    if (n.startsWith(`${REPORT_FILE}.tmp-`) && !n.startsWith(`${REPORT_FILE}.tmp-${process.pid}-`)) fs.rmSync(path.join(run.dir, n), { force: true });
+  }
   return file;
 }
 

@@ -1,0 +1,66 @@
+/**
+ * Smoke test of `pnpm bench`: the quick DCGAN row without PyTorch runs in a child process and writes a JSON
+ * result with every field the performance issue asks for. Uses the packages' dist/ (`pnpm test` builds first).
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+it('pnpm bench --quick --only dcgan --no-torch writes the table and the JSON', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-test-'));
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [path.join(root, 'bench', 'run.mjs'), '--quick', '--only', 'dcgan', '--no-torch', '--backend', 'wasm', '--out', out],
+      { cwd: root, timeout: 55_000 },
+    );
+    expect(stdout).toContain('| DCGAN 28×28');
+    expect(stdout).toContain('no PyTorch (--no-torch)');
+
+    const files = fs.readdirSync(out);
+    expect(files).toContain('latest.json');
+    expect(files).toContain('latest.md');
+    expect(files.some((f) => /^bench-.*-quick\.json$/.test(f))).toBe(true);
+
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+    expect(json.mode).toBe('quick');
+    expect(json.backend.name).toBe('wasm');
+    expect(json.torch.available).toBe(false);
+    expect(json.peak.machineGflops).toBeGreaterThan(0);
+    expect(json.peak.gantry.matmul.gflops).toBeGreaterThan(0);
+    expect(json.machine.cpus).toBeGreaterThan(0);
+    expect(json.rows).toHaveLength(1);
+
+    const row = json.rows[0];
+    expect(row.id).toBe('dcgan');
+    expect(row.macsPerStep).toBeGreaterThan(0);
+    expect(row.torch).toBeNull();
+    expect(row.ratio).toBeNull();
+    expect(row.ratioNote).toMatch(/no PyTorch/);
+
+    const g = row.gantry;
+    expect(g.error).toBeUndefined();
+    expect(g.timedSteps).toBe(3);
+    expect(g.stepMs).toHaveLength(3);
+    for (const k of ['median', 'min', 'max', 'p25', 'p75', 'mean', 'stdev']) expect(Number.isFinite(g.msPerStep[k])).toBe(true);
+    expect(g.msPerStep.median).toBeGreaterThan(0);
+    expect(g.imagesPerSec).toBeCloseTo((row.batch * 1000) / g.msPerStep.median, 6);
+    expect(g.gflops).toBeGreaterThan(0);
+    expect(g.pctOfPeak).toBeGreaterThan(0);
+    expect(g.peakRssMiB).toBeGreaterThan(50);
+    expect(g.forwardMacsPerSample.G).toBeGreaterThan(0);
+    expect(g.forwardMacsPerSample.D).toBeGreaterThan(0);
+    // Tensor counts before and after; a DCGAN step must not leak tensors once Adam's slots exist.
+    expect(g.tensors.before).toBeGreaterThan(0);
+    expect(g.tensors.afterWarmup).toBeGreaterThanOrEqual(g.tensors.before);
+    expect(g.tensors.after).toBe(g.tensors.afterWarmup);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 60_000);
