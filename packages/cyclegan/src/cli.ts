@@ -20,7 +20,7 @@ import {
   positiveNumber,
   readCheckpointState,
   resolveCheckpoint,
-  resolveResume,
+  withResumedArgs,
   type runCli,
   runTraining,
   saveModel,
@@ -143,12 +143,10 @@ export async function loadGenerator(checkpointArg: string | undefined, which: 'G
   return { checkpoint, config: state.config as CycleGanConfig & Record<string, unknown>, generator };
 }
 
-async function train(args: TrainArgs): Promise<void> {
-  let saved: Record<string, unknown> = {};
-  if (args.resume !== undefined) saved = readCheckpointState(resolveResume(VARIANT, args.resume).checkpoint).config;
-  // A resumed run keeps its length unless told otherwise.
-  if (args.steps === undefined && args.epochs === undefined && typeof saved.steps === 'number') args.steps = saved.steps;
-  const setup = resolveTrainSetup(args, saved);
+async function train(given: TrainArgs): Promise<void> {
+  // A resumed run keeps the options it was started with (its length included) unless flags say otherwise.
+  const args = withResumedArgs(VARIANT, given);
+  const setup = resolveTrainSetup(args);
   const { config } = setup;
   const loss = adversarialLoss(args.loss);
   let totalEpochs = setup.epochs ?? 1;
