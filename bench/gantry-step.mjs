@@ -292,6 +292,10 @@ for (; i < row.warmup; i++) {
   warmupMs.push(now() - t0);
   log(`  warm-up step ${i + 1}/${row.warmup}: ${warmupMs.at(-1).toFixed(0)} ms`);
 }
+// In --soak the parent starts this process with --expose-gc: RSS and heap are sampled right after a full GC,
+// so the drift shows retained memory, not where the collector happened to be.
+const settle = () => globalThis.gc?.();
+settle();
 const tensorsAfterWarmup = tf.memory().numTensors;
 const rssAfterWarmup = rssMiB();
 
@@ -306,6 +310,7 @@ if (args.soak) {
     step(i);
     ms.push(now() - t0);
     if (s % every === 0 || s === total) {
+      settle();
       const point = { step: s, tensors: tf.memory().numTensors, rssMiB: rssMiB(), heapMiB: process.memoryUsage().heapUsed / 2 ** 20, msPerStep: median(ms.slice(-every)) };
       trace.push(point);
       log(`  soak ${s}/${total}: tensors ${point.tensors}, RSS ${point.rssMiB.toFixed(0)} MiB, ${point.msPerStep.toFixed(0)} ms/step`);
@@ -327,6 +332,9 @@ if (args.soak) {
     rssAfterWarmupMiB: rssAfterWarmup,
     rssAfterMiB: end.rssMiB,
     rssDriftPct: ((end.rssMiB - rssAfterWarmup) / rssAfterWarmup) * 100,
+    // Growth over the second half of the run: a leak keeps growing there, a warming-up allocator does not.
+    rssDriftSecondHalfPct: ((end.rssMiB - trace[Math.floor((trace.length - 1) / 2)].rssMiB) / trace[Math.floor((trace.length - 1) / 2)].rssMiB) * 100,
+    gcBeforeSamples: typeof globalThis.gc === 'function',
     peakRssMiB: peakRssMiB(),
     trace,
   });

@@ -131,7 +131,8 @@ const jsonPath = (name) => path.join(tmp, `${String(++childCount).padStart(2, '0
 
 function gantryChild(extra, { timeoutS, name }) {
   const jsonOut = jsonPath(`gantry-${name}`);
-  return runChild(process.execPath, [path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '[gantry]' });
+  const nodeFlags = extra.includes('--soak') ? ['--expose-gc'] : [];
+  return runChild(process.execPath, [...nodeFlags, path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '[gantry]' });
 }
 
 function torchChild(script, extra, { timeoutS, name }) {
@@ -308,13 +309,13 @@ if (opts.soak) {
   const lines = [
     `## Gantry soak: ${row.label}, batch ${row.batch}, ${total} steps (after ${warmup} warm-up steps), backend ${backend.name}`,
     '',
-    '| step | tensors | RSS MiB | JS heap MiB | ms/step (median of the interval) |',
+    '| step | tensors | RSS MiB | JS heap used MiB | ms/step (median of the interval) |',
     '|--:|--:|--:|--:|--:|',
     `| warm-up end | ${s.tensorsAfterWarmup} | ${s.rssAfterWarmupMiB.toFixed(0)} | – | – |`,
     ...s.trace.map((p) => `| ${p.step} | ${p.tensors} | ${p.rssMiB.toFixed(0)} | ${p.heapMiB.toFixed(0)} | ${fmtMs(p.msPerStep)} |`),
     '',
     `tensor count: ${s.tensorsAfterWarmup} → ${s.tensorsAfter} (${s.tensorDrift >= 0 ? '+' : ''}${s.tensorDrift}) — target: identical — ${tensorsOk ? 'PASS' : 'FAIL'}`,
-    `RSS: ${s.rssAfterWarmupMiB.toFixed(0)} → ${s.rssAfterMiB.toFixed(0)} MiB (${s.rssDriftPct >= 0 ? '+' : ''}${s.rssDriftPct.toFixed(1)}%) — target: ≤ 5% growth — ${rssOk ? 'PASS' : 'FAIL'}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB`,
+    `RSS (sampled after a full GC): ${s.rssAfterWarmupMiB.toFixed(0)} → ${s.rssAfterMiB.toFixed(0)} MiB (${s.rssDriftPct >= 0 ? '+' : ''}${s.rssDriftPct.toFixed(1)}%) — target: ≤ 5% growth — ${rssOk ? 'PASS' : 'FAIL'}; over the second half ${s.rssDriftSecondHalfPct >= 0 ? '+' : ''}${s.rssDriftSecondHalfPct.toFixed(1)}%; peak RSS ${s.peakRssMiB.toFixed(0)} MiB`,
     `median ${fmtMs(s.msPerStep)} ms/step over ${total} steps (${s.seconds.toFixed(0)} s); machine load average at start ${loadStart.map((x) => x.toFixed(2)).join(' ')}`,
   ];
   const json = { schema: 1, mode: 'soak', createdAt: startedAt.toISOString(), command: process.argv.slice(2), machine: machine(), backend, row: soakRowCfg, result: s, pass: { tensors: tensorsOk, rss: rssOk } };

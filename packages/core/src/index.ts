@@ -18,3 +18,4 @@ export * from './metrics.js';
 export * from './translate.js';
 export * from './image-metrics.js';
 export * from './report/index.js';
+export * from './export.js';

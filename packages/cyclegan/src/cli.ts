@@ -7,9 +7,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   adversarialLoss,
-  atomicWrite,
+  exportModels,
+  exportOptions,
+  saveEvaluation,
   type CommonTrainArgs,
-  ensureWritableDir,
   GantryError,
   initBackend,
   linearDecay,
@@ -23,7 +24,6 @@ import {
   withResumedArgs,
   type runCli,
   runTraining,
-  saveModel,
   seedWeights,
   translateCommand,
   translateOptions,
@@ -256,30 +256,19 @@ export function cycleganCommands(y: Argv): Argv {
         tf.dispose([test.a, test.b]);
         const names = (config.domains as { A: string; B: string } | undefined) ?? { A: 'A', B: 'B' };
         console.log(`cyclegan ${checkpoint}\ndata: ${root}\n${formatEvaluation(figures, names)}`);
-        const out = { checkpoint, data: root, ...figures };
-        atomicWrite(path.join(checkpoint, '..', '..', 'evaluation.json'), JSON.stringify(out, null, 2));
-        if (a.json) atomicWrite(userPath(a.json as string), JSON.stringify(out, null, 2));
+        saveEvaluation(checkpoint, { checkpoint, data: root, ...figures }, a.json);
       },
     )
     .command(
       'export',
       'write both generators (TF.js layers format: <out>/G_A, <out>/G_B) and metadata.json for the browser',
-      (c) =>
-        c.options({
-          out: { type: 'string', demandOption: true, describe: 'output directory' },
-          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
-        }),
+      (c) => c.options(exportOptions(VARIANT)),
       async (a) => {
         const out = userPath(a.out as string);
-        ensureWritableDir(out);
         await initBackend({ backend: a.backend as string | undefined });
         const { checkpoint, config, generator: G_A } = await loadGenerator(a.checkpoint as string | undefined, 'G_A');
         const G_B = await loadModel(path.join(checkpoint, 'G_B'));
-        const tmp = path.join(out, `.export-${process.pid}`);
-        fs.rmSync(tmp, { recursive: true, force: true });
-        await saveModel(G_A, path.join(tmp, 'G_A'));
-        await saveModel(G_B, path.join(tmp, 'G_B'));
-        const meta = {
+        await exportModels(out, { G_A, G_B }, {
           variant: VARIANT,
           kind: 'image-to-image',
           imageSize: config.size,
@@ -288,13 +277,7 @@ export function cycleganCommands(y: Argv): Argv {
           domains: config.domains ?? { A: 'A', B: 'B' },
           normalisation: 'input: value / 127.5 - 1; output: (value + 1) * 127.5',
           checkpoint,
-        };
-        atomicWrite(path.join(tmp, 'metadata.json'), JSON.stringify(meta, null, 2));
-        for (const f of fs.readdirSync(tmp)) {
-          fs.rmSync(path.join(out, f), { recursive: true, force: true });
-          fs.renameSync(path.join(tmp, f), path.join(out, f));
-        }
-        fs.rmSync(tmp, { recursive: true, force: true });
+        });
         console.log(`exported cyclegan generators to ${out} (G_A/, G_B/, metadata.json)`);
       },
     );

@@ -1,13 +1,11 @@
-/**
- * The commands of the MNIST apps (gan, dcgan, cgan): train, generate, evaluate, export. A variant supplies its
- * networks and defaults as an `MnistGanVariant`; its app is `runCli(name, (y) => mnistGanCommands(y, variant))`.
- */
-import * as fs from 'node:fs';
+
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   adversarialLoss,
-  atomicWrite,
+  exportModels,
+  exportOptions,
+  saveEvaluation,
   type CommonTrainArgs,
   ensureWritableDir,
   GantryError,
@@ -22,7 +20,6 @@ import {
   resolveCheckpoint,
   runTraining,
   saveImageGrid,
-  saveModel,
   seedWeights,
   type TrainDefaults,
   trainOptions,
@@ -198,27 +195,18 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
         tf.dispose([z, images]);
         const real = evaluateReal(classifier, train, reference, Math.min(total, 10_000));
         console.log(`${v.name} ${checkpoint}\nclassifier: test accuracy ${(info.testAccuracy * 100).toFixed(2)}%, ${total} samples\n${formatEvaluation(gen, real, k !== undefined)}`);
-        const figures = { checkpoint, generated: gen, real, classifierAccuracy: info.testAccuracy };
-        atomicWrite(path.join(checkpoint, '..', '..', 'evaluation.json'), JSON.stringify(figures, null, 2));
-        if (a.json) atomicWrite(userPath(a.json as string), JSON.stringify(figures, null, 2));
+        saveEvaluation(checkpoint, { checkpoint, generated: gen, real, classifierAccuracy: info.testAccuracy }, a.json);
       },
     )
     .command(
       'export',
       'write the generator (TF.js layers format) and metadata.json for the browser',
-      (c) =>
-        c.options({
-          out: { type: 'string', demandOption: true, describe: 'output directory' },
-          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
-        }),
+      (c) => c.options(exportOptions(v.name)),
       async (a) => {
         const out = userPath(a.out as string);
-        ensureWritableDir(out);
         await initBackend({ backend: a.backend as string | undefined });
         const { checkpoint, config, generator } = await loadGenerator(v.name, a.checkpoint as string | undefined);
-        const tmp = `${out}/.export-${process.pid}`;
-        await saveModel(generator, tmp);
-        const meta = {
+        await exportModels(out, { '': generator }, {
           variant: v.name,
           kind: 'latent',
           imageSize: config.imageSize,
@@ -227,10 +215,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
           labels: config.numClasses ? Array.from({ length: config.numClasses }, (_, i) => String(i)) : null,
           normalisation: 'tanh: pixel = (value + 1) * 127.5',
           checkpoint,
-        };
-        atomicWrite(path.join(tmp, 'metadata.json'), JSON.stringify(meta, null, 2));
-        for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(out, f));
-        fs.rmSync(tmp, { recursive: true, force: true });
+        });
         console.log(`exported ${v.name} generator to ${out} (model.json, weights.bin, metadata.json)`);
       },
     );

@@ -6,9 +6,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   adversarialLoss,
-  atomicWrite,
+  exportModels,
+  exportOptions,
+  saveEvaluation,
   type CommonTrainArgs,
-  ensureWritableDir,
   GantryError,
   initBackend,
   latestCheckpoint,
@@ -24,7 +25,6 @@ import {
   linearDecay,
   withResumedArgs,
   runsRoot,
-  saveModel,
   seedWeights,
   trainOptions,
   translateCommand,
@@ -259,27 +259,18 @@ export function pix2pixCommands(y: Argv): Argv {
         if (!baselineGen && config.lambdaGan > 0) {
           console.log('\n(no L1-only baseline: train one with `pnpm --filter pix2pix train --lambda-gan 0` or pass --baseline)');
         }
-        const figures = { checkpoint, baseline: baseline ?? null, data: root, split: a.split, direction, cropSize: config.cropSize, scores };
-        atomicWrite(path.join(checkpoint, '..', '..', 'evaluation.json'), JSON.stringify(figures, null, 2));
-        if (a.json) atomicWrite(userPath(a.json as string), JSON.stringify(figures, null, 2));
+        saveEvaluation(checkpoint, { checkpoint, baseline: baseline ?? null, data: root, split: a.split, direction, cropSize: config.cropSize, scores }, a.json);
       },
     )
     .command(
       'export',
       'write the generator (TF.js layers format) and metadata.json for the browser',
-      (c) =>
-        c.options({
-          out: { type: 'string', demandOption: true, describe: 'output directory' },
-          checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest pix2pix run)' },
-        }),
+      (c) => c.options(exportOptions(VARIANT)),
       async (a) => {
         const out = userPath(a.out as string);
-        ensureWritableDir(out);
         await initBackend({ backend: a.backend as string | undefined });
         const { checkpoint, config, generator } = await loadGenerator(a.checkpoint as string | undefined);
-        const tmp = path.join(out, `.export-${process.pid}`);
-        await saveModel(generator, tmp);
-        const meta = {
+        await exportModels(out, { '': generator }, {
           variant: VARIANT,
           kind: 'image-to-image',
           imageSize: config.cropSize,
@@ -288,10 +279,7 @@ export function pix2pixCommands(y: Argv): Argv {
           normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
           inference: 'model.predict (batch-norm moving statistics, no dropout)',
           checkpoint,
-        };
-        atomicWrite(path.join(tmp, 'metadata.json'), JSON.stringify(meta, null, 2));
-        for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(out, f));
-        fs.rmSync(tmp, { recursive: true, force: true });
+        });
         console.log(`exported pix2pix generator to ${out} (model.json, weights.bin, metadata.json)`);
       },
     );
