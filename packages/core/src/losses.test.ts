@@ -1,0 +1,61 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend/index.js';
+import { adversarialLoss, GAN_LOSSES, gradientPenalty, l1 } from './losses.js';
+
+const v = (t: tf.Tensor) => t.dataSync()[0]!;
+const real = () => tf.tensor1d([2, -1]);
+const fake = () => tf.tensor1d([0.5, -3]);
+const softplus = (x: number) => Math.log1p(Math.exp(x));
+
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', log: () => {} });
+});
+
+describe('adversarial losses on known scores', () => {
+  it('bce: D = E[softplus(−r)] + E[softplus(f)], G (non-saturating) = E[softplus(−f)]', () => {
+    const loss = adversarialLoss('bce');
+    expect(v(loss.discriminator(real(), fake()))).toBeCloseTo((softplus(-2) + softplus(1)) / 2 + (softplus(0.5) + softplus(-3)) / 2, 5);
+    expect(v(loss.generator(fake()))).toBeCloseTo((softplus(-0.5) + softplus(3)) / 2, 5);
+  });
+  it('lsgan: D = ½(E[(r−1)²] + E[f²]), G = E[(f−1)²]', () => {
+    const loss = adversarialLoss('lsgan');
+    expect(v(loss.discriminator(real(), fake()))).toBeCloseTo(0.5 * ((1 + 4) / 2 + (0.25 + 9) / 2), 5);
+    expect(v(loss.generator(fake()))).toBeCloseTo((0.25 + 16) / 2, 5);
+  });
+  it('hinge: D = E[relu(1−r)] + E[relu(1+f)], G = −E[f]', () => {
+    const loss = adversarialLoss('hinge');
+    expect(v(loss.discriminator(real(), fake()))).toBeCloseTo((0 + 2) / 2 + (1.5 + 0) / 2, 5);
+    expect(v(loss.generator(fake()))).toBeCloseTo(1.25, 5);
+  });
+  it('wgan-gp: D = E[f] − E[r], G = −E[f], and asks for the gradient penalty', () => {
+    const loss = adversarialLoss('wgan-gp');
+    expect(v(loss.discriminator(real(), fake()))).toBeCloseTo(-1.25 - 0.5, 5);
+    expect(v(loss.generator(fake()))).toBeCloseTo(1.25, 5);
+    expect(loss.needsGradientPenalty).toBe(true);
+    expect(GAN_LOSSES.filter((n) => adversarialLoss(n).needsGradientPenalty)).toEqual(['wgan-gp']);
+  });
+  it('rejects an unknown name in one line naming the flag', () => {
+    expect(() => adversarialLoss('nope')).toThrow(/^--loss: unknown loss 'nope' \(expected one of bce, lsgan, wgan-gp, hinge\)$/);
+  });
+});
+
+describe('gradientPenalty', () => {
+  it('is λ(‖∇D‖ − 1)² for a linear critic, whatever the interpolates', () => {
+    // D(x) = Σ w·x has gradient w everywhere: ‖w‖ = 3 gives 10·(3 − 1)² = 40.
+    const w = tf.tensor2d([[1, 2, 2]]);
+    const critic = (x: tf.Tensor) => tf.sum(tf.mul(x, w), 1);
+    const gp = gradientPenalty(critic, tf.randomNormal([4, 3], 0, 1, 'float32', 1), tf.randomNormal([4, 3], 0, 1, 'float32', 2), 10, 3);
+    expect(v(gp)).toBeCloseTo(40, 3);
+  });
+  it('is zero for a 1-Lipschitz linear critic', () => {
+    const critic = (x: tf.Tensor) => tf.sum(tf.mul(x, tf.tensor2d([[0.6, 0.8]])), 1);
+    expect(v(gradientPenalty(critic, tf.ones([2, 2]), tf.zeros([2, 2])))).toBeCloseTo(0, 5);
+  });
+});
+
+describe('l1', () => {
+  it('is the mean absolute difference', () => {
+    expect(v(l1(tf.tensor1d([1, -1, 0]), tf.tensor1d([0, 1, 0])))).toBeCloseTo(1, 6);
+  });
+});
