@@ -139,36 +139,28 @@ export interface ConvOptions {
   bias?: boolean;
 }
 
+/** A (transposed) convolution with N(0, 0.02) weights, then norm and activation. */
+function convLike(layer: typeof tf.layers.conv2d | typeof tf.layers.conv2dTranspose, x: Sym, o: ConvOptions): Sym {
+  const norm = o.norm ?? 'none';
+  const y = layer({
+    filters: o.filters,
+    kernelSize: o.kernel ?? 4,
+    strides: o.stride ?? 2,
+    padding: o.padding ?? 'same',
+    useBias: o.bias ?? norm !== 'batch',
+    kernelInitializer: weightInit(),
+  }).apply(x) as Sym;
+  return activation(normLayer(y, norm), o.act ?? 'none');
+}
+
 /** conv → norm → activation. */
 export function convBlock(x: Sym, o: ConvOptions): Sym {
-  const norm = o.norm ?? 'none';
-  const y = tf.layers
-    .conv2d({
-      filters: o.filters,
-      kernelSize: o.kernel ?? 4,
-      strides: o.stride ?? 2,
-      padding: o.padding ?? 'same',
-      useBias: o.bias ?? norm !== 'batch',
-      kernelInitializer: weightInit(),
-    })
-    .apply(x) as Sym;
-  return activation(normLayer(y, norm), o.act ?? 'none');
+  return convLike(tf.layers.conv2d, x, o);
 }
 
 /** transposed conv (upsampling ×stride) → norm → activation. */
 export function deconvBlock(x: Sym, o: ConvOptions): Sym {
-  const norm = o.norm ?? 'none';
-  const y = tf.layers
-    .conv2dTranspose({
-      filters: o.filters,
-      kernelSize: o.kernel ?? 4,
-      strides: o.stride ?? 2,
-      padding: o.padding ?? 'same',
-      useBias: o.bias ?? norm !== 'batch',
-      kernelInitializer: weightInit(),
-    })
-    .apply(x) as Sym;
-  return activation(normLayer(y, norm), o.act ?? 'none');
+  return convLike(tf.layers.conv2dTranspose, x, o);
 }
 
 /** dense → norm → activation. */

@@ -22,7 +22,6 @@ import {
   readCheckpointState,
   resolveCheckpoint,
   withResumedArgs,
-  type runCli,
   runTraining,
   seedWeights,
   translateCommand,
@@ -30,14 +29,13 @@ import {
   trainOptions,
   userPath,
 } from '@gantry/core';
+import type { Argv } from 'yargs';
 import { UnalignedDataset } from '@gantry/datasets';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
 import { buildDiscriminator, buildGenerator, type CycleGanConfig, checkConfig, defaultLoadSize, MUST_MATCH, PRESETS, type PresetName } from './model.js';
 import { CycleGanTask } from './task.js';
 
-/** yargs' Argv as core's runCli passes it (so this package needs no yargs dependency of its own). */
-type Argv = Parameters<Parameters<typeof runCli>[1]>[0];
 
 const VARIANT = 'cyclegan';
 const SCENE_NAMES = { A: 'day', B: 'night' };

@@ -20,7 +20,6 @@ import {
   readCheckpointState,
   readRunInfo,
   resolveCheckpoint,
-  type runCli,
   runTraining,
   linearDecay,
   withResumedArgs,
@@ -31,13 +30,12 @@ import {
   translateOptions,
   userPath,
 } from '@gantry/core';
+import type { Argv } from 'yargs';
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
 import { checkConfig, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig, PRESETS } from './config.js';
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
 
-// yargs is a dependency of @gantry/core, not of this package: take its Argv type from core's runCli.
-type Argv = Parameters<Parameters<typeof runCli>[1]>[0];
 
 const VARIANT = 'pix2pix';
 const cpu = PRESETS.cpu;

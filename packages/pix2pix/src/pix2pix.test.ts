@@ -2,18 +2,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage, type runCli, seedWeights, train, writeRawImage } from '@gantry/core';
+import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage, seedWeights, train, writeRawImage } from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import yargs from 'yargs';
 import { pix2pixCommands } from './cli.js';
 import { buildDiscriminator, buildGenerator, checkConfig, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
 import { Pix2pixTask } from './task.js';
 
-type Argv = Parameters<Parameters<typeof runCli>[1]>[0];
-// yargs is a dependency of @gantry/core (and of the app), not of this package: load core's copy.
-const yargsUrl = pathToFileURL(join(fileURLToPath(new URL('../../core/node_modules/yargs/index.mjs', import.meta.url)))).href;
-const yargs = ((await import(yargsUrl)) as { default: (args: string[]) => Argv }).default;
 
 const tmp = mkdtempSync(join(tmpdir(), 'gantry-pix2pix-'));
 const runs = join(tmp, 'runs');
