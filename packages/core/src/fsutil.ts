@@ -59,13 +59,3 @@ export function ensureWritableDir(dir: string, flag = '--out'): void {
     throw new GantryError(`${flag} ${dir}: not a writable directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
-
-/** Joins `name` under `root`, refusing names that would land outside it (`..`, absolute paths). */
-export function safeJoin(root: string, name: string): string {
-  const full = path.resolve(root, name);
-  const rel = path.relative(path.resolve(root), full);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new GantryError(`${name}: path escapes ${root}`);
-  }
-  return full;
-}
