@@ -6,7 +6,7 @@
  * which is what makes samples recognisable as the requested digit early in training.
  */
 import * as tf from '@tensorflow/tfjs';
-import { concat, convBlock, deconvBlock, denseBlock, positiveInt } from '@gantry/core';
+import { concat, convBlock, deconvBlock, denseBlock, nextInitSeed, positiveInt } from '@gantry/core';
 import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
@@ -22,7 +22,9 @@ export interface CganConfig extends MnistGanConfig {
 type Sym = tf.SymbolicTensor;
 
 function labelEmbedding(label: Sym, c: CganConfig, dim: number): Sym {
-  const e = tf.layers.embedding({ inputDim: c.numClasses, outputDim: dim, embeddingsInitializer: 'randomNormal' }).apply(label) as Sym;
+  // Seeded like every other weight, so the same --seed builds the same networks.
+  const init = tf.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextInitSeed() });
+  const e = tf.layers.embedding({ inputDim: c.numClasses, outputDim: dim, embeddingsInitializer: init }).apply(label) as Sym;
   return tf.layers.flatten().apply(e) as Sym;
 }
 
