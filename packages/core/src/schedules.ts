@@ -10,3 +10,9 @@ export const constantLr: LrSchedule = () => 1;
 export function linearDecay(constant: number, decay: number): LrSchedule {
   return (epoch) => (decay <= 0 || epoch < constant ? 1 : Math.max(0, 1 - (epoch - constant) / decay));
 }
+
+/** `linearDecay` fitted to a run of `totalEpochs`: the last `decayEpochs` of it (at most all of it) decay to zero. */
+export function decayOverLast(totalEpochs: number, decayEpochs: number): LrSchedule {
+  const decay = Math.min(decayEpochs, totalEpochs);
+  return linearDecay(totalEpochs - decay, decay);
+}

@@ -13,7 +13,7 @@ import {
   type CommonTrainArgs,
   GantryError,
   initBackend,
-  linearDecay,
+  decayOverLast,
   loadModel,
   nonNegativeInt,
   nonNegativeNumber,
@@ -126,12 +126,6 @@ export function resolveTrainSetup(args: Partial<TrainArgs>, saved: Record<string
   };
 }
 
-/** The reference's schedule over the run's real length: the base LR, then linear decay to 0 over the last `decayEpochs`. */
-export function cycleganSchedule(totalEpochs: number, decayEpochs: number): (epoch: number) => number {
-  const decay = Math.min(decayEpochs, totalEpochs);
-  return linearDecay(totalEpochs - decay, decay);
-}
-
 /** Loads G_A or G_B of a checkpoint with its config. */
 export async function loadGenerator(checkpointArg: string | undefined, which: 'G_A' | 'G_B') {
   const checkpoint = resolveCheckpoint(VARIANT, checkpointArg);
@@ -196,7 +190,7 @@ async function train(given: TrainArgs): Promise<void> {
       });
     },
     {
-      schedule: () => cycleganSchedule(totalEpochs, setup.decayEpochs ?? totalEpochs / 2),
+      schedule: () => decayOverLast(totalEpochs, setup.decayEpochs ?? totalEpochs / 2),
     },
   );
 }

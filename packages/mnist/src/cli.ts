@@ -13,7 +13,7 @@ import {
   initBackend,
   LatentGanTask,
   latentNoise,
-  linearDecay,
+  decayOverLast,
   nonNegativeNumber,
   loadModel,
   mixSeed,
@@ -138,8 +138,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
         }, {
           schedule: (task) => {
             const epochs = (args.steps ?? Math.round(args.epochs * task.stepsPerEpoch)) / task.stepsPerEpoch;
-            const decay = Math.min(args.decayEpochs as number, epochs);
-            return linearDecay(epochs - decay, decay);
+            return decayOverLast(epochs, args.decayEpochs as number);
           },
         });
       },

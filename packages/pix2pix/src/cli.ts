@@ -21,7 +21,7 @@ import {
   readRunInfo,
   resolveCheckpoint,
   runTraining,
-  linearDecay,
+  decayOverLast,
   withResumedArgs,
   runsRoot,
   seedWeights,
@@ -187,8 +187,7 @@ export function pix2pixCommands(y: Argv): Argv {
           {
             schedule: () => {
               const decay = (a.epochsDecay as number | undefined) ?? (preset === cpu ? totalEpochs / 2 : preset.epochsDecay);
-              const d = Math.min(decay, totalEpochs);
-              return linearDecay(totalEpochs - d, d);
+              return decayOverLast(totalEpochs, decay);
             },
           },
         );
