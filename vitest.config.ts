@@ -21,6 +21,8 @@ export default defineConfig({
     include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'datasets/src/**/*.test.ts', 'tests/**/*.test.ts'],
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // Two test processes share the 2 cores: one oneDNN thread each (the apps the tests start inherit it).
+    env: { GANTRY_THREADS: '1' },
     testTimeout: 120_000,
     hookTimeout: 300_000,
   },

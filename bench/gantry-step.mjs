@@ -22,6 +22,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string' },
     soak: { type: 'boolean', default: false },
     peak: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     size: { type: 'string', default: '1024' },
   },
 });
@@ -298,6 +299,33 @@ const settle = () => globalThis.gc?.();
 settle();
 const tensorsAfterWarmup = tf.memory().numTensors;
 const rssAfterWarmup = rssMiB();
+
+if (args.profile) {
+  // Per-kernel time of a few steps (tf.profile times each kernel synchronously on wasm/cpu).
+  const steps = Number(args.steps ?? 3);
+  const byKernel = new Map();
+  let total = 0;
+  for (let s = 0; s < steps; s++, i++) {
+    const t0 = now();
+    const info = await tf.profile(() => {
+      step(i);
+    });
+    total += now() - t0;
+    for (const k of info.kernels) {
+      const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+      e.ms += Number(k.kernelTimeMs) || 0;
+      e.calls++;
+      byKernel.set(k.name, e);
+    }
+  }
+  const rows = [...byKernel].sort((a, b) => b[1].ms - a[1].ms);
+  const kernelMs = rows.reduce((a, [, e]) => a + e.ms, 0);
+  log(`profile: ${steps} steps, ${(total / steps).toFixed(0)} ms/step with profiling, kernels ${(kernelMs / steps).toFixed(0)} ms/step`);
+  for (const [name, e] of rows.slice(0, 25)) log(`  ${name.padEnd(24)} ${(e.ms / steps).toFixed(1).padStart(8)} ms/step  ${(e.calls / steps).toFixed(0).padStart(5)} calls/step  ${((100 * e.ms) / kernelMs).toFixed(1)}%`);
+  if (core.nativeStats?.calls) log(`  native: ${core.nativeStats.calls} calls, ${core.nativeStats.fallbacks} fell back; oneDNN implementations: ${[...core.nativeStats.impls].map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+  writeResult({ mode: 'profile', row, backend, msPerStep: total / steps, kernels: Object.fromEntries(rows.map(([n, e]) => [n, { msPerStep: e.ms / steps, callsPerStep: e.calls / steps }])) });
+  process.exit(0);
+}
 
 if (args.soak) {
   const total = Number(args.steps ?? 1000);

@@ -30,7 +30,8 @@ const USAGE = `usage: pnpm bench [options]
                     with --soak: steps of the soak run (default 1000)
   --soak            run one small config (--only picks it; default dcgan) for many steps and report the
                     tensor-count and RSS drift
-  --threads N       PyTorch threads (default: the Gantry backend's: 1 for wasm, all cores for tfjs-node)
+  --threads N       threads for both sides: Gantry's native (oneDNN) kernels and PyTorch (default 1, the
+                    wasm backend's own count; all cores for tfjs-node, which picks its own)
   --python PATH     Python with torch (default /usr/bin/python3 if present, else python3)
   --out DIR         where results go (default bench/results)
   --verbose         pass the children's per-step output through`;
@@ -90,10 +91,10 @@ function selectRows(only) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Children.
-function runChild(cmd, args, { timeoutS, jsonOut, tag }) {
+function runChild(cmd, args, { timeoutS, jsonOut, tag, env }) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stderr = '';
     const onData = (d) => {
       const text = d.toString();
@@ -132,7 +133,9 @@ const jsonPath = (name) => path.join(tmp, `${String(++childCount).padStart(2, '0
 function gantryChild(extra, { timeoutS, name }) {
   const jsonOut = jsonPath(`gantry-${name}`);
   const nodeFlags = extra.includes('--soak') ? ['--expose-gc'] : [];
-  return runChild(process.execPath, [...nodeFlags, path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '[gantry]' });
+  // The native kernels' thread count; the wasm backend itself is single-threaded in Node.
+  const env = { GANTRY_THREADS: String(opts.threads ?? 1) };
+  return runChild(process.execPath, [...nodeFlags, path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '[gantry]', env });
 }
 
 function torchChild(script, extra, { timeoutS, name }) {
@@ -262,8 +265,7 @@ const peakSize = opts.soak ? 64 : opts.quick ? 256 : 1024;
 const gPeak = await gantryChild(['--peak', '--size', String(peakSize)], { timeoutS: 300, name: 'peak' });
 if (!gPeak.ok) fail(`the Gantry backend did not start: ${gPeak.error}`);
 const backend = gPeak.result.backend;
-const backendThreads = /(\d+) threads?/.exec(backend.detail)?.[1];
-const threads = opts.threads != null ? Number(opts.threads) : backend.name === 'node' || backend.name === 'node-gpu' ? os.availableParallelism() : Number(backendThreads ?? 1);
+const threads = opts.threads != null ? Number(opts.threads) : backend.name === 'node' || backend.name === 'node-gpu' ? os.availableParallelism() : 1;
 let tPeak;
 if (torchInfo.available && !opts.soak) {
   tPeak = await torchChild('peak.py', ['--peak', String(peakSize)], { timeoutS: 300, name: 'peak' });

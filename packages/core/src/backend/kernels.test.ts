@@ -1,10 +1,18 @@
 /**
- * Gantry's wasm kernels and gradient fixes against the pure-JS `cpu` backend (the reference).
+ * Gantry's wasm kernels and gradient fixes against the pure-JS `cpu` backend (the reference), on both paths
+ * the wasm backend can take: Gantry's WebAssembly kernels, and oneDNN's (`@gantry/native`) where built.
  * Error measure: relErr(a, ref) = max|a - ref| / max|ref| over a tensor.
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mirrorPadGrad, registerGradientFixes, registerWasmKernels } from './index.js';
+import {
+  mirrorPadGrad,
+  nativeStats,
+  registerGradientFixes,
+  registerNativeKernels,
+  registerWasmKernels,
+  setNativeEnabled,
+} from './index.js';
 
 /** Tolerance for single kernels (observed ≤ 2e-6). */
 const KERNEL_TOL = 1e-4;
@@ -13,9 +21,12 @@ const MODEL_TOL = 1e-3;
 
 type Backend = 'cpu' | 'wasm';
 
+// Registered before the backend starts (replacements keep the original setupFunc).
+registerGradientFixes();
+registerWasmKernels();
+const native = registerNativeKernels();
+
 beforeAll(async () => {
-  registerGradientFixes();
-  registerWasmKernels();
   expect(await tf.setBackend('cpu')).toBe(true);
   expect(await tf.setBackend('wasm')).toBe(true);
 });
@@ -92,447 +103,595 @@ const normal = (r: Rng, shape: number[], scale = 1) =>
     shape,
   );
 
-describe('supplied wasm kernels vs cpu', () => {
-  it('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients), random shapes', () => {
-    let worst = 0;
-    let cases = 0;
-    for (let seed = 1; cases < 120; seed++) {
-      const r = rng(seed);
-      const [N, H, W, ci, co] = [r.int(1, 3), r.int(1, 10), r.int(1, 10), r.int(1, 5), r.int(1, 5)];
-      const [kh, kw] = [r.int(1, 5), r.int(1, 5)];
-      const ss = r.int(1, 2);
-      const strides: [number, number] = cases % 3 === 0 ? [r.int(1, 3), r.int(1, 3)] : [ss, ss];
-      const pad = r.pick(['same', 'valid'] as const);
-      if (pad === 'valid' && (kh > H || kw > W)) continue;
-      cases++;
-      const xs = r.normal(N * H * W * ci);
-      const fs = r.normal(kh * kw * ci * co);
-      const seedDy = seed * 7919;
-      const res = onBoth(() => {
-        const x = tf.tensor4d(xs, [N, H, W, ci]);
-        const f = tf.tensor4d(fs, [kh, kw, ci, co]);
-        const y = tf.conv2d(x, f, strides, pad);
-        const dy = normal(rng(seedDy), y.shape);
-        const [gx, gf] = tf.grads((a, b) =>
-          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), dy)),
-        )([x, f]);
-        return [y, gx!, gf!];
+const PATHS = [
+  { name: 'WebAssembly kernels', native: false },
+  { name: `${native.version ?? 'oneDNN'} kernels`, native: true },
+] as const;
+
+for (const path of PATHS) {
+  describe.skipIf(path.native && !native.version)(`wasm backend, ${path.name}`, () => {
+    beforeAll(() => setNativeEnabled(path.native));
+    afterAll(() => setNativeEnabled(true));
+
+    describe('supplied wasm kernels vs cpu', () => {
+      it('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients), random shapes', () => {
+        let worst = 0;
+        let cases = 0;
+        for (let seed = 1; cases < 120; seed++) {
+          const r = rng(seed);
+          const [N, H, W, ci, co] = [r.int(1, 3), r.int(1, 10), r.int(1, 10), r.int(1, 5), r.int(1, 5)];
+          const [kh, kw] = [r.int(1, 5), r.int(1, 5)];
+          const ss = r.int(1, 2);
+          const strides: [number, number] = cases % 3 === 0 ? [r.int(1, 3), r.int(1, 3)] : [ss, ss];
+          const pad = r.pick(['same', 'valid'] as const);
+          if (pad === 'valid' && (kh > H || kw > W)) continue;
+          cases++;
+          const xs = r.normal(N * H * W * ci);
+          const fs = r.normal(kh * kw * ci * co);
+          const seedDy = seed * 7919;
+          const res = onBoth(() => {
+            const x = tf.tensor4d(xs, [N, H, W, ci]);
+            const f = tf.tensor4d(fs, [kh, kw, ci, co]);
+            const y = tf.conv2d(x, f, strides, pad);
+            const dy = normal(rng(seedDy), y.shape);
+            const [gx, gf] = tf.grads((a, b) =>
+              tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), dy)),
+            )([x, f]);
+            return [y, gx!, gf!];
+          });
+          const e = worstErr(res);
+          worst = Math.max(worst, e);
+          expect(e, JSON.stringify({ N, H, W, ci, co, kh, kw, strides, pad })).toBeLessThan(KERNEL_TOL);
+        }
+        expect(worst).toBeLessThan(KERNEL_TOL);
       });
-      const e = worstErr(res);
-      worst = Math.max(worst, e);
-      expect(e, JSON.stringify({ N, H, W, ci, co, kh, kw, strides, pad })).toBeLessThan(KERNEL_TOL);
-    }
-    expect(worst).toBeLessThan(KERNEL_TOL);
-  });
 
-  it('conv2dTranspose forward and its filter gradient, random shapes', () => {
-    for (let seed = 1000; seed < 1100; seed++) {
-      const r = rng(seed);
-      const [N, ci, co, kh, kw] = [r.int(1, 3), r.int(1, 5), r.int(1, 5), r.int(1, 5), r.int(1, 5)];
-      const ss = r.int(1, 2);
-      const s: [number, number] = seed % 3 === 0 ? [r.int(1, 3), r.int(1, 3)] : [ss, ss];
-      const pad = r.pick(['same', 'valid'] as const);
-      const [Ho, Wo] = [r.int(1, 7), r.int(1, 7)];
-      // output (height, width) of the transposed conv consistent with its input (Ho, Wo)
-      const H =
-        pad === 'same' ? r.int((Ho - 1) * s[0] + 1, Ho * s[0]) : r.int((Ho - 1) * s[0] + kh, Ho * s[0] + kh - 1);
-      const W =
-        pad === 'same' ? r.int((Wo - 1) * s[1] + 1, Wo * s[1]) : r.int((Wo - 1) * s[1] + kw, Wo * s[1] + kw - 1);
-      const ds = r.normal(N * Ho * Wo * co);
-      const fs = r.normal(kh * kw * ci * co);
-      const gs = r.normal(N * H * W * ci);
-      const res = onBoth(() => {
-        const dy = tf.tensor4d(ds, [N, Ho, Wo, co]);
-        const f = tf.tensor4d(fs, [kh, kw, ci, co]);
-        const g = tf.tensor4d(gs, [N, H, W, ci]);
-        const fwd = (a: tf.Tensor, b: tf.Tensor) =>
-          tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [N, H, W, ci], s, pad);
-        const [gdy, gf] = tf.grads((a, b) => tf.sum(tf.mul(fwd(a, b), g)))([dy, f]);
-        return [fwd(dy, f), gdy!, gf!];
+      it('conv2dTranspose forward and its filter gradient, random shapes', () => {
+        for (let seed = 1000; seed < 1100; seed++) {
+          const r = rng(seed);
+          const [N, ci, co, kh, kw] = [r.int(1, 3), r.int(1, 5), r.int(1, 5), r.int(1, 5), r.int(1, 5)];
+          const ss = r.int(1, 2);
+          const s: [number, number] = seed % 3 === 0 ? [r.int(1, 3), r.int(1, 3)] : [ss, ss];
+          const pad = r.pick(['same', 'valid'] as const);
+          const [Ho, Wo] = [r.int(1, 7), r.int(1, 7)];
+          // output (height, width) of the transposed conv consistent with its input (Ho, Wo)
+          const H =
+            pad === 'same' ? r.int((Ho - 1) * s[0] + 1, Ho * s[0]) : r.int((Ho - 1) * s[0] + kh, Ho * s[0] + kh - 1);
+          const W =
+            pad === 'same' ? r.int((Wo - 1) * s[1] + 1, Wo * s[1]) : r.int((Wo - 1) * s[1] + kw, Wo * s[1] + kw - 1);
+          const ds = r.normal(N * Ho * Wo * co);
+          const fs = r.normal(kh * kw * ci * co);
+          const gs = r.normal(N * H * W * ci);
+          const res = onBoth(() => {
+            const dy = tf.tensor4d(ds, [N, Ho, Wo, co]);
+            const f = tf.tensor4d(fs, [kh, kw, ci, co]);
+            const g = tf.tensor4d(gs, [N, H, W, ci]);
+            const fwd = (a: tf.Tensor, b: tf.Tensor) =>
+              tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [N, H, W, ci], s, pad);
+            const [gdy, gf] = tf.grads((a, b) => tf.sum(tf.mul(fwd(a, b), g)))([dy, f]);
+            return [fwd(dy, f), gdy!, gf!];
+          });
+          expect(worstErr(res), JSON.stringify({ N, H, W, Ho, Wo, ci, co, kh, kw, s, pad })).toBeLessThan(KERNEL_TOL);
+        }
       });
-      expect(worstErr(res), JSON.stringify({ N, H, W, Ho, Wo, ci, co, kh, kw, s, pad })).toBeLessThan(KERNEL_TOL);
-    }
-  });
 
-  it('conv2d and depthwise conv with stride larger than the kernel, padding same (wasm bug worked around)', () => {
-    for (let seed = 2000; seed < 2030; seed++) {
-      const r = rng(seed);
-      const [N, H, W, c, m] = [r.int(1, 2), r.int(2, 9), r.int(2, 9), r.int(1, 4), r.int(1, 3)];
-      const k = r.int(1, 2);
-      const s = r.int(k + 1, 3);
-      const xs = r.normal(N * H * W * c);
-      const fs = r.normal(k * k * c * m);
-      const bs = r.normal(m);
-      const res = onBoth(() => {
-        const x = tf.tensor4d(xs, [N, H, W, c]);
-        const f = tf.tensor4d(fs, [k, k, c, m]);
-        const fused = tf.fused.conv2d({
-          x,
-          filter: f,
-          strides: s,
-          pad: 'same',
-          bias: tf.tensor1d(bs),
-          activation: 'relu',
-        });
-        return [tf.conv2d(x, f, s, 'same'), fused, tf.depthwiseConv2d(x, f, s, 'same')];
+      it('conv2d and depthwise conv with stride larger than the kernel, padding same (wasm bug worked around)', () => {
+        for (let seed = 2000; seed < 2030; seed++) {
+          const r = rng(seed);
+          const [N, H, W, c, m] = [r.int(1, 2), r.int(2, 9), r.int(2, 9), r.int(1, 4), r.int(1, 3)];
+          const k = r.int(1, 2);
+          const s = r.int(k + 1, 3);
+          const xs = r.normal(N * H * W * c);
+          const fs = r.normal(k * k * c * m);
+          const bs = r.normal(m);
+          const res = onBoth(() => {
+            const x = tf.tensor4d(xs, [N, H, W, c]);
+            const f = tf.tensor4d(fs, [k, k, c, m]);
+            const fused = tf.fused.conv2d({
+              x,
+              filter: f,
+              strides: s,
+              pad: 'same',
+              bias: tf.tensor1d(bs),
+              activation: 'relu',
+            });
+            return [tf.conv2d(x, f, s, 'same'), fused, tf.depthwiseConv2d(x, f, s, 'same')];
+          });
+          expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+        }
       });
-      expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
-    }
-  });
 
-  it('UnsortedSegmentSum (gather / embedding gradient), random sizes and ids incl. repeats', () => {
-    for (let seed = 3000; seed < 3040; seed++) {
-      const r = rng(seed);
-      const [vocab, dim, n] = [r.int(1, 12), r.int(1, 9), r.int(1, 20)];
-      const ids = Int32Array.from({ length: n }, () => r.int(0, vocab - 1));
-      const table = r.normal(vocab * dim);
-      const up = r.normal(n * dim);
-      const res = onBoth(() => {
-        const t = tf.tensor2d(table, [vocab, dim]);
-        const g = tf.grad((a) => tf.sum(tf.mul(tf.gather(a, tf.tensor1d(ids, 'int32')), tf.tensor2d(up, [n, dim]))))(t);
-        const direct = tf.unsortedSegmentSum(tf.tensor2d(up, [n, dim]), tf.tensor1d(ids, 'int32'), vocab);
-        return [g, direct];
+      it('UnsortedSegmentSum (gather / embedding gradient), random sizes and ids incl. repeats', () => {
+        for (let seed = 3000; seed < 3040; seed++) {
+          const r = rng(seed);
+          const [vocab, dim, n] = [r.int(1, 12), r.int(1, 9), r.int(1, 20)];
+          const ids = Int32Array.from({ length: n }, () => r.int(0, vocab - 1));
+          const table = r.normal(vocab * dim);
+          const up = r.normal(n * dim);
+          const res = onBoth(() => {
+            const t = tf.tensor2d(table, [vocab, dim]);
+            const g = tf.grad((a) =>
+              tf.sum(tf.mul(tf.gather(a, tf.tensor1d(ids, 'int32')), tf.tensor2d(up, [n, dim]))),
+            )(t);
+            const direct = tf.unsortedSegmentSum(tf.tensor2d(up, [n, dim]), tf.tensor1d(ids, 'int32'), vocab);
+            return [g, direct];
+          });
+          expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+        }
       });
-      expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
-    }
-  });
 
-  it('BatchMatMul with transpose flags and Tile (replaced kernels)', () => {
-    for (let seed = 4000; seed < 4030; seed++) {
-      const r = rng(seed);
-      const [b, m, k, n] = [r.int(1, 3), r.int(1, 17), r.int(1, 17), r.int(1, 17)];
-      const [ta, tb] = [r.next() < 0.5, r.next() < 0.5];
-      const as = r.normal(b * m * k);
-      const bs = r.normal(b * k * n);
-      const ts = r.normal(k);
-      const res = onBoth(() => [
-        tf.matMul(tf.tensor3d(as, ta ? [b, k, m] : [b, m, k]), tf.tensor3d(bs, tb ? [b, n, k] : [b, k, n]), ta, tb),
-        tf.tile(tf.tensor4d(ts, [1, 1, 1, k]), [b, m, n, 1]),
-        tf.tile(tf.tensor2d(as.slice(0, m * k), [m, k]), [b, 2]),
-      ]);
-      expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
-    }
-  });
-});
-
-describe('gradient fixes', () => {
-  /** mirrorPad composed of slice/reverse/concat, whose TF.js gradients are right. */
-  function mirrorPadRef(x: tf.Tensor4D, p: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
-    const o = mode === 'reflect' ? 1 : 0;
-    let y: tf.Tensor4D = x;
-    for (const axis of [1, 2]) {
-      const n = y.shape[axis]!;
-      const part = (start: number, len: number) => {
-        const begin = [0, 0, 0, 0];
-        const size = [-1, -1, -1, -1];
-        begin[axis] = start;
-        size[axis] = len;
-        return tf.reverse(tf.slice(y, begin, size), axis);
-      };
-      y = tf.concat([part(o, p), y, part(n - o - p, p)], axis);
-    }
-    return y;
-  }
-
-  it('MirrorPad gradient is exact (TF.js 4.22 drops the border), reflect and symmetric, cpu and wasm', () => {
-    for (let seed = 5000; seed < 5020; seed++) {
-      const r = rng(seed);
-      const [N, H, W, C] = [r.int(1, 2), r.int(2, 7), r.int(2, 7), r.int(1, 3)];
-      const mode = r.pick(['reflect', 'symmetric'] as const);
-      const p = r.int(1, Math.min(H, W) - (mode === 'reflect' ? 1 : 0));
-      const xs = r.normal(N * H * W * C);
-      const ws = r.normal(N * (H + 2 * p) * (W + 2 * p) * C);
-      for (const b of ['cpu', 'wasm'] as const) {
-        tf.setBackend(b);
-        tf.tidy(() => {
-          const x = tf.tensor4d(xs, [N, H, W, C]);
-          const w = tf.tensor4d(ws, [N, H + 2 * p, W + 2 * p, C]);
-          const pads: Array<[number, number]> = [
-            [0, 0],
-            [p, p],
-            [p, p],
-            [0, 0],
-          ];
-          const got = tf.grad((a) => tf.sum(tf.mul(tf.mirrorPad(a as tf.Tensor4D, pads, mode), w)))(x);
-          const ref = tf.grad((a) => tf.sum(tf.mul(mirrorPadRef(a as tf.Tensor4D, p, mode), w)))(x);
-          expect(relErr(got.dataSync(), ref.dataSync())).toBeLessThan(KERNEL_TOL);
-          expect(relErr(mirrorPadGrad(w, pads, mode).dataSync(), ref.dataSync())).toBeLessThan(KERNEL_TOL);
-        });
-      }
-    }
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-// Whole-model gradients: small versions of the Gantry networks, as functions of explicit weights.
-
-const lrelu = (x: tf.Tensor) => tf.leakyRelu(x, 0.2);
-function batchNorm(x: tf.Tensor4D | tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor) {
-  const axes = x.rank === 4 ? [0, 1, 2] : [0];
-  const { mean, variance } = tf.moments(x, axes);
-  return tf.batchNorm(x, mean, variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5);
-}
-function instanceNorm(x: tf.Tensor4D) {
-  const { mean, variance } = tf.moments(x, [1, 2], true);
-  return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5)));
-}
-const reflect = (x: tf.Tensor4D, p: number) =>
-  tf.mirrorPad(
-    x,
-    [
-      [0, 0],
-      [p, p],
-      [p, p],
-      [0, 0],
-    ],
-    'reflect',
-  );
-
-/** Weights as plain arrays so each backend builds its own tensors. */
-function weights(r: Rng, shapes: Record<string, number[]>, scale = 0.2) {
-  return Object.fromEntries(
-    Object.entries(shapes).map(([k, s]) => [
-      k,
-      {
-        data: r.normal(
-          s.reduce((a, b) => a * b, 1),
-          scale,
-        ),
-        shape: s,
-      },
-    ]),
-  );
-}
-type W = ReturnType<typeof weights>;
-function gradsOnBoth(w: W, loss: (v: Record<string, tf.Tensor>) => tf.Scalar) {
-  const names = Object.keys(w);
-  return onBoth(() => {
-    const ts = names.map((k) => tf.tensor(w[k]!.data, w[k]!.shape));
-    const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) =>
-      loss(Object.fromEntries(names.map((k, i) => [k, xs[i]!]))),
-    )(ts);
-    return [value, ...grads];
-  });
-}
-
-describe('whole-model gradients, wasm vs cpu', () => {
-  const B = 4;
-  const gShapes = {
-    dense: [8, 4 * 4 * 16],
-    g1: [16],
-    b1: [16],
-    t1: [4, 4, 8, 16],
-    g2: [8],
-    b2: [8],
-    t2: [4, 4, 1, 8],
-    bias: [1],
-  };
-  const dShapes = {
-    c1: [4, 4, 1, 8],
-    c1b: [8],
-    c2: [4, 4, 8, 16],
-    g: [16],
-    b: [16],
-    d: [4 * 4 * 16, 1],
-    db: [1],
-  };
-  const G = (v: Record<string, tf.Tensor>, z: tf.Tensor2D) => {
-    let h = lrelu(
-      batchNorm(tf.reshape(tf.matMul(z, v.dense as tf.Tensor2D), [B, 4, 4, 16]) as tf.Tensor4D, v.g1!, v.b1!),
-    ) as tf.Tensor4D;
-    h = lrelu(
-      batchNorm(tf.conv2dTranspose(h, v.t1 as tf.Tensor4D, [B, 8, 8, 8], 2, 'same'), v.g2!, v.b2!),
-    ) as tf.Tensor4D;
-    return tf.tanh(
-      tf.add(tf.conv2dTranspose(h, v.t2 as tf.Tensor4D, [B, 16, 16, 1], 2, 'same'), v.bias!),
-    ) as tf.Tensor4D;
-  };
-  const D = (v: Record<string, tf.Tensor>, x: tf.Tensor4D) => {
-    let h = lrelu(tf.add(tf.conv2d(x, v.c1 as tf.Tensor4D, 2, 'same'), v.c1b!)) as tf.Tensor4D; // 8×8
-    h = lrelu(batchNorm(tf.conv2d(h, v.c2 as tf.Tensor4D, 2, 'same'), v.g!, v.b!)) as tf.Tensor4D; // 4×4×16
-    return tf.add(tf.matMul(tf.reshape(h, [B, 4 * 4 * 16]), v.d as tf.Tensor2D), v.db!);
-  };
-
-  it('DCGAN-like G and D (dense, deconv, conv, batch norm, leaky ReLU, tanh, sigmoid BCE), 12 seeds', () => {
-    let worst = 0;
-    for (let seed = 6000; seed < 6012; seed++) {
-      const r = rng(seed);
-      const gw = weights(r, gShapes);
-      const dw = weights(r, dShapes);
-      const zs = r.normal(B * 8);
-      const real = r.normal(B * 16 * 16);
-      const mk = () => ({
-        z: tf.tensor2d(zs, [B, 8]),
-        x: tf.tensor4d(real, [B, 16, 16, 1]),
+      it('BatchMatMul with transpose flags and Tile (replaced kernels)', () => {
+        for (let seed = 4000; seed < 4030; seed++) {
+          const r = rng(seed);
+          const [b, m, k, n] = [r.int(1, 3), r.int(1, 17), r.int(1, 17), r.int(1, 17)];
+          const [ta, tb] = [r.next() < 0.5, r.next() < 0.5];
+          const as = r.normal(b * m * k);
+          const bs = r.normal(b * k * n);
+          const ts = r.normal(k);
+          const res = onBoth(() => [
+            tf.matMul(tf.tensor3d(as, ta ? [b, k, m] : [b, m, k]), tf.tensor3d(bs, tb ? [b, n, k] : [b, k, n]), ta, tb),
+            tf.tile(tf.tensor4d(ts, [1, 1, 1, k]), [b, m, n, 1]),
+            tf.tile(tf.tensor2d(as.slice(0, m * k), [m, k]), [b, 2]),
+          ]);
+          expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+        }
       });
-      const dv = (w: W) => Object.fromEntries(Object.entries(w).map(([k, t]) => [k, tf.tensor(t.data, t.shape)]));
-      const gRes = gradsOnBoth(gw, (v) => {
-        const { z } = mk();
-        const logits = D(dv(dw), G(v, z));
-        return tf.losses.sigmoidCrossEntropy(tf.onesLike(logits), logits) as tf.Scalar;
-      });
-      const dRes = gradsOnBoth(dw, (v) => {
-        const { z, x } = mk();
-        const lr = D(v, x);
-        const lf = D(v, G(dv(gw), z));
-        return tf.add(
-          tf.losses.sigmoidCrossEntropy(tf.onesLike(lr), lr),
-          tf.losses.sigmoidCrossEntropy(tf.zerosLike(lf), lf),
-        ) as tf.Scalar;
-      });
-      worst = Math.max(worst, worstErr(gRes), worstErr(dRes));
-      expect(worstErr(gRes), `G seed ${seed}`).toBeLessThan(MODEL_TOL);
-      expect(worstErr(dRes), `D seed ${seed}`).toBeLessThan(MODEL_TOL);
-    }
-    expect(worst).toBeLessThan(MODEL_TOL);
-  });
-
-  it('Adam steps on the DCGAN-like G end with the same weights on wasm and cpu', () => {
-    const r = rng(6100);
-    const gw = weights(r, gShapes);
-    const dw = weights(r, dShapes);
-    const zs = r.normal(B * 8);
-    const res = onBoth(() => {
-      const vars = Object.fromEntries(Object.entries(gw).map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape))]));
-      const dvals = Object.fromEntries(Object.entries(dw).map(([k, t]) => [k, tf.tensor(t.data, t.shape)]));
-      const opt = tf.train.adam(1e-2, 0.5);
-      for (let i = 0; i < 3; i++) {
-        opt.minimize(() => {
-          const l = D(dvals, G(vars, tf.tensor2d(zs, [B, 8])));
-          return tf.losses.sigmoidCrossEntropy(tf.onesLike(l), l) as tf.Scalar;
-        });
-      }
-      const out = Object.values(vars).map((v) => v.clone());
-      opt.dispose();
-      for (const v of Object.values(vars)) v.dispose();
-      return out;
     });
-    expect(worstErr(res)).toBeLessThan(MODEL_TOL);
-  });
 
-  it('cGAN: label embedding (gather) + concat + dense, 6 seeds', () => {
-    for (let seed = 7000; seed < 7006; seed++) {
-      const r = rng(seed);
-      const w = weights(r, {
-        emb: [10, 6],
-        emb2: [10, 16],
-        dense: [14, 16],
-        out: [32, 1],
+    describe('gradient fixes', () => {
+      /** mirrorPad composed of slice/reverse/concat, whose TF.js gradients are right. */
+      function mirrorPadRef(x: tf.Tensor4D, p: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
+        const o = mode === 'reflect' ? 1 : 0;
+        let y: tf.Tensor4D = x;
+        for (const axis of [1, 2]) {
+          const n = y.shape[axis]!;
+          const part = (start: number, len: number) => {
+            const begin = [0, 0, 0, 0];
+            const size = [-1, -1, -1, -1];
+            begin[axis] = start;
+            size[axis] = len;
+            return tf.reverse(tf.slice(y, begin, size), axis);
+          };
+          y = tf.concat([part(o, p), y, part(n - o - p, p)], axis);
+        }
+        return y;
+      }
+
+      it('MirrorPad gradient is exact (TF.js 4.22 drops the border), reflect and symmetric, cpu and wasm', () => {
+        for (let seed = 5000; seed < 5020; seed++) {
+          const r = rng(seed);
+          const [N, H, W, C] = [r.int(1, 2), r.int(2, 7), r.int(2, 7), r.int(1, 3)];
+          const mode = r.pick(['reflect', 'symmetric'] as const);
+          const p = r.int(1, Math.min(H, W) - (mode === 'reflect' ? 1 : 0));
+          const xs = r.normal(N * H * W * C);
+          const ws = r.normal(N * (H + 2 * p) * (W + 2 * p) * C);
+          for (const b of ['cpu', 'wasm'] as const) {
+            tf.setBackend(b);
+            tf.tidy(() => {
+              const x = tf.tensor4d(xs, [N, H, W, C]);
+              const w = tf.tensor4d(ws, [N, H + 2 * p, W + 2 * p, C]);
+              const pads: Array<[number, number]> = [
+                [0, 0],
+                [p, p],
+                [p, p],
+                [0, 0],
+              ];
+              const got = tf.grad((a) => tf.sum(tf.mul(tf.mirrorPad(a as tf.Tensor4D, pads, mode), w)))(x);
+              const ref = tf.grad((a) => tf.sum(tf.mul(mirrorPadRef(a as tf.Tensor4D, p, mode), w)))(x);
+              expect(relErr(got.dataSync(), ref.dataSync())).toBeLessThan(KERNEL_TOL);
+              expect(relErr(mirrorPadGrad(w, pads, mode).dataSync(), ref.dataSync())).toBeLessThan(KERNEL_TOL);
+            });
+          }
+        }
       });
-      const labels = Int32Array.from({ length: B }, () => r.int(0, 9));
-      const zs = r.normal(B * 8);
-      const res = gradsOnBoth(w, (v) => {
-        const lab = tf.tensor1d(labels, 'int32');
-        const e = tf.gather(v.emb!, lab);
-        const img = tf.tanh(tf.matMul(tf.concat([tf.tensor2d(zs, [B, 8]), e], 1), v.dense as tf.Tensor2D));
-        const o = tf.matMul(tf.concat([img, tf.gather(v.emb2!, lab)], 1), v.out as tf.Tensor2D);
-        return tf.losses.sigmoidCrossEntropy(tf.onesLike(o), o) as tf.Scalar;
-      });
-      expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+    });
+
+    // ---------------------------------------------------------------------------------------------
+    // Whole-model gradients: small versions of the Gantry networks, as functions of explicit weights.
+
+    const lrelu = (x: tf.Tensor) => tf.leakyRelu(x, 0.2);
+    function batchNorm(x: tf.Tensor4D | tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor) {
+      const axes = x.rank === 4 ? [0, 1, 2] : [0];
+      const { mean, variance } = tf.moments(x, axes);
+      return tf.batchNorm(x, mean, variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5);
     }
-  });
-
-  it('pix2pix-like: U-Net (conv/deconv, concat skips, batch + instance norm, dropout mask) + PatchGAN, 4 seeds', () => {
-    for (let seed = 8500; seed < 8504; seed++) {
-      const r = rng(seed);
-      const w = weights(r, {
-        e1: [4, 4, 3, 8],
-        e2: [4, 4, 8, 16],
-        e3: [4, 4, 16, 16],
-        g2: [16],
-        b2: [16],
-        u1: [4, 4, 16, 16],
-        gu: [16],
-        bu: [16],
-        u2: [4, 4, 8, 32],
-        u3: [4, 4, 3, 16],
-        p1: [4, 4, 6, 8],
-        p2: [4, 4, 8, 1],
-      });
-      const as = r.normal(2 * 16 * 16 * 3);
-      const bs = r.normal(2 * 16 * 16 * 3);
-      const mask = Float32Array.from({ length: 2 * 4 * 4 * 16 }, () => (r.next() < 0.5 ? 0 : 2));
-      const res = gradsOnBoth(w, (v) => {
-        const a = tf.tensor4d(as, [2, 16, 16, 3]);
-        const b = tf.tensor4d(bs, [2, 16, 16, 3]);
-        const down = (h: tf.Tensor4D, f: tf.Tensor) => tf.conv2d(h, f as tf.Tensor4D, 2, 'same');
-        const up = (h: tf.Tensor4D, f: tf.Tensor, s: number, c: number) =>
-          tf.conv2dTranspose(h, f as tf.Tensor4D, [2, s, s, c], 2, 'same');
-        const e1 = lrelu(down(a, v.e1!)) as tf.Tensor4D; // 8×8×8
-        const e2 = lrelu(batchNorm(down(e1, v.e2!), v.g2!, v.b2!)) as tf.Tensor4D; // 4×4×16
-        const e3 = tf.relu(down(e2, v.e3!)) as tf.Tensor4D; // 2×2×16
-        let h = tf.mul(
-          tf.relu(batchNorm(up(e3, v.u1!, 4, 16), v.gu!, v.bu!)),
-          tf.tensor4d(mask, [2, 4, 4, 16]),
-        ) as tf.Tensor4D;
-        h = tf.relu(instanceNorm(up(tf.concat([h, e2], 3), v.u2!, 8, 8))) as tf.Tensor4D;
-        const fake = tf.tanh(up(tf.concat([h, e1], 3), v.u3!, 16, 3)) as tf.Tensor4D;
-        const patch = tf.conv2d(
-          lrelu(down(tf.concat([a, fake], 3), v.p1!)) as tf.Tensor4D,
-          v.p2 as tf.Tensor4D,
-          1,
-          'valid',
-        );
-        return tf.add(
-          tf.losses.sigmoidCrossEntropy(tf.onesLike(patch), patch),
-          tf.mul(tf.mean(tf.abs(tf.sub(fake, b))), 100),
-        ) as tf.Scalar;
-      });
-      expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+    function instanceNorm(x: tf.Tensor4D) {
+      const { mean, variance } = tf.moments(x, [1, 2], true);
+      return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5)));
     }
-  });
+    const reflect = (x: tf.Tensor4D, p: number) =>
+      tf.mirrorPad(
+        x,
+        [
+          [0, 0],
+          [p, p],
+          [p, p],
+          [0, 0],
+        ],
+        'reflect',
+      );
 
-  it('CycleGAN-like: reflection pad + instance norm + resnet block + deconv, LSGAN + L1, 6 seeds', () => {
-    for (let seed = 8000; seed < 8006; seed++) {
-      const r = rng(seed);
-      const w = weights(r, {
-        c1: [7, 7, 3, 8],
-        dn: [3, 3, 8, 16],
-        r1: [3, 3, 16, 16],
-        r2: [3, 3, 16, 16],
-        up: [3, 3, 8, 16],
-        o: [7, 7, 8, 3],
-        d: [4, 4, 3, 1],
-      });
-      const xs = r.normal(2 * 12 * 12 * 3);
-      const res = gradsOnBoth(w, (v) => {
-        const x = tf.tensor4d(xs, [2, 12, 12, 3]);
-        const c = (h: tf.Tensor4D, f: tf.Tensor, s = 1, p: 'valid' | 'same' = 'valid') =>
-          tf.conv2d(h, f as tf.Tensor4D, s, p);
-        let h = tf.relu(instanceNorm(c(reflect(x, 3), v.c1!))) as tf.Tensor4D;
-        h = tf.relu(instanceNorm(c(h, v.dn!, 2, 'same'))) as tf.Tensor4D; // 6×6×16
-        const rb = instanceNorm(c(reflect(tf.relu(instanceNorm(c(reflect(h, 1), v.r1!))) as tf.Tensor4D, 1), v.r2!));
-        h = tf.add(h, rb);
-        h = tf.relu(instanceNorm(tf.conv2dTranspose(h, v.up as tf.Tensor4D, [2, 12, 12, 8], 2, 'same'))) as tf.Tensor4D;
-        const y = tf.tanh(c(reflect(h, 3), v.o!)) as tf.Tensor4D;
-        const d = c(y, v.d!, 2, 'same');
-        return tf.add(tf.mean(tf.square(tf.sub(d, 1))), tf.mul(tf.mean(tf.abs(tf.sub(y, x))), 10)) as tf.Scalar;
-      });
-      expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+    /** Weights as plain arrays so each backend builds its own tensors. */
+    function weights(r: Rng, shapes: Record<string, number[]>, scale = 0.2) {
+      return Object.fromEntries(
+        Object.entries(shapes).map(([k, s]) => [
+          k,
+          {
+            data: r.normal(
+              s.reduce((a, b) => a * b, 1),
+              scale,
+            ),
+            shape: s,
+          },
+        ]),
+      );
     }
-  });
+    type W = ReturnType<typeof weights>;
+    function gradsOnBoth(w: W, loss: (v: Record<string, tf.Tensor>) => tf.Scalar) {
+      const names = Object.keys(w);
+      return onBoth(() => {
+        const ts = names.map((k) => tf.tensor(w[k]!.data, w[k]!.shape));
+        const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) =>
+          loss(Object.fromEntries(names.map((k, i) => [k, xs[i]!]))),
+        )(ts);
+        return [value, ...grads];
+      });
+    }
 
-  it('WGAN-GP: gradient of the gradient penalty through conv + leaky ReLU + dense, 4 seeds', () => {
-    for (let seed = 9000; seed < 9004; seed++) {
-      const r = rng(seed);
-      const w = weights(r, {
+    describe('whole-model gradients, wasm vs cpu', () => {
+      const B = 4;
+      const gShapes = {
+        dense: [8, 4 * 4 * 16],
+        g1: [16],
+        b1: [16],
+        t1: [4, 4, 8, 16],
+        g2: [8],
+        b2: [8],
+        t2: [4, 4, 1, 8],
+        bias: [1],
+      };
+      const dShapes = {
         c1: [4, 4, 1, 8],
+        c1b: [8],
         c2: [4, 4, 8, 16],
+        g: [16],
+        b: [16],
         d: [4 * 4 * 16, 1],
+        db: [1],
+      };
+      const G = (v: Record<string, tf.Tensor>, z: tf.Tensor2D) => {
+        let h = lrelu(
+          batchNorm(tf.reshape(tf.matMul(z, v.dense as tf.Tensor2D), [B, 4, 4, 16]) as tf.Tensor4D, v.g1!, v.b1!),
+        ) as tf.Tensor4D;
+        h = lrelu(
+          batchNorm(tf.conv2dTranspose(h, v.t1 as tf.Tensor4D, [B, 8, 8, 8], 2, 'same'), v.g2!, v.b2!),
+        ) as tf.Tensor4D;
+        return tf.tanh(
+          tf.add(tf.conv2dTranspose(h, v.t2 as tf.Tensor4D, [B, 16, 16, 1], 2, 'same'), v.bias!),
+        ) as tf.Tensor4D;
+      };
+      const D = (v: Record<string, tf.Tensor>, x: tf.Tensor4D) => {
+        let h = lrelu(tf.add(tf.conv2d(x, v.c1 as tf.Tensor4D, 2, 'same'), v.c1b!)) as tf.Tensor4D; // 8×8
+        h = lrelu(batchNorm(tf.conv2d(h, v.c2 as tf.Tensor4D, 2, 'same'), v.g!, v.b!)) as tf.Tensor4D; // 4×4×16
+        return tf.add(tf.matMul(tf.reshape(h, [B, 4 * 4 * 16]), v.d as tf.Tensor2D), v.db!);
+      };
+
+      it('DCGAN-like G and D (dense, deconv, conv, batch norm, leaky ReLU, tanh, sigmoid BCE), 12 seeds', () => {
+        let worst = 0;
+        for (let seed = 6000; seed < 6012; seed++) {
+          const r = rng(seed);
+          const gw = weights(r, gShapes);
+          const dw = weights(r, dShapes);
+          const zs = r.normal(B * 8);
+          const real = r.normal(B * 16 * 16);
+          const mk = () => ({
+            z: tf.tensor2d(zs, [B, 8]),
+            x: tf.tensor4d(real, [B, 16, 16, 1]),
+          });
+          const dv = (w: W) => Object.fromEntries(Object.entries(w).map(([k, t]) => [k, tf.tensor(t.data, t.shape)]));
+          const gRes = gradsOnBoth(gw, (v) => {
+            const { z } = mk();
+            const logits = D(dv(dw), G(v, z));
+            return tf.losses.sigmoidCrossEntropy(tf.onesLike(logits), logits) as tf.Scalar;
+          });
+          const dRes = gradsOnBoth(dw, (v) => {
+            const { z, x } = mk();
+            const lr = D(v, x);
+            const lf = D(v, G(dv(gw), z));
+            return tf.add(
+              tf.losses.sigmoidCrossEntropy(tf.onesLike(lr), lr),
+              tf.losses.sigmoidCrossEntropy(tf.zerosLike(lf), lf),
+            ) as tf.Scalar;
+          });
+          worst = Math.max(worst, worstErr(gRes), worstErr(dRes));
+          expect(worstErr(gRes), `G seed ${seed}`).toBeLessThan(MODEL_TOL);
+          expect(worstErr(dRes), `D seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+        expect(worst).toBeLessThan(MODEL_TOL);
       });
-      const xs = r.normal(B * 16 * 16);
-      const res = gradsOnBoth(w, (v) => {
-        const critic = (x: tf.Tensor) => {
-          let h = lrelu(tf.conv2d(x as tf.Tensor4D, v.c1 as tf.Tensor4D, 2, 'same')) as tf.Tensor4D;
-          h = lrelu(tf.conv2d(h, v.c2 as tf.Tensor4D, 2, 'same')) as tf.Tensor4D;
-          return tf.matMul(tf.reshape(h, [B, 4 * 4 * 16]), v.d as tf.Tensor2D);
-        };
-        const xh = tf.tensor4d(xs, [B, 16, 16, 1]);
-        const g = tf.grad((x) => tf.sum(critic(x)))(xh);
-        const norm = tf.sqrt(tf.add(tf.sum(tf.square(g), [1, 2, 3]), 1e-12));
-        return tf.add(tf.mean(critic(xh)), tf.mul(tf.mean(tf.square(tf.sub(norm, 1))), 10)) as tf.Scalar;
+
+      it('Adam steps on the DCGAN-like G end with the same weights on wasm and cpu', () => {
+        const r = rng(6100);
+        const gw = weights(r, gShapes);
+        const dw = weights(r, dShapes);
+        const zs = r.normal(B * 8);
+        const res = onBoth(() => {
+          const vars = Object.fromEntries(
+            Object.entries(gw).map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape))]),
+          );
+          const dvals = Object.fromEntries(Object.entries(dw).map(([k, t]) => [k, tf.tensor(t.data, t.shape)]));
+          const opt = tf.train.adam(1e-2, 0.5);
+          for (let i = 0; i < 3; i++) {
+            opt.minimize(() => {
+              const l = D(dvals, G(vars, tf.tensor2d(zs, [B, 8])));
+              return tf.losses.sigmoidCrossEntropy(tf.onesLike(l), l) as tf.Scalar;
+            });
+          }
+          const out = Object.values(vars).map((v) => v.clone());
+          opt.dispose();
+          for (const v of Object.values(vars)) v.dispose();
+          return out;
+        });
+        expect(worstErr(res)).toBeLessThan(MODEL_TOL);
       });
-      expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+
+      it('cGAN: label embedding (gather) + concat + dense, 6 seeds', () => {
+        for (let seed = 7000; seed < 7006; seed++) {
+          const r = rng(seed);
+          const w = weights(r, {
+            emb: [10, 6],
+            emb2: [10, 16],
+            dense: [14, 16],
+            out: [32, 1],
+          });
+          const labels = Int32Array.from({ length: B }, () => r.int(0, 9));
+          const zs = r.normal(B * 8);
+          const res = gradsOnBoth(w, (v) => {
+            const lab = tf.tensor1d(labels, 'int32');
+            const e = tf.gather(v.emb!, lab);
+            const img = tf.tanh(tf.matMul(tf.concat([tf.tensor2d(zs, [B, 8]), e], 1), v.dense as tf.Tensor2D));
+            const o = tf.matMul(tf.concat([img, tf.gather(v.emb2!, lab)], 1), v.out as tf.Tensor2D);
+            return tf.losses.sigmoidCrossEntropy(tf.onesLike(o), o) as tf.Scalar;
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+      });
+
+      it('pix2pix-like: U-Net (conv/deconv, concat skips, batch + instance norm, dropout mask) + PatchGAN, 4 seeds', () => {
+        for (let seed = 8500; seed < 8504; seed++) {
+          const r = rng(seed);
+          const w = weights(r, {
+            e1: [4, 4, 3, 8],
+            e2: [4, 4, 8, 16],
+            e3: [4, 4, 16, 16],
+            g2: [16],
+            b2: [16],
+            u1: [4, 4, 16, 16],
+            gu: [16],
+            bu: [16],
+            u2: [4, 4, 8, 32],
+            u3: [4, 4, 3, 16],
+            p1: [4, 4, 6, 8],
+            p2: [4, 4, 8, 1],
+          });
+          const as = r.normal(2 * 16 * 16 * 3);
+          const bs = r.normal(2 * 16 * 16 * 3);
+          const mask = Float32Array.from({ length: 2 * 4 * 4 * 16 }, () => (r.next() < 0.5 ? 0 : 2));
+          const res = gradsOnBoth(w, (v) => {
+            const a = tf.tensor4d(as, [2, 16, 16, 3]);
+            const b = tf.tensor4d(bs, [2, 16, 16, 3]);
+            const down = (h: tf.Tensor4D, f: tf.Tensor) => tf.conv2d(h, f as tf.Tensor4D, 2, 'same');
+            const up = (h: tf.Tensor4D, f: tf.Tensor, s: number, c: number) =>
+              tf.conv2dTranspose(h, f as tf.Tensor4D, [2, s, s, c], 2, 'same');
+            const e1 = lrelu(down(a, v.e1!)) as tf.Tensor4D; // 8×8×8
+            const e2 = lrelu(batchNorm(down(e1, v.e2!), v.g2!, v.b2!)) as tf.Tensor4D; // 4×4×16
+            const e3 = tf.relu(down(e2, v.e3!)) as tf.Tensor4D; // 2×2×16
+            let h = tf.mul(
+              tf.relu(batchNorm(up(e3, v.u1!, 4, 16), v.gu!, v.bu!)),
+              tf.tensor4d(mask, [2, 4, 4, 16]),
+            ) as tf.Tensor4D;
+            h = tf.relu(instanceNorm(up(tf.concat([h, e2], 3), v.u2!, 8, 8))) as tf.Tensor4D;
+            const fake = tf.tanh(up(tf.concat([h, e1], 3), v.u3!, 16, 3)) as tf.Tensor4D;
+            const patch = tf.conv2d(
+              lrelu(down(tf.concat([a, fake], 3), v.p1!)) as tf.Tensor4D,
+              v.p2 as tf.Tensor4D,
+              1,
+              'valid',
+            );
+            return tf.add(
+              tf.losses.sigmoidCrossEntropy(tf.onesLike(patch), patch),
+              tf.mul(tf.mean(tf.abs(tf.sub(fake, b))), 100),
+            ) as tf.Scalar;
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+      });
+
+      it('CycleGAN-like: reflection pad + instance norm + resnet block + deconv, LSGAN + L1, 6 seeds', () => {
+        for (let seed = 8000; seed < 8006; seed++) {
+          const r = rng(seed);
+          const w = weights(r, {
+            c1: [7, 7, 3, 8],
+            dn: [3, 3, 8, 16],
+            r1: [3, 3, 16, 16],
+            r2: [3, 3, 16, 16],
+            up: [3, 3, 8, 16],
+            o: [7, 7, 8, 3],
+            d: [4, 4, 3, 1],
+          });
+          const xs = r.normal(2 * 12 * 12 * 3);
+          const res = gradsOnBoth(w, (v) => {
+            const x = tf.tensor4d(xs, [2, 12, 12, 3]);
+            const c = (h: tf.Tensor4D, f: tf.Tensor, s = 1, p: 'valid' | 'same' = 'valid') =>
+              tf.conv2d(h, f as tf.Tensor4D, s, p);
+            let h = tf.relu(instanceNorm(c(reflect(x, 3), v.c1!))) as tf.Tensor4D;
+            h = tf.relu(instanceNorm(c(h, v.dn!, 2, 'same'))) as tf.Tensor4D; // 6×6×16
+            const rb = instanceNorm(
+              c(reflect(tf.relu(instanceNorm(c(reflect(h, 1), v.r1!))) as tf.Tensor4D, 1), v.r2!),
+            );
+            h = tf.add(h, rb);
+            h = tf.relu(
+              instanceNorm(tf.conv2dTranspose(h, v.up as tf.Tensor4D, [2, 12, 12, 8], 2, 'same')),
+            ) as tf.Tensor4D;
+            const y = tf.tanh(c(reflect(h, 3), v.o!)) as tf.Tensor4D;
+            const d = c(y, v.d!, 2, 'same');
+            return tf.add(tf.mean(tf.square(tf.sub(d, 1))), tf.mul(tf.mean(tf.abs(tf.sub(y, x))), 10)) as tf.Scalar;
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+      });
+
+      it('WGAN-GP: gradient of the gradient penalty through conv + leaky ReLU + dense, 4 seeds', () => {
+        for (let seed = 9000; seed < 9004; seed++) {
+          const r = rng(seed);
+          const w = weights(r, {
+            c1: [4, 4, 1, 8],
+            c2: [4, 4, 8, 16],
+            d: [4 * 4 * 16, 1],
+          });
+          const xs = r.normal(B * 16 * 16);
+          const res = gradsOnBoth(w, (v) => {
+            const critic = (x: tf.Tensor) => {
+              let h = lrelu(tf.conv2d(x as tf.Tensor4D, v.c1 as tf.Tensor4D, 2, 'same')) as tf.Tensor4D;
+              h = lrelu(tf.conv2d(h, v.c2 as tf.Tensor4D, 2, 'same')) as tf.Tensor4D;
+              return tf.matMul(tf.reshape(h, [B, 4 * 4 * 16]), v.d as tf.Tensor2D);
+            };
+            const xh = tf.tensor4d(xs, [B, 16, 16, 1]);
+            const g = tf.grad((x) => tf.sum(critic(x)))(xh);
+            const norm = tf.sqrt(tf.add(tf.sum(tf.square(g), [1, 2, 3]), 1e-12));
+            return tf.add(tf.mean(critic(xh)), tf.mul(tf.mean(tf.square(tf.sub(norm, 1))), 10)) as tf.Scalar;
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+      });
+    });
+  });
+}
+
+describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what only the native path does`, () => {
+  const ACTS = ['linear', 'relu', 'relu6', 'leakyrelu', 'elu', 'sigmoid'] as const;
+
+  it('fused conv2d (bias + every activation), dilations, odd strides and paddings run natively and match cpu', () => {
+    const before = { calls: nativeStats.calls, fallbacks: nativeStats.fallbacks };
+    for (let seed = 11000; seed < 11060; seed++) {
+      const r = rng(seed);
+      const [N, H, W, ci, co, kh, kw] = [
+        r.int(1, 2),
+        r.int(3, 12),
+        r.int(3, 12),
+        r.int(1, 6),
+        r.int(1, 6),
+        r.int(1, 4),
+        r.int(1, 4),
+      ];
+      const dilated = seed % 4 === 0;
+      const strides: [number, number] = dilated ? [1, 1] : [r.int(1, 3), r.int(1, 3)];
+      const dilations: [number, number] = dilated ? [r.int(1, 2), r.int(1, 2)] : [1, 1];
+      const pad = r.pick(['same', 'valid'] as const);
+      if (pad === 'valid' && ((kh - 1) * dilations[0] + 1 > H || (kw - 1) * dilations[1] + 1 > W)) continue;
+      const activation = ACTS[seed % ACTS.length]!;
+      const [xs, fs, bs] = [r.normal(N * H * W * ci), r.normal(kh * kw * ci * co), r.normal(co)];
+      const res = onBoth(() =>
+        tf.fused.conv2d({
+          x: tf.tensor4d(xs, [N, H, W, ci]),
+          filter: tf.tensor4d(fs, [kh, kw, ci, co]),
+          strides,
+          pad,
+          dilations,
+          bias: tf.tensor1d(bs),
+          activation,
+          leakyreluAlpha: 0.2,
+        }),
+      );
+      expect(
+        worstErr(res),
+        JSON.stringify({ N, H, W, ci, co, kh, kw, strides, dilations, pad, activation }),
+      ).toBeLessThan(KERNEL_TOL);
     }
+    expect(nativeStats.calls).toBeGreaterThan(before.calls);
+    expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
+  });
+
+  it('fused matMul (bias + activation) and batch broadcasting run natively and match cpu', () => {
+    const before = { calls: nativeStats.calls, fallbacks: nativeStats.fallbacks };
+    for (let seed = 12000; seed < 12040; seed++) {
+      const r = rng(seed);
+      const [b, m, k, n] = [r.int(1, 3), r.int(1, 20), r.int(1, 20), r.int(1, 20)];
+      const [ta, tb] = [r.next() < 0.5, r.next() < 0.5];
+      const broadcastA = seed % 3 === 0;
+      const activation = ACTS[seed % ACTS.length]!;
+      const [as, bs, cs] = [r.normal(b * m * k), r.normal(b * k * n), r.normal(n)];
+      const aShape = (broadcastA ? [1] : [b]).concat(ta ? [k, m] : [m, k]);
+      const res = onBoth(() => [
+        tf.fused.matMul({
+          a: tf.tensor2d(as.slice(0, m * k), ta ? [k, m] : [m, k]),
+          b: tf.tensor2d(bs.slice(0, k * n), tb ? [n, k] : [k, n]),
+          transposeA: ta,
+          transposeB: tb,
+          bias: tf.tensor1d(cs),
+          activation,
+          leakyreluAlpha: 0.1,
+        }),
+        tf.matMul(
+          tf.tensor(
+            as.slice(
+              0,
+              aShape.reduce((x, y) => x * y, 1),
+            ),
+            aShape,
+          ),
+          tf.tensor3d(bs, tb ? [b, n, k] : [b, k, n]),
+          ta,
+          tb,
+        ),
+      ]);
+      expect(worstErr(res), JSON.stringify({ b, m, k, n, ta, tb, broadcastA, activation })).toBeLessThan(KERNEL_TOL);
+    }
+    expect(nativeStats.calls).toBeGreaterThan(before.calls);
+    expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
+  });
+
+  it('Concat and SplitV (block copies) on every axis, float32 and int32, match cpu', () => {
+    const before = { calls: nativeStats.calls, fallbacks: nativeStats.fallbacks };
+    for (let seed = 14000; seed < 14040; seed++) {
+      const r = rng(seed);
+      const rank = r.int(1, 4);
+      const shape = Array.from({ length: rank }, () => r.int(1, 5));
+      const axis = r.int(-rank, rank - 1);
+      const ax = axis < 0 ? axis + rank : axis;
+      const parts = r.int(2, 4);
+      const sizes = Array.from({ length: parts }, () => r.int(1, 4));
+      const data = sizes.map((s) => r.normal(shape.reduce((a, b, i) => a * (i === ax ? s : b), 1)));
+      const res = onBoth(() => {
+        const ts = sizes.map((s, k) => tf.tensor(data[k]!, shape.map((d, i) => (i === ax ? s : d))));
+        const whole = tf.concat(ts, axis);
+        const ints = tf.concat(
+          ts.map((t) => tf.cast(tf.mul(t, 100), 'int32')),
+          axis,
+        );
+        return [whole, tf.cast(ints, 'float32'), ...tf.split(whole, sizes, axis), ...tf.split(whole, 1, axis)];
+      });
+      expect(worstErr(res), JSON.stringify({ shape, axis, sizes })).toBe(0);
+    }
+    expect(nativeStats.calls).toBeGreaterThan(before.calls);
+    expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
+  });
+
+  it('falls back to the WebAssembly kernels for what it does not take (NCHW, PReLU) with the same results', () => {
+    const before = nativeStats.calls;
+    const r = rng(13000);
+    const [xs, fs, ps] = [r.normal(2 * 3 * 6 * 6), r.normal(3 * 3 * 3 * 4), r.normal(4)];
+    const res = onBoth(() =>
+      tf.fused.conv2d({
+        x: tf.tensor4d(xs, [2, 6, 6, 3]),
+        filter: tf.tensor4d(fs, [3, 3, 3, 4]),
+        strides: 1,
+        pad: 'same',
+        activation: 'prelu',
+        preluActivationWeights: tf.tensor1d(ps),
+      }),
+    );
+    expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+    expect(nativeStats.calls).toBe(before);
   });
 });

@@ -416,6 +416,23 @@ export interface WasmKernelOptions {
 let registered = false;
 
 /**
+ * Replaces a registered 'wasm' kernel by `make(original)`, keeping the original's setupFunc and disposeFunc
+ * (they run when the backend starts). No-op when the kernel is not registered.
+ */
+export function replaceWasmKernel(kernelName: string, make: (original: KernelFunc) => KernelFunc): void {
+  const original = tf.getKernel(kernelName, BACKEND);
+  if (original == null) return;
+  tf.unregisterKernel(kernelName, BACKEND);
+  tf.registerKernel({
+    kernelName,
+    backendName: BACKEND,
+    kernelFunc: make(original.kernelFunc),
+    ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
+    ...(original.disposeFunc ? { disposeFunc: original.disposeFunc } : {}),
+  });
+}
+
+/**
  * Registers the missing and replacement kernels for 'wasm'. Call BEFORE tf.setBackend('wasm') (a
  * replaced kernel keeps the original's setupFunc, which runs when the backend starts). Idempotent.
  */
@@ -425,18 +442,7 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
   const add = (kernelName: string, kernelFunc: KernelFunc) => {
     if (tf.getKernel(kernelName, BACKEND) == null) tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   };
-  const replace = (kernelName: string, make: (original: KernelFunc) => KernelFunc) => {
-    const original = tf.getKernel(kernelName, BACKEND);
-    if (original == null) return;
-    tf.unregisterKernel(kernelName, BACKEND);
-    tf.registerKernel({
-      kernelName,
-      backendName: BACKEND,
-      kernelFunc: make(original.kernelFunc),
-      ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
-      ...(original.disposeFunc ? { disposeFunc: original.disposeFunc } : {}),
-    });
-  };
+  const replace = replaceWasmKernel;
   add('Conv2DBackpropFilter', conv2DBackpropFilterKernel);
   add('UnsortedSegmentSum', unsortedSegmentSumKernel);
   if (opts.replaceConv2DBackpropInput !== false) replace('Conv2DBackpropInput', () => conv2DBackpropInputKernel);

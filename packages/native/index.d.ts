@@ -1,0 +1,14 @@
+export interface NativeBinding {
+  /** params: [op, xOff, wOff, yOff, bOff, N,H,W,Ci, Kh,Kw,Co, Ho,Wo, sh,sw, pt,pl,pb,pr, dh,dw, act, alpha]; returns oneDNN's implementation name. */
+  conv(heap: ArrayBuffer, params: Float64Array): string;
+  /** params: [aOff, bOff, cOff, biasOff, biasSize, batchA, batchB, M, N, K, transA, transB, act, alpha]. */
+  matmul(heap: ArrayBuffer, params: Float64Array): string;
+  /** params: [dir (0 concat, 1 split), wholeOff, outer, wholeInner, n, (partOff, partInner) × n]. */
+  blocks(heap: ArrayBuffer, params: Float64Array): string;
+  /** Sets oneDNN's OpenMP thread count; returns the count in effect. */
+  setThreads(n: number): number;
+  version(): string;
+}
+export declare const binding: NativeBinding | null;
+/** Why `binding` is null (empty when it loaded). */
+export declare const why: string;
