@@ -300,7 +300,9 @@ if (opts.soak) {
   if (!row) fail(`--only ${id}: unknown row for --soak`);
   const total = steps ?? 1000;
   // Warm-up until the state is steady: Adam's slots exist after one step; CycleGAN's image pools fill up.
-  const warmup = Math.max(20, row.variant === 'cyclegan' ? Math.ceil(row.net.poolSize / row.batch) + 5 : 0);
+  // Warm-up until memory reaches its working size: the wasm heap, malloc's arenas and oneDNN's kernels grow over
+  // the first tens of steps (measured: +10 MiB by step 50, then flat), and CycleGAN's image pools must fill.
+  const warmup = Math.max(100, row.variant === 'cyclegan' ? Math.ceil(row.net.poolSize / row.batch) + 5 : 0);
   const soakRowCfg = { ...row, warmup };
   say(`bench: soak: ${row.label}, batch ${row.batch}, ${warmup} warm-up + ${total} steps …`);
   const r = await gantryChild(['--row', JSON.stringify(soakRowCfg), '--soak', '--steps', String(total)], { timeoutS: row.timeoutS, name: `soak-${id}` });

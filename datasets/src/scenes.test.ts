@@ -41,6 +41,27 @@ describe('renderScene', () => {
     }
   });
 
+  it('shows by day (curtains) which windows are lit at night, so the translation is learnable', () => {
+    // Day pixels under the night's lit windows vs under its unlit ones (upper 70%: lamps and glow are lower).
+    // Curtains are beige, glass reflecting the sky is blue: red − blue tells them apart.
+    const warmth = { lit: [] as number[], unlit: [] as number[] };
+    for (let seed = 0; seed < 10; seed++) {
+      const day = renderScene(seed, 128, 'day');
+      const night = renderScene(seed, 128, 'night');
+      for (let i = 0; i < 128 * 90 * 3; i += 3) {
+        const [r, g, b] = [night[i]!, night[i + 1]!, night[i + 2]!];
+        const dayWarmth = day[i]! - day[i + 2]!;
+        if (r > 200 && g > 150 && b < 170 && r - b > 70) warmth.lit.push(dayWarmth);
+        else if (r === 9 && g === 11 && b === 20) warmth.unlit.push(dayWarmth); // the unlit window colour
+      }
+    }
+    expect(warmth.lit.length).toBeGreaterThan(500);
+    expect(warmth.unlit.length).toBeGreaterThan(500);
+    const share = (xs: number[], f: (x: number) => boolean) => xs.filter(f).length / xs.length;
+    expect(share(warmth.lit, (x) => x > -40)).toBeGreaterThan(0.99);
+    expect(share(warmth.unlit, (x) => x < -40)).toBeGreaterThan(0.99);
+  });
+
   it('renders 1000 scenes at 128 px quickly', () => {
     const t = performance.now();
     for (let i = 0; i < 500; i++) {

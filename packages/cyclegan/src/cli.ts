@@ -2,7 +2,6 @@
  * The cyclegan app's commands: train, translate, evaluate, export. The app is
  * `runCli('cyclegan', (y) => cycleganCommands(y))`.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -24,7 +23,7 @@ import {
   withResumedArgs,
   runTraining,
   seedWeights,
-  translateCommand,
+  translateFromArgs,
   translateOptions,
   trainOptions,
   userPath,
@@ -214,16 +213,9 @@ export function cycleganCommands(y: Argv): Argv {
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
         }),
       async (a) => {
-        const input = userPath(a.input as string);
-        if (!fs.existsSync(input)) throw new GantryError(`--input ${a.input}: no such file or folder`);
-        await initBackend({ backend: a.backend as string | undefined });
-        const { config, generator } = await loadGenerator(a.checkpoint as string | undefined, a.direction === 'BtoA' ? 'G_B' : 'G_A');
-        await translateCommand((x) => generator.predict(x) as tf.Tensor4D, {
-          input: a.input as string,
-          output: a.output as string,
-          modelSize: config.size,
-          inChannels: config.channels,
-          quality: a.quality as number,
+        await translateFromArgs(a, async () => {
+          const { config, generator } = await loadGenerator(a.checkpoint as string | undefined, a.direction === 'BtoA' ? 'G_B' : 'G_A');
+          return { fn: (x) => generator.predict(x) as tf.Tensor4D, modelSize: config.size, inChannels: config.channels };
         });
       },
     )

@@ -48,7 +48,7 @@ export interface Preset {
  * ≈3 s per step at 128×128 there); `paper` is the paper's setting (256×256, ngf/ndf 64, ResNet-9, 100 + 100 epochs).
  */
 export const PRESETS: Record<PresetName, Preset> = {
-  cpu: { size: 128, ngf: 16, ndf: 16, blocks: 6, epochs: 0.5, decayEpochs: 0.5, sceneCount: 400, describe: '128×128, ngf/ndf 16, ResNet-6, one epoch of 360 scenes (half at the base LR, half decaying)' },
+  cpu: { size: 128, ngf: 16, ndf: 16, blocks: 6, epochs: 2, decayEpochs: 2, sceneCount: 400, describe: '128×128, ngf/ndf 16, ResNet-6, 4 epochs of 360 scenes (2 at the base LR, 2 decaying)' },
   paper: { size: 256, ngf: 64, ndf: 64, blocks: 9, epochs: 100, decayEpochs: 100, sceneCount: 1000, describe: '256×256, ngf/ndf 64, ResNet-9, 100 + 100 epochs' },
 };
 

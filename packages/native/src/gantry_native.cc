@@ -209,9 +209,7 @@ void execute(const Prim& p, const std::vector<Bind>& binds) {
   s.wait();
 }
 
-// conv(heap, params): params = [op, xOff, wOff, yOff, bOff, N,H,W,Ci, Kh,Kw,Co, Ho,Wo, sh,sw, pt,pl,pb,pr, dh,dw,
-// act, alpha]. op 0: y = act(conv(x, w) + b); op 1: x = input gradient from y (= dy) and w; op 2: w = filter
-// gradient from x and y (= dy). Returns the oneDNN implementation's name.
+// The wasm heap as the addon sees it.
 struct Heap {
   uint8_t* base = nullptr;
   size_t bytes = 0;
@@ -258,6 +256,9 @@ float* at(const Heap& h, double off, double n, bool& ok) {
   return reinterpret_cast<float*>(h.base + static_cast<size_t>(off));
 }
 
+// conv(heap, params): params = [op, xOff, wOff, yOff, bOff, N,H,W,Ci, Kh,Kw,Co, Ho,Wo, sh,sw, pt,pl,pb,pr, dh,dw,
+// act, alpha]. op 0: y = act(conv(x, w) + b); op 1: x = input gradient from y (= dy) and w; op 2: w = filter
+// gradient from x and y (= dy). Returns the oneDNN implementation's name.
 napi_value Conv(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -358,7 +359,7 @@ napi_value Blocks(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   Heap heap;
   std::vector<double> p;
-  if (argc < 2 || !getHeap(env, argv[0], heap) || !getParams(env, argv[1], p) || p.size() < 5 ||
+  if (argc < 2 || !getHeap(env, argv[0], heap) || !getParams(env, argv[1], p) || p.size() < 5 || p[4] < 1 ||
       p.size() != 5 + 2 * static_cast<size_t>(p[4]))
     return fail(env, "blocks(heap: ArrayBuffer, params: Float64Array(5 + 2n)) expected");
   const bool split = p[0] != 0;

@@ -26,7 +26,7 @@ import {
   runsRoot,
   seedWeights,
   trainOptions,
-  translateCommand,
+  translateFromArgs,
   translateOptions,
   userPath,
 } from '@gantry/core';
@@ -202,14 +202,9 @@ export function pix2pixCommands(y: Argv): Argv {
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest pix2pix run)' },
         }),
       async (a) => {
-        await initBackend({ backend: a.backend as string | undefined });
-        const { config, generator } = await loadGenerator(a.checkpoint as string | undefined);
-        await translateCommand(inference(generator), {
-          input: a.input as string,
-          output: a.output as string,
-          modelSize: config.cropSize,
-          inChannels: config.channels,
-          quality: a.quality as number,
+        await translateFromArgs(a, async () => {
+          const { config, generator } = await loadGenerator(a.checkpoint as string | undefined);
+          return { fn: inference(generator), modelSize: config.cropSize, inChannels: config.channels };
         });
       },
     )

@@ -53,6 +53,10 @@ let native: NativeBinding | null = null;
 export const nativeStats = { calls: 0, fallbacks: 0, impls: new Map<string, number>(), lastError: '' };
 
 function loadBinding(): { binding: NativeBinding | null; why: string } {
+  // OpenMP threads that wait by spinning are ruinous when another process shares the cores (measured: a
+  // CycleGAN step 2.6× slower on 2 threads than on 1 next to another training run); waiting passively costs
+  // nothing measurable alone. Read by libgomp when the addon loads it, so set before the require.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
   try {
     const req = createRequire(import.meta.url);
     return req('@gantry/native') as { binding: NativeBinding | null; why: string };
@@ -66,11 +70,6 @@ export function nativeThreadCount(): number {
   const env = Number(process.env.GANTRY_THREADS);
   if (Number.isInteger(env) && env > 0) return env;
   return os.availableParallelism?.() ?? os.cpus().length;
-}
-
-function pair(v: number | number[] | undefined, dflt = 1): [number, number] {
-  if (v == null) return [dflt, dflt];
-  return typeof v === 'number' ? [v, v] : [v[0]!, v[1]!];
 }
 
 function offsetOf(backend: WasmBackendLike, t: TensorInfo): number | null {
