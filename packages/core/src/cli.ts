@@ -14,6 +14,7 @@ import { formatLosses } from './progress.js';
 import { latestRun, newRunDir, readRunInfo, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
+import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
 function number(flag: string, test: (n: number) => boolean, expected: string) {
   return (v: unknown): number => {
@@ -200,4 +201,31 @@ export async function runCli(name: string, build: (y: Argv) => Argv, argv = hide
   } catch (err) {
     fail(err);
   }
+}
+
+/** What an app's `translate` command loads: the generator as a TranslateFn and the size it runs at. */
+export interface LoadedTranslator {
+  fn: TranslateFn;
+  modelSize: number;
+  inChannels: 1 | 3;
+}
+
+/**
+ * The body of every app's `translate` command (flags: translateOptions + --backend): checks --input before
+ * anything slow, starts the backend, loads the generator with `load`, translates.
+ */
+export async function translateFromArgs(
+  a: Record<string, unknown>,
+  load: () => Promise<LoadedTranslator>,
+): Promise<TranslateSummary> {
+  if (!fs.existsSync(userPath(a.input as string))) throw new GantryError(`--input ${a.input}: no such file or folder`);
+  await initBackend({ backend: a.backend as string | undefined });
+  const { fn, modelSize, inChannels } = await load();
+  return translateCommand(fn, {
+    input: a.input as string,
+    output: a.output as string,
+    modelSize,
+    inChannels,
+    quality: a.quality as number,
+  });
 }

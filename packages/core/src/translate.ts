@@ -40,7 +40,6 @@ import sharp from 'sharp';
 import type { Options } from 'yargs';
 import { GantryError, check } from './errors.js';
 import { type ImageFormat, type RawImage, decodeImage, encodeImage, formatFromPath, imageToTensor, resizeImage, tensorToImage, atomicWriteAsync } from './image.js';
-import { initBackend } from './backend/index.js';
 import { userPath } from './run.js';
 
 /**
@@ -336,29 +335,3 @@ export async function translateCommand(fn: TranslateFn, o: TranslateOptions): Pr
   return summary;
 }
 
-/** What an app's `translate` command loads: the generator as a TranslateFn and the size it runs at. */
-export interface LoadedTranslator {
-  fn: TranslateFn;
-  modelSize: number;
-  inChannels: 1 | 3;
-}
-
-/**
- * The body of every app's `translate` command (flags: translateOptions + --backend): checks --input before
- * anything slow, starts the backend, loads the generator with `load`, translates.
- */
-export async function translateFromArgs(
-  a: Record<string, unknown>,
-  load: () => Promise<LoadedTranslator>,
-): Promise<TranslateSummary> {
-  if (!fs.existsSync(userPath(a.input as string))) throw new GantryError(`--input ${a.input}: no such file or folder`);
-  await initBackend({ backend: a.backend as string | undefined });
-  const { fn, modelSize, inChannels } = await load();
-  return translateCommand(fn, {
-    input: a.input as string,
-    output: a.output as string,
-    modelSize,
-    inChannels,
-    quality: a.quality as number,
-  });
-}
