@@ -1,6 +1,6 @@
 /**
  * The procedural day/night scenes as the out-of-the-box dataset of pix2pix and CycleGAN: generated once into
- * `<repo>/data/scenes-v2-<layout>-<size>-<count>` (plus `-seed<seed>` for a seed other than 0; `<repo>/data/` is
+ * `<repo>/data/scenes-v3-<layout>-<size>-<count>` (plus `-seed<seed>` for a seed other than 0; `<repo>/data/` is
  * gitignored) and reused by every later run.
  *
  * - 'aligned' (pix2pix): `{train,val,test}/NNNN.png`, A|B side by side, A = night, B = day (see scenes.ts;
@@ -33,8 +33,9 @@ export interface SceneDatasetSpec {
 /** The folder `ensureSceneDataset` uses for `spec` (it may not exist yet). */
 export function sceneDatasetPath(spec: SceneDatasetSpec): string {
   const seed = spec.seed ?? 0;
-  // v2: day windows show curtains where the room is lit at night. A new version never reuses an old folder.
-  return join(spec.root ?? join(workspaceRoot(), 'data'), `scenes-v2-${spec.layout}-${spec.size}-${spec.count}${seed ? `-seed${seed}` : ''}`);
+  // v3: day windows show (clearly visible) curtains where the room is lit at night; a new version never reuses an
+  // old folder.
+  return join(spec.root ?? join(workspaceRoot(), 'data'), `scenes-v3-${spec.layout}-${spec.size}-${spec.count}${seed ? `-seed${seed}` : ''}`);
 }
 
 function complete(dir: string, layout: SceneDatasetSpec['layout']): boolean {

@@ -299,7 +299,7 @@ function paint(scene: Scene, mode: SceneMode): Uint8Array {
         } else {
           const r = windowRand(b.seed, col, row, 4);
           c = lerp([62, 82, 110], skyLow, 0.12 + 0.3 * r); // glass reflecting the sky
-          if (lit) c = lerp(c, [178, 150, 112], 0.5); // curtains
+          if (lit) c = lerp(c, [205, 150, 90], 0.75); // drawn curtains, lit from inside at night
           if (b.back) c = lerp(c, haze, 0.4);
         }
         cv.rect(wx, wy, wx + b.winW, wy + b.winH, c);
