@@ -334,4 +334,3 @@ export async function translateCommand(fn: TranslateFn, o: TranslateOptions): Pr
   if (n > 1) log(`translated ${n} images into ${userPath(o.output)}`);
   return summary;
 }
-
