@@ -247,6 +247,14 @@ napi_value fail(napi_env env, const std::string& msg) {
   return nullptr;
 }
 
+// The two arguments of every entry point: the wasm heap and a Float64Array of parameters.
+bool readArgs(napi_env env, napi_callback_info info, Heap& heap, std::vector<double>& params) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  return argc >= 2 && getHeap(env, argv[0], heap) && getParams(env, argv[1], params);
+}
+
 // Checks that [off, off + n floats) lies inside the heap and returns the pointer.
 float* at(const Heap& h, double off, double n, bool& ok) {
   if (off < 0 || off + n * 4 > static_cast<double>(h.bytes)) {
@@ -260,12 +268,9 @@ float* at(const Heap& h, double off, double n, bool& ok) {
 // act, alpha]. op 0: y = act(conv(x, w) + b); op 1: x = input gradient from y (= dy) and w; op 2: w = filter
 // gradient from x and y (= dy). Returns the oneDNN implementation's name.
 napi_value Conv(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   Heap heap;
   std::vector<double> p;
-  if (argc < 2 || !getHeap(env, argv[0], heap) || !getParams(env, argv[1], p) || p.size() != 24)
+  if (!readArgs(env, info, heap, p) || p.size() != 24)
     return fail(env, "conv(heap: ArrayBuffer, params: Float64Array(24)) expected");
   const int op = static_cast<int>(p[0]);
   ConvGeom g{};
@@ -308,12 +313,9 @@ napi_value Conv(napi_env env, napi_callback_info info) {
 // act, alpha]. c[i] = act(op(a[i]) · op(b[i]) + bias) for each batch i; a batch of 1 broadcasts. The bias
 // (biasOff < 0: none) is added along the last axis (biasSize N) or as a scalar (biasSize 1).
 napi_value MatMul(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   Heap heap;
   std::vector<double> p;
-  if (argc < 2 || !getHeap(env, argv[0], heap) || !getParams(env, argv[1], p) || p.size() != 14)
+  if (!readArgs(env, info, heap, p) || p.size() != 14)
     return fail(env, "matmul(heap: ArrayBuffer, params: Float64Array(14)) expected");
   const int64_t batchA = p[5], batchB = p[6], M = p[7], N = p[8], K = p[9];
   const bool tA = p[10] != 0, tB = p[11] != 0;
@@ -354,12 +356,9 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
 // along an axis is, per index of the axes before it, the parts' blocks one after another: dir 0 copies the parts
 // into the whole (Concat), dir 1 the whole into the parts (Split). Element size 4 bytes (float32/int32).
 napi_value Blocks(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   Heap heap;
   std::vector<double> p;
-  if (argc < 2 || !getHeap(env, argv[0], heap) || !getParams(env, argv[1], p) || p.size() < 5 || p[4] < 1 ||
+  if (!readArgs(env, info, heap, p) || p.size() < 5 || p[4] < 1 ||
       p.size() != 5 + 2 * static_cast<size_t>(p[4]))
     return fail(env, "blocks(heap: ArrayBuffer, params: Float64Array(5 + 2n)) expected");
   const bool split = p[0] != 0;

@@ -15,9 +15,7 @@ import { registerWasmKernels } from './wasm-kernels.js';
 export { mirrorPadGrad, registerGradientFixes } from './gradients.js';
 export {
   type NativeKernelsInfo,
-  nativeKernelsInfo,
   nativeStats,
-  nativeThreadCount,
   registerNativeKernels,
   setNativeEnabled,
 } from './native-kernels.js';

@@ -63,7 +63,7 @@ function loadBinding(): { binding: NativeBinding | null; why: string } {
  * faster (CycleGAN 1.27 → 1.41 s, cGAN 0.20 → 0.23 s, pix2pix 0.42 → 0.43 s): once the convolutions are fast the
  * step is dominated by the wasm backend's single-threaded elementwise ops. Larger networks may gain from more.
  */
-export function nativeThreadCount(): number {
+function nativeThreadCount(): number {
   const env = Number(process.env.GANTRY_THREADS);
   return Number.isInteger(env) && env > 0 ? env : 1;
 }
@@ -352,11 +352,6 @@ export function registerNativeKernels(): NativeKernelsInfo {
   for (const name of ['BatchMatMul', '_FusedMatMul']) replaceWasmKernel(name, matMul);
   replaceWasmKernel('Concat', concat);
   replaceWasmKernel('SplitV', splitV);
-  return state;
-}
-
-/** The state after registerNativeKernels (null before). */
-export function nativeKernelsInfo(): NativeKernelsInfo | null {
   return state;
 }
 
