@@ -16,17 +16,18 @@ import { type GanTask, type TrainOptions, type TrainResult, train } from './trai
 import type { LrSchedule } from './schedules.js';
 import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
-function number(flag: string, test: (n: number) => boolean, expected: string) {
+/** A yargs coerce for a numeric flag: `test` decides, and the one-line error says what was `expected`. */
+export function numberFlag(flag: string, test: (n: number) => boolean, expected: string) {
   return (v: unknown): number => {
     const n = typeof v === 'number' ? v : Number(v);
     if (Array.isArray(v) || v === '' || v == null || !test(n)) throw new GantryError(`--${flag}: expected ${expected}, got '${v}'`);
     return n;
   };
 }
-export const positiveInt = (flag: string) => number(flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
-export const nonNegativeInt = (flag: string) => number(flag, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
-export const positiveNumber = (flag: string) => number(flag, (n) => Number.isFinite(n) && n > 0, 'a positive number');
-export const nonNegativeNumber = (flag: string) => number(flag, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
+export const positiveInt = (flag: string) => numberFlag(flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+export const nonNegativeInt = (flag: string) => numberFlag(flag, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+export const positiveNumber = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n > 0, 'a positive number');
+export const nonNegativeNumber = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
 
 /** Flags every command has. */
 export const commonOptions = {

@@ -103,9 +103,9 @@ export class LatentGanTask implements GanTask<Batch> {
   }
 
   // Label inputs are [B, 1] int32 (a Keras-style Input of shape [1]).
-  private generate(z: tf.Tensor, labels: tf.Tensor, training: boolean): tf.Tensor4D {
+  private generate(z: tf.Tensor, labels: tf.Tensor, training: boolean, g = this.nets.generator): tf.Tensor4D {
     const inputs = this.conditional ? [z, tf.reshape(labels, [-1, 1])] : z;
-    return this.nets.generator.apply(inputs, { training }) as tf.Tensor4D;
+    return g.apply(inputs, { training }) as tf.Tensor4D;
   }
 
   private score(x: tf.Tensor, labels: tf.Tensor): tf.Tensor {
@@ -159,10 +159,7 @@ export class LatentGanTask implements GanTask<Batch> {
   /** Images for noise `z` (and labels), in inference mode, from the averaged generator when there is one. */
   sample(z: tf.Tensor2D, labels?: tf.Tensor1D): tf.Tensor4D {
     const g = this.nets.generator_ema ?? this.nets.generator;
-    return tf.tidy(() => {
-      const inputs = this.conditional ? [z, tf.reshape(labels ?? tf.zeros([z.shape[0]], 'int32'), [-1, 1])] : z;
-      return g.apply(inputs, { training: false }) as tf.Tensor4D;
-    });
+    return tf.tidy(() => this.generate(z, labels ?? tf.zeros([z.shape[0]], 'int32'), false, g));
   }
 
   async writeSamples(file: string): Promise<void> {

@@ -15,6 +15,7 @@ import {
   latentNoise,
   decayOverLast,
   nonNegativeNumber,
+  numberFlag,
   loadModel,
   mixSeed,
   nonNegativeInt,
@@ -57,11 +58,7 @@ export interface MnistGanVariant<C extends MnistGanConfig = MnistGanConfig> {
   buildDiscriminator(c: C): tf.LayersModel;
 }
 
-function emaDecay(v: unknown): number {
-  const n = Number(v);
-  if (v === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new GantryError(`--ema: expected a decay in [0, 1), got '${v}'`);
-  return n;
-}
+const emaDecay = numberFlag('ema', (n) => Number.isFinite(n) && n >= 0 && n < 1, 'a decay in [0, 1)');
 
 /** Parses `--label`: one class, a comma list, or "all". */
 export function parseLabels(value: unknown, numClasses: number): number[] {
