@@ -299,9 +299,8 @@ if (opts.soak) {
   const row = soakRow(id);
   if (!row) fail(`--only ${id}: unknown row for --soak`);
   const total = steps ?? 1000;
-  // Warm-up until the state is steady: Adam's slots exist after one step; CycleGAN's image pools fill up.
-  // Warm-up until memory reaches its working size: the wasm heap, malloc's arenas and oneDNN's kernels grow over
-  // the first tens of steps (measured: +10 MiB by step 50, then flat), and CycleGAN's image pools must fill.
+  // Warm-up until the state is steady: Adam's slots exist after one step, CycleGAN's image pools fill up, and the
+  // wasm heap, malloc's arenas and oneDNN's kernels reach their working size (measured: +10 MiB by step 50, then flat).
   const warmup = Math.max(100, row.variant === 'cyclegan' ? Math.ceil(row.net.poolSize / row.batch) + 5 : 0);
   const soakRowCfg = { ...row, warmup };
   say(`bench: soak: ${row.label}, batch ${row.batch}, ${warmup} warm-up + ${total} steps …`);

@@ -35,7 +35,6 @@ import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
 import { buildDiscriminator, buildGenerator, type CycleGanConfig, checkConfig, defaultLoadSize, MUST_MATCH, PRESETS, type PresetName } from './model.js';
 import { CycleGanTask } from './task.js';
 
-
 const VARIANT = 'cyclegan';
 const SCENE_NAMES = { A: 'day', B: 'night' };
 

@@ -36,7 +36,6 @@ import { checkConfig, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pix
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
 
-
 const VARIANT = 'pix2pix';
 const cpu = PRESETS.cpu;
 const paper = PRESETS.paper;
