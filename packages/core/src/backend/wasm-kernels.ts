@@ -403,6 +403,23 @@ function samePadFixKernel(original: KernelFunc, depthwise: boolean): KernelFunc 
   };
 }
 
+/**
+ * Identity, and Cast to the dtype a tensor already has, as a shared reference (the cpu backend's way; wasm's
+ * Reshape already shares) instead of wasm's copy. It is about memory more than time: TF.js saves every tensor a
+ * gradient needs as `clone(t)`, i.e. an Identity, so with the copying kernel each taped activation was held
+ * twice, and a 256×256 CycleGAN generator's gradient ran out of the 4 GB wasm heap. Sharing is safe because no
+ * wasm kernel writes into its inputs (variables are updated by swapping data, not in place).
+ */
+function sharingKernel(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const dtype = (args.attrs as { dtype?: tf.DataType } | undefined)?.dtype ?? x.dtype;
+    if (dtype !== x.dtype || x.dtype === 'string') return original(args);
+    (args.backend as unknown as { incRef(id: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype };
+  };
+}
+
 /** Which kernels to register; all on by default. Exposed for tests and measurements. */
 export interface WasmKernelOptions {
   /** Replace the wasm Conv2DBackpropInput (default true). */
@@ -411,6 +428,8 @@ export interface WasmKernelOptions {
   replaceBatchMatMul?: boolean;
   /** Replace Tile of size-1 axes by a broadcasting add (default true). */
   replaceTile?: boolean;
+  /** Share the input's data in Identity and same-dtype Cast instead of copying it (default true). */
+  shareIdentity?: boolean;
 }
 
 let registered = false;
@@ -448,6 +467,10 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
   if (opts.replaceConv2DBackpropInput !== false) replace('Conv2DBackpropInput', () => conv2DBackpropInputKernel);
   if (opts.replaceBatchMatMul !== false) replace('BatchMatMul', batchMatMulKernel);
   if (opts.replaceTile !== false) replace('Tile', tileKernel);
+  if (opts.shareIdentity !== false) {
+    replace('Identity', sharingKernel);
+    replace('Cast', sharingKernel);
+  }
   replace('Conv2D', (k) => samePadFixKernel(k, false));
   replace('FusedConv2D', (k) => samePadFixKernel(k, false));
   replace('DepthwiseConv2dNative', (k) => samePadFixKernel(k, true));
@@ -460,6 +483,8 @@ export const REPLACED_WASM_KERNELS = [
   'Conv2DBackpropInput',
   'BatchMatMul',
   'Tile',
+  'Identity',
+  'Cast',
   'Conv2D',
   'FusedConv2D',
   'DepthwiseConv2dNative',
