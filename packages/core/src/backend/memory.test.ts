@@ -46,11 +46,28 @@ describe('backward pass that frees as it goes', () => {
   function build(): tf.LayersModel {
     const input = tf.input({ shape: [12, 12, 3] });
     let x = new ReflectionPadding2D({ padding: 1 }).apply(input) as tf.SymbolicTensor;
-    x = tf.layers.conv2d({ filters: 8, kernelSize: 3, kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers
+      .conv2d({ filters: 8, kernelSize: 3, kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) })
+      .apply(x) as tf.SymbolicTensor;
     x = new InstanceNormalization().apply(x) as tf.SymbolicTensor;
     const h = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
-    x = tf.layers.add().apply([x, tf.layers.conv2d({ filters: 8, kernelSize: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor]) as tf.SymbolicTensor;
-    x = tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers
+      .add()
+      .apply([
+        x,
+        tf.layers
+          .conv2d({ filters: 8, kernelSize: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) })
+          .apply(h) as tf.SymbolicTensor,
+      ]) as tf.SymbolicTensor;
+    x = tf.layers
+      .conv2d({
+        filters: 3,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'tanh',
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
+      })
+      .apply(x) as tf.SymbolicTensor;
     return tf.model({ inputs: input, outputs: x });
   }
 
@@ -68,7 +85,8 @@ describe('backward pass that frees as it goes', () => {
       return tf.sum(vars[0]!) as tf.Scalar;
     }, [vars[0]!]);
     expect(Object.keys(lean.grads).sort()).toEqual(Object.keys(taped).sort());
-    for (const [name, g] of Object.entries(lean.grads)) expect(Array.from(g.dataSync())).toEqual(Array.from(taped[name]!.dataSync()));
+    for (const [name, g] of Object.entries(lean.grads))
+      expect(Array.from(g.dataSync())).toEqual(Array.from(taped[name]!.dataSync()));
     model.dispose();
   });
 
@@ -84,14 +102,15 @@ describe('backward pass that frees as it goes', () => {
     const MiB = 2 ** 20;
     // (tf.profile returns one profile object that the next call overwrites: read each peak at once.)
     const lean = (await tf.profile(() => tf.dispose(tf.variableGrads(chain, [x]).grads))).peakBytes / MiB;
-    const taped = (
-      await tf.profile(() => {
-        tf.variableGrads(() => {
-          tf.dispose(tf.variableGrads(chain, [x]).grads);
-          return tf.sum(x) as tf.Scalar;
-        }, [x]);
-      })
-    ).peakBytes / MiB;
+    const taped =
+      (
+        await tf.profile(() => {
+          tf.variableGrads(() => {
+            tf.dispose(tf.variableGrads(chain, [x]).grads);
+            return tf.sum(x) as tf.Scalar;
+          }, [x]);
+        })
+      ).peakBytes / MiB;
     // Measured: 163 MiB (the forward's peak) vs 366 MiB.
     expect(taped).toBeGreaterThan(300);
     expect(lean).toBeLessThan(0.6 * taped);
