@@ -44,8 +44,9 @@ export interface Preset {
 }
 
 /**
- * `cpu` fits the default `train` into ~40 minutes on a 2-core machine with the WebAssembly backend (measured
- * ≈3 s per step at 128×128 there); `paper` is the paper's setting (256×256, ngf/ndf 64, ResNet-9, 100 + 100 epochs).
+ * `cpu` fits the default `train` into the 45-minute budget of a 2-core machine (29 min measured: 1.2 s per step at
+ * 128×128 on the wasm backend with the oneDNN kernels); `paper` is the paper's setting (256×256, ngf/ndf 64,
+ * ResNet-9, 100 + 100 epochs: 35 s per step on that machine, 2.8 GB peak).
  */
 export const PRESETS: Record<PresetName, Preset> = {
   cpu: { size: 128, ngf: 16, ndf: 16, blocks: 6, epochs: 2, decayEpochs: 2, sceneCount: 400, describe: '128×128, ngf/ndf 16, ResNet-6, 4 epochs of 360 scenes (2 at the base LR, 2 decaying)' },
