@@ -150,6 +150,7 @@ async function buildTask() {
       data: { count: B * 100, batch: () => { throw new Error('bench: batches are made by the bench'); } },
       config: net,
       mustMatch: [],
+      auxClassifierWeight: net.auxWeight,
     });
     const k = conditional ? net.numClasses : 1;
     const labels = () => tf.tensor1d(Array.from({ length: B }, (_, i) => i % k), 'int32');

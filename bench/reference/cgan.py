@@ -3,7 +3,9 @@
 G: z ⊕ label embedding → linear (no bias) 7×7×2ngf → BN → ReLU → ConvT k4 s2 + BN + ReLU → ConvT k4 s2 → tanh.
 D (projection, Miyato & Koyama 2018): conv k4 s2 + LeakyReLU → conv k4 s2 + BN + LeakyReLU → features;
 score = linear(features) + ⟨LeakyReLU(linear₂₅₆(features)), embedding₂₅₆(label)⟩. With conditioning 'concat':
-a label map (embedding → linear 784) stacked onto the image instead.
+a label map (embedding → linear 784) stacked onto the image instead. With auxWeight > 0 (the default 0.3),
+ACGAN's auxiliary classifier: class logits = linear(features), cross-entropy on real labels in D's loss and on
+the requested labels of the fakes in G's, times auxWeight.
 Step as LatentGanTask (see dcgan.py).
 """
 
@@ -46,6 +48,7 @@ def build_nets(torch, c):
             if not self.concat:
                 self.h = nn.Sequential(nn.Linear(feat, 256), nn.LeakyReLU(0.2))
                 self.proj_emb = nn.Embedding(k, 256)
+            self.cls = nn.Linear(feat, k) if c.get("auxWeight", 0) > 0 else None
 
         def forward(self, x, label):
             if self.concat:
@@ -54,7 +57,7 @@ def build_nets(torch, c):
             score = self.fc(f)
             if not self.concat:
                 score = score + (self.h(f) * self.proj_emb(label)).sum(1, keepdim=True)
-            return score
+            return score, (self.cls(f) if self.cls is not None else None)
 
     return Generator(), Discriminator()
 
@@ -72,18 +75,25 @@ def build(torch, row):
     y = torch.arange(B) % c["numClasses"]
     y_fake = torch.arange(B) % c["numClasses"]
 
+    w = c.get("auxWeight", 0)
+
     def step(i):
         with torch.no_grad():
             fake = G(z, y_fake)
-        real_score = D(x, y)
-        d = bce_d(F, real_score, D(fake, y_fake))
+        real_score, real_logits = D(x, y)
+        d = bce_d(F, real_score, D(fake, y_fake)[0])
+        if w > 0:
+            d = d + w * F.cross_entropy(real_logits, y)
         d_x = real_score.mean()
         optD.zero_grad(set_to_none=True)
         d.backward()
         optD.step()
 
         set_requires_grad([D], False)
-        g = bce_g(F, D(G(z, y_fake), y_fake))
+        fake_score, fake_logits = D(G(z, y_fake), y_fake)
+        g = bce_g(F, fake_score)
+        if w > 0:
+            g = g + w * F.cross_entropy(fake_logits, y_fake)
         optG.zero_grad(set_to_none=True)
         g.backward()
         optG.step()

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, seedWeights } from '@gantry/core';
+import { adversarialLoss, initBackend, type LabelledImages, LatentGanTask, seedWeights } from '@gantry/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDiscriminator, buildGenerator, type CganConfig } from './index.js';
 
-const config = (conditioning: CganConfig['conditioning']): CganConfig => ({
+const config = (conditioning: CganConfig['conditioning'], auxWeight = 0): CganConfig => ({
   latentDim: 16,
   imageSize: 28,
   numClasses: 10,
@@ -11,6 +11,7 @@ const config = (conditioning: CganConfig['conditioning']): CganConfig => ({
   ndf: 8,
   conditioning,
   embeddingDim: 10,
+  auxWeight,
 });
 
 beforeAll(async () => {
@@ -47,8 +48,77 @@ describe.each(['projection', 'concat'] as const)('cgan networks (%s)', (conditio
   it('builds the same weights from the same seed', () => {
     const weights = () => {
       seedWeights(5);
-      return [buildGenerator(config(conditioning)), buildDiscriminator(config(conditioning))].flatMap((m) => m.getWeights().map((w) => Array.from(w.dataSync())));
+      return [buildGenerator(config(conditioning)), buildDiscriminator(config(conditioning))].flatMap((m) =>
+        m.getWeights().map((w) => Array.from(w.dataSync())),
+      );
     };
     expect(weights()).toEqual(weights());
+  });
+});
+
+describe('auxiliary classifier (--aux-weight)', () => {
+  /** 40 "digits": class c is a bright horizontal bar at row 2c + 4, so the class is learnable from the image. */
+  const bars: LabelledImages = {
+    count: 40,
+    batch(indices) {
+      return tf.tidy(() => {
+        const labels = Array.from(indices, (i) => i % 10);
+        const x = tf.stack(
+          labels.map((c) =>
+            tf
+              .pad(tf.ones([2, 28, 1]), [
+                [2 * c + 4, 22 - 2 * c],
+                [0, 0],
+                [0, 0],
+              ])
+              .mul(2)
+              .sub(1),
+          ),
+        ) as tf.Tensor4D;
+        return { x, y: tf.tensor1d(labels, 'int32') };
+      });
+    },
+  };
+
+  it('D gets class logits and learns to classify real images; D and G losses carry the class term', () => {
+    seedWeights(3);
+    const c = config('projection', 1);
+    const d = buildDiscriminator(c);
+    expect(d.outputs.map((o) => o.shape)).toEqual([
+      [null, 1],
+      [null, 10],
+    ]);
+    const task = new LatentGanTask({
+      variant: 'cgan',
+      generator: buildGenerator(c),
+      discriminator: d,
+      latentDim: 16,
+      numClasses: 10,
+      loss: adversarialLoss('bce'),
+      lr: 2e-3,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: 10,
+      data: bars,
+      config: c,
+      mustMatch: [],
+      auxClassifierWeight: 1,
+    });
+    const clsLoss: number[] = [];
+    for (let step = 0; step < 40; step++) {
+      const batch = task.nextBatch(step);
+      const losses = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
+      expect(Object.keys(losses)).toEqual(expect.arrayContaining(['D', 'D cls', 'G', 'G cls']));
+      clsLoss.push(losses['D cls']!.dataSync()[0]!);
+      tf.dispose([...Object.values(losses), ...Object.values(batch)]);
+    }
+    // Cross-entropy of 10 classes starts near ln 10 ≈ 2.3; the bars are easy to tell apart.
+    expect(clsLoss[0]).toBeGreaterThan(1.5);
+    expect(Math.max(...clsLoss.slice(-5))).toBeLessThan(0.5 * clsLoss[0]!);
+    task.dispose();
+  });
+
+  it('without it D has one output (the default)', () => {
+    expect(buildDiscriminator(config('projection')).outputs).toHaveLength(1);
   });
 });

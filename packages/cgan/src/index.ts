@@ -6,7 +6,7 @@
  * which is what makes samples recognisable as the requested digit early in training.
  */
 import * as tf from '@tensorflow/tfjs';
-import { concat, convBlock, deconvBlock, denseBlock, nextInitSeed, positiveInt } from '@gantry/core';
+import { concat, convBlock, deconvBlock, denseBlock, nextInitSeed, nonNegativeNumber, positiveInt } from '@gantry/core';
 import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
@@ -17,6 +17,8 @@ export interface CganConfig extends MnistGanConfig {
   ndf: number;
   conditioning: Conditioning;
   embeddingDim: number;
+  /** Weight of the ACGAN auxiliary classifier loss; 0 builds D without class logits. */
+  auxWeight: number;
 }
 
 type Sym = tf.SymbolicTensor;
@@ -56,7 +58,9 @@ export function buildDiscriminator(c: CganConfig): tf.LayersModel {
     const projection = tf.layers.dot({ axes: 1 }).apply([h, labelEmbedding(label, c, 256)]) as Sym;
     score = tf.layers.add().apply([score, projection]) as Sym;
   }
-  return tf.model({ inputs: [image, label], outputs: score, name: 'cgan_discriminator' });
+  // ACGAN's auxiliary classifier: class logits from the same features.
+  const outputs = c.auxWeight > 0 ? [score, denseBlock(features, c.numClasses, 'none')] : score;
+  return tf.model({ inputs: [image, label], outputs, name: 'cgan_discriminator' });
 }
 
 export const cgan: MnistGanVariant<CganConfig> = {
@@ -72,6 +76,7 @@ export const cgan: MnistGanVariant<CganConfig> = {
     ndf: { coerce: positiveInt('ndf'), default: 32, describe: 'discriminator width' },
     conditioning: { type: 'string', default: 'projection', choices: ['projection', 'concat'], describe: "how D sees the label" },
     'embedding-dim': { coerce: positiveInt('embedding-dim'), default: 50, describe: "size of G's label embedding" },
+    'aux-weight': { coerce: nonNegativeNumber('aux-weight'), default: 0.3, describe: 'weight of the ACGAN auxiliary classifier loss in D and G (0: none)' },
   },
   config: (a) => ({
     latentDim: a['latent-dim'] as number,
@@ -81,8 +86,9 @@ export const cgan: MnistGanVariant<CganConfig> = {
     ndf: a.ndf as number,
     conditioning: a.conditioning as Conditioning,
     embeddingDim: a['embedding-dim'] as number,
+    auxWeight: a['aux-weight'] as number,
   }),
-  mustMatch: ['latentDim', 'numClasses', 'ngf', 'ndf', 'conditioning', 'embeddingDim'],
+  mustMatch: ['latentDim', 'numClasses', 'ngf', 'ndf', 'conditioning', 'embeddingDim', 'auxWeight'],
   buildGenerator,
   buildDiscriminator,
 };

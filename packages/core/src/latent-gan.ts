@@ -19,7 +19,10 @@ export interface LatentGanOptions {
   variant: string;
   /** Inputs: z [B, latentDim], plus labels [B] (int32) when `numClasses` is set. Output: images in [-1, 1]. */
   generator: tf.LayersModel;
-  /** Inputs: images, plus labels when conditional. Output: one score (logit) per image. */
+  /**
+   * Inputs: images, plus labels when conditional. Output: one score (logit) per image; with
+   * `auxClassifierWeight`, a second output of class logits [B, numClasses].
+   */
   discriminator: tf.LayersModel;
   latentDim: number;
   numClasses?: number;
@@ -38,6 +41,12 @@ export interface LatentGanOptions {
   generatorEma?: tf.LayersModel;
   /** The average's decay per step (default 0.999), warmed up as min(decay, (1 + step) / (10 + step)). */
   emaDecay?: number;
+  /**
+   * Weight of an auxiliary classification loss (ACGAN, Odena et al. 2017), for a D with class logits: D learns to
+   * classify real digits, G to make fakes that D classifies as the requested class. Only reals train D's
+   * classifier, so it never learns the classes from G's early, wrong fakes.
+   */
+  auxClassifierWeight?: number;
 }
 
 type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
@@ -108,9 +117,23 @@ export class LatentGanTask implements GanTask<Batch> {
     return g.apply(inputs, { training }) as tf.Tensor4D;
   }
 
-  private score(x: tf.Tensor, labels: tf.Tensor): tf.Tensor {
+  /** D's score, and its class logits when it has an auxiliary classifier. */
+  private judge(x: tf.Tensor, labels: tf.Tensor): { score: tf.Tensor; logits?: tf.Tensor } {
     const inputs = this.conditional ? [x, tf.reshape(labels, [-1, 1])] : x;
-    return this.nets.discriminator.apply(inputs, { training: true }) as tf.Tensor;
+    const out = this.nets.discriminator.apply(inputs, { training: true }) as tf.Tensor | tf.Tensor[];
+    return Array.isArray(out) ? { score: out[0]!, logits: out[1] } : { score: out };
+  }
+
+  private score(x: tf.Tensor, labels: tf.Tensor): tf.Tensor {
+    return this.judge(x, labels).score;
+  }
+
+  /** The weighted auxiliary classification loss of `logits` for `labels` (0 without a classifier). */
+  private classLoss(logits: tf.Tensor | undefined, labels: tf.Tensor1D): tf.Scalar | undefined {
+    const w = this.o.auxClassifierWeight ?? 0;
+    if (!logits || w === 0) return undefined;
+    const k = logits.shape[1]!;
+    return tf.mul(w, tf.losses.softmaxCrossEntropy(tf.oneHot(labels, k), logits)) as tf.Scalar;
   }
 
   discriminatorStep(b: Batch, step: number): Losses {
@@ -119,14 +142,16 @@ export class LatentGanTask implements GanTask<Batch> {
       [this.nets.discriminator],
       () => {
         const fake = this.generate(b.z, b.yFake, true);
-        const real = this.score(b.x, b.y);
+        const { score: real, logits } = this.judge(b.x, b.y);
         let d = this.o.loss.discriminator(real, this.score(fake, b.yFake));
+        const cls = this.classLoss(logits, b.y);
+        if (cls) d = tf.add(d, cls);
         if (this.o.loss.needsGradientPenalty) {
           // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
           const fakeForReal = this.generate(b.z, b.y, true);
           d = tf.add(d, gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)));
         }
-        return { D: d, 'D(x)': tf.mean(real) as tf.Scalar };
+        return { D: d, 'D(x)': tf.mean(real) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
       },
       'D',
     );
@@ -136,7 +161,12 @@ export class LatentGanTask implements GanTask<Batch> {
     const losses = optimize(
       this.optimizers.generator,
       [this.nets.generator],
-      () => ({ G: this.o.loss.generator(this.score(this.generate(b.z, b.yFake, true), b.yFake)) }),
+      (): Losses => {
+        const { score, logits } = this.judge(this.generate(b.z, b.yFake, true), b.yFake);
+        const cls = this.classLoss(logits, b.yFake);
+        const g = this.o.loss.generator(score);
+        return cls ? { G: tf.add(g, cls) as tf.Scalar, 'G cls': cls } : { G: g };
+      },
       'G',
     );
     this.updateEma(step);

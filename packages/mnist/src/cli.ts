@@ -40,6 +40,8 @@ export interface MnistGanConfig {
   latentDim: number;
   imageSize: MnistImageSize;
   numClasses?: number;
+  /** Weight of the auxiliary classification loss, for a D built with class logits (cGAN's --aux-weight). */
+  auxWeight?: number;
   [k: string]: unknown;
 }
 
@@ -131,6 +133,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
             mustMatch: [...v.mustMatch, 'ema'],
             generatorEma: (args.ema as number) > 0 ? v.buildGenerator(config) : undefined,
             emaDecay: args.ema as number,
+            auxClassifierWeight: config.auxWeight,
           });
         }, {
           schedule: (task) => {
