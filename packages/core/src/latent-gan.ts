@@ -128,7 +128,7 @@ export class LatentGanTask implements GanTask<Batch> {
     return this.judge(x, labels).score;
   }
 
-  /** The weighted auxiliary classification loss of `logits` for `labels` (0 without a classifier). */
+  /** The weighted auxiliary classification loss of `logits` for `labels`; undefined without a classifier. */
   private classLoss(logits: tf.Tensor | undefined, labels: tf.Tensor1D): tf.Scalar | undefined {
     const w = this.o.auxClassifierWeight ?? 0;
     if (!logits || w === 0) return undefined;
