@@ -407,7 +407,7 @@ function samePadFixKernel(original: KernelFunc, depthwise: boolean): KernelFunc 
  * Identity, and Cast to the dtype a tensor already has, as a shared reference (the cpu backend's way; wasm's
  * Reshape already shares) instead of wasm's copy. It is about memory more than time: TF.js saves every tensor a
  * gradient needs as `clone(t)`, i.e. an Identity, so with the copying kernel each taped activation was held
- * twice, and a 256×256 CycleGAN generator's gradient ran out of the 4 GB wasm heap. Sharing is safe because no
+ * twice (part of why the 256×256 CycleGAN step ran out of the 4 GB wasm heap). Sharing is safe because no
  * wasm kernel writes into its inputs (variables are updated by swapping data, not in place).
  */
 function sharingKernel(original: KernelFunc): KernelFunc {
