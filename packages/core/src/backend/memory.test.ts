@@ -7,7 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { InstanceNormalization, ReflectionPadding2D } from '../networks.js';
+import { resnetGenerator } from '../networks.js';
+import { trainableVariables } from '../optim.js';
+import { seedWeights } from '../rng.js';
 import { registerGradientFixes, registerNativeKernels, registerWasmKernels } from './index.js';
 
 registerGradientFixes();
@@ -43,38 +45,11 @@ describe('Identity and Cast on wasm', () => {
 });
 
 describe('backward pass that frees as it goes', () => {
-  /** A small CycleGAN-like stack: reflection pad, conv, instance norm, ReLU, residual add, tanh. */
-  function build(): tf.LayersModel {
-    const input = tf.input({ shape: [12, 12, 3] });
-    let x = new ReflectionPadding2D({ padding: 1 }).apply(input) as tf.SymbolicTensor;
-    x = tf.layers
-      .conv2d({ filters: 8, kernelSize: 3, kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) })
-      .apply(x) as tf.SymbolicTensor;
-    x = new InstanceNormalization().apply(x) as tf.SymbolicTensor;
-    const h = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
-    x = tf.layers
-      .add()
-      .apply([
-        x,
-        tf.layers
-          .conv2d({ filters: 8, kernelSize: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) })
-          .apply(h) as tf.SymbolicTensor,
-      ]) as tf.SymbolicTensor;
-    x = tf.layers
-      .conv2d({
-        filters: 3,
-        kernelSize: 3,
-        padding: 'same',
-        activation: 'tanh',
-        kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
-      })
-      .apply(x) as tf.SymbolicTensor;
-    return tf.model({ inputs: input, outputs: x });
-  }
-
   it('gives exactly the gradients of the ordinary (taped) backward', () => {
-    const model = build();
-    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    // Core's CycleGAN generator, small: reflection pad, convs, instance norm, ReLU, a residual block, deconvs, tanh.
+    seedWeights(1);
+    const model = resnetGenerator({ size: 12, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
+    const vars = trainableVariables([model]);
     const x = tf.randomNormal([2, 12, 12, 3], 0, 1, 'float32', 7);
     const loss = () => tf.mean(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar;
     const lean = tf.variableGrads(loss, vars);

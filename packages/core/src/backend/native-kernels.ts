@@ -13,7 +13,6 @@ import { replaceWasmKernel } from './wasm-kernels.js';
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = tf.KernelConfig['kernelFunc'];
 
-
 /** The parts of BackendWasm these kernels use. */
 interface WasmBackendLike {
   wasm: { HEAPU8: Uint8Array };
