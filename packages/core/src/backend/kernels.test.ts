@@ -236,6 +236,42 @@ for (const path of PATHS) {
           expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
         }
       });
+
+      it('Sum and Mean over any axes (outer blocks as matmuls, the rest the original kernels), keepDims or not', () => {
+        for (let seed = 4100; seed < 4160; seed++) {
+          const r = rng(seed);
+          const rank = r.int(1, 5);
+          const shape = Array.from({ length: rank }, () => r.int(1, 7));
+          const axes = [...Array(rank).keys()].filter(() => r.next() < 0.5);
+          if (axes.length === 0) axes.push(r.int(0, rank - 1));
+          const keepDims = r.next() < 0.5;
+          const xs = r.normal(shape.reduce((a, b) => a * b, 1));
+          const res = onBoth(() => {
+            const x = tf.tensor(xs, shape);
+            return [
+              tf.sum(x, axes, keepDims),
+              tf.mean(x, axes, keepDims),
+              tf.sum(
+                x,
+                axes.map((a) => a - rank),
+              ),
+            ];
+          });
+          expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+        }
+        // The batch-norm case at a size where the block path runs: statistics of NHWC activations over N, H, W.
+        const x = rng(4200).normal(16 * 14 * 14 * 8);
+        const res = onBoth(() => {
+          const t = tf.tensor4d(x, [16, 14, 14, 8]);
+          return [
+            tf.moments(t, [0, 1, 2]).mean,
+            tf.moments(t, [0, 1, 2]).variance,
+            tf.moments(t, [1, 2]).variance,
+            tf.sum(t, [0, 1, 2]),
+          ];
+        });
+        expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+      });
     });
 
     describe('gradient fixes', () => {
@@ -663,7 +699,12 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
       const sizes = Array.from({ length: parts }, () => r.int(1, 4));
       const data = sizes.map((s) => r.normal(shape.reduce((a, b, i) => a * (i === ax ? s : b), 1)));
       const res = onBoth(() => {
-        const ts = sizes.map((s, k) => tf.tensor(data[k]!, shape.map((d, i) => (i === ax ? s : d))));
+        const ts = sizes.map((s, k) =>
+          tf.tensor(
+            data[k]!,
+            shape.map((d, i) => (i === ax ? s : d)),
+          ),
+        );
         const whole = tf.concat(ts, axis);
         const ints = tf.concat(
           ts.map((t) => tf.cast(tf.mul(t, 100), 'int32')),

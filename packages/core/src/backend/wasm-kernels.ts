@@ -10,6 +10,7 @@
  * Replaced (measured faster; the original kernel's setupFunc is kept):
  *  - Conv2DBackpropInput: input gradient of conv2d and the forward pass of conv2dTranspose.
  *  - BatchMatMul with transposeA/transposeB: explicit transposes, then the original kernel.
+ *  - Sum and Mean over outer axes: a matmul with a row of ones.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -360,6 +361,37 @@ function tileKernel(original: KernelFunc): KernelFunc {
 }
 
 /**
+ * Sum and Mean over a contiguous block of axes that is not innermost (batch-norm statistics and their gradients,
+ * bias gradients: axes [0, 1, 2] of NHWC; instance norm: [1, 2]) as a matmul with a row of ones (1/n for Mean):
+ * the wasm kernels reduce only innermost axes and transpose everything else first, which took a quarter of a
+ * cGAN training step. Other reductions, and non-float inputs, go to the original kernel.
+ */
+function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+    const first = axes[0] ?? 0;
+    const last = axes[axes.length - 1] ?? -1;
+    const contiguous = axes.length > 0 && axes.every((a, i) => a === first + i);
+    const size = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
+    const outer = size(x.shape.slice(0, first));
+    const rows = size(x.shape.slice(first, last + 1));
+    const inner = size(x.shape.slice(last + 1));
+    if (!contiguous || inner === 1 || rows <= 1 || outer * rows * inner === 0 || x.dtype !== 'float32')
+      return original(args);
+    const outShape = keepDims
+      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !axes.includes(i));
+    return tf.tidy(() => {
+      const ones = tf.fill(outer === 1 ? [1, rows] : [outer, 1, rows], mean ? 1 / rows : 1);
+      const block = tf.reshape(wrap(x), outer === 1 ? [rows, inner] : [outer, rows, inner]);
+      return tf.reshape(tf.matMul(ones as tf.Tensor2D, block as tf.Tensor2D), outShape);
+    });
+  };
+}
+
+/**
  * The wasm Conv2D/FusedConv2D/depthwise kernels give wrong results for padding 'same' when a stride is
  * larger than the (dilated) filter in that dimension (e.g. a 1×1 conv with stride 2): XNNPACK's own
  * SAME-padding rule is used there. Passing TF.js's padding explicitly gives the right answer.
@@ -430,6 +462,8 @@ export interface WasmKernelOptions {
   replaceTile?: boolean;
   /** Share the input's data in Identity and same-dtype Cast instead of copying it (default true). */
   shareIdentity?: boolean;
+  /** Sum and Mean over non-innermost axes as matmuls (default true). */
+  replaceReductions?: boolean;
 }
 
 let registered = false;
@@ -471,6 +505,10 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
     replace('Identity', sharingKernel);
     replace('Cast', sharingKernel);
   }
+  if (opts.replaceReductions !== false) {
+    replace('Sum', (k) => blockReduceKernel(k, false));
+    replace('Mean', (k) => blockReduceKernel(k, true));
+  }
   replace('Conv2D', (k) => samePadFixKernel(k, false));
   replace('FusedConv2D', (k) => samePadFixKernel(k, false));
   replace('DepthwiseConv2dNative', (k) => samePadFixKernel(k, true));
@@ -485,6 +523,8 @@ export const REPLACED_WASM_KERNELS = [
   'Tile',
   'Identity',
   'Cast',
+  'Sum',
+  'Mean',
   'Conv2D',
   'FusedConv2D',
   'DepthwiseConv2dNative',
