@@ -4,7 +4,7 @@
  * a label map stacked onto the image) or by projection (Miyato & Koyama 2018: the score gets an inner product of
  * a label embedding with D's features). Projection is the default: it ties the score to the class directly,
  * which is what makes samples recognisable as the requested digit early in training. On top of it D has an
- * ACGAN auxiliary classifier head (Odena et al. 2017) by default, at weight 0.3: it lifts the hardest class from
+ * ACGAN auxiliary classifier head (Odena et al. 2017) by default, at weight 0.3: it lifted the hardest class from
  * 96–97% recognised to ≥ 98.6% without changing the Fréchet distance (README, Measuring quality).
  */
 import * as tf from '@tensorflow/tfjs';
