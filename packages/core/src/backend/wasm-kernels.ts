@@ -374,15 +374,13 @@ function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
     const first = axes[0] ?? 0;
     const last = axes[axes.length - 1] ?? -1;
     const contiguous = axes.length > 0 && axes.every((a, i) => a === first + i);
-    const size = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
-    const outer = size(x.shape.slice(0, first));
-    const rows = size(x.shape.slice(first, last + 1));
-    const inner = size(x.shape.slice(last + 1));
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, first));
+    const rows = tf.util.sizeFromShape(x.shape.slice(first, last + 1));
+    const inner = tf.util.sizeFromShape(x.shape.slice(last + 1));
     if (!contiguous || inner === 1 || rows <= 1 || outer * rows * inner === 0 || x.dtype !== 'float32')
       return original(args);
-    const outShape = keepDims
-      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
-      : x.shape.filter((_, i) => !axes.includes(i));
+    const [reduced] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+    const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
     return tf.tidy(() => {
       const ones = tf.fill(outer === 1 ? [1, rows] : [outer, 1, rows], mean ? 1 / rows : 1);
       const block = tf.reshape(wrap(x), outer === 1 ? [rows, inner] : [outer, rows, inner]);
