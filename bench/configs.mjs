@@ -8,7 +8,7 @@
 
 /** Networks as the apps' defaults build them (`pnpm --filter <variant> train`). */
 const DCGAN = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32, loss: 'bce' };
-const CGAN = { latentDim: 100, imageSize: 28, numClasses: 10, ngf: 96, ndf: 8, conditioning: 'projection', embeddingDim: 50, auxWeight: 0.3, loss: 'bce' };
+const CGAN = { latentDim: 100, imageSize: 28, numClasses: 10, ngf: 96, ndf: 8, conditioning: 'projection', embeddingDim: 50, auxWeight: 0.3, conditionalBn: true, loss: 'bce' };
 const PIX2PIX_CPU = { netG: 'unet_128', numDowns: 7, ngf: 32, ndf: 32, nLayersD: 3, norm: 'batch', dropout: true, cropSize: 128, channels: 3, lambdaL1: 100, lambdaGan: 1, loss: 'bce' };
 const PIX2PIX_PAPER = { ...PIX2PIX_CPU, netG: 'unet_256', numDowns: 8, ngf: 64, ndf: 64, cropSize: 256 };
 const CYCLEGAN_CPU = { size: 128, channels: 3, generator: 'resnet', blocks: 6, ngf: 16, ndf: 16, dLayers: 3, norm: 'instance', lambdaCycle: 10, lambdaIdentity: 0.5, poolSize: 50, loss: 'lsgan' };

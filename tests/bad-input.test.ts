@@ -69,6 +69,7 @@ const cases: Case[] = [
   ['cgan', 'negative count', ['generate', '--count', '-1', ...cgan(''), '--out', at('o4')], /--count: expected a positive integer, got '-1'/, 'o4'],
   ['cgan', 'non-numeric batch size', ['train', '--batch-size', 'abc', '--out', at('o5')], /--batch-size: expected a positive integer, got 'abc'/, 'o5'],
   ['cgan', 'negative learning rate', ['train', '--lr', '-0.1', '--out', at('o6')], /--lr: expected a positive number, got '-0.1'/, 'o6'],
+  ['cgan', 'zero discriminator learning rate', ['train', '--d-lr', '0', '--out', at('o33')], /--d-lr: expected a positive number, got '0'/, 'o33'],
   ['cgan', 'weight-average decay out of range', ['train', '--ema', '1.5', '--out', at('o32')], /--ema: expected a decay in \[0, 1\), got '1.5'/, 'o32'],
   ['cgan', 'unknown flag', ['train', '--bogus', '--out', at('o7')], /Unknown argument: bogus/, 'o7'],
   ['cgan', 'unknown loss', ['train', '--loss', 'nope', '--out', at('o8')], /Invalid values: Argument: loss, Given: "nope"/, 'o8'],

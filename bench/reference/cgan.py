@@ -1,6 +1,7 @@
 """PyTorch reference of Gantry's cGAN step (packages/cgan + core's LatentGanTask), 28×28, 10 classes.
 
 G: z ⊕ label embedding → linear (no bias) 7×7×2ngf → BN → ReLU → ConvT k4 s2 + BN + ReLU → ConvT k4 s2 → tanh.
+With conditionalBn, each BN is followed by the label's own per-channel scale and shift (embeddings [k, C]).
 D (projection, Miyato & Koyama 2018): conv k4 s2 + LeakyReLU → conv k4 s2 + BN + LeakyReLU → features;
 score = linear(features) + ⟨LeakyReLU(linear₂₅₆(features)), embedding₂₅₆(label)⟩. With conditioning 'concat':
 a label map (embedding → linear 784) stacked onto the image instead. With auxWeight > 0 (the default 0.3),
@@ -16,19 +17,37 @@ def build_nets(torch, c):
     nn = torch.nn
     ngf, ndf, k = c["ngf"], c["ndf"], c["numClasses"]
 
+    class ClassAffine(nn.Module):
+        def __init__(self, ch):
+            super().__init__()
+            self.gamma, self.beta = nn.Embedding(k, ch), nn.Embedding(k, ch)
+            nn.init.normal_(self.gamma.weight, 1.0, 0.02)
+            nn.init.zeros_(self.beta.weight)
+
+        def forward(self, x, label):
+            shape = (-1, x.shape[1]) + (1,) * (x.dim() - 2)
+            return x * self.gamma(label).view(shape) + self.beta(label).view(shape)
+
     class Generator(nn.Module):
         def __init__(self):
             super().__init__()
             self.emb = nn.Embedding(k, c["embeddingDim"])
-            self.fc = nn.Sequential(nn.Linear(c["latentDim"] + c["embeddingDim"], 7 * 7 * ngf * 2, bias=False), nn.BatchNorm1d(7 * 7 * ngf * 2), nn.ReLU())
-            self.ups = nn.Sequential(
-                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(),
-                nn.ConvTranspose2d(ngf, 1, 4, 2, 1, bias=True), nn.Tanh(),
-            )
+            self.fc = nn.Linear(c["latentDim"] + c["embeddingDim"], 7 * 7 * ngf * 2, bias=False)
+            self.bn1, self.bn2 = nn.BatchNorm1d(7 * 7 * ngf * 2), nn.BatchNorm2d(ngf)
+            self.up1 = nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False)
+            self.up2 = nn.ConvTranspose2d(ngf, 1, 4, 2, 1, bias=True)
+            cond = c.get("conditionalBn", False)
+            self.aff1 = ClassAffine(7 * 7 * ngf * 2) if cond else None
+            self.aff2 = ClassAffine(ngf) if cond else None
+
+        def norm_relu(self, x, bn, aff, label):
+            x = bn(x)
+            return torch.relu(aff(x, label) if aff else x)
 
         def forward(self, z, label):
-            h = self.fc(torch.cat([z, self.emb(label)], 1))
-            return self.ups(h.view(-1, ngf * 2, 7, 7))
+            h = self.norm_relu(self.fc(torch.cat([z, self.emb(label)], 1)), self.bn1, self.aff1, label)
+            h = self.norm_relu(self.up1(h.view(-1, ngf * 2, 7, 7)), self.bn2, self.aff2, label)
+            return torch.tanh(self.up2(h))
 
     class Discriminator(nn.Module):
         def __init__(self):

@@ -41,7 +41,7 @@ if (fs.existsSync(out)) {
 }
 fs.mkdirSync(path.dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
-const args = ['-O2', '-std=c++17', '-fPIC', '-shared', '-fopenmp', '-DNODE_GYP_MODULE_NAME=gantry_native', '-DNAPI_VERSION=8',
+const args = ['-O3', '-fno-math-errno', '-std=c++17', '-fPIC', '-shared', '-fopenmp', '-DNODE_GYP_MODULE_NAME=gantry_native', '-DNAPI_VERSION=8',
   `-I${nodeHeaders}`, `-I${path.dirname(path.dirname(path.dirname(dnnlHeader)))}`, source, '-o', tmp, '-ldnnl'];
 try {
   execFileSync(cxx, args, { stdio: ['ignore', 'inherit', 'inherit'] });

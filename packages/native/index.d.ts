@@ -5,6 +5,8 @@ export interface NativeBinding {
   matmul(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [dir (0 concat, 1 split), wholeOff, outer, wholeInner, n, (partOff, partInner) × n]. */
   blocks(heap: ArrayBuffer, params: Float64Array): string;
+  /** params: [0, n, xOff, mOff, vOff, gOff, x2Off, m2Off, v2Off, lr, beta1, beta2, eps, c1, c2] (Adam) or [1, n, aOff, bOff, outOff, beta] (β·a + (1 − β)·b). */
+  update(heap: ArrayBuffer, params: Float64Array): string;
   /** Sets oneDNN's OpenMP thread count; returns the count in effect. */
   setThreads(n: number): number;
   version(): string;

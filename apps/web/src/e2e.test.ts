@@ -55,7 +55,7 @@ async function exportModel(model: tf.LayersModel, dir: string, meta?: object): P
 /** The three exports the page loads, in the layout of the apps' `export` commands. */
 async function makeModels(root: string): Promise<void> {
   await tf.setBackend('cpu');
-  const cgan = cganGenerator({ latentDim: 8, imageSize: 28, numClasses: 10, ngf: 4, ndf: 4, conditioning: 'projection', embeddingDim: 4, auxWeight: 0 });
+  const cgan = cganGenerator({ latentDim: 8, imageSize: 28, numClasses: 10, ngf: 4, ndf: 4, conditioning: 'projection', embeddingDim: 4, auxWeight: 0, conditionalBn: true });
   randomise(cgan, 1);
   await exportModel(cgan, path.join(root, 'cgan'), {
     variant: 'cgan',

@@ -3,7 +3,8 @@
  * CycleGAN: G_A/ and G_B/) and running them with TF.js in the browser.
  */
 import * as tf from '@tensorflow/tfjs';
-// Registers InstanceNormalization and ReflectionPadding2D, which pix2pix/CycleGAN generators use.
+// Registers Gantry's custom layers: InstanceNormalization and ReflectionPadding2D (pix2pix/CycleGAN generators),
+// ClassConditionalAffine (the cGAN generator's conditional batch norm).
 import '@gantry/layers';
 
 export interface LatentMeta {

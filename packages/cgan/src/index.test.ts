@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, initBackend, type LabelledImages, LatentGanTask, seedWeights } from '@gantry/core';
+import { adversarialLoss, ClassConditionalAffine, initBackend, type LabelledImages, LatentGanTask, seedWeights } from '@gantry/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDiscriminator, buildGenerator, type CganConfig } from './index.js';
 
-const config = (conditioning: CganConfig['conditioning'], auxWeight = 0): CganConfig => ({
+const config = (conditioning: CganConfig['conditioning'], auxWeight = 0, g: Partial<CganConfig> = {}): CganConfig => ({
   latentDim: 16,
   imageSize: 28,
   numClasses: 10,
@@ -12,6 +12,8 @@ const config = (conditioning: CganConfig['conditioning'], auxWeight = 0): CganCo
   conditioning,
   embeddingDim: 10,
   auxWeight,
+  conditionalBn: false,
+  ...g,
 });
 
 beforeAll(async () => {
@@ -19,9 +21,9 @@ beforeAll(async () => {
 });
 
 describe.each(['projection', 'concat'] as const)('cgan networks (%s)', (conditioning) => {
-  it('G maps (z, label) to 28×28 images in [-1, 1]; the label alone changes the image', () => {
+  it.each([{}, { conditionalBn: true }, { conditionalBn: true, finalConv: true }])('G maps (z, label) to 28×28 images in [-1, 1]; the label alone changes the image (%o)', (options) => {
     seedWeights(1);
-    const g = buildGenerator(config(conditioning));
+    const g = buildGenerator(config(conditioning, 0, options));
     const z = tf.tile(tf.randomNormal([1, 16], 0, 1, 'float32', 3), [10, 1]);
     const labels = tf.tensor2d([...Array(10).keys()], [10, 1], 'int32');
     const images = g.predict([z, labels]) as tf.Tensor;
@@ -56,30 +58,30 @@ describe.each(['projection', 'concat'] as const)('cgan networks (%s)', (conditio
   });
 });
 
-describe('auxiliary classifier (--aux-weight)', () => {
-  /** 40 "digits": class c is a bright horizontal bar at row 2c + 4, so the class is learnable from the image. */
-  const bars: LabelledImages = {
-    count: 40,
-    batch(indices) {
-      return tf.tidy(() => {
-        const labels = Array.from(indices, (i) => i % 10);
-        const x = tf.stack(
-          labels.map((c) =>
-            tf
-              .pad(tf.ones([2, 28, 1]), [
-                [2 * c + 4, 22 - 2 * c],
-                [0, 0],
-                [0, 0],
-              ])
-              .mul(2)
-              .sub(1),
-          ),
-        ) as tf.Tensor4D;
-        return { x, y: tf.tensor1d(labels, 'int32') };
-      });
-    },
-  };
+/** 40 "digits": class c is a bright horizontal bar at row 2c + 4, so the class is learnable from the image. */
+const bars: LabelledImages = {
+  count: 40,
+  batch(indices) {
+    return tf.tidy(() => {
+      const labels = Array.from(indices, (i) => i % 10);
+      const x = tf.stack(
+        labels.map((c) =>
+          tf
+            .pad(tf.ones([2, 28, 1]), [
+              [2 * c + 4, 22 - 2 * c],
+              [0, 0],
+              [0, 0],
+            ])
+            .mul(2)
+            .sub(1),
+        ),
+      ) as tf.Tensor4D;
+      return { x, y: tf.tensor1d(labels, 'int32') };
+    });
+  },
+};
 
+describe('auxiliary classifier (--aux-weight)', () => {
   it('D gets class logits and learns to classify real images; D and G losses carry the class term', () => {
     seedWeights(3);
     const c = config('projection', 1);
@@ -120,5 +122,45 @@ describe('auxiliary classifier (--aux-weight)', () => {
 
   it('without it D has one output (the default)', () => {
     expect(buildDiscriminator(config('projection')).outputs).toHaveLength(1);
+  });
+});
+
+describe('conditional batch norm in G (--conditional-bn)', () => {
+  it('a G step moves the per-class scale and shift of the classes it drew and no other', () => {
+    seedWeights(4);
+    const c = config('projection', 0, { conditionalBn: true });
+    const generator = buildGenerator(c);
+    const affine = generator.layers.filter((l) => l instanceof ClassConditionalAffine);
+    expect(affine).toHaveLength(2); // after the dense layer and after the first deconv
+    const task = new LatentGanTask({
+      variant: 'cgan',
+      generator,
+      discriminator: buildDiscriminator(c),
+      latentDim: 16,
+      numClasses: 10,
+      loss: adversarialLoss('bce'),
+      lr: 1e-2,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: 4,
+      data: bars,
+      config: c,
+      mustMatch: [],
+    });
+    const gammas = () => affine.map((l) => l.getWeights()[0]!.arraySync() as number[][]);
+    const before = gammas();
+    const batch = task.nextBatch(0);
+    const drawn = new Set(batch.yFake.arraySync() as number[]);
+    tf.dispose([...Object.values(task.discriminatorStep(batch, 0)), ...Object.values(task.generatorStep(batch, 0))]);
+    const after = gammas();
+    for (const [l, rows] of after.entries()) {
+      for (let k = 0; k < 10; k++) {
+        if (drawn.has(k)) expect(rows[k], `layer ${l} class ${k}`).not.toEqual(before[l]![k]);
+        else expect(rows[k], `layer ${l} class ${k}`).toEqual(before[l]![k]);
+      }
+    }
+    expect(drawn.size).toBeLessThan(10);
+    tf.dispose(Object.values(batch));
+    task.dispose();
   });
 });

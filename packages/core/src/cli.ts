@@ -39,6 +39,8 @@ export interface TrainDefaults {
   epochs: number;
   batchSize: number;
   lr: number;
+  /** D's learning rate where the variant sets one apart from `lr` (MNIST apps' --d-lr). */
+  discriminatorLr?: number;
   loss: string;
   sampleEvery: number;
   checkpointEvery: number;

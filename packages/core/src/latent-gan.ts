@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { saveImageGrid } from './image.js';
 import { type AdversarialLoss, gradientPenalty } from './losses.js';
-import { adam, optimize } from './optim.js';
+import { adam, lerp, optimize } from './optim.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
 
@@ -28,6 +28,8 @@ export interface LatentGanOptions {
   numClasses?: number;
   loss: AdversarialLoss;
   lr: number;
+  /** D's learning rate, when it differs from G's (the two time-scale update rule, Heusel et al. 2017); default `lr`. */
+  discriminatorLr?: number;
   beta1: number;
   seed: number;
   batchSize: number;
@@ -78,7 +80,7 @@ export class LatentGanTask implements GanTask<Batch> {
       o.generatorEma.setWeights(o.generator.getWeights());
       this.nets.generator_ema = o.generatorEma;
     }
-    this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
+    this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.discriminatorLr ?? o.lr, o.beta1) };
     this.sampler = new EpochSampler(o.data.count, o.batchSize, o.seed);
     this.stepsPerEpoch = this.sampler.stepsPerEpoch;
     // Samples use the same noise all run long, so the grids show training progress rather than new draws.
@@ -181,7 +183,7 @@ export class LatentGanTask implements GanTask<Batch> {
     const source = this.nets.generator.weights;
     tf.tidy(() => {
       ema.weights.forEach((w, i) => {
-        w.write(tf.add(tf.mul(w.read(), beta), tf.mul(source[i]!.read(), 1 - beta)));
+        w.write(lerp(w.read(), source[i]!.read(), beta));
       });
     });
   }

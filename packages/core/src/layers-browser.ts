@@ -3,4 +3,4 @@
  * (importing this module registers them with tf.serialization). The package index pulls in Node-only modules
  * (fs, sharp); networks.ts imports nothing but TF.js and rng.ts.
  */
-export { InstanceNormalization, ReflectionPadding2D } from './networks.js';
+export { ClassConditionalAffine, InstanceNormalization, ReflectionPadding2D } from './networks.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
-import { countParams, InstanceNormalization, patchDiscriminator, ReflectionPadding2D, resnetGenerator } from './networks.js';
+import { ClassConditionalAffine, countParams, InstanceNormalization, patchDiscriminator, ReflectionPadding2D, resnetGenerator } from './networks.js';
 import { seedWeights } from './rng.js';
 
 beforeAll(async () => {
@@ -50,6 +50,31 @@ describe('InstanceNormalization', () => {
     const expected = x.map((v) => (2 * (v - 2.5)) / Math.sqrt(1.25 + 1e-3) + 0.5);
     close((model.predict(tf.tensor4d(x, [1, 2, 2, 1])) as tf.Tensor).dataSync(), expected);
     expect(layer.getConfig()).toMatchObject({ affine: true, epsilon: 1e-3 });
+  });
+});
+
+describe('ClassConditionalAffine', () => {
+  it("scales and shifts each sample's channels by its own class's parameters, and survives a save and load", async () => {
+    const x = tf.input({ shape: [1, 2, 2] });
+    const label = tf.input({ shape: [1], dtype: 'int32' });
+    const layer = new ClassConditionalAffine({ numClasses: 3 });
+    const model = tf.model({ inputs: [x, label], outputs: layer.apply([x, label]) as tf.SymbolicTensor });
+    // γ, β: [classes, channels].
+    layer.setWeights([tf.tensor2d([1, 1, 2, 3, -1, 0.5], [3, 2]), tf.tensor2d([0, 0, 10, 20, 1, 2], [3, 2])]);
+    const xs = [1, 2, 3, 4, 1, 2, 3, 4];
+    const labels = tf.tensor2d([1, 2], [2, 1], 'int32');
+    // Sample 0 is class 1 (γ 2, 3; β 10, 20), sample 1 class 2 (γ −1, 0.5; β 1, 2); channels alternate.
+    const expected = [12, 26, 16, 32, 0, 3, -2, 4];
+    close((model.predict([tf.tensor4d(xs, [2, 1, 2, 2]), labels]) as tf.Tensor).dataSync(), expected);
+    const saved: tf.io.ModelArtifacts[] = [];
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved.push(artifacts);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved[0]!));
+    close((loaded.predict([tf.tensor4d(xs, [2, 1, 2, 2]), labels]) as tf.Tensor).dataSync(), expected);
   });
 });
 

@@ -104,6 +104,62 @@ export class ReflectionPadding2D extends tf.layers.Layer {
 }
 tf.serialization.registerClass(ReflectionPadding2D);
 
+/**
+ * The affine part of class-conditional batch norm (Dumoulin et al. 2017; the generator of Miyato & Koyama 2018):
+ * inputs [x, labels [B, 1] int32], x normalised without an affine of its own; each class has its own per-channel
+ * scale γ (starts at N(1, 0.02), as norm scales do here) and shift β (starts at 0): y = γ[label]·x + β[label].
+ */
+export class ClassConditionalAffine extends tf.layers.Layer {
+  static className = 'ClassConditionalAffine';
+  private readonly numClasses: number;
+  private gamma?: tf.LayerVariable;
+  private beta?: tf.LayerVariable;
+
+  constructor(config: { numClasses: number; name?: string; trainable?: boolean }) {
+    super(config);
+    this.numClasses = config.numClasses;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (inputShape as tf.Shape[])[0]!;
+    const channels = shape[shape.length - 1] as number;
+    this.gamma = this.addWeight('gamma', [this.numClasses, channels], 'float32', gammaInit());
+    this.beta = this.addWeight('beta', [this.numClasses, channels], 'float32', tf.initializers.zeros());
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return (inputShape as tf.Shape[])[0]!;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const [x, labels] = inputs as tf.Tensor[];
+      const index = tf.reshape(tf.cast(labels!, 'int32'), [-1]);
+      // [B, C] per-sample parameters, shaped [B, 1, …, 1, C] to broadcast over x's spatial axes.
+      const perSample = [x!.shape[0]!, ...Array<number>(x!.rank - 2).fill(1), x!.shape[x!.rank - 1]!];
+      const g = tf.reshape(tf.gather(this.gamma!.read(), index), perSample);
+      const b = tf.reshape(tf.gather(this.beta!.read(), index), perSample);
+      return tf.add(tf.mul(x!, g), b);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), numClasses: this.numClasses };
+  }
+}
+tf.serialization.registerClass(ClassConditionalAffine);
+
+/**
+ * Class-conditional batch norm: batch statistics as usual, then a scale and shift chosen by the label. The shared
+ * affine stays (starting at γ 1, β 0): TF.js 4.22's batch norm reads γ and β in training even with center and
+ * scale off.
+ */
+export function conditionalBatchNorm(x: Sym, labels: Sym, numClasses: number): Sym {
+  const normalised = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }).apply(x) as Sym;
+  return new ClassConditionalAffine({ numClasses }).apply([normalised, labels]) as Sym;
+}
+
 /** A norm layer applied to `x` (identity for 'none'). */
 export function normLayer(x: Sym, norm: Norm): Sym {
   if (norm === 'batch') {
@@ -164,10 +220,8 @@ export function deconvBlock(x: Sym, o: ConvOptions): Sym {
 }
 
 /** dense → norm → activation. */
-export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none'): Sym {
-  const y = tf.layers
-    .dense({ units, useBias: norm !== 'batch', kernelInitializer: weightInit() })
-    .apply(x) as Sym;
+export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none', bias = norm !== 'batch'): Sym {
+  const y = tf.layers.dense({ units, useBias: bias, kernelInitializer: weightInit() }).apply(x) as Sym;
   return activation(normLayer(y, norm), act);
 }
 

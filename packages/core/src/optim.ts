@@ -1,9 +1,91 @@
 import * as tf from '@tensorflow/tfjs';
+import { ADAM_UPDATE, type AdamUpdateAttrs, LERP, nativeUpdatesAvailable } from './backend/native-kernels.js';
 import type { Losses } from './trainer.js';
+
+/** TF.js's AdamOptimizer state that FusedAdam shares (private in the typings). */
+interface AdamState {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+  accumulatedFirstMoment: { originalName: string; variable: tf.Variable }[];
+  accumulatedSecondMoment: { originalName: string; variable: tf.Variable }[];
+  incrementIterations(): void;
+}
+
+/**
+ * TF.js's Adam with each variable's update fused into one kernel where the backend has it (wasm): same maths,
+ * same saved slots (`<name>/m`, `<name>/v`, iterations) and class name, so checkpoints move freely between the
+ * two; elsewhere it is TF.js's update unchanged.
+ */
+class FusedAdam extends tf.AdamOptimizer {
+  override applyGradients(variableGradients: Parameters<tf.AdamOptimizer['applyGradients']>[0]): void {
+    const list = Array.isArray(variableGradients)
+      ? variableGradients.map((v) => [v.name, v.tensor] as const)
+      : Object.entries(variableGradients as tf.NamedTensorMap);
+    const float32 = list.every(
+      ([name, g]) => tf.engine().registeredVariables[name]?.dtype === 'float32' && (g == null || g.dtype === 'float32'),
+    );
+    if (!nativeUpdatesAvailable() || !float32) {
+      super.applyGradients(variableGradients);
+      return;
+    }
+    const s = this as unknown as AdamState;
+    const [acc1, acc2] = [s.accBeta1.dataSync()[0]!, s.accBeta2.dataSync()[0]!];
+    const attrs: AdamUpdateAttrs = {
+      lr: s.learningRate,
+      beta1: s.beta1,
+      beta2: s.beta2,
+      epsilon: s.epsilon,
+      correction1: 1 - acc1,
+      correction2: 1 - acc2,
+    };
+    list.forEach(([name, gradient], i) => {
+      const value = tf.engine().registeredVariables[name]!;
+      const slot = (suffix: string) => ({
+        originalName: `${name}/${suffix}`,
+        variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+      });
+      s.accumulatedFirstMoment[i] ??= slot('m');
+      s.accumulatedSecondMoment[i] ??= slot('v');
+      if (gradient == null) return;
+      const m = s.accumulatedFirstMoment[i]!.variable;
+      const v = s.accumulatedSecondMoment[i]!.variable;
+      const inputs = { x: value, m, v, g: gradient } as unknown as tf.NamedTensorMap;
+      const [x2, m2, v2] = tf
+        .engine()
+        .runKernel(ADAM_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      m.assign(m2!);
+      v.assign(v2!);
+      value.assign(x2!);
+      tf.dispose([x2!, m2!, v2!]);
+    });
+    tf.tidy(() => {
+      s.accBeta1.assign(tf.mul(s.accBeta1, s.beta1));
+      s.accBeta2.assign(tf.mul(s.accBeta2, s.beta2));
+    });
+    s.incrementIterations();
+  }
+}
 
 /** Adam with the DCGAN/pix2pix defaults (lr 2e-4, β1 0.5). */
 export function adam(lr = 2e-4, beta1 = 0.5, beta2 = 0.999): tf.Optimizer {
-  return tf.train.adam(lr, beta1, beta2);
+  return new FusedAdam(lr, beta1, beta2);
+}
+
+/** β·a + (1 − β)·b (a weight average's step), in one pass where the backend has the fused kernel. */
+export function lerp(a: tf.Tensor, b: tf.Tensor, beta: number): tf.Tensor {
+  if (
+    nativeUpdatesAvailable() &&
+    a.dtype === 'float32' &&
+    b.dtype === 'float32' &&
+    tf.util.arraysEqual(a.shape, b.shape)
+  ) {
+    return tf.engine().runKernel(LERP, { a, b }, { beta }) as tf.Tensor;
+  }
+  return tf.tidy(() => tf.add(tf.mul(a, beta), tf.mul(b, 1 - beta)));
 }
 
 /** The trainable variables of `models`, in a fixed order (Adam's saved slots are matched by position). */

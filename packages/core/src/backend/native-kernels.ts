@@ -331,6 +331,72 @@ function splitV(original: KernelFunc): KernelFunc {
   };
 }
 
+/** Kernels of whole-tensor updates in one pass (optim.ts uses them where registered and enabled). */
+export const ADAM_UPDATE = 'GantryAdamUpdate';
+export const LERP = 'GantryLerp';
+
+/** Adam's update of one variable: inputs x, m, v, g (float32, one shape); outputs x′, m′, v′. */
+export interface AdamUpdateAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** 1 − β1^t and 1 − β2^t: Adam's bias corrections at this update. */
+  correction1: number;
+  correction2: number;
+}
+
+/** Runs native `update` on `outputs` fresh tensors shaped like the inputs; `params(n, inOffsets, outOffsets)`. */
+function updateOutputs(
+  args: Parameters<KernelFunc>[0],
+  inputs: TensorInfo[],
+  outputs: number,
+  params: (n: number, ins: number[], outs: number[]) => number[],
+): TensorInfo[] {
+  const shape = inputs[0]!.shape;
+  const n = tf.util.sizeFromShape(shape);
+  const backend = args.backend as unknown as WasmBackendLike;
+  const outs = withOutputs(backend, Array(outputs).fill(shape), 'float32', inputs, (heap, ins, o) =>
+    native!.update(heap, Float64Array.from(params(n, ins, o))),
+  );
+  // Only registered with the binding loaded, and only called while it is enabled: a failure here is a bug.
+  if (!outs) throw new Error(`native update failed: ${nativeStats.lastError}`);
+  return outs;
+}
+
+const adamUpdate: KernelFunc = (args) => {
+  const { x, m, v, g } = args.inputs as { x: TensorInfo; m: TensorInfo; v: TensorInfo; g: TensorInfo };
+  const a = args.attrs as unknown as AdamUpdateAttrs;
+  return updateOutputs(args, [x, m, v, g], 3, (n, ins, outs) => [
+    0,
+    n,
+    ...ins,
+    ...outs,
+    a.lr,
+    a.beta1,
+    a.beta2,
+    a.epsilon,
+    a.correction1,
+    a.correction2,
+  ]);
+};
+
+const lerp: KernelFunc = (args) => {
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const { beta } = args.attrs as unknown as { beta: number };
+  return updateOutputs(args, [a, b], 1, (n, ins, outs) => [1, n, ...ins, ...outs, beta])[0]!;
+};
+
+/** Whether the one-pass update kernels can run now: on the wasm backend with the native binding enabled. */
+export function nativeUpdatesAvailable(): boolean {
+  return (
+    native != null &&
+    typeof native.update === 'function' &&
+    tf.getBackend() === 'wasm' &&
+    tf.getKernel(ADAM_UPDATE, 'wasm') != null
+  );
+}
+
 /**
  * Loads `@gantry/native` and wraps the wasm conv/matmul kernels with it. Call after registerWasmKernels and
  * before tf.setBackend('wasm') (replacements keep the original setupFunc). GANTRY_NATIVE=0 turns it off.
@@ -351,6 +417,14 @@ export function registerNativeKernels(): NativeKernelsInfo {
   for (const name of ['BatchMatMul', '_FusedMatMul']) replaceWasmKernel(name, matMul);
   replaceWasmKernel('Concat', concat);
   replaceWasmKernel('SplitV', splitV);
+  if (typeof binding.update === 'function') {
+    for (const [kernelName, kernelFunc] of [
+      [ADAM_UPDATE, adamUpdate],
+      [LERP, lerp],
+    ] as const) {
+      if (tf.getKernel(kernelName, 'wasm') == null) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+    }
+  }
   return state;
 }
 

@@ -11,6 +11,7 @@
  *  - Conv2DBackpropInput: input gradient of conv2d and the forward pass of conv2dTranspose.
  *  - BatchMatMul with transposeA/transposeB: explicit transposes, then the original kernel.
  *  - Sum and Mean over outer axes: a matmul with a row of ones.
+ *  - FusedBatchNorm: (x − mean) · scale/√(var + ε) + offset as three broadcasting ops.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -390,6 +391,25 @@ function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
 }
 
 /**
+ * Batch normalisation with given statistics as (x − mean) · s + offset, s = scale / √(variance + ε) computed per
+ * channel first: three broadcasting passes, about 3.5× faster than the wasm FusedBatchNorm kernel (12.8 → 3.5 ms
+ * on G's [64, 14, 14, 96] activations), which batch norm runs in every forward pass, training mode included.
+ */
+function batchNormKernel(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo | undefined>;
+    const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+    if (!x || !mean || !variance || x.dtype !== 'float32') return original(args);
+    return tf.tidy(() => {
+      let s = tf.rsqrt(tf.add(wrap(variance), varianceEpsilon));
+      if (scale) s = tf.mul(s, wrap(scale));
+      const y = tf.mul(tf.sub(wrap(x), wrap(mean)), s);
+      return offset ? tf.add(y, wrap(offset)) : y;
+    });
+  };
+}
+
+/**
  * The wasm Conv2D/FusedConv2D/depthwise kernels give wrong results for padding 'same' when a stride is
  * larger than the (dilated) filter in that dimension (e.g. a 1×1 conv with stride 2): XNNPACK's own
  * SAME-padding rule is used there. Passing TF.js's padding explicitly gives the right answer.
@@ -462,6 +482,8 @@ export interface WasmKernelOptions {
   shareIdentity?: boolean;
   /** Sum and Mean over non-innermost axes as matmuls (default true). */
   replaceReductions?: boolean;
+  /** FusedBatchNorm as broadcasting ops (default true). */
+  replaceBatchNorm?: boolean;
 }
 
 let registered = false;
@@ -507,6 +529,7 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
     replace('Sum', (k) => blockReduceKernel(k, false));
     replace('Mean', (k) => blockReduceKernel(k, true));
   }
+  if (opts.replaceBatchNorm !== false) replace('FusedBatchNorm', batchNormKernel);
   replace('Conv2D', (k) => samePadFixKernel(k, false));
   replace('FusedConv2D', (k) => samePadFixKernel(k, false));
   replace('DepthwiseConv2dNative', (k) => samePadFixKernel(k, true));
@@ -523,6 +546,7 @@ export const REPLACED_WASM_KERNELS = [
   'Cast',
   'Sum',
   'Mean',
+  'FusedBatchNorm',
   'Conv2D',
   'FusedConv2D',
   'DepthwiseConv2dNative',
