@@ -270,6 +270,28 @@ for (const path of PATHS) {
         expect(worstErr(res)).toBeLessThan(KERNEL_TOL);
       });
 
+      it('GatherV2 of rows (block copies): random tables and indices with repeats, float32 and int32; other axes too', () => {
+        for (let seed = 4400; seed < 4430; seed++) {
+          const r = rng(seed);
+          const shape = [r.int(1, 12), r.int(1, 9), ...(seed % 2 ? [r.int(1, 5)] : [])];
+          const xs = r.normal(tf.util.sizeFromShape(shape));
+          const idx = Array.from({ length: r.int(1, 20) }, () => r.int(0, shape[0]! - 1));
+          const idx2 = Array.from({ length: 6 }, () => r.int(0, shape[1]! - 1));
+          const res = onBoth(() => {
+            const x = tf.tensor(xs, shape);
+            return [
+              tf.gather(x, idx),
+              tf.gather(x, tf.tensor2d(idx.slice(0, 2 * Math.floor(idx.length / 2)), [Math.floor(idx.length / 2), 2], 'int32')),
+              tf.cast(tf.gather(tf.cast(tf.mul(x, 100), 'int32'), idx), 'float32'),
+              tf.gather(x, idx2, 1),
+            ];
+          });
+          expect(worstErr(res), JSON.stringify({ shape, idx })).toBe(0);
+        }
+        tf.setBackend('wasm');
+        expect(() => tf.gather(tf.ones([3, 2]), [0, 3])).toThrow(/index value 3 is not in \[0, 2\]/);
+      });
+
       it('FusedBatchNorm (replaced by broadcasting ops), rank 2 and 4, with and without scale and offset', () => {
         for (let seed = 4300; seed < 4330; seed++) {
           const r = rng(seed);

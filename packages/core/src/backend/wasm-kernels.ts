@@ -12,6 +12,7 @@
  *  - BatchMatMul with transposeA/transposeB: explicit transposes, then the original kernel.
  *  - Sum and Mean over outer axes: a matmul with a row of ones.
  *  - FusedBatchNorm: (x − mean) · scale/√(var + ε) + offset as three broadcasting ops.
+ *  - GatherV2 of whole rows (axis 0): one block copy per index.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -409,6 +410,40 @@ function batchNormKernel(original: KernelFunc): KernelFunc {
   };
 }
 
+/** The parts of BackendWasm a kernel that copies heap memory itself uses. */
+interface HeapBackend {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  readSync(dataId: object): ArrayLike<number>;
+}
+
+/**
+ * GatherV2 along axis 0 (embedding lookups, per-class norm parameters) as one block copy per index: the wasm kernel
+ * took ≈ 10 ms to pick 64 rows of a [10, 9408] table, a third of a cGAN step with class-conditional batch norm.
+ * Other gathers, and any index out of range (the original kernel reports it), go to the original kernel.
+ */
+function gatherRowsKernel(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
+    const backend = args.backend as unknown as HeapBackend;
+    if (batchDims !== 0 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32'))
+      return original(args);
+    const rows = x.shape[0]!;
+    const index = Int32Array.from(backend.readSync(indices.dataId));
+    if (index.some((r) => r < 0 || r >= rows)) return original(args);
+    const row = tf.util.sizeFromShape(x.shape.slice(1));
+    const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+    // The heap is read after allocating: allocation may grow (replace) its buffer.
+    const heap = new Int32Array(backend.wasm.HEAPU8.buffer); // 4-byte elements: float32 and int32 alike
+    const from = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
+    const to = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+    index.forEach((r, i) => heap.copyWithin(to + i * row, from + r * row, from + (r + 1) * row));
+    return out;
+  };
+}
+
 /**
  * The wasm Conv2D/FusedConv2D/depthwise kernels give wrong results for padding 'same' when a stride is
  * larger than the (dilated) filter in that dimension (e.g. a 1×1 conv with stride 2): XNNPACK's own
@@ -484,6 +519,8 @@ export interface WasmKernelOptions {
   replaceReductions?: boolean;
   /** FusedBatchNorm as broadcasting ops (default true). */
   replaceBatchNorm?: boolean;
+  /** GatherV2 along axis 0 as block copies (default true). */
+  replaceGather?: boolean;
 }
 
 let registered = false;
@@ -530,6 +567,7 @@ export function registerWasmKernels(opts: WasmKernelOptions = {}): void {
     replace('Mean', (k) => blockReduceKernel(k, true));
   }
   if (opts.replaceBatchNorm !== false) replace('FusedBatchNorm', batchNormKernel);
+  if (opts.replaceGather !== false) replace('GatherV2', gatherRowsKernel);
   replace('Conv2D', (k) => samePadFixKernel(k, false));
   replace('FusedConv2D', (k) => samePadFixKernel(k, false));
   replace('DepthwiseConv2dNative', (k) => samePadFixKernel(k, true));
@@ -547,6 +585,7 @@ export const REPLACED_WASM_KERNELS = [
   'Sum',
   'Mean',
   'FusedBatchNorm',
+  'GatherV2',
   'Conv2D',
   'FusedConv2D',
   'DepthwiseConv2dNative',
