@@ -439,7 +439,7 @@ function gatherRowsKernel(original: KernelFunc): KernelFunc {
     const heap = new Int32Array(backend.wasm.HEAPU8.buffer); // 4-byte elements: float32 and int32 alike
     const from = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
     const to = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
-    index.forEach((r, i) => heap.copyWithin(to + i * row, from + r * row, from + (r + 1) * row));
+    for (const [i, r] of index.entries()) heap.copyWithin(to + i * row, from + r * row, from + (r + 1) * row);
     return out;
   };
 }
