@@ -106,7 +106,7 @@ tf.serialization.registerClass(ReflectionPadding2D);
 
 /**
  * The affine part of class-conditional batch norm (Dumoulin et al. 2017; the generator of Miyato & Koyama 2018):
- * inputs [x, labels [B, 1] int32], x normalised without an affine of its own; each class has its own per-channel
+ * inputs [x, labels [B, 1] int32], x batch-normalised; each class has its own per-channel
  * scale γ (starts at N(1, 0.02), as norm scales do here) and shift β (starts at 0): y = γ[label]·x + β[label].
  */
 export class ClassConditionalAffine extends tf.layers.Layer {

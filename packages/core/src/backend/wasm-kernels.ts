@@ -393,7 +393,7 @@ function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
 
 /**
  * Batch normalisation with given statistics as (x − mean) · s + offset, s = scale / √(variance + ε) computed per
- * channel first: three broadcasting passes, about 3.5× faster than the wasm FusedBatchNorm kernel (12.8 → 3.5 ms
+ * channel first: three broadcasting passes, about 3.6× faster than the wasm FusedBatchNorm kernel (12.8 → 3.5 ms
  * on G's [64, 14, 14, 96] activations), which batch norm runs in every forward pass, training mode included.
  */
 function batchNormKernel(original: KernelFunc): KernelFunc {
