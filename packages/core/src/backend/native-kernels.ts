@@ -8,18 +8,10 @@
 import { createRequire } from 'node:module';
 import type { NativeBinding } from '@gantry/native';
 import * as tf from '@tensorflow/tfjs';
-import { replaceWasmKernel } from './wasm-kernels.js';
+import { offsetOf, replaceWasmKernel, type WasmBackendLike } from './wasm-kernels.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = tf.KernelConfig['kernelFunc'];
-
-/** The parts of BackendWasm these kernels use. */
-interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  disposeData(dataId: object, force?: boolean): boolean;
-}
 
 /** TF.js fused activations the native kernels apply (numbering shared with gantry_native.cc). */
 const ACTIVATIONS: Record<string, number> = {
@@ -65,11 +57,6 @@ function loadBinding(): { binding: NativeBinding | null; why: string } {
 function nativeThreadCount(): number {
   const env = Number(process.env.GANTRY_THREADS);
   return Number.isInteger(env) && env > 0 ? env : 1;
-}
-
-function offsetOf(backend: WasmBackendLike, t: TensorInfo): number | null {
-  const d = backend.dataIdMap.get(t.dataId);
-  return d && typeof d.memoryOffset === 'number' ? d.memoryOffset : null;
 }
 
 /**

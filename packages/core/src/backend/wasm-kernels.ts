@@ -410,12 +410,19 @@ function batchNormKernel(original: KernelFunc): KernelFunc {
   };
 }
 
-/** The parts of BackendWasm a kernel that copies heap memory itself uses. */
-interface HeapBackend {
+/** The parts of BackendWasm that kernels reading and writing its heap directly use (here and native-kernels.ts). */
+export interface WasmBackendLike {
   wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
   readSync(dataId: object): ArrayLike<number>;
+}
+
+/** Byte offset of a tensor's data in the wasm heap; null when it has none. */
+export function offsetOf(backend: WasmBackendLike, t: TensorInfo): number | null {
+  const d = backend.dataIdMap.get(t.dataId);
+  return d && typeof d.memoryOffset === 'number' ? d.memoryOffset : null;
 }
 
 /**
@@ -427,7 +434,7 @@ function gatherRowsKernel(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
-    const backend = args.backend as unknown as HeapBackend;
+    const backend = args.backend as unknown as WasmBackendLike;
     if (batchDims !== 0 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32'))
       return original(args);
     const rows = x.shape[0]!;
@@ -437,8 +444,8 @@ function gatherRowsKernel(original: KernelFunc): KernelFunc {
     const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
     // The heap is read after allocating: allocation may grow (replace) its buffer.
     const heap = new Int32Array(backend.wasm.HEAPU8.buffer); // 4-byte elements: float32 and int32 alike
-    const from = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
-    const to = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+    const from = offsetOf(backend, x)! / 4;
+    const to = offsetOf(backend, out)! / 4;
     for (const [i, r] of index.entries()) heap.copyWithin(to + i * row, from + r * row, from + (r + 1) * row);
     return out;
   };
