@@ -8,7 +8,7 @@
 
 /** Networks as the apps' defaults build them (`pnpm --filter <variant> train`). */
 const DCGAN = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32, loss: 'bce' };
-const CGAN = { latentDim: 100, imageSize: 28, numClasses: 10, ngf: 96, ndf: 8, conditioning: 'projection', embeddingDim: 50, auxWeight: 0.3, conditionalBn: true, loss: 'bce' };
+const CGAN = { latentDim: 100, imageSize: 28, numClasses: 10, ngf: 96, ndf: 16, conditioning: 'projection', embeddingDim: 50, auxWeight: 0.3, conditionalBn: true, loss: 'bce' };
 const PIX2PIX_CPU = { netG: 'unet_128', numDowns: 7, ngf: 32, ndf: 32, nLayersD: 3, norm: 'batch', dropout: true, cropSize: 128, channels: 3, lambdaL1: 100, lambdaGan: 1, loss: 'bce' };
 const PIX2PIX_PAPER = { ...PIX2PIX_CPU, netG: 'unet_256', numDowns: 8, ngf: 64, ndf: 64, cropSize: 256 };
 const CYCLEGAN_CPU = { size: 128, channels: 3, generator: 'resnet', blocks: 6, ngf: 16, ndf: 16, dLayers: 3, norm: 'instance', lambdaCycle: 10, lambdaIdentity: 0.5, poolSize: 50, loss: 'lsgan' };
@@ -19,7 +19,7 @@ const CYCLEGAN_PAPER = { ...CYCLEGAN_CPU, size: 256, blocks: 9, ngf: 64, ndf: 64
 /** @type {Row[]} */
 export const FULL_ROWS = [
   { id: 'dcgan', variant: 'dcgan', label: 'DCGAN 28×28', preset: 'app default (ngf/ndf 32)', batch: 64, net: DCGAN, warmup: 3, minSteps: 10, maxSteps: 30, budgetS: 25, timeoutS: 600 },
-  { id: 'cgan', variant: 'cgan', label: 'cGAN 28×28 (projection)', preset: 'app default (ngf 96, ndf 8)', batch: 64, net: CGAN, warmup: 3, minSteps: 10, maxSteps: 30, budgetS: 25, timeoutS: 600 },
+  { id: 'cgan', variant: 'cgan', label: 'cGAN 28×28 (projection)', preset: 'app default (ngf 96, ndf 16)', batch: 64, net: CGAN, warmup: 3, minSteps: 10, maxSteps: 30, budgetS: 25, timeoutS: 600 },
   { id: 'pix2pix-128', variant: 'pix2pix', label: 'pix2pix unet_128 128×128', preset: 'cpu preset (ngf/ndf 32)', batch: 1, net: PIX2PIX_CPU, warmup: 2, minSteps: 5, maxSteps: 30, budgetS: 25, timeoutS: 600 },
   { id: 'pix2pix-256', variant: 'pix2pix', label: 'pix2pix unet_256 256×256', preset: 'paper preset (ngf/ndf 64)', batch: 1, net: PIX2PIX_PAPER, warmup: 1, minSteps: 3, maxSteps: 10, budgetS: 45, timeoutS: 900 },
   { id: 'cyclegan-128', variant: 'cyclegan', label: 'CycleGAN ResNet-6 128×128', preset: 'cpu preset (ngf/ndf 16)', batch: 1, net: CYCLEGAN_CPU, warmup: 2, minSteps: 5, maxSteps: 20, budgetS: 30, timeoutS: 600 },

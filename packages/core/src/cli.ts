@@ -41,6 +41,8 @@ export interface TrainDefaults {
   lr: number;
   /** D's learning rate where the variant sets one apart from `lr` (MNIST apps' --d-lr). */
   discriminatorLr?: number;
+  /** γ of the R1 penalty where the variant sets one (MNIST apps' --r1; 0 or omitted: none). */
+  r1Gamma?: number;
   loss: string;
   sampleEvery: number;
   checkpointEvery: number;

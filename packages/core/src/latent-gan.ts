@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { saveImageGrid } from './image.js';
-import { type AdversarialLoss, gradientPenalty } from './losses.js';
+import { type AdversarialLoss, gradientPenalty, r1Penalty } from './losses.js';
 import { adam, lerp, optimize } from './optim.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
@@ -49,7 +49,11 @@ export interface LatentGanOptions {
    * classifier, so it never learns the classes from G's early, wrong fakes.
    */
   auxClassifierWeight?: number;
+  /** γ of the R1 penalty on D's gradient at real samples (0 or omitted: none). */
+  r1Gamma?: number;
 }
+
+const R1_EVERY = 16;
 
 type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
 
@@ -148,6 +152,8 @@ export class LatentGanTask implements GanTask<Batch> {
         let d = this.o.loss.discriminator(real, this.score(fake, b.yFake));
         const cls = this.classLoss(logits, b.y);
         if (cls) d = tf.add(d, cls);
+        // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match.
+        if (this.o.r1Gamma && step % R1_EVERY === 0) d = tf.add(d, r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY));
         if (this.o.loss.needsGradientPenalty) {
           // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
           const fakeForReal = this.generate(b.z, b.y, true);

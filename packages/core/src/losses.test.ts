@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
-import { adversarialLoss, GAN_LOSSES, gradientPenalty, l1 } from './losses.js';
+import { adversarialLoss, GAN_LOSSES, gradientPenalty, l1, r1Penalty } from './losses.js';
 
 const v = (t: tf.Tensor) => t.dataSync()[0]!;
 const real = () => tf.tensor1d([2, -1]);
@@ -51,6 +51,14 @@ describe('gradientPenalty', () => {
   it('is zero for a 1-Lipschitz linear critic', () => {
     const critic = (x: tf.Tensor) => tf.sum(tf.mul(x, tf.tensor2d([[0.6, 0.8]])), 1);
     expect(v(gradientPenalty(critic, tf.ones([2, 2]), tf.zeros([2, 2])))).toBeCloseTo(0, 5);
+  });
+});
+
+describe('r1Penalty', () => {
+  it('is (γ/2)·E[‖∇D(x)‖²] at the real samples', () => {
+    // D(x) = Σ x² has gradient 2x: rows (1, 0) and (0, 2) give ‖∇‖² = 4 and 16, mean 10; γ = 0.5 → 2.5.
+    const critic = (x: tf.Tensor) => tf.sum(tf.square(x), 1);
+    expect(v(r1Penalty(critic, tf.tensor2d([[1, 0], [0, 2]]), 0.5))).toBeCloseTo(2.5, 5);
   });
 });
 

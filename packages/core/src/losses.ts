@@ -83,6 +83,18 @@ export function gradientPenalty(
   });
 }
 
+/**
+ * R1 penalty (Mescheder et al. 2018) (γ/2)·E[‖∇D(x)‖₂²] at real samples only: it keeps D flat on the data, so a
+ * D strong enough to see fine texture cannot push G around with steep, oscillating gradients.
+ */
+export function r1Penalty(critic: (x: tf.Tensor) => tf.Tensor, real: tf.Tensor, gamma: number): tf.Scalar {
+  return tf.tidy(() => {
+    const grad = tf.grad((x: tf.Tensor) => tf.sum(critic(x)))(real);
+    const axes = grad.shape.slice(1).map((_, i) => i + 1);
+    return tf.mul(gamma / 2, mean(tf.sum(tf.square(grad), axes)));
+  });
+}
+
 /** Mean absolute error: pix2pix's reconstruction term and CycleGAN's cycle and identity terms. */
 export function l1(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
   return mean(tf.abs(tf.sub(a, b)));

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
 import { latestCheckpoint, listCheckpoints, loadModel, readCheckpointState } from './checkpoint.js';
 import { type LabelledImages, LatentGanTask } from './latent-gan.js';
-import { adversarialLoss } from './losses.js';
+import { adversarialLoss, r1Penalty } from './losses.js';
 import { convBlock, deconvBlock, denseBlock } from './networks.js';
 import { readLossLog } from './progress.js';
 import { seedWeights } from './rng.js';
@@ -15,7 +15,7 @@ import { train } from './trainer.js';
 type Sym = tf.SymbolicTensor;
 
 /** A tiny DCGAN (8×8 images) so the loop's behaviour is tested in seconds. */
-function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = false) {
+function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = false, r1Gamma = 0) {
   seedWeights(weightSeed);
   const generator = (): tf.LayersModel => {
     const z = tf.input({ shape: [8] });
@@ -43,6 +43,7 @@ function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = fals
     data,
     config: { latentDim: 8 },
     mustMatch: ['latentDim'],
+    r1Gamma,
   });
 }
 
@@ -76,7 +77,8 @@ beforeAll(async () => {
 
 describe('train', () => {
   it('keeps the tensor count flat over many steps (no leaks)', async () => {
-    const task = tinyTask(1, 1, blobs(256), true);
+    // The weight average and the R1 penalty (every 16th step) on, so their tensors are counted too.
+    const task = tinyTask(1, 1, blobs(256), true, 1);
     const counts: number[] = [];
     await train(task, {
       runDir: tmp(),
@@ -215,6 +217,28 @@ describe('generator weight average', () => {
     const a = straight.nets.generator_ema!.getWeights().flatMap((w) => Array.from(w.dataSync()));
     const b = resumed.nets.generator_ema!.getWeights().flatMap((w) => Array.from(w.dataSync()));
     expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-5);
+  });
+});
+
+describe('R1 penalty (r1Gamma)', () => {
+  it("is added to D's loss every 16th step only, at 16γ (lazy regularisation)", () => {
+    const dLoss = (r1Gamma: number, step: number) => {
+      const task = tinyTask(11, 11, blobs(256), false, r1Gamma);
+      const batch = task.nextBatch(step);
+      // The penalty at D's weights before the step, as the step computes it.
+      const penalty = r1Penalty((x) => task.nets.discriminator.apply(x, { training: true }) as tf.Tensor, batch.x, 16 * r1Gamma);
+      const expected = penalty.dataSync()[0]!;
+      const losses = task.discriminatorStep(batch, step);
+      const d = losses.D!.dataSync()[0]!;
+      tf.dispose([penalty, ...Object.values(losses), ...Object.values(batch)]);
+      task.dispose();
+      return { d, penalty: expected };
+    };
+    const plain = dLoss(0, 16);
+    const regularised = dLoss(0.5, 16);
+    expect(regularised.penalty).toBeGreaterThan(0);
+    expect(regularised.d).toBeCloseTo(plain.d + regularised.penalty, 4);
+    expect(dLoss(0.5, 17).d).toBeCloseTo(dLoss(0, 17).d, 6);
   });
 });
 
