@@ -152,7 +152,8 @@ export class LatentGanTask implements GanTask<Batch> {
         let d = this.o.loss.discriminator(real, this.score(fake, b.yFake));
         const cls = this.classLoss(logits, b.y);
         if (cls) d = tf.add(d, cls);
-        // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match.
+        // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the
+        // logged D loss includes it on those steps.
         if (this.o.r1Gamma && step % R1_EVERY === 0) d = tf.add(d, r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY));
         if (this.o.loss.needsGradientPenalty) {
           // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
