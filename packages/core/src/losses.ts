@@ -60,6 +60,12 @@ export function adversarialLoss(name: string): AdversarialLoss {
   return loss;
 }
 
+/** ‖∇ₓD(x)‖₂² per sample: the quantity both gradient penalties below are built on. */
+function squaredGradientNorm(critic: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor): tf.Tensor {
+  const grad = tf.grad((t: tf.Tensor) => tf.sum(critic(t)))(x);
+  return tf.sum(tf.square(grad), grad.shape.slice(1).map((_, i) => i + 1));
+}
+
 /**
  * WGAN-GP penalty λ·E[(‖∇D(x̂)‖₂ − 1)²] at random interpolates x̂ of real and fake samples.
  * `critic` maps an image batch to scores (a conditional critic closes over its labels).
@@ -76,9 +82,7 @@ export function gradientPenalty(
     const epsShape = [batch, ...real.shape.slice(1).map(() => 1)];
     const eps = tf.randomUniform(epsShape, 0, 1, 'float32', seed);
     const interp = tf.add(tf.mul(eps, real), tf.mul(tf.sub(1, eps), fake));
-    const grad = tf.grad((x: tf.Tensor) => tf.sum(critic(x)))(interp);
-    const axes = grad.shape.slice(1).map((_, i) => i + 1);
-    const norm = tf.sqrt(tf.add(tf.sum(tf.square(grad), axes), 1e-12));
+    const norm = tf.sqrt(tf.add(squaredGradientNorm(critic, interp), 1e-12));
     return tf.mul(lambda, mean(tf.square(tf.sub(norm, 1))));
   });
 }
@@ -88,11 +92,7 @@ export function gradientPenalty(
  * D strong enough to see fine texture cannot push G around with steep, oscillating gradients.
  */
 export function r1Penalty(critic: (x: tf.Tensor) => tf.Tensor, real: tf.Tensor, gamma: number): tf.Scalar {
-  return tf.tidy(() => {
-    const grad = tf.grad((x: tf.Tensor) => tf.sum(critic(x)))(real);
-    const axes = grad.shape.slice(1).map((_, i) => i + 1);
-    return tf.mul(gamma / 2, mean(tf.sum(tf.square(grad), axes)));
-  });
+  return tf.tidy(() => tf.mul(gamma / 2, mean(squaredGradientNorm(critic, real))));
 }
 
 /** Mean absolute error: pix2pix's reconstruction term and CycleGAN's cycle and identity terms. */
