@@ -72,6 +72,7 @@ const cases: Case[] = [
   ['cgan', 'zero discriminator learning rate', ['train', '--d-lr', '0', '--out', at('o33')], /--d-lr: expected a positive number, got '0'/, 'o33'],
   ['cgan', 'weight-average decay out of range', ['train', '--ema', '1.5', '--out', at('o32')], /--ema: expected a decay in \[0, 1\), got '1.5'/, 'o32'],
   ['cgan', 'negative R1 weight', ['train', '--r1', '-1', '--out', at('o34')], /--r1: expected a non-negative number, got '-1'/, 'o34'],
+  ['cgan', 'negative mode-seeking weight', ['train', '--mode-seeking', '-0.1', '--out', at('o35')], /--mode-seeking: expected a non-negative number, got '-0.1'/, 'o35'],
   ['cgan', 'unknown flag', ['train', '--bogus', '--out', at('o7')], /Unknown argument: bogus/, 'o7'],
   ['cgan', 'unknown loss', ['train', '--loss', 'nope', '--out', at('o8')], /Invalid values: Argument: loss, Given: "nope"/, 'o8'],
   ['cgan', 'unknown backend', ['train', '--backend', 'tpu', '--out', at('o9')], /--backend tpu: unknown backend; expected one of/, 'o9'],

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, ClassConditionalAffine, initBackend, type LabelledImages, LatentGanTask, seedWeights } from '@gantry/core';
+import { adversarialLoss, ClassConditionalAffine, initBackend, type LabelledImages, LatentGanTask, modeSeekingLoss, seedWeights } from '@gantry/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDiscriminator, buildGenerator, type CganConfig } from './index.js';
 
@@ -161,6 +161,43 @@ describe('conditional batch norm in G (--conditional-bn)', () => {
     }
     expect(drawn.size).toBeLessThan(10);
     tf.dispose(Object.values(batch));
+    task.dispose();
+  });
+});
+
+describe('mode-seeking term (--mode-seeking)', () => {
+  it("adds λ·modeSeekingLoss to G's loss over pairs that share a label: the batch's second half repeats the first half's labels", () => {
+    seedWeights(5);
+    const c = config('projection', 0, { conditionalBn: true });
+    const task = new LatentGanTask({
+      variant: 'cgan',
+      generator: buildGenerator(c),
+      discriminator: buildDiscriminator(c),
+      latentDim: 16,
+      numClasses: 10,
+      loss: adversarialLoss('bce'),
+      lr: 2e-3,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: 5,
+      data: bars,
+      config: c,
+      mustMatch: [],
+      modeSeekingWeight: 0.5,
+    });
+    const batch = task.nextBatch(0);
+    const y = batch.yFake.arraySync() as number[];
+    // Two pairs (samples 0–2 and 1–3), the odd fifth sample keeps its own label and is not compared.
+    const term = (labels: number[]) =>
+      tf.tidy(() => {
+        const images = task.nets.generator.apply([batch.z, tf.tensor2d(labels, [5, 1], 'int32')], { training: true }) as tf.Tensor;
+        return 0.5 * modeSeekingLoss(images, batch.z, 2).dataSync()[0]!;
+      });
+    const paired = term([y[0]!, y[1]!, y[0]!, y[1]!, y[4]!]);
+    expect(term(y)).not.toBeCloseTo(paired, 3); // the drawn labels do not pair up by chance, so the test can tell
+    const losses = task.generatorStep(batch, 0);
+    expect(losses['G ms']!.dataSync()[0]).toBeCloseTo(paired, 4);
+    tf.dispose([...Object.values(losses), ...Object.values(batch)]);
     task.dispose();
   });
 });

@@ -43,6 +43,8 @@ export interface TrainDefaults {
   discriminatorLr?: number;
   /** γ of the R1 penalty where the variant sets one (MNIST apps' --r1; 0 or omitted: none). */
   r1Gamma?: number;
+  /** Weight of the mode-seeking term where the variant sets one (MNIST apps' --mode-seeking; 0 or omitted: none). */
+  modeSeekingWeight?: number;
   loss: string;
   sampleEvery: number;
   checkpointEvery: number;

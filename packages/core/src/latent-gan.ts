@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { saveImageGrid } from './image.js';
-import { type AdversarialLoss, gradientPenalty, r1Penalty } from './losses.js';
+import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
 import { adam, lerp, optimize } from './optim.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
@@ -51,6 +51,11 @@ export interface LatentGanOptions {
   auxClassifierWeight?: number;
   /** γ of the R1 penalty on D's gradient at real samples (0 or omitted: none). */
   r1Gamma?: number;
+  /**
+   * Weight of the mode-seeking term (MSGAN, Mao et al. 2019) in G's loss (0 or omitted: none). G's batch is then
+   * drawn as pairs: the second half repeats the first half's labels with other noise.
+   */
+  modeSeekingWeight?: number;
 }
 
 const R1_EVERY = 16;
@@ -60,6 +65,12 @@ type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1
 /** Noise for `count` samples, reproducible from `seed`. */
 export function latentNoise(count: number, latentDim: number, seed: number): tf.Tensor2D {
   return tf.randomNormal([count, latentDim], 0, 1, 'float32', seed);
+}
+
+/** `labels` with its entries pairs..2·pairs−1 replaced by 0..pairs−1, so each of the first `pairs` has a twin. */
+function pairedLabels(labels: tf.Tensor1D, pairs: number): tf.Tensor1D {
+  const first = tf.slice(labels, 0, pairs);
+  return tf.concat([first, first, tf.slice(labels, 2 * pairs)]);
 }
 
 export class LatentGanTask implements GanTask<Batch> {
@@ -171,10 +182,17 @@ export class LatentGanTask implements GanTask<Batch> {
       this.optimizers.generator,
       [this.nets.generator],
       (): Losses => {
-        const { score, logits } = this.judge(this.generate(b.z, b.yFake, true), b.yFake);
-        const cls = this.classLoss(logits, b.yFake);
-        const g = this.o.loss.generator(score);
-        return cls ? { G: tf.add(g, cls) as tf.Scalar, 'G cls': cls } : { G: g };
+        const ms = this.o.modeSeekingWeight ?? 0;
+        const pairs = ms > 0 ? Math.floor(this.o.batchSize / 2) : 0;
+        const labels = pairs ? pairedLabels(b.yFake, pairs) : b.yFake;
+        const fake = this.generate(b.z, labels, true);
+        const { score, logits } = this.judge(fake, labels);
+        const cls = this.classLoss(logits, labels);
+        let g = this.o.loss.generator(score);
+        if (cls) g = tf.add(g, cls);
+        const diverse = pairs ? tf.mul(ms, modeSeekingLoss(fake, b.z, pairs)) as tf.Scalar : undefined;
+        if (diverse) g = tf.add(g, diverse);
+        return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
       },
       'G',
     );

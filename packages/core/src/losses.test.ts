@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
-import { adversarialLoss, GAN_LOSSES, gradientPenalty, l1, r1Penalty } from './losses.js';
+import { adversarialLoss, GAN_LOSSES, gradientPenalty, l1, modeSeekingLoss, r1Penalty } from './losses.js';
 
 const v = (t: tf.Tensor) => t.dataSync()[0]!;
 const real = () => tf.tensor1d([2, -1]);
@@ -59,6 +59,18 @@ describe('r1Penalty', () => {
     // D(x) = Σ x² has gradient 2x: rows (1, 0) and (0, 2) give ‖∇‖² = 4 and 16, mean 10; γ = 0.5 → 2.5.
     const critic = (x: tf.Tensor) => tf.sum(tf.square(x), 1);
     expect(v(r1Penalty(critic, tf.tensor2d([[1, 0], [0, 2]]), 0.5))).toBeCloseTo(2.5, 5);
+  });
+});
+
+describe('modeSeekingLoss', () => {
+  it('is the inverse of image distance over noise distance between the two halves, ignoring the rest', () => {
+    // Pairs (row 0, row 2) and (row 1, row 3): image gaps |1-0|, |3-1| → mean 1.5; noise gaps 1, 2 → mean 1.5;
+    // ratio 1 → loss 1/(1 + 1e-5). Row 4 is outside the pairs and must not count.
+    const images = tf.tensor2d([[1], [3], [0], [1], [100]]);
+    const z = tf.tensor2d([[0], [0], [1], [2], [-50]]);
+    expect(v(modeSeekingLoss(images, z, 2))).toBeCloseTo(1, 4);
+    // Identical images for different noise (the collapse it punishes) cost far more than varied ones.
+    expect(v(modeSeekingLoss(tf.tensor2d([[1], [1], [1], [1]]), z.slice(0, 4), 2))).toBeGreaterThan(1e4);
   });
 });
 

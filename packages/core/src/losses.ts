@@ -95,6 +95,19 @@ export function r1Penalty(critic: (x: tf.Tensor) => tf.Tensor, real: tf.Tensor, 
   return tf.tidy(() => tf.mul(gamma / 2, mean(squaredGradientNorm(critic, real))));
 }
 
+/**
+ * Mode-seeking term (Mao et al. 2019, MSGAN): 1 / (‖G(z₁) − G(z₂)‖₁ / ‖z₁ − z₂‖₁), for images made from the
+ * first `pairs` noise vectors and the next `pairs` (in a conditional GAN, with the same labels). Minimising it
+ * rewards G for turning different noise into different images, against a cGAN's habit of ignoring z.
+ */
+export function modeSeekingLoss(images: tf.Tensor, z: tf.Tensor, pairs: number): tf.Scalar {
+  return tf.tidy(() => {
+    const half = (t: tf.Tensor, i: number) => tf.slice(t, i * pairs, pairs);
+    const ratio = tf.div(l1(half(images, 0), half(images, 1)), l1(half(z, 0), half(z, 1)));
+    return tf.div(1, tf.add(ratio, 1e-5)) as tf.Scalar;
+  });
+}
+
 /** Mean absolute error: pix2pix's reconstruction term and CycleGAN's cycle and identity terms. */
 export function l1(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
   return mean(tf.abs(tf.sub(a, b)));

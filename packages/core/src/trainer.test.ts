@@ -15,7 +15,7 @@ import { train } from './trainer.js';
 type Sym = tf.SymbolicTensor;
 
 /** A tiny DCGAN (8×8 images) so the loop's behaviour is tested in seconds. */
-function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = false, r1Gamma = 0) {
+function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = false, r1Gamma = 0, modeSeekingWeight = 0) {
   seedWeights(weightSeed);
   const generator = (): tf.LayersModel => {
     const z = tf.input({ shape: [8] });
@@ -44,6 +44,7 @@ function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = fals
     config: { latentDim: 8 },
     mustMatch: ['latentDim'],
     r1Gamma,
+    modeSeekingWeight,
   });
 }
 
@@ -77,8 +78,8 @@ beforeAll(async () => {
 
 describe('train', () => {
   it('keeps the tensor count flat over many steps (no leaks)', async () => {
-    // The weight average and the R1 penalty (every 16th step) on, so their tensors are counted too.
-    const task = tinyTask(1, 1, blobs(256), true, 1);
+    // The weight average, the R1 penalty (every 16th step) and the mode-seeking term on, so their tensors count too.
+    const task = tinyTask(1, 1, blobs(256), true, 1, 0.1);
     const counts: number[] = [];
     await train(task, {
       runDir: tmp(),

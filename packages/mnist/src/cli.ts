@@ -115,6 +115,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
             describe: `D's learning rate (${v.defaults.discriminatorLr ? "--lr is then G's" : 'default: --lr'}; TTUR, Heusel et al. 2017)`,
           },
           r1: { default: v.defaults.r1Gamma ?? 0, coerce: nonNegativeNumber('r1'), describe: "γ of the R1 penalty on D's gradient at real digits (Mescheder et al. 2018; 0: none)" },
+          'mode-seeking': { default: v.defaults.modeSeekingWeight ?? 0, coerce: nonNegativeNumber('mode-seeking'), describe: "weight of the mode-seeking term in G's loss (MSGAN, Mao et al. 2019; 0: none)" },
           'decay-epochs': { default: 0, coerce: nonNegativeNumber('decay-epochs'), describe: 'decay the learning rate linearly to zero over the last N epochs' },
         }),
       async (a) => {
@@ -137,12 +138,13 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
             seed: args.seed,
             batchSize: args.batchSize,
             data: mnistImages(train, config.imageSize),
-            config: { ...config, loss: args.loss, batchSize: args.batchSize, ema: args.ema, r1: args.r1 },
+            config: { ...config, loss: args.loss, batchSize: args.batchSize, ema: args.ema, r1: args.r1, modeSeeking: args.modeSeeking },
             mustMatch: [...v.mustMatch, 'ema'],
             generatorEma: (args.ema as number) > 0 ? v.buildGenerator(config) : undefined,
             emaDecay: args.ema as number,
             auxClassifierWeight: config.auxWeight,
             r1Gamma: args.r1 as number,
+            modeSeekingWeight: args.modeSeeking as number,
           });
         }, {
           schedule: (task) => {
