@@ -178,6 +178,13 @@ def main():
     pick = np.concatenate([rng.choice(np.flatnonzero(train[1] == c), counts[c], replace=False) for c in range(10) if counts[c]])
     fm = frechet(embed(torch, features, head, train[0][pick])[0], ref)
     print(f"  real train digits in the samples' class mix: {fm:.3f} (generated / that: {fg / fm:.2f}×)")
+    # Where the distance comes from: the means' part ‖μ − μ_test‖², the rest from the covariances; and, class by
+    # class, how much the features vary (trace of the covariance) against real digits of that class.
+    mean_part = lambda f: float(((f.mean(0) - ref.mean(0)) ** 2).sum())
+    print(f"  Fréchet distance from the means / the covariances: generated {mean_part(gen_f):.2f} / {fg - mean_part(gen_f):.2f}, real {mean_part(real_f):.2f} / {fr - mean_part(real_f):.2f}")
+    spread = lambda f: float(np.trace(np.cov(f, rowvar=False)))
+    ratios = [f"{c}: {100 * spread(gen_f[gen_y == c]) / spread(real_f[real_y == c]):.0f}%" for c in range(10) if (gen_y == c).sum() > 1]
+    print("  within-class feature variance, generated / real digits: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":
