@@ -67,7 +67,7 @@ export function latentNoise(count: number, latentDim: number, seed: number): tf.
   return tf.randomNormal([count, latentDim], 0, 1, 'float32', seed);
 }
 
-/** `labels` with its entries pairs..2·pairs−1 replaced by 0..pairs−1, so each of the first `pairs` has a twin. */
+/** `labels` with entries pairs … 2·pairs−1 overwritten by copies of entries 0 … pairs−1: each of the first `pairs` gets a twin. */
 function pairedLabels(labels: tf.Tensor1D, pairs: number): tf.Tensor1D {
   const first = tf.slice(labels, 0, pairs);
   return tf.concat([first, first, tf.slice(labels, 2 * pairs)]);
@@ -190,6 +190,7 @@ export class LatentGanTask implements GanTask<Batch> {
         const cls = this.classLoss(logits, labels);
         let g = this.o.loss.generator(score);
         if (cls) g = tf.add(g, cls);
+        // The logged G loss includes the weighted term; 'G ms' shows it alone.
         const diverse = pairs ? tf.mul(ms, modeSeekingLoss(fake, b.z, pairs)) as tf.Scalar : undefined;
         if (diverse) g = tf.add(g, diverse);
         return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
