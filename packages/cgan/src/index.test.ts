@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, ClassConditionalAffine, initBackend, type LabelledImages, LatentGanTask, modeSeekingLoss, seedWeights } from '@gantry/core';
+import { adversarialLoss, ClassConditionalAffine, initBackend, type LabelledImages, LatentGanTask, type LatentGanOptions, modeSeekingLoss, seedWeights } from '@gantry/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDiscriminator, buildGenerator, type CganConfig } from './index.js';
 
@@ -81,6 +81,23 @@ const bars: LabelledImages = {
   },
 };
 
+/** A cGAN training task on the bars; `o` sets what each test varies (networks not given are built from `c`, G first). */
+const barsTask = (c: CganConfig, o: Partial<LatentGanOptions> & Pick<LatentGanOptions, 'lr' | 'batchSize'>) =>
+  new LatentGanTask({
+    variant: 'cgan',
+    generator: o.generator ?? buildGenerator(c),
+    discriminator: o.discriminator ?? buildDiscriminator(c),
+    latentDim: 16,
+    numClasses: 10,
+    loss: adversarialLoss('bce'),
+    beta1: 0.5,
+    seed: 1,
+    data: bars,
+    config: c,
+    mustMatch: [],
+    ...o,
+  });
+
 describe('auxiliary classifier (--aux-weight)', () => {
   it('D gets class logits and learns to classify real images; D and G losses carry the class term', () => {
     seedWeights(3);
@@ -90,22 +107,7 @@ describe('auxiliary classifier (--aux-weight)', () => {
       [null, 1],
       [null, 10],
     ]);
-    const task = new LatentGanTask({
-      variant: 'cgan',
-      generator: buildGenerator(c),
-      discriminator: d,
-      latentDim: 16,
-      numClasses: 10,
-      loss: adversarialLoss('bce'),
-      lr: 2e-3,
-      beta1: 0.5,
-      seed: 1,
-      batchSize: 10,
-      data: bars,
-      config: c,
-      mustMatch: [],
-      auxClassifierWeight: 1,
-    });
+    const task = barsTask(c, { discriminator: d, lr: 2e-3, batchSize: 10, auxClassifierWeight: 1 });
     const clsLoss: number[] = [];
     for (let step = 0; step < 40; step++) {
       const batch = task.nextBatch(step);
@@ -132,21 +134,7 @@ describe('conditional batch norm in G (--conditional-bn)', () => {
     const generator = buildGenerator(c);
     const affine = generator.layers.filter((l) => l instanceof ClassConditionalAffine);
     expect(affine).toHaveLength(2); // after the dense layer and after the first deconv
-    const task = new LatentGanTask({
-      variant: 'cgan',
-      generator,
-      discriminator: buildDiscriminator(c),
-      latentDim: 16,
-      numClasses: 10,
-      loss: adversarialLoss('bce'),
-      lr: 1e-2,
-      beta1: 0.5,
-      seed: 1,
-      batchSize: 4,
-      data: bars,
-      config: c,
-      mustMatch: [],
-    });
+    const task = barsTask(c, { generator, lr: 1e-2, batchSize: 4 });
     const gammas = () => affine.map((l) => l.getWeights()[0]!.arraySync() as number[][]);
     const before = gammas();
     const batch = task.nextBatch(0);
@@ -169,22 +157,7 @@ describe('mode-seeking term (--mode-seeking)', () => {
   it("adds λ·modeSeekingLoss to G's loss over pairs that share a label: the batch's second half repeats the first half's labels", () => {
     seedWeights(5);
     const c = config('projection', 0, { conditionalBn: true });
-    const task = new LatentGanTask({
-      variant: 'cgan',
-      generator: buildGenerator(c),
-      discriminator: buildDiscriminator(c),
-      latentDim: 16,
-      numClasses: 10,
-      loss: adversarialLoss('bce'),
-      lr: 2e-3,
-      beta1: 0.5,
-      seed: 1,
-      batchSize: 5,
-      data: bars,
-      config: c,
-      mustMatch: [],
-      modeSeekingWeight: 0.5,
-    });
+    const task = barsTask(c, { lr: 2e-3, batchSize: 5, modeSeekingWeight: 0.5 });
     const batch = task.nextBatch(0);
     const y = batch.yFake.arraySync() as number[];
     // Two pairs (samples 0–2 and 1–3), the odd fifth sample keeps its own label and is not compared.
