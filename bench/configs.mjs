@@ -9,10 +9,10 @@
 /** Networks as the apps' defaults build them (`pnpm --filter <variant> train`). */
 const DCGAN = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32, loss: 'bce' };
 const CGAN = { latentDim: 100, imageSize: 28, numClasses: 10, ngf: 96, ndf: 16, conditioning: 'projection', embeddingDim: 50, auxWeight: 0.3, conditionalBn: true, loss: 'bce' };
-const PIX2PIX_CPU = { netG: 'unet_128', numDowns: 7, ngf: 32, ndf: 32, nLayersD: 3, norm: 'batch', dropout: true, cropSize: 128, channels: 3, lambdaL1: 100, lambdaGan: 1, loss: 'bce' };
+const PIX2PIX_CPU = { netG: 'unet_128', numDowns: 7, ngf: 32, ndf: 32, dLayers: 3, norm: 'batch', dropout: true, cropSize: 128, channels: 3, lambdaL1: 100, lambdaGan: 1, loss: 'bce' };
 const PIX2PIX_PAPER = { ...PIX2PIX_CPU, netG: 'unet_256', numDowns: 8, ngf: 64, ndf: 64, cropSize: 256 };
-const CYCLEGAN_CPU = { size: 128, channels: 3, generator: 'resnet', blocks: 6, ngf: 16, ndf: 16, dLayers: 3, norm: 'instance', lambdaCycle: 10, lambdaIdentity: 0.5, poolSize: 50, loss: 'lsgan' };
-const CYCLEGAN_PAPER = { ...CYCLEGAN_CPU, size: 256, blocks: 9, ngf: 64, ndf: 64 };
+const CYCLEGAN_CPU = { cropSize: 128, channels: 3, generator: 'resnet', blocks: 6, ngf: 16, ndf: 16, dLayers: 3, norm: 'instance', lambdaCycle: 10, lambdaIdentity: 0.5, poolSize: 50, loss: 'lsgan' };
+const CYCLEGAN_PAPER = { ...CYCLEGAN_CPU, cropSize: 256, blocks: 9, ngf: 64, ndf: 64 };
 
 /** @typedef {{ id: string, variant: 'dcgan'|'cgan'|'pix2pix'|'cyclegan', label: string, preset: string, batch: number, net: Record<string, unknown>, warmup: number, minSteps: number, maxSteps: number, budgetS: number, timeoutS: number }} Row */
 
@@ -33,8 +33,8 @@ export const QUICK_ROWS = [
   { id: 'cgan', variant: 'cgan', label: 'cGAN 28×28 (quick)', preset: 'ngf/ndf 16', batch: 16, net: { ...CGAN, ngf: 16, ndf: 16 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
   { id: 'pix2pix-128', variant: 'pix2pix', label: 'pix2pix unet_32 32×32 (quick)', preset: 'ngf 8, ndf 8', batch: 1, net: { ...PIX2PIX_CPU, netG: 'unet_32', numDowns: 5, ngf: 8, ndf: 8, cropSize: 32 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
   { id: 'pix2pix-256', variant: 'pix2pix', label: 'pix2pix unet_64 64×64 (quick)', preset: 'ngf 8, ndf 8', batch: 1, net: { ...PIX2PIX_CPU, netG: 'unet_64', numDowns: 6, ngf: 8, ndf: 8, cropSize: 64 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
-  { id: 'cyclegan-128', variant: 'cyclegan', label: 'CycleGAN ResNet-2 32×32 (quick)', preset: 'ngf/ndf 8', batch: 1, net: { ...CYCLEGAN_CPU, size: 32, blocks: 2, ngf: 8, ndf: 8 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
-  { id: 'cyclegan-256', variant: 'cyclegan', label: 'CycleGAN ResNet-3 64×64 (quick)', preset: 'ngf/ndf 8', batch: 1, net: { ...CYCLEGAN_CPU, size: 64, blocks: 3, ngf: 8, ndf: 8 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
+  { id: 'cyclegan-128', variant: 'cyclegan', label: 'CycleGAN ResNet-2 32×32 (quick)', preset: 'ngf/ndf 8', batch: 1, net: { ...CYCLEGAN_CPU, cropSize: 32, blocks: 2, ngf: 8, ndf: 8 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
+  { id: 'cyclegan-256', variant: 'cyclegan', label: 'CycleGAN ResNet-3 64×64 (quick)', preset: 'ngf/ndf 8', batch: 1, net: { ...CYCLEGAN_CPU, cropSize: 64, blocks: 3, ngf: 8, ndf: 8 }, warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 },
 ];
 
 /** `--soak`: one small config, many steps (default DCGAN at batch 16). */

@@ -166,16 +166,24 @@ async function buildTask() {
     const mod = await import('../packages/pix2pix/dist/index.js');
     const config = { ...net };
     delete config.numDowns;
-    const task = new mod.Pix2pixTask(
-      { config, loss, lr: 2e-4, beta1: 0.5, seed: 1, batchSize: B, train: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } } },
-      mod.MUST_MATCH ?? [],
-    );
+    const task = new mod.Pix2pixTask({
+      nets: { generator: mod.buildGenerator(config), discriminator: mod.buildDiscriminator(config) },
+      config,
+      checkpointConfig: config,
+      mustMatch: [],
+      loss,
+      lr: 2e-4,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: B,
+      train: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } },
+    });
     const s = net.cropSize;
     const batch = { a: tf.randomUniform([B, s, s, net.channels], -1, 1), b: tf.randomUniform([B, s, s, net.channels], -1, 1) };
     return { task, batch, nets: { G: task.nets.generator, D: task.nets.discriminator }, impl: '@gantry/pix2pix Pix2pixTask' };
   }
   if (row.variant === 'cyclegan') {
-    const s = net.size;
+    const s = net.cropSize;
     const batch = { a: tf.randomUniform([B, s, s, net.channels], -1, 1), b: tf.randomUniform([B, s, s, net.channels], -1, 1) };
     let mod;
     try {
@@ -183,7 +191,20 @@ async function buildTask() {
     } catch (e) {
       log(`cyclegan package not usable (${String(e?.message ?? e).split('\n')[0]}); using the bench's own step`);
     }
-    const config = { size: s, loadSize: s, channels: net.channels, generator: net.generator, blocks: net.blocks, ngf: net.ngf, ndf: net.ndf, dLayers: net.dLayers, norm: net.norm };
+    const config = {
+      cropSize: s,
+      loadSize: s,
+      channels: net.channels,
+      generator: net.generator,
+      blocks: net.blocks,
+      ngf: net.ngf,
+      ndf: net.ndf,
+      dLayers: net.dLayers,
+      norm: net.norm,
+      lambdaCycle: net.lambdaCycle,
+      lambdaIdentity: net.lambdaIdentity,
+      poolSize: net.poolSize,
+    };
     if (mod?.CycleGanTask && mod.buildGenerator && mod.buildDiscriminator) {
       const nets = { G_A: mod.buildGenerator(config, 'G_A'), G_B: mod.buildGenerator(config, 'G_B'), D_A: mod.buildDiscriminator(config, 'D_A'), D_B: mod.buildDiscriminator(config, 'D_B') };
       const task = new mod.CycleGanTask({
@@ -192,9 +213,6 @@ async function buildTask() {
         data: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } },
         samples: { a: tf.zeros([1, s, s, net.channels]), b: tf.zeros([1, s, s, net.channels]) },
         loss,
-        lambdaCycle: net.lambdaCycle,
-        lambdaIdentity: net.lambdaIdentity,
-        poolSize: net.poolSize,
         lr: 2e-4,
         beta1: 0.5,
         seed: 1,
@@ -212,8 +230,8 @@ async function buildTask() {
 
 /** CycleGAN's step from core's blocks, for when @gantry/cyclegan is not built (same structure as its task). */
 function fallbackCycleGan(c, loss) {
-  const G = (name) => core.resnetGenerator({ size: c.size, inChannels: c.channels, outChannels: c.channels, ngf: c.ngf, blocks: c.blocks, norm: c.norm, name });
-  const D = (name) => core.patchDiscriminator({ size: c.size, inChannels: c.channels, ndf: c.ndf, layers: c.dLayers, norm: c.norm, name });
+  const G = (name) => core.resnetGenerator({ size: c.cropSize, inChannels: c.channels, outChannels: c.channels, ngf: c.ngf, blocks: c.blocks, norm: c.norm, name });
+  const D = (name) => core.patchDiscriminator({ size: c.cropSize, inChannels: c.channels, ndf: c.ndf, layers: c.dLayers, norm: c.norm, name });
   const nets = { G_A: G('G_A'), G_B: G('G_B'), D_A: D('D_A'), D_B: D('D_B') };
   const optimizers = { G: core.adam(2e-4, 0.5), D: core.adam(2e-4, 0.5) };
   const poolA = new core.ImagePool(net.poolSize, 1);

@@ -99,7 +99,7 @@ const cases: Case[] = [
   ['pix2pix', 'checkpoint of another variant', ['translate', '--checkpoint', at('cgan-run'), '--input', at('good/train/0.png'), '--output', at('o27.png')], /a cgan checkpoint, expected pix2pix/, 'o27.png'],
   // CycleGAN
   ['cyclegan', 'unaligned dataset without trainB', ['train', '--data', at('onlyA'), '--out', at('o28')], /onlyA\/trainB: folder not found \(expected CycleGAN layout/, 'o28'],
-  ['cyclegan', 'image size the generator cannot take', ['train', '--size', '30', '--out', at('o29')], /--size 30: the ResNet generator needs a multiple of 4/, 'o29'],
+  ['cyclegan', 'image size the generator cannot take', ['train', '--crop-size', '30', '--out', at('o29')], /--crop-size 30: the ResNet generator needs a multiple of 4/, 'o29'],
   ['cyclegan', 'unknown translate direction', ['translate', '--direction', 'sideways', '--input', at('good/train/0.png'), '--output', at('o30.png')], /Invalid values: Argument: direction, Given: "sideways"/, 'o30.png'],
   ['cyclegan', 'checkpoint of another variant', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', at('o31.png')], /a pix2pix checkpoint, expected cyclegan/, 'o31.png'],
 ];

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { cgan } from '@gantry/cgan';
-import { adversarialLoss, initBackend, LatentGanTask, latentNoise, seedWeights, train } from '@gantry/core';
+import { buildDiscriminator, buildGenerator, cgan } from '@gantry/cgan';
+import { adversarialLoss, initBackend, LatentGanTask, latentNoise, resolveTrainValues, seedWeights, train } from '@gantry/core';
 import { loadMnist } from '@gantry/datasets';
 import { accuracy, classify, mnistImages, trainClassifier } from '@gantry/mnist';
 import { expect, it } from 'vitest';
@@ -15,12 +15,12 @@ import { expect, it } from 'vitest';
 it('changing only the label changes the class of the digit', async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
   const data = await loadMnist({ split: 'train', limit: 8000 });
-  const config = cgan.config({ 'latent-dim': 32, ngf: 16, ndf: 16, conditioning: 'projection', 'embedding-dim': 16 });
+  const { config } = resolveTrainValues(cgan, { latentDim: 32, ngf: 16, ndf: 16, conditioning: 'projection', embeddingDim: 16 });
   seedWeights(3);
   const task = new LatentGanTask({
     variant: 'cgan',
-    generator: cgan.buildGenerator(config),
-    discriminator: cgan.buildDiscriminator(config),
+    generator: buildGenerator(config),
+    discriminator: buildDiscriminator(config),
     latentDim: config.latentDim,
     numClasses: 10,
     loss: adversarialLoss('bce'),
@@ -29,7 +29,7 @@ it('changing only the label changes the class of the digit', async () => {
     seed: 3,
     batchSize: 32,
     data: mnistImages(data),
-    config,
+    config: { ...config },
     mustMatch: [],
   });
   await train(task, { runDir: fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cond-')), steps: 400 });

@@ -76,7 +76,7 @@ def build(torch, row):
     optG = adam(torch, list(G_A.parameters()) + list(G_B.parameters()))
     optD = adam(torch, list(D_A.parameters()) + list(D_B.parameters()))
     pool_a, pool_b = ImagePool(torch, c["poolSize"], 22), ImagePool(torch, c["poolSize"], 21)
-    s, ch = c["size"], c["channels"]
+    s, ch = c["cropSize"], c["channels"]
     a = torch.rand(B, ch, s, s) * 2 - 1
     b = torch.rand(B, ch, s, s) * 2 - 1
     lam, idt = c["lambdaCycle"], c["lambdaIdentity"]

@@ -58,7 +58,7 @@ def build(torch, row):
     c, B = row["net"], row["batch"]
     assert c["loss"] == "bce"
     G = unet(torch, c)
-    D = patch_discriminator(torch, 2 * c["channels"], c["ndf"], c["nLayersD"], c["norm"])
+    D = patch_discriminator(torch, 2 * c["channels"], c["ndf"], c["dLayers"], c["norm"])
     G.train()
     D.train()
     optG, optD = adam(torch, G.parameters()), adam(torch, D.parameters())

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from '@gantry/core';
-import { cycleganCommands } from '@gantry/cyclegan';
+import { runVariant } from '@gantry/core';
+import { cyclegan } from '@gantry/cyclegan';
 
-await runCli('cyclegan', (y) => cycleganCommands(y));
+await runVariant(cyclegan);

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from '@gantry/core';
-import { mnistGanCommands } from '@gantry/mnist';
+import { runVariant } from '@gantry/core';
 import { dcgan } from '@gantry/dcgan';
 
-await runCli('dcgan', (y) => mnistGanCommands(y, dcgan));
+await runVariant(dcgan);

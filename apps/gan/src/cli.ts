@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from '@gantry/core';
-import { mnistGanCommands } from '@gantry/mnist';
+import { runVariant } from '@gantry/core';
 import { gan } from '@gantry/gan';
 
-await runCli('gan', (y) => mnistGanCommands(y, gan));
+await runVariant(gan);

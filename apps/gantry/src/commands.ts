@@ -1,8 +1,7 @@
 /** `gantry runs`, `gantry compare RUN RUN` and `gantry report [RUN…]`: what works across every variant's runs. */
 import * as path from 'node:path';
-import { GantryError, readRunData, runsRoot, userPath, writeReport } from '@gantry/core';
+import { compareRuns, comparisonTable, GantryError, listRuns, readRunData, resolveRun, runsRoot, runsTable, userPath, writeReport } from '@gantry/core';
 import type { Argv } from 'yargs';
-import { comparisonTable, compareRuns, listRuns, resolveRun, runsTable } from './runs.js';
 
 const rootOption = {
   root: { type: 'string', describe: 'where runs live (default: GANTRY_RUNS or <repo>/runs)' },

@@ -2,9 +2,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readRunData } from '@gantry/core';
+import { compareRuns, comparisonTable, listRuns, readRunData, resolveRun, runsTable } from '@gantry/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareRuns, comparisonTable, listRuns, resolveRun, runsTable } from './runs.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-runs-'));
 const root = path.join(tmp, 'runs');

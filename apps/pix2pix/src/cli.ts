@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from '@gantry/core';
-import { pix2pixCommands } from '@gantry/pix2pix';
+import { runVariant } from '@gantry/core';
+import { pix2pix } from '@gantry/pix2pix';
 
-await runCli('pix2pix', (y) => pix2pixCommands(y));
+await runVariant(pix2pix);

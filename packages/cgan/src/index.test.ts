@@ -93,7 +93,7 @@ const barsTask = (c: CganConfig, o: Partial<LatentGanOptions> & Pick<LatentGanOp
     beta1: 0.5,
     seed: 1,
     data: bars,
-    config: c,
+    config: { ...c },
     mustMatch: [],
     ...o,
   });

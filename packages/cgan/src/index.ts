@@ -10,8 +10,8 @@
  * picks each norm's scale and shift, so it shapes every layer rather than only the input.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, nextInitSeed, nonNegativeNumber, normLayer, positiveInt } from '@gantry/core';
-import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
+import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, flag, nextInitSeed, normLayer } from '@gantry/core';
+import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
 
@@ -76,41 +76,50 @@ export function buildDiscriminator(c: CganConfig): tf.LayersModel {
   return tf.model({ inputs: [image, label], outputs, name: 'cgan_discriminator' });
 }
 
-export const cgan: MnistGanVariant<CganConfig> = {
+export const cgan = mnistVariant({
   name: 'cgan',
-  description: 'conditional GAN (Mirza & Osindero 2014): digits of a chosen class',
-  conditional: true,
-  // 3 epochs (2,811 steps) of a wide G (ngf 96) against a D of width 16 fit the 15-minute budget of a 2-core CPU
-  // with the oneDNN kernels. Of what was tried, these lowered the Fréchet distance most: a wider G, a D held back from
-  // winning (width 8 without regularisation; width 16 with the R1 penalty at γ 1 does better), G learning
-  // twice as fast as D (4e-4 vs 2e-4), class-conditional batch norm in G, and a light mode-seeking term (0.1):
-  // without it every class came out less varied than real digits, which an outside classifier's Fréchet distance
-  // punishes. ndf 4 and a 28×28 output stage went further by the project's classifier but not by an outside one
-  // (README, Measuring quality).
-  defaults: { epochs: 3, batchSize: 64, lr: 4e-4, discriminatorLr: 2e-4, r1Gamma: 1, modeSeekingWeight: 0.1, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
-  configFlags: {
-    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
-    ngf: { coerce: positiveInt('ngf'), default: 96, describe: 'generator width' },
-    ndf: { coerce: positiveInt('ndf'), default: 16, describe: 'discriminator width' },
-    conditioning: { type: 'string', default: 'projection', choices: ['projection', 'concat'], describe: "how D sees the label" },
-    'embedding-dim': { coerce: positiveInt('embedding-dim'), default: 50, describe: "size of G's label embedding" },
-    'conditional-bn': { type: 'boolean', default: true, describe: "per-class scale and shift in G's batch norms (Dumoulin et al. 2017)" },
-    'final-conv': { type: 'boolean', default: false, describe: 'end G with a 28×28 stage of ngf/2 channels and a 3×3 conv' },
-    'aux-weight': { coerce: nonNegativeNumber('aux-weight'), default: 0.3, describe: 'weight of the ACGAN auxiliary classifier loss in D and G (0: none)' },
+  title: 'conditional GAN (Mirza & Osindero 2014): digits of a chosen class',
+  flags: {
+    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
+    ngf: flag.positiveInt('generator width', { default: 96 }),
+    ndf: flag.positiveInt('discriminator width', { default: 16 }),
+    conditioning: flag.choice(['projection', 'concat'] as const, 'how D sees the label', { default: 'projection' }),
+    embeddingDim: flag.positiveInt("size of G's label embedding", { default: 50 }),
+    conditionalBn: flag.boolean("per-class scale and shift in G's batch norms (Dumoulin et al. 2017)", { default: true }),
+    finalConv: flag.boolean('end G with a 28×28 stage of ngf/2 channels and a 3×3 conv', { default: false }),
+    auxWeight: flag.nonNegativeNumber('weight of the ACGAN auxiliary classifier loss in D and G (0: none)', { default: 0.3 }),
   },
-  config: (a) => ({
-    latentDim: a['latent-dim'] as number,
+  // What lowered the Fréchet distance most of what was tried (docs/results): a wide G against a D held back by
+  // the R1 penalty, G learning twice as fast as D (TTUR), class-conditional batch norm in G and a light
+  // mode-seeking term, which keeps every class as varied as real digits.
+  presets: {
+    default: {
+      describe: '3 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1, mode-seeking 0.1',
+      constantEpochs: 3,
+      decayEpochs: 0,
+      batchSize: 64,
+      lr: 4e-4,
+      dLr: 2e-4,
+      r1: 1,
+      modeSeeking: 0.1,
+      loss: 'bce',
+      sampleEvery: 100,
+      checkpointEvery: 200,
+    },
+  },
+  config: (v): CganConfig => ({
+    latentDim: v.latentDim,
     imageSize: 28,
     numClasses: 10,
-    ngf: a.ngf as number,
-    ndf: a.ndf as number,
-    conditioning: a.conditioning as Conditioning,
-    embeddingDim: a['embedding-dim'] as number,
-    auxWeight: a['aux-weight'] as number,
-    conditionalBn: a['conditional-bn'] as boolean,
-    finalConv: a['final-conv'] as boolean,
+    ngf: v.ngf,
+    ndf: v.ndf,
+    conditioning: v.conditioning,
+    embeddingDim: v.embeddingDim,
+    auxWeight: v.auxWeight,
+    conditionalBn: v.conditionalBn,
+    finalConv: v.finalConv,
   }),
   mustMatch: ['latentDim', 'numClasses', 'ngf', 'ndf', 'conditioning', 'embeddingDim', 'auxWeight', 'conditionalBn', 'finalConv'],
   buildGenerator,
   buildDiscriminator,
-};
+});

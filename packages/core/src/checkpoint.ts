@@ -114,6 +114,7 @@ function restoreModelWeights(model: tf.LayersModel, dir: string): void {
 }
 
 const STEP_DIR = /^step-(\d+)$/;
+const LEGACY_OPTIMIZER: Record<string, string> = { G: 'generator', D: 'discriminator' };
 
 function checkpointsDir(runDir: string): string {
   return path.join(runDir, 'checkpoints');
@@ -176,10 +177,23 @@ export async function saveCheckpoint(runDir: string, o: SaveCheckpointOptions): 
   return final;
 }
 
+/** Config and run.json keys each variant renamed since older runs; old files are read under the new names. */
+const RENAMED: Record<string, Record<string, string>> = {
+  pix2pix: { nLayersD: 'dLayers', epochsDecay: 'decayEpochs' },
+  cyclegan: { size: 'cropSize' },
+};
+export function migrateKeys(variant: string, o: Record<string, unknown>): Record<string, unknown> {
+  const renamed = RENAMED[variant] ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[renamed[k] && !(renamed[k] in o) ? renamed[k] : k] = v;
+  return out;
+}
+
 export function readCheckpointState(dir: string): CheckpointState {
   const file = path.join(dir, 'state.json');
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as CheckpointState;
+    const state = JSON.parse(fs.readFileSync(file, 'utf8')) as CheckpointState;
+    return { ...state, config: migrateKeys(state.variant, state.config ?? {}) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new GantryError(`${dir}: ${code === 'ENOENT' ? 'not a Gantry checkpoint (no state.json)' : 'state.json is unreadable'}`);
@@ -204,7 +218,9 @@ export async function restoreCheckpoint(
     }
   }
   for (const [name, model] of Object.entries(o.nets)) restoreModelWeights(model, path.join(dir, name));
-  for (const [name, opt] of Object.entries(o.optimizers)) {
+  for (const [key, opt] of Object.entries(o.optimizers)) {
+    // Checkpoints from before the G/D naming called the optimizers 'generator' and 'discriminator'.
+    const name = state.optimizers?.[key] || !LEGACY_OPTIMIZER[key] ? key : LEGACY_OPTIMIZER[key]!;
     const specs = state.optimizers?.[name];
     const file = path.join(dir, `optim-${name}.bin`);
     if (!specs || !fs.existsSync(file)) throw new GantryError(`checkpoint ${dir}: optimizer state '${name}' missing`);

@@ -9,14 +9,13 @@ import { hideBin } from 'yargs/helpers';
 import { initBackend } from './backend/index.js';
 import { latestCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
-import { GAN_LOSSES } from './losses.js';
 import { formatLosses } from './progress.js';
-import { latestRun, newRunDir, readRunInfo, userPath, writeRunInfo } from './run.js';
+import { latestRun, newRunDir, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
 import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
-/** A yargs coerce for a numeric flag: `test` decides, and the one-line error says what was `expected`. */
+/** A yargs coerce for a numeric flag of a command outside the variant commands (`gantry`, `translate`). */
 export function numberFlag(flag: string, test: (n: number) => boolean, expected: string) {
   return (v: unknown): number => {
     const n = typeof v === 'number' ? v : Number(v);
@@ -25,9 +24,6 @@ export function numberFlag(flag: string, test: (n: number) => boolean, expected:
   };
 }
 export const positiveInt = (flag: string) => numberFlag(flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
-export const nonNegativeInt = (flag: string) => numberFlag(flag, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
-export const positiveNumber = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n > 0, 'a positive number');
-export const nonNegativeNumber = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
 
 /** Flags every command has. */
 export const commonOptions = {
@@ -35,42 +31,9 @@ export const commonOptions = {
   verbose: { type: 'boolean', default: false, describe: 'print stack traces on errors' },
 } satisfies Record<string, Options>;
 
-export interface TrainDefaults {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  /** D's learning rate where the variant sets one apart from `lr` (MNIST apps' --d-lr). */
-  discriminatorLr?: number;
-  /** γ of the R1 penalty where the variant sets one (MNIST apps' --r1; 0 or omitted: none). */
-  r1Gamma?: number;
-  /** Weight of the mode-seeking term where the variant sets one (MNIST apps' --mode-seeking; 0 or omitted: none). */
-  modeSeekingWeight?: number;
-  loss: string;
-  sampleEvery: number;
-  checkpointEvery: number;
-}
-
-/** Flags of every `train` command, with the variant's defaults. */
-export function trainOptions(d: TrainDefaults) {
-  return {
-    epochs: { default: d.epochs, coerce: positiveNumber('epochs'), describe: 'training epochs (fractions allowed)' },
-    steps: { coerce: positiveInt('steps'), describe: 'training steps (overrides --epochs)' },
-    'batch-size': { default: d.batchSize, coerce: positiveInt('batch-size'), describe: 'images per step' },
-    lr: { default: d.lr, coerce: positiveNumber('lr'), describe: 'Adam learning rate' },
-    beta1: { default: 0.5, coerce: nonNegativeNumber('beta1'), describe: 'Adam β1' },
-    loss: { type: 'string', default: d.loss, choices: [...GAN_LOSSES], describe: 'adversarial loss' },
-    seed: { default: 42, coerce: nonNegativeInt('seed'), describe: 'random seed (weights, noise, data order)' },
-    out: { type: 'string', describe: 'run directory (default: runs/<variant>/<time>)' },
-    resume: { type: 'string', describe: 'resume a run: a run directory, a checkpoint, or "latest"' },
-    'sample-every': { default: d.sampleEvery, coerce: nonNegativeInt('sample-every'), describe: 'write a sample image every N steps (0: only at the end)' },
-    'checkpoint-every': { default: d.checkpointEvery, coerce: nonNegativeInt('checkpoint-every'), describe: 'checkpoint every N steps (0: only at the end)' },
-    keep: { default: 3, coerce: nonNegativeInt('keep'), describe: 'keep the last K checkpoints (0: all)' },
-    'nan-policy': { type: 'string', default: 'stop', choices: ['stop', 'rollback'], describe: 'on a NaN/Inf loss: stop, or roll back to the last checkpoint with half the LR' },
-    progress: { type: 'boolean', default: true, describe: 'show a progress bar' },
-  } satisfies Record<string, Options>;
-}
-
-export interface CommonTrainArgs {
+/** The resolved settings of a `train` command (flags, the resumed run's values, then the preset). */
+export interface TrainSettings {
+  preset: string;
   epochs: number;
   steps?: number;
   batchSize: number;
@@ -107,56 +70,41 @@ export function resolveCheckpoint(variant: string, value: string | undefined): s
   return checkpoint;
 }
 
-const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-/**
- * With `--resume`, the run continues with the options it was started with (saved in run.json), except the
- * flags given again on this command line (e.g. a larger --steps).
- */
-export function withResumedArgs<A extends CommonTrainArgs>(variant: string, args: A, argv = hideBin(process.argv)): A {
-  if (args.resume === undefined) return args;
-  const { runDir } = resolveResume(variant, args.resume);
-  const saved = fs.existsSync(path.join(runDir, 'run.json')) ? (readRunInfo(runDir).args as Record<string, unknown> | undefined) : undefined;
-  if (!saved) return args;
-  const given = new Set(argv.filter((t) => t.startsWith('--')).map((t) => camel(t.slice(2).split('=')[0]!.replace(/^no-/, ''))));
-  const merged: Record<string, unknown> = { ...(args as object) };
-  for (const [k, v] of Object.entries(saved)) {
-    if (given.has(camel(k))) continue;
-    merged[camel(k)] = v;
-    merged[kebab(camel(k))] = v;
-  }
-  return merged as A;
+/** What the train flow needs of a variant: its data, its task, the values to save, the LR schedule. */
+export interface TrainPlan<D extends { length: number; unit: string }> {
+  /** The values the run was started with (saved in run.json for a resume). */
+  saved: Record<string, unknown>;
+  openData(): Promise<D>;
+  createTask(data: D): GanTask | Promise<GanTask>;
+  /** The LR multiplier schedule for a run of `epochs` epochs. */
+  schedule(epochs: number): LrSchedule;
 }
 
-/** The train options worth saving for a resume (yargs' bookkeeping and the resume flag itself left out). */
-function savedArgs(args: object): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(args).filter(([k]) => k !== '_' && k !== '$0' && k !== 'resume' && !k.includes('-')));
-}
-
-/** The shared `train` flow: backend, run dir, run.json, the loop, a summary line. */
-export async function runTraining(
+/** The shared `train` flow: backend, run dir, data, run.json, the loop, a summary line. */
+export async function runTraining<D extends { length: number; unit: string }>(
   variant: string,
-  args: CommonTrainArgs,
-  makeTask: () => Promise<GanTask> | GanTask,
-  extra: { schedule?: (task: GanTask) => LrSchedule; log?: (l: string) => void } = {},
+  args: TrainSettings,
+  plan: TrainPlan<D>,
+  log: (l: string) => void = (l) => console.error(l),
 ): Promise<{ runDir: string; result: TrainResult; task: GanTask }> {
-  const log = extra.log ?? ((l: string) => console.error(l));
   const backend = await initBackend({ backend: args.backend, log });
   const resumed = args.resume !== undefined ? resolveResume(variant, args.resume) : undefined;
+  const data = await plan.openData();
+  if (args.batchSize > data.length) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} ${data.unit})`);
   const runDir = resumed?.runDir ?? (args.out ? userPath(args.out) : newRunDir(variant));
-  const task = await makeTask();
+  const task = await plan.createTask(data);
   const steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
+  const epochs = steps / task.stepsPerEpoch;
   if (!resumed) {
     writeRunInfo(runDir, {
       variant,
       backend: backend.name,
       created: new Date().toISOString(),
-      options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed },
-      args: savedArgs(args),
+      options: { ...task.config, steps, epochs, lr: args.lr, beta1: args.beta1, seed: args.seed },
+      args: plan.saved,
     });
   }
-  log(`${variant}: ${steps} steps (${(steps / task.stepsPerEpoch).toFixed(2)} epochs of ${task.stepsPerEpoch}) → ${runDir}`);
+  log(`${variant}: ${steps} steps (${epochs.toFixed(2)} epochs of ${task.stepsPerEpoch}) → ${runDir}`);
   const options: TrainOptions = {
     runDir,
     steps,
@@ -166,7 +114,7 @@ export async function runTraining(
     resume: resumed?.checkpoint,
     nanPolicy: args.nanPolicy,
     progress: args.progress,
-    schedule: extra.schedule?.(task),
+    schedule: plan.schedule(epochs),
     handleSigint: true,
     log,
   };
@@ -218,21 +166,17 @@ export interface LoadedTranslator {
 }
 
 /**
- * The body of every app's `translate` command (flags: translateOptions + --backend): checks --input before
- * anything slow, starts the backend, loads the generator with `load`, translates.
+ * The body of every app's `translate` command (flags: translateOptions): checks --input before anything slow,
+ * starts the backend, loads the generator with `load`, translates.
  */
 export async function translateFromArgs(
-  a: Record<string, unknown>,
+  a: { input?: unknown; output?: unknown; quality?: unknown },
+  backend: string | undefined,
   load: () => Promise<LoadedTranslator>,
 ): Promise<TranslateSummary> {
-  if (!fs.existsSync(userPath(a.input as string))) throw new GantryError(`--input ${a.input}: no such file or folder`);
-  await initBackend({ backend: a.backend as string | undefined });
+  const input = String(a.input);
+  if (!fs.existsSync(userPath(input))) throw new GantryError(`--input ${input}: no such file or folder`);
+  await initBackend({ backend });
   const { fn, modelSize, inChannels } = await load();
-  return translateCommand(fn, {
-    input: a.input as string,
-    output: a.output as string,
-    modelSize,
-    inChannels,
-    quality: a.quality as number,
-  });
+  return translateCommand(fn, { input, output: String(a.output), modelSize, inChannels, quality: Number(a.quality) });
 }

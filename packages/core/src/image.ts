@@ -204,7 +204,7 @@ export function imagesToTensor(imgs: readonly RawImage[]): tf.Tensor4D {
   return bytesToTensor(all, [imgs.length, h, w, c]);
 }
 
-function floatsToBytes(v: ArrayLike<number>): Uint8Array {
+export function floatsToBytes(v: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(v.length);
   for (let i = 0; i < v.length; i++) {
     const x = v[i]!;

@@ -19,3 +19,6 @@ export * from './translate.js';
 export * from './image-metrics.js';
 export * from './report/index.js';
 export * from './export.js';
+export * from './flags.js';
+export * from './generate.js';
+export * from './variant.js';

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { saveImageGrid } from './image.js';
 import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
 import { adam, lerp, optimize } from './optim.js';
+import { flag } from './flags.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
 
@@ -60,6 +61,16 @@ export interface LatentGanOptions {
 
 const R1_EVERY = 16;
 
+/** Flags of the options above that every noise → image variant offers (its presets set their defaults). */
+export const LATENT_GAN_FLAGS = {
+  ema: flag.number("decay of the generator's weight average used for sampling (0: sample from G itself)", (n) => n >= 0 && n < 1, 'a decay in [0, 1)', {
+    default: 0.999,
+  }),
+  dLr: flag.positiveNumber("D's learning rate (default: --lr; TTUR, Heusel et al. 2017)"),
+  r1: flag.nonNegativeNumber("γ of the R1 penalty on D's gradient at real images (Mescheder et al. 2018; 0: none)", { default: 0 }),
+  modeSeeking: flag.nonNegativeNumber("weight of the mode-seeking term in G's loss (MSGAN, Mao et al. 2019; 0: none)", { default: 0 }),
+};
+
 type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
 
 /** Noise for `count` samples, reproducible from `seed`. */
@@ -78,7 +89,7 @@ export class LatentGanTask implements GanTask<Batch> {
   readonly config: Record<string, unknown>;
   readonly mustMatch: string[];
   readonly nets: { generator: tf.LayersModel; discriminator: tf.LayersModel; generator_ema?: tf.LayersModel };
-  readonly optimizers: { generator: tf.Optimizer; discriminator: tf.Optimizer };
+  readonly optimizers: { G: tf.Optimizer; D: tf.Optimizer };
   readonly stepsPerEpoch: number;
   readonly lossName: string;
   private readonly fixedNoise: tf.Tensor2D;
@@ -95,7 +106,7 @@ export class LatentGanTask implements GanTask<Batch> {
       o.generatorEma.setWeights(o.generator.getWeights());
       this.nets.generator_ema = o.generatorEma;
     }
-    this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.discriminatorLr ?? o.lr, o.beta1) };
+    this.optimizers = { G: adam(o.lr, o.beta1), D: adam(o.discriminatorLr ?? o.lr, o.beta1) };
     this.sampler = new EpochSampler(o.data.count, o.batchSize, o.seed);
     this.stepsPerEpoch = this.sampler.stepsPerEpoch;
     // Samples use the same noise all run long, so the grids show training progress rather than new draws.
@@ -155,7 +166,7 @@ export class LatentGanTask implements GanTask<Batch> {
 
   discriminatorStep(b: Batch, step: number): Losses {
     return optimize(
-      this.optimizers.discriminator,
+      this.optimizers.D,
       [this.nets.discriminator],
       () => {
         const fake = this.generate(b.z, b.yFake, true);
@@ -171,7 +182,7 @@ export class LatentGanTask implements GanTask<Batch> {
           const fakeForReal = this.generate(b.z, b.y, true);
           d = tf.add(d, gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)));
         }
-        return { D: d, 'D(x)': tf.mean(real) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
+        return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
       },
       'D',
     );
@@ -179,7 +190,7 @@ export class LatentGanTask implements GanTask<Batch> {
 
   generatorStep(b: Batch, step: number): Losses {
     const losses = optimize(
-      this.optimizers.generator,
+      this.optimizers.G,
       [this.nets.generator],
       (): Losses => {
         const ms = this.o.modeSeekingWeight ?? 0;

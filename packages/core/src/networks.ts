@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { nextInitSeed } from './rng.js';
 
-export type Norm = 'batch' | 'instance' | 'none';
+export const NORMS = ['batch', 'instance', 'none'] as const;
+export type Norm = (typeof NORMS)[number];
 export type Activation = 'relu' | 'leaky' | 'tanh' | 'sigmoid' | 'none';
 type Sym = tf.SymbolicTensor;
 type Initializer = ReturnType<typeof tf.initializers.randomNormal>;

@@ -98,7 +98,7 @@ describe('train', () => {
     const task = tinyTask(2);
     const d: number[] = [];
     // With G frozen (lr 0), D alone must learn to tell the squares from G's output.
-    (task.optimizers.generator as unknown as { learningRate: number }).learningRate = 0;
+    (task.optimizers.G as unknown as { learningRate: number }).learningRate = 0;
     const frozen = { ...task, generatorStep: () => ({}) } as unknown as LatentGanTask;
     Object.setPrototypeOf(frozen, Object.getPrototypeOf(task));
     await train(frozen, { runDir: tmp(), steps: 15, onStep: (_, l) => d.push(l.D!) });

@@ -2,16 +2,16 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, GantryError, initBackend, listCheckpoints, optimize, readCheckpointState, runCli, seedWeights, train } from '@gantry/core';
+import { adversarialLoss, GantryError, initBackend, listCheckpoints, optimize, readCheckpointState, resolveTrainValues, runVariant, seedWeights, train } from '@gantry/core';
 import { UnalignedDataset, writeUnalignedDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { cycleganCommands, resolveTrainSetup } from './cli.js';
 import { loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan } from './evaluate.js';
 import { SCENE_STAT_DIM, sceneStatistics } from './features.js';
 import { cycleLoss, identityLoss } from './losses.js';
 import { buildDiscriminator, buildGenerator, type CycleGanConfig, MUST_MATCH, unetDowns } from './model.js';
 import { CycleGanTask } from './task.js';
+import { cyclegan } from './variant.js';
 
 const tmp = fs.mkdtempSync(path.join(tmpdir(), 'gantry-cyclegan-'));
 const data = path.join(tmp, 'scenes');
@@ -23,7 +23,21 @@ beforeAll(async () => {
   await writeUnalignedDataset(data, { count: 10, countB: 8, size: 32, seed: 3, testFraction: 0.1 });
 });
 
-const config: CycleGanConfig = { size: 32, loadSize: 36, channels: 3, generator: 'resnet', blocks: 1, ngf: 4, ndf: 4, dLayers: 2, norm: 'instance' };
+const config: CycleGanConfig = {
+  cropSize: 32,
+  loadSize: 36,
+  channels: 3,
+  generator: 'resnet',
+  blocks: 1,
+  ngf: 4,
+  ndf: 4,
+  dLayers: 2,
+  norm: 'instance',
+  lambdaCycle: 10,
+  lambdaIdentity: 0.5,
+  poolSize: 2,
+  domains: { A: 'A', B: 'B' },
+};
 
 describe('cycle and identity losses', () => {
   it('are λ·L1 and λ·λ_idt·L1 on known inputs', () => {
@@ -45,21 +59,21 @@ describe('cycle and identity losses', () => {
 
 describe('schedule and settings', () => {
   it('takes explicit flags over a resumed run, and that over the preset', () => {
-    const cpu = resolveTrainSetup({ preset: 'cpu' });
-    expect(cpu.config).toMatchObject({ size: 128, ngf: 16, ndf: 16, blocks: 6, generator: 'resnet', dLayers: 3, norm: 'instance', loadSize: 143 });
-    expect([cpu.lambdaCycle, cpu.lambdaIdentity, cpu.poolSize]).toEqual([10, 0.5, 50]);
-    const paper = resolveTrainSetup({ preset: 'paper' });
-    expect(paper.config).toMatchObject({ size: 256, ngf: 64, ndf: 64, blocks: 9, loadSize: 286 });
-    expect(paper.epochs).toBe(200);
-    const resumed = resolveTrainSetup({ preset: 'cpu', ngf: 8 }, { size: 64, ngf: 32, blocks: 9, loadSize: 70, epochs: 3 });
-    expect(resumed.config).toMatchObject({ size: 64, ngf: 8, blocks: 9, loadSize: 70 });
-    expect(resumed.epochs).toBe(3);
+    const cpu = resolveTrainValues(cyclegan, { preset: 'cpu' });
+    expect(cpu.config).toMatchObject({ cropSize: 128, ngf: 16, ndf: 16, blocks: 6, generator: 'resnet', dLayers: 3, norm: 'instance', loadSize: 143 });
+    expect([cpu.config.lambdaCycle, cpu.config.lambdaIdentity, cpu.config.poolSize]).toEqual([10, 0.5, 50]);
+    const paper = resolveTrainValues(cyclegan, { preset: 'paper' });
+    expect(paper.config).toMatchObject({ cropSize: 256, ngf: 64, ndf: 64, blocks: 9, loadSize: 286 });
+    expect(paper.preset.constantEpochs + paper.preset.decayEpochs).toBe(200);
+    const resumed = resolveTrainValues(cyclegan, { preset: 'cpu', ngf: 8 }, { cropSize: 64, ngf: 32, blocks: 9, loadSize: 70, epochs: 3 });
+    expect(resumed.config).toMatchObject({ cropSize: 64, ngf: 8, blocks: 9, loadSize: 70 });
+    expect(resumed.train.epochs).toBe(3);
   });
 
   it('rejects sizes the networks cannot take', () => {
-    expect(() => resolveTrainSetup({ size: 30 })).toThrow(/multiple of 4/);
-    expect(() => resolveTrainSetup({ size: 48, generator: 'unet' })).toThrow(/multiple of 32/);
-    expect(() => resolveTrainSetup({ size: 64, loadSize: 32 })).toThrow(GantryError);
+    expect(() => resolveTrainValues(cyclegan, { cropSize: 30 })).toThrow(/multiple of 4/);
+    expect(() => resolveTrainValues(cyclegan, { cropSize: 48, generator: 'unet' })).toThrow(/multiple of 32/);
+    expect(() => resolveTrainValues(cyclegan, { cropSize: 64, loadSize: 32 })).toThrow(GantryError);
     expect(unetDowns(128)).toBe(7);
     const unet = buildGenerator({ ...config, generator: 'unet' }, 'G_A');
     expect(unet.outputs[0]!.shape).toEqual([null, 32, 32, 3]);
@@ -95,15 +109,12 @@ describe('training', () => {
         data: trainSet,
         samples: { a: await loadImageFiles(trainSet.filesA.slice(0, 2), 32), b: await loadImageFiles(trainSet.filesB.slice(0, 2), 32) },
         loss: adversarialLoss('lsgan'),
-        lambdaCycle: 10,
-        lambdaIdentity: 0.5,
-        poolSize: 2,
         lr: 2e-4,
         beta1: 0.5,
         seed: 1,
         batchSize: 1,
         checkpointConfig: { ...config },
-        mustMatch: MUST_MATCH,
+        mustMatch: [...MUST_MATCH],
       });
     };
     const runDir = path.join(tmp, 'run');
@@ -159,8 +170,8 @@ describe('generator step', () => {
       seedWeights(5);
       const nets = { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B'), D_A: buildDiscriminator(config, 'D_A'), D_B: buildDiscriminator(config, 'D_B') };
       const samples = { a: tf.zeros([1, 32, 32, 3]) as tf.Tensor4D, b: tf.zeros([1, 32, 32, 3]) as tf.Tensor4D };
-      const o = { loss: adversarialLoss('lsgan'), lambdaCycle: 10, lambdaIdentity: 0.5, poolSize: 0, lr: 1e-3, beta1: 0.5, seed: 1, batchSize: 1 };
-      return new CycleGanTask({ config, nets, data: trainSet, samples, ...o, checkpointConfig: {}, mustMatch: [] });
+      const o = { loss: adversarialLoss('lsgan'), lr: 1e-3, beta1: 0.5, seed: 1, batchSize: 1 };
+      return new CycleGanTask({ config: { ...config, poolSize: 0 }, nets, data: trainSet, samples, ...o, checkpointConfig: {}, mustMatch: [] });
     };
     const split = await make();
     const whole = await make();
@@ -217,7 +228,7 @@ describe('CLI errors', () => {
     const prev = process.env.GANTRY_RUNS;
     process.env.GANTRY_RUNS = path.join(tmp, 'no-runs');
     try {
-      await runCli('cyclegan', (y) => cycleganCommands(y), [...argv, '--backend', 'wasm']).catch(() => {});
+      await runVariant(cyclegan, [...argv, '--backend', 'wasm']).catch(() => {});
     } finally {
       exit.mockRestore();
       err.mockRestore();
@@ -230,13 +241,13 @@ describe('CLI errors', () => {
   it('reports bad flags in one line with exit code 2', async () => {
     expect(await cli('train', '--bogus', '1')).toMatchObject({ code: 2, error: expect.stringMatching(/^cyclegan: error: .*bogus/) });
     expect(await cli('train', '--ngf', '0')).toMatchObject({ code: 2, error: expect.stringContaining('--ngf: expected a positive integer') });
-    expect(await cli('train', '--size', '30', '--data', data)).toMatchObject({ code: 2, error: expect.stringContaining('multiple of 4') });
+    expect(await cli('train', '--crop-size', '30', '--data', data)).toMatchObject({ code: 2, error: expect.stringContaining('multiple of 4') });
     expect(await cli('translate', '--direction', 'sideways', '-i', 'x', '-o', 'y')).toMatchObject({ code: 2, error: expect.stringContaining('direction') });
   });
 
   it('names a missing dataset, input or model', async () => {
-    expect(await cli('train', '--data', path.join(tmp, 'nope'), '--size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('dataset folder not found') });
-    expect(await cli('train', '--data', path.join(data, 'trainA'), '--size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('folder not found') });
+    expect(await cli('train', '--data', path.join(tmp, 'nope'), '--crop-size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('dataset folder not found') });
+    expect(await cli('train', '--data', path.join(data, 'trainA'), '--crop-size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('folder not found') });
     expect(await cli('translate', '-i', path.join(tmp, 'missing.png'), '-o', path.join(tmp, 'out.png'))).toMatchObject({
       code: 2,
       error: expect.stringContaining('no such file or folder'),

@@ -4,4 +4,4 @@ export * from './task.js';
 export * from './features.js';
 export * from './evaluate.js';
 export * from './data.js';
-export * from './cli.js';
+export * from './variant.js';

@@ -33,11 +33,6 @@ export interface CycleGanTaskOptions {
   /** Fixed images shown in the sample grids, [K, S, S, C] each; the task owns and disposes them. */
   samples: { a: tf.Tensor4D; b: tf.Tensor4D };
   loss: AdversarialLoss;
-  /** Cycle weight λ (10), the same in both directions. */
-  lambdaCycle: number;
-  /** Identity weight as a fraction of λ (0.5; 0 turns the identity loss off and saves two G passes per step). */
-  lambdaIdentity: number;
-  poolSize: number;
   lr: number;
   beta1: number;
   seed: number;
@@ -69,8 +64,8 @@ export class CycleGanTask implements GanTask<Batch> {
     this.lossName = o.loss.name;
     this.optimizers = { G: adam(o.lr, o.beta1), D: adam(o.lr, o.beta1) };
     this.stepsPerEpoch = Math.max(1, Math.floor(o.data.length / o.batchSize));
-    this.poolB = new ImagePool(o.poolSize, mixSeed(o.seed, 21));
-    this.poolA = new ImagePool(o.poolSize, mixSeed(o.seed, 22));
+    this.poolB = new ImagePool(o.config.poolSize, mixSeed(o.seed, 21));
+    this.poolA = new ImagePool(o.config.poolSize, mixSeed(o.seed, 22));
   }
 
   /** A shuffled pass over A per epoch; B is drawn at random per example (UnalignedDataset), seeded by step. */
@@ -125,8 +120,8 @@ export class CycleGanTask implements GanTask<Batch> {
    */
   generatorStep(batch: Batch): Losses {
     const { G_A, G_B, D_A, D_B } = this.nets;
-    const lambda = this.o.lambdaCycle;
-    const idtWeight = this.o.lambdaIdentity;
+    const lambda = this.o.config.lambdaCycle;
+    const idtWeight = this.o.config.lambdaIdentity;
     const logged: Record<string, tf.Scalar[]> = { G_A: [], G_B: [], cycle: [], idt: [] };
     let grads: tf.NamedTensorMap = {};
     const part = (models: tf.LayersModel[], f: () => Record<string, tf.Scalar>) => {

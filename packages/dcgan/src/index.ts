@@ -3,8 +3,8 @@
  * N(0, 0.02) weights, Adam 2e-4 / β1 0.5. 28×28 (two ×2 upsamplings from 7×7) or 32×32 (three from 4×4).
  */
 import * as tf from '@tensorflow/tfjs';
-import { convBlock, deconvBlock, denseBlock, positiveInt } from '@gantry/core';
-import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
+import { convBlock, deconvBlock, denseBlock, flag } from '@gantry/core';
+import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export interface DcganConfig extends MnistGanConfig {
   /** Generator width: filters of its last hidden layer (doubled per level towards z). */
@@ -37,24 +37,30 @@ export function buildDiscriminator(c: DcganConfig): tf.LayersModel {
   return tf.model({ inputs: image, outputs: score, name: 'dcgan_discriminator' });
 }
 
-export const dcgan: MnistGanVariant<DcganConfig> = {
+export const dcgan = mnistVariant({
   name: 'dcgan',
-  description: 'deep convolutional GAN (Radford et al. 2015)',
-  defaults: { epochs: 1, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
-  configFlags: {
-    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
-    'image-size': { type: 'number', default: 28, choices: [28, 32], describe: 'image size (32 pads MNIST by 2 pixels)' },
-    // Half the paper's width so the default run fits in minutes on a 2-core CPU; --ngf 64 --ndf 64 for the paper's.
-    ngf: { coerce: positiveInt('ngf'), default: 32, describe: 'generator width (paper: 64)' },
-    ndf: { coerce: positiveInt('ndf'), default: 32, describe: 'discriminator width (paper: 64)' },
+  title: 'deep convolutional GAN (Radford et al. 2015)',
+  flags: {
+    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
+    imageSize: flag.choice([28, 32] as const, 'image size (32 pads MNIST by 2 pixels)', { default: 28 }),
+    // Half the paper's width by default, for a CPU; --ngf 64 --ndf 64 for the paper's.
+    ngf: flag.positiveInt('generator width (paper: 64)', { default: 32 }),
+    ndf: flag.positiveInt('discriminator width (paper: 64)', { default: 32 }),
   },
-  config: (a) => ({
-    latentDim: a['latent-dim'] as number,
-    imageSize: a['image-size'] as 28 | 32,
-    ngf: a.ngf as number,
-    ndf: a.ndf as number,
-  }),
+  presets: {
+    default: {
+      describe: '1 epoch, batch 64, Adam 2e-4',
+      constantEpochs: 1,
+      decayEpochs: 0,
+      batchSize: 64,
+      lr: 2e-4,
+      loss: 'bce',
+      sampleEvery: 100,
+      checkpointEvery: 200,
+    },
+  },
+  config: (v): DcganConfig => ({ latentDim: v.latentDim, imageSize: v.imageSize, ngf: v.ngf, ndf: v.ndf }),
   mustMatch: ['latentDim', 'imageSize', 'ngf', 'ndf'],
   buildGenerator,
   buildDiscriminator,
-};
+});

@@ -3,11 +3,11 @@
  * with the non-saturating G loss and the layer sizes of the PyTorch-GAN re-implementation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activation, denseBlock, positiveInt } from '@gantry/core';
-import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
+import { activation, denseBlock, flag } from '@gantry/core';
+import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export interface GanConfig extends MnistGanConfig {
-  latentDim: number;
+  imageSize: 28;
 }
 
 export function buildGenerator(c: GanConfig): tf.LayersModel {
@@ -28,15 +28,26 @@ export function buildDiscriminator(): tf.LayersModel {
   return tf.model({ inputs: image, outputs: score, name: 'gan_discriminator' });
 }
 
-export const gan: MnistGanVariant<GanConfig> = {
+export const gan = mnistVariant({
   name: 'gan',
-  description: 'the original MLP GAN (Goodfellow et al. 2014)',
-  defaults: { epochs: 5, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 200, checkpointEvery: 500 },
-  configFlags: {
-    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
+  title: 'the original MLP GAN (Goodfellow et al. 2014)',
+  flags: {
+    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
   },
-  config: (a) => ({ latentDim: a['latent-dim'] as number, imageSize: 28 }),
+  presets: {
+    default: {
+      describe: '5 epochs, batch 64, Adam 2e-4',
+      constantEpochs: 5,
+      decayEpochs: 0,
+      batchSize: 64,
+      lr: 2e-4,
+      loss: 'bce',
+      sampleEvery: 200,
+      checkpointEvery: 500,
+    },
+  },
+  config: (v): GanConfig => ({ latentDim: v.latentDim, imageSize: 28 }),
   mustMatch: ['latentDim'],
   buildGenerator,
   buildDiscriminator,
-};
+});

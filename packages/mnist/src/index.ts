@@ -1,4 +1,4 @@
 export * from './data.js';
 export * from './classifier.js';
 export * from './evaluate.js';
-export * from './cli.js';
+export * from './variant.js';

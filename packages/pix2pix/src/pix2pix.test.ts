@@ -6,9 +6,10 @@ import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage,
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
-import { pix2pixCommands } from './cli.js';
+import { variantCommands } from '@gantry/core';
+import { pix2pix } from './variant.js';
 import { buildDiscriminator, buildGenerator, checkConfig, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
-import { Pix2pixTask } from './task.js';
+import { Pix2pixTask, type Pix2pixTaskOptions } from './task.js';
 
 
 const tmp = mkdtempSync(join(tmpdir(), 'gantry-pix2pix-'));
@@ -24,11 +25,23 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
+/** A task of config `c` with fresh networks; `o` gives the data and the optimisation settings. */
+const newTask = (c: Pix2pixConfig, o: Omit<Pix2pixTaskOptions, 'nets' | 'config' | 'checkpointConfig' | 'mustMatch' | 'loss' | 'beta1'>) =>
+  new Pix2pixTask({
+    nets: { generator: buildGenerator(c), discriminator: buildDiscriminator(c) },
+    config: c,
+    checkpointConfig: { ...c },
+    mustMatch: [...MUST_MATCH],
+    loss: adversarialLoss('bce'),
+    beta1: 0.5,
+    ...o,
+  });
+
 const config = (o: Partial<Pix2pixConfig> = {}): Pix2pixConfig => ({
   netG: 'unet_32',
   ngf: 4,
   ndf: 4,
-  nLayersD: 3,
+  dLayers: 3,
   norm: 'batch',
   dropout: true,
   cropSize: 32,
@@ -37,7 +50,6 @@ const config = (o: Partial<Pix2pixConfig> = {}): Pix2pixConfig => ({
   channels: 3,
   lambdaL1: 100,
   lambdaGan: 1,
-  loss: 'bce',
   ...o,
 });
 
@@ -47,7 +59,7 @@ async function cli(args: string[]): Promise<string> {
   const log = console.log;
   console.log = (...a: unknown[]) => out.push(a.join(' '));
   try {
-    await pix2pixCommands(
+    await variantCommands(pix2pix, args)(
       yargs(args)
         .scriptName('pix2pix')
         .option('backend', { type: 'string' })
@@ -92,7 +104,7 @@ describe('networks', () => {
   }
 
   it('selectable PatchGAN depth and norm; bad sizes are one-line errors', () => {
-    expect(buildDiscriminator(config({ nLayersD: 1 })).outputs[0]!.shape).toEqual([null, 16, 16, 1]);
+    expect(buildDiscriminator(config({ dLayers: 1 })).outputs[0]!.shape).toEqual([null, 16, 16, 1]);
     const inst = buildGenerator(config({ norm: 'instance' }));
     expect(inst.layers.some((l) => l.getClassName() === 'InstanceNormalization')).toBe(true);
     expect(() => checkConfig(config({ netG: 'unet_128', cropSize: 96, loadSize: 100 }))).toThrow(/multiple of 128/);
@@ -108,13 +120,13 @@ describe('training and the CLI', () => {
   });
 
   it('a short training run learns (L1 falls), writes strips and checkpoints, and resumes', async () => {
-    const c = config({ data });
+    const c = config();
     const open = async () => ({
       train: await AlignedDataset.open(data, { split: 'train', cropSize: 32, loadSize: 36, direction: 'BtoA' }),
       samples: await AlignedDataset.open(data, { split: 'val', cropSize: 32, direction: 'BtoA' }),
     });
     seedWeights(1);
-    const task = new Pix2pixTask({ config: c, loss: adversarialLoss('bce'), lr: 2e-3, beta1: 0.5, seed: 1, batchSize: 4, ...(await open()) }, MUST_MATCH);
+    const task = newTask(c, { lr: 2e-3, seed: 1, batchSize: 4, ...(await open()) });
     const runDir = join(tmp, 'run-a');
     const l1: number[] = [];
     const r = await train(task, { runDir, steps: 24, sampleEvery: 12, checkpointEvery: 12, log: () => {}, onStep: (_, l) => l1.push(l.L1!) });
@@ -130,19 +142,16 @@ describe('training and the CLI', () => {
     task.dispose();
 
     seedWeights(1);
-    const again = new Pix2pixTask({ config: c, loss: adversarialLoss('bce'), lr: 2e-3, beta1: 0.5, seed: 1, batchSize: 4, ...(await open()) }, MUST_MATCH);
+    const again = newTask(c, { lr: 2e-3, seed: 1, batchSize: 4, ...(await open()) });
     const r2 = await train(again, { runDir, steps: 30, resume: true, log: () => {} });
     expect(r2.step).toBe(30);
     again.dispose();
   });
 
   it('L1-only baseline (--lambda-gan 0) trains G alone', async () => {
-    const c = config({ data, lambdaGan: 0 });
+    const c = config({ lambdaGan: 0 });
     seedWeights(2);
-    const task = new Pix2pixTask(
-      { config: c, loss: adversarialLoss('bce'), lr: 2e-4, beta1: 0.5, seed: 2, batchSize: 2, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) },
-      MUST_MATCH,
-    );
+    const task = newTask(c, { lr: 2e-4, seed: 2, batchSize: 2, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) });
     const dBefore = task.nets.discriminator.getWeights()[0]!.dataSync().slice();
     const r = await train(task, { runDir: join(tmp, 'run-l1'), steps: 2, log: () => {} });
     expect(Object.keys(r.losses).sort()).toEqual(['G', 'L1']);
@@ -193,7 +202,7 @@ describe('training and the CLI', () => {
   it('CLI --help lists the commands and the train flags', async () => {
     const help = async (args: string[]) =>
       new Promise<string>((resolve) => {
-        pix2pixCommands(yargs(args).scriptName('pix2pix').exitProcess(false)).parse(args, {}, (_err: unknown, _argv: unknown, output: string) => resolve(output));
+        variantCommands(pix2pix, args)(yargs(args).scriptName('pix2pix').exitProcess(false)).parse(args, {}, (_err: unknown, _argv: unknown, output: string) => resolve(output));
       });
     const top = await help(['--help']);
     for (const cmd of ['train', 'translate', 'evaluate', 'export']) expect(top).toContain(`pix2pix ${cmd}`);

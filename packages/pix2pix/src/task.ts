@@ -11,12 +11,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { type AdversarialLoss, adam, l1 as meanAbsoluteError, type GanTask, type Losses, EpochSampler, mixSeed, mulberry32, optimize, saveImageGrid } from '@gantry/core';
 import type { AlignedDataset } from '@gantry/datasets';
-import { buildDiscriminator, buildGenerator, type Pix2pixConfig } from './config.js';
+import type { Pix2pixConfig } from './config.js';
 
 type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };
 
 export interface Pix2pixTaskOptions {
+  nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };
   config: Pix2pixConfig;
+  /** What checkpoints store as the run's configuration, and the keys a resumed checkpoint must share. */
+  checkpointConfig: Record<string, unknown>;
+  mustMatch: string[];
   loss: AdversarialLoss;
   lr: number;
   beta1: number;
@@ -31,30 +35,27 @@ export interface Pix2pixTaskOptions {
 
 export class Pix2pixTask implements GanTask<Batch> {
   readonly variant = 'pix2pix';
-  readonly config: Pix2pixConfig;
+  readonly config: Record<string, unknown>;
   readonly mustMatch: string[];
   readonly nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };
-  readonly optimizers: { generator: tf.Optimizer; discriminator: tf.Optimizer };
+  readonly optimizers: { G: tf.Optimizer; D: tf.Optimizer };
   readonly stepsPerEpoch: number;
   readonly lossName: string;
   private readonly sampler: EpochSampler;
   private sampleBatch?: Batch;
 
-  constructor(
-    private readonly o: Pix2pixTaskOptions,
-    mustMatch: string[],
-  ) {
-    this.config = o.config;
-    this.mustMatch = mustMatch;
+  constructor(private readonly o: Pix2pixTaskOptions) {
+    this.config = o.checkpointConfig;
+    this.mustMatch = o.mustMatch;
     this.lossName = o.loss.name;
-    this.nets = { generator: buildGenerator(o.config), discriminator: buildDiscriminator(o.config) };
-    this.optimizers = { generator: adam(o.lr, o.beta1), discriminator: adam(o.lr, o.beta1) };
+    this.nets = o.nets;
+    this.optimizers = { G: adam(o.lr, o.beta1), D: adam(o.lr, o.beta1) };
     this.sampler = new EpochSampler(o.train.length, o.batchSize, o.seed);
     this.stepsPerEpoch = this.sampler.stepsPerEpoch;
   }
 
   private get adversarial(): boolean {
-    return this.config.lambdaGan > 0;
+    return this.o.config.lambdaGan > 0;
   }
 
   async nextBatch(step: number): Promise<Batch> {
@@ -72,7 +73,7 @@ export class Pix2pixTask implements GanTask<Batch> {
     const fake = tf.tidy(() => this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D);
     try {
       return optimize(
-        this.optimizers.discriminator,
+        this.optimizers.D,
         [this.nets.discriminator],
         () => {
           const real = this.score(batch.a, batch.b);
@@ -87,9 +88,9 @@ export class Pix2pixTask implements GanTask<Batch> {
   }
 
   generatorStep(batch: Batch): Losses {
-    const { lambdaL1, lambdaGan } = this.config;
+    const { lambdaL1, lambdaGan } = this.o.config;
     return optimize(
-      this.optimizers.generator,
+      this.optimizers.G,
       [this.nets.generator],
       (): Losses => {
         const fake = this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D;

@@ -1,18 +1,10 @@
 /** What `gantry runs` and `gantry compare` print: runs found under the runs root, as text tables or JSON. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  findRuns,
-  flattenFigures,
-  formatFigure,
-  GantryError,
-  headlineFigures,
-  inferStatus,
-  type RunData,
-  readRunData,
-  recentLosses,
-  userPath,
-} from '@gantry/core';
+import { GantryError } from '../errors.js';
+import { userPath } from '../run.js';
+import { findRuns, flattenFigures, headlineFigures, type RunData, readRunData, recentLosses } from './data.js';
+import { formatFigure, inferStatus } from './html.js';
 
 const isRunDir = (d: string) => fs.existsSync(path.join(d, 'run.json')) || fs.existsSync(path.join(d, 'losses.jsonl'));
 

@@ -1,0 +1,182 @@
+/**
+ * The variant definition and the commands core makes from it: a toy sixth variant (a tiny latent GAN on random
+ * 8×8 images) is one definition, and gets train, resume, generate, export and runs.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import yargs from 'yargs';
+import { initBackend } from './backend/index.js';
+import { migrateKeys, readCheckpointState } from './checkpoint.js';
+import { GantryError } from './errors.js';
+import { deprecatedFlagsUsed, flag, readFlags, yargsOptions } from './flags.js';
+import { parseLabels } from './generate.js';
+import { LatentGanTask } from './latent-gan.js';
+import { denseBlock } from './networks.js';
+import { readRunInfo } from './run.js';
+import { resolveTrainValues, type VariantDefinition, variantCommands } from './variant.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-variant-'));
+const savedRuns = process.env.GANTRY_RUNS;
+beforeAll(async () => {
+  process.env.GANTRY_RUNS = path.join(tmp, 'runs');
+  await initBackend({ backend: 'wasm', log: () => {} });
+});
+afterAll(() => {
+  if (savedRuns === undefined) delete process.env.GANTRY_RUNS;
+  else process.env.GANTRY_RUNS = savedRuns;
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('flags', () => {
+  const specs = {
+    width: flag.positiveInt('width', { default: 8, deprecated: ['old-width'] }),
+    mode: flag.choice(['a', 'b'] as const, 'mode'),
+    rate: flag.range('rate', 0, 1),
+  };
+
+  it('take the value given, then the fallbacks in order, then the default', () => {
+    expect(readFlags(specs, {})).toEqual({ width: 8, mode: undefined, rate: undefined });
+    expect(readFlags(specs, { width: 3 }, { width: 5, mode: 'b' })).toEqual({ width: 3, mode: 'b', rate: undefined });
+    expect(readFlags(specs, {}, { rate: 0.5 }, { rate: 0.9, width: 2 })).toEqual({ width: 2, mode: undefined, rate: 0.5 });
+  });
+
+  it('check every value with a one-line error naming the flag', () => {
+    expect(() => readFlags(specs, { width: 'abc' })).toThrow(new GantryError("--width: expected a positive integer, got 'abc'"));
+    expect(() => readFlags(specs, { mode: 'c' })).toThrow(/--mode: expected one of a, b, got 'c'/);
+    expect(() => readFlags(specs, { rate: 1 })).toThrow(/--rate: expected a number in \[0, 1\), got '1'/);
+  });
+
+  it('are named by their config key in kebab case, with deprecated names as aliases', () => {
+    const o = yargsOptions({ ...specs, dLayers: flag.positiveInt('depth') });
+    expect(Object.keys(o)).toEqual(['width', 'mode', 'rate', 'd-layers']);
+    expect(o.width!.alias).toEqual(['old-width']);
+    expect(deprecatedFlagsUsed(specs, ['train', '--old-width=3'])).toEqual([{ used: 'old-width', instead: 'width' }]);
+    expect(deprecatedFlagsUsed(specs, ['train', '--width', '3'])).toEqual([]);
+  });
+
+  it('old checkpoints and runs are read under the new names, per variant', () => {
+    expect(migrateKeys('pix2pix', { nLayersD: 2, epochsDecay: 1 })).toEqual({ dLayers: 2, decayEpochs: 1 });
+    expect(migrateKeys('cyclegan', { size: 64 })).toEqual({ cropSize: 64 });
+    expect(migrateKeys('dcgan', { size: 64 })).toEqual({ size: 64 });
+  });
+
+  it('--label takes class names or indices', () => {
+    expect(parseLabels('all', ['cat', 'dog'])).toEqual([0, 1]);
+    expect(parseLabels('dog,0', ['cat', 'dog'])).toEqual([1, 0]);
+    expect(() => parseLabels('cow', ['cat', 'dog'])).toThrow(/--label: 'cow' is not a class \(expected cat, dog/);
+    expect(() => parseLabels('12', ['0', '1', '2'])).toThrow(/expected 0-2/);
+  });
+});
+
+/** A sixth variant in one definition: a dense G and D on random 8×8 images. */
+const toyFlags = { latentDim: flag.positiveInt('size of z', { default: 4 }), width: flag.positiveInt('hidden units', { deprecated: ['hidden'] }) };
+interface ToyConfig {
+  latentDim: number;
+  width: number;
+}
+const toy: VariantDefinition<typeof toyFlags, ToyConfig, { length: number; unit: string }> = {
+  name: 'toy',
+  title: 'a test variant',
+  trainDescribe: 'random 8×8 images',
+  flags: toyFlags,
+  presets: {
+    small: { describe: 'width 4', width: 4, constantEpochs: 1, decayEpochs: 1, batchSize: 4, lr: 1e-3, loss: 'bce', sampleEvery: 0, checkpointEvery: 2 },
+    wide: { describe: 'width 16', width: 16, constantEpochs: 2, decayEpochs: 0, batchSize: 8, lr: 1e-3, loss: 'lsgan', sampleEvery: 0, checkpointEvery: 0 },
+  },
+  config: (v) => ({ latentDim: v.latentDim, width: v.width }),
+  mustMatch: ['latentDim', 'width'],
+  openData: async () => ({ length: 16, unit: 'images' }),
+  createTask: (t) => {
+    const net = (inputs: number, outputs: number, act: 'tanh' | 'none', shape: number[]) => {
+      const x = tf.input({ shape: [inputs] });
+      const h = denseBlock(denseBlock(x, t.config.width, 'leaky'), outputs, act);
+      return tf.model({ inputs: x, outputs: tf.layers.reshape({ targetShape: shape }).apply(h) as tf.SymbolicTensor });
+    };
+    const generator = net(t.config.latentDim, 64, 'tanh', [8, 8, 1]);
+    const d = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [8, 8, 1] }), tf.layers.dense({ units: 1 })] });
+    return new LatentGanTask({
+      variant: 'toy',
+      generator,
+      discriminator: d,
+      latentDim: t.config.latentDim,
+      loss: t.loss,
+      lr: t.lr,
+      beta1: t.beta1,
+      seed: t.seed,
+      batchSize: t.batchSize,
+      data: { count: 16, batch: (idx) => ({ x: tf.randomUniform([idx.length, 8, 8, 1], -1, 1), y: tf.zeros([idx.length], 'int32') }) },
+      config: t.checkpointConfig,
+      mustMatch: t.mustMatch,
+    });
+  },
+  inference: { kind: 'latent', latentDim: (c) => c.latentDim, imageSize: () => 8, channels: () => 1 },
+};
+
+async function run(...argv: string[]): Promise<string> {
+  const out: string[] = [];
+  const log = console.log;
+  const err = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  console.error = (...a: unknown[]) => out.push(a.join(' '));
+  try {
+    await variantCommands(toy, argv)(
+      yargs(argv)
+        .option('backend', { type: 'string' })
+        .strict()
+        .exitProcess(false)
+        .fail((msg: string, e?: Error) => {
+          throw e ?? new GantryError(msg);
+        }),
+    ).parseAsync();
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+  return out.join('\n');
+}
+
+describe('a variant definition', () => {
+  it('resolves flags over a resumed run over the preset over defaults, and checks the preset name', () => {
+    expect(resolveTrainValues(toy, {}).config).toEqual({ latentDim: 4, width: 4 });
+    const wide = resolveTrainValues(toy, { preset: 'wide', latentDim: 2 });
+    expect(wide.config).toEqual({ latentDim: 2, width: 16 });
+    expect([wide.train.batchSize, wide.train.loss]).toEqual([8, 'lsgan']);
+    expect(resolveTrainValues(toy, { width: 7 }, { width: 9, latentDim: 3 }).config).toEqual({ latentDim: 3, width: 7 });
+    expect(() => resolveTrainValues(toy, { preset: 'huge' })).toThrow(/--preset: unknown preset 'huge' \(expected small or wide\)/);
+  });
+
+  it('becomes train, resume, generate, export and runs commands', async () => {
+    const runDir = path.join(tmp, 'runs', 'toy', 'a');
+    await run('train', '--steps', '2', '--out', runDir, '--no-progress', '--width', '6');
+    const info = readRunInfo(runDir);
+    expect(info.args).toMatchObject({ width: 6, latentDim: 4, preset: 'small', batchSize: 4, steps: 2 });
+    expect(info.args).not.toHaveProperty('out');
+    // Resuming keeps the run's values (width 6) and takes the new --steps.
+    const resumed = await run('train', '--resume', runDir, '--steps', '4', '--no-progress');
+    expect(resumed).toMatch(/resumed from .*step-00000002 at step 2/);
+    const state = readCheckpointState(path.join(runDir, 'checkpoints', 'step-00000004'));
+    expect(state.config).toMatchObject({ width: 6, latentDim: 4, loss: 'bce', batchSize: 4 });
+    expect(Object.keys(state.optimizers ?? {}).sort()).toEqual(['D', 'G']);
+
+    const samples = path.join(tmp, 'samples');
+    expect(await run('generate', '--count', '7', '--out', samples)).toContain('wrote 7 images');
+    expect(fs.readdirSync(samples).sort()).toEqual([...Array.from({ length: 7 }, (_, i) => `000${i}.png`), 'grid.png']);
+    await expect(run('generate', '--label', '3', '--out', samples)).rejects.toThrow(/--label: .* is not a conditional model/);
+
+    const web = path.join(tmp, 'web');
+    await run('export', '--out', web);
+    expect(JSON.parse(fs.readFileSync(path.join(web, 'metadata.json'), 'utf8'))).toMatchObject({ variant: 'toy', kind: 'latent', latentDim: 4, imageSize: 8 });
+    expect(await run('runs')).toMatch(/toy/);
+  });
+
+  it('refuses a bad flag before any work, and a deprecated name still works with a warning', async () => {
+    await expect(run('train', '--width', '0', '--out', path.join(tmp, 'bad'))).rejects.toThrow(/--width: expected a positive integer, got '0'/);
+    expect(fs.existsSync(path.join(tmp, 'bad'))).toBe(false);
+    const old = path.join(tmp, 'runs', 'toy', 'old-name');
+    expect(await run('train', '--steps', '1', '--hidden', '5', '--out', old, '--no-progress')).toContain('warning: --hidden is deprecated; use --width');
+    expect(readRunInfo(old).args).toMatchObject({ width: 5 });
+  });
+});

