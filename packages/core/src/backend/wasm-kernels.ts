@@ -393,8 +393,8 @@ function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
 
 /**
  * Batch normalisation with given statistics as (x − mean) · s + offset, s = scale / √(variance + ε) computed per
- * channel first: three broadcasting passes, about 3.6× faster than the wasm FusedBatchNorm kernel (12.8 → 3.5 ms
- * on G's [64, 14, 14, 96] activations), which batch norm runs in every forward pass, training mode included.
+ * channel first: three broadcasting passes, several times faster than the wasm FusedBatchNorm kernel, which batch
+ * norm runs in every forward pass, training mode included (figures: docs/results/2026-11-23-performance.md).
  */
 function batchNormKernel(original: KernelFunc): KernelFunc {
   return (args) => {
@@ -427,7 +427,7 @@ export function offsetOf(backend: WasmBackendLike, t: TensorInfo): number | null
 
 /**
  * GatherV2 along axis 0 (embedding lookups, per-class norm parameters) as one block copy per index: the wasm kernel
- * took ≈ 10 ms to pick 64 rows of a [10, 9408] table, a third of a cGAN step with class-conditional batch norm.
+ * walks the whole table per row, and was a third of a cGAN step with class-conditional batch norm.
  * Other gathers, and any index out of range (the original kernel reports it), go to the original kernel.
  */
 function gatherRowsKernel(original: KernelFunc): KernelFunc {
