@@ -10,7 +10,7 @@
  * picks each norm's scale and shift, so it shapes every layer rather than only the input.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, nextInitSeed, nonNegativeNumber, normLayer, positiveInt } from '@gantry/core';
+import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, nextInitSeed, nonNegativeNumber, normLayer, MAX_LATENT_DIM, positiveInt, positiveIntUpTo } from '@gantry/core';
 import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
@@ -89,7 +89,7 @@ export const cgan: MnistGanVariant<CganConfig> = {
   // (README, Measuring quality).
   defaults: { epochs: 3, batchSize: 64, lr: 4e-4, discriminatorLr: 2e-4, r1Gamma: 1, modeSeekingWeight: 0.1, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
   configFlags: {
-    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
+    'latent-dim': { coerce: positiveIntUpTo('latent-dim', MAX_LATENT_DIM, 'memory'), default: 100, describe: 'size of the noise vector z' },
     ngf: { coerce: positiveInt('ngf'), default: 96, describe: 'generator width' },
     ndf: { coerce: positiveInt('ndf'), default: 16, describe: 'discriminator width' },
     conditioning: { type: 'string', default: 'projection', choices: ['projection', 'concat'], describe: "how D sees the label" },

@@ -11,7 +11,7 @@ import { latestCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
 import { GAN_LOSSES } from './losses.js';
 import { formatLosses } from './progress.js';
-import { latestRun, newRunDir, readRunInfo, userPath, writeRunInfo } from './run.js';
+import { checkNewRunDir, latestRun, lockRunDir, newRunDir, readRunInfo, removeIfUnused, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
 import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
@@ -28,6 +28,17 @@ export const positiveInt = (flag: string) => numberFlag(flag, (n) => Number.isIn
 export const nonNegativeInt = (flag: string) => numberFlag(flag, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
 export const positiveNumber = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n > 0, 'a positive number');
 export const nonNegativeNumber = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
+/** A positive integer with an upper limit; the error names the limit and why it is there. */
+export const positiveIntUpTo = (flag: string, max: number, why: string) =>
+  numberFlag(flag, (n) => Number.isInteger(n) && n > 0 && n <= max, `a positive integer up to ${max} (${why})`);
+/** Adam's β1 (and other decays): a number in [0, 1). */
+export const unitInterval = (flag: string) => numberFlag(flag, (n) => Number.isFinite(n) && n >= 0 && n < 1, 'a number in [0, 1)');
+/** The largest --batch-size: a batch's activations must fit the wasm backend's 4 GB memory. */
+export const MAX_BATCH_SIZE = 1024;
+/** The largest --latent-dim (the generator's first layer grows with it). */
+export const MAX_LATENT_DIM = 4096;
+/** The largest generate --count (one PNG file each). */
+export const MAX_GENERATE_COUNT = 10_000;
 
 /** Flags every command has. */
 export const commonOptions = {
@@ -55,9 +66,9 @@ export function trainOptions(d: TrainDefaults) {
   return {
     epochs: { default: d.epochs, coerce: positiveNumber('epochs'), describe: 'training epochs (fractions allowed)' },
     steps: { coerce: positiveInt('steps'), describe: 'training steps (overrides --epochs)' },
-    'batch-size': { default: d.batchSize, coerce: positiveInt('batch-size'), describe: 'images per step' },
+    'batch-size': { default: d.batchSize, coerce: positiveIntUpTo('batch-size', MAX_BATCH_SIZE, 'memory'), describe: `images per step (at most ${MAX_BATCH_SIZE})` },
     lr: { default: d.lr, coerce: positiveNumber('lr'), describe: 'Adam learning rate' },
-    beta1: { default: 0.5, coerce: nonNegativeNumber('beta1'), describe: 'Adam β1' },
+    beta1: { default: 0.5, coerce: unitInterval('beta1'), describe: 'Adam β1, in [0, 1)' },
     loss: { type: 'string', default: d.loss, choices: [...GAN_LOSSES], describe: 'adversarial loss' },
     seed: { default: 42, coerce: nonNegativeInt('seed'), describe: 'random seed (weights, noise, data order)' },
     out: { type: 'string', describe: 'run directory (default: runs/<variant>/<time>)' },
@@ -144,17 +155,34 @@ export async function runTraining(
   const log = extra.log ?? ((l: string) => console.error(l));
   const backend = await initBackend({ backend: args.backend, log });
   const resumed = args.resume !== undefined ? resolveResume(variant, args.resume) : undefined;
-  const runDir = resumed?.runDir ?? (args.out ? userPath(args.out) : newRunDir(variant));
-  const task = await makeTask();
-  const steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
-  if (!resumed) {
-    writeRunInfo(runDir, {
-      variant,
-      backend: backend.name,
-      created: new Date().toISOString(),
-      options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed },
-      args: savedArgs(args),
-    });
+  if (resumed && args.out && path.resolve(userPath(args.out)) !== path.resolve(resumed.runDir)) {
+    log(`warning: --out ${args.out} is ignored with --resume: the run continues in ${resumed.runDir}`);
+  }
+  // A run directory is checked and locked before the (slow) task is built; a new one that fails before training
+  // starts is removed again, so failed validation leaves nothing behind.
+  const runDir = resumed?.runDir ?? (args.out ? userPath(args.out) : newRunDir(variant, undefined, false));
+  if (!resumed) checkNewRunDir(runDir, args.out ? '--out' : 'run directory');
+  const created = !fs.existsSync(runDir);
+  const unlock = lockRunDir(runDir, log);
+  let task: GanTask;
+  let steps: number;
+  try {
+    if (!resumed) checkNewRunDir(runDir, args.out ? '--out' : 'run directory'); // again under the lock
+    task = await makeTask();
+    steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
+    if (!resumed) {
+      writeRunInfo(runDir, {
+        variant,
+        backend: backend.name,
+        created: new Date().toISOString(),
+        options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed },
+        args: savedArgs(args),
+      });
+    }
+  } catch (err) {
+    unlock();
+    if (created) removeIfUnused(runDir);
+    throw err;
   }
   log(`${variant}: ${steps} steps (${(steps / task.stepsPerEpoch).toFixed(2)} epochs of ${task.stepsPerEpoch}) → ${runDir}`);
   const options: TrainOptions = {
@@ -170,9 +198,15 @@ export async function runTraining(
     handleSigint: true,
     log,
   };
-  const result = await train(task, options);
-  // Interrupted runs exit as a shell expects after Ctrl-C, with their checkpoint saved.
-  if (result.interrupted) process.exitCode = 130;
+  let result: TrainResult;
+  try {
+    result = await train(task, options);
+  } finally {
+    unlock();
+  }
+  // Interrupted runs exit as a shell expects after Ctrl-C (130) or SIGTERM (143), with their checkpoint saved.
+  if (result.interrupted) process.exitCode = result.signal === 'SIGTERM' ? 143 : 130;
+  if (result.quit) log(`quit at step ${result.step} without saving`);
   log(
     `${result.interrupted ? 'interrupted' : 'done'} at step ${result.step} in ${result.seconds.toFixed(1)} s | ${formatLosses(result.losses)}\ncheckpoint: ${result.checkpoint}\nsamples: ${path.join(runDir, 'samples')}`,
   );
@@ -234,5 +268,6 @@ export async function translateFromArgs(
     modelSize,
     inChannels,
     quality: a.quality as number,
+    maxMegapixels: a.maxMegapixels as number | undefined,
   });
 }

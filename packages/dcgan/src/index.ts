@@ -3,7 +3,7 @@
  * N(0, 0.02) weights, Adam 2e-4 / β1 0.5. 28×28 (two ×2 upsamplings from 7×7) or 32×32 (three from 4×4).
  */
 import * as tf from '@tensorflow/tfjs';
-import { convBlock, deconvBlock, denseBlock, positiveInt } from '@gantry/core';
+import { convBlock, deconvBlock, denseBlock, MAX_LATENT_DIM, positiveInt, positiveIntUpTo } from '@gantry/core';
 import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
 
 export interface DcganConfig extends MnistGanConfig {
@@ -42,7 +42,7 @@ export const dcgan: MnistGanVariant<DcganConfig> = {
   description: 'deep convolutional GAN (Radford et al. 2015)',
   defaults: { epochs: 1, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 100, checkpointEvery: 200 },
   configFlags: {
-    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
+    'latent-dim': { coerce: positiveIntUpTo('latent-dim', MAX_LATENT_DIM, 'memory'), default: 100, describe: 'size of the noise vector z' },
     'image-size': { type: 'number', default: 28, choices: [28, 32], describe: 'image size (32 pads MNIST by 2 pixels)' },
     // Half the paper's width so the default run fits in minutes on a 2-core CPU; --ngf 64 --ndf 64 for the paper's.
     ngf: { coerce: positiveInt('ngf'), default: 32, describe: 'generator width (paper: 64)' },

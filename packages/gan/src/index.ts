@@ -3,7 +3,7 @@
  * with the non-saturating G loss and the layer sizes of the PyTorch-GAN re-implementation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activation, denseBlock, positiveInt } from '@gantry/core';
+import { activation, denseBlock, MAX_LATENT_DIM, positiveIntUpTo } from '@gantry/core';
 import type { MnistGanConfig, MnistGanVariant } from '@gantry/mnist';
 
 export interface GanConfig extends MnistGanConfig {
@@ -33,7 +33,7 @@ export const gan: MnistGanVariant<GanConfig> = {
   description: 'the original MLP GAN (Goodfellow et al. 2014)',
   defaults: { epochs: 5, batchSize: 64, lr: 2e-4, loss: 'bce', sampleEvery: 200, checkpointEvery: 500 },
   configFlags: {
-    'latent-dim': { coerce: positiveInt('latent-dim'), default: 100, describe: 'size of the noise vector z' },
+    'latent-dim': { coerce: positiveIntUpTo('latent-dim', MAX_LATENT_DIM, 'memory'), default: 100, describe: 'size of the noise vector z' },
   },
   config: (a) => ({ latentDim: a['latent-dim'] as number, imageSize: 28 }),
   mustMatch: ['latentDim'],

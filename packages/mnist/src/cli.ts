@@ -12,6 +12,8 @@ import {
   GantryError,
   initBackend,
   LatentGanTask,
+  MAX_GENERATE_COUNT,
+  positiveIntUpTo,
   latentNoise,
   decayOverLast,
   nonNegativeNumber,
@@ -159,7 +161,7 @@ export function mnistGanCommands<C extends MnistGanConfig>(y: Argv, v: MnistGanV
       'write generated digits as PNGs plus grid.png',
       (c) => {
         c.options({
-          count: { default: 64, coerce: positiveInt('count'), describe: 'images to write (per label for a conditional model)' },
+          count: { default: 64, coerce: positiveIntUpTo('count', MAX_GENERATE_COUNT, 'one PNG file each'), describe: `images to write (per label for a conditional model; at most ${MAX_GENERATE_COUNT})` },
           out: { type: 'string', default: 'samples', describe: 'output directory' },
           seed: { default: 0, coerce: nonNegativeInt('seed'), describe: 'noise seed (same seed, same images)' },
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest run)' },
