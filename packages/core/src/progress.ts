@@ -75,7 +75,8 @@ export function openLossLog(file: string): LossLog {
 
 /** Reads a loss log, one entry per step (the last written wins). */
 export function readLossLog(file: string): Record<string, number>[] {
-  if (!fs.existsSync(file)) return [];
+  // Only a regular file: a losses.jsonl that is a device (a link to /dev/zero, say) would be read forever.
+  if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) return [];
   const bySteps = new Map<number, Record<string, number>>();
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
