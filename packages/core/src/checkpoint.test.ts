@@ -169,6 +169,17 @@ describe('checkpoint files are untrusted input', () => {
     expect(readCheckpointState(dir).step).toBe(3);
   });
 
+  it('restoring again and again (rollbacks) keeps the tensor count flat', async () => {
+    const { dir } = await trained();
+    const m = model();
+    const opt = adam(0.01);
+    const restore = () => restoreCheckpoint(dir, { variant: 'v', nets: { m }, optimizers: { opt }, config: {}, mustMatch: [] });
+    await restore();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) await restore();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('never prunes the checkpoint just written, even with later steps in the folder', async () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-prune-'));
     const m = model();

@@ -318,9 +318,19 @@ export async function restoreCheckpoint(
     const data = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
     checkWeightData(specs, data, [{ file, bytes: data.byteLength }]);
     const named = tf.io.decodeWeights(data, specs);
-    // Adam matches its slots to variables by position, so keep the saved order.
-    await opt.setWeights(specs.map((s) => ({ name: s.name, tensor: named[s.name]! })));
-    tf.dispose(Object.values(named));
+    // setWeights replaces the optimizer's slot variables without disposing the old ones (each rollback leaked a
+    // copy of Adam's state): dispose them once the new ones are in place. getWeights' iteration scalar is fresh.
+    const previous = await opt.getWeights();
+    try {
+      // Adam matches its slots to variables by position, so keep the saved order.
+      await opt.setWeights(specs.map((s) => ({ name: s.name, tensor: named[s.name]! })));
+      tf.dispose(previous.map((w) => w.tensor));
+    } catch (err) {
+      tf.dispose(previous.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
+      throw new GantryError(`checkpoint ${dir}: optimizer state '${name}' does not fit (${(err as Error).message.split('\n')[0]})`);
+    } finally {
+      tf.dispose(Object.values(named));
+    }
   }
   return state;
 }

@@ -208,7 +208,7 @@ export async function runTraining(
   if (result.interrupted) process.exitCode = result.signal === 'SIGTERM' ? 143 : 130;
   if (result.quit) log(`quit at step ${result.step} without saving`);
   log(
-    `${result.interrupted ? 'interrupted' : 'done'} at step ${result.step} in ${result.seconds.toFixed(1)} s | ${formatLosses(result.losses)}\ncheckpoint: ${result.checkpoint}\nsamples: ${path.join(runDir, 'samples')}`,
+    `${result.interrupted ? 'interrupted' : 'done'} at step ${result.step} in ${result.seconds.toFixed(1)} s | ${formatLosses(result.losses)}\ncheckpoint: ${result.checkpoint ?? 'none'}\nsamples: ${path.join(runDir, 'samples')}`,
   );
   return { runDir, result, task };
 }
