@@ -139,8 +139,16 @@ function processAlive(pid: number): boolean {
 export function lockRunDir(runDir: string, log: (line: string) => void = (l) => console.error(l)): () => void {
   ensureWritableDir(runDir);
   const lockPath = path.join(runDir, LOCK);
+  const inUse = (holder: LockOwner | undefined) => {
+    const who = holder ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}` : 'another process';
+    return new GantryError(`${runDir}: in use by another training (${who}); wait for it to end or choose another run directory`);
+  };
   const owner = readOwner(runDir);
-  if (owner && owner.host === os.hostname() && owner.pid !== process.pid && !processAlive(owner.pid) && fs.existsSync(lockPath)) {
+  const local = owner !== undefined && owner.host === os.hostname() && owner.pid !== process.pid;
+  if (local && fs.existsSync(lockPath)) {
+    // On this machine the pid decides: a live holder keeps the lock even when a long step kept it from being
+    // refreshed; a dead one's lock is taken over at once.
+    if (processAlive(owner.pid)) throw inUse(owner);
     fs.rmSync(lockPath, { recursive: true, force: true });
   }
   let release: () => void;
@@ -154,9 +162,7 @@ export function lockRunDir(runDir: string, log: (line: string) => void = (l) => 
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw new GantryError(`${runDir}: cannot lock the run directory (${(err as Error).message})`);
-    const holder = readOwner(runDir);
-    const who = holder ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}` : 'another process';
-    throw new GantryError(`${runDir}: in use by another training (${who}); wait for it to end or choose another run directory`);
+    throw inUse(readOwner(runDir));
   }
   const mine: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
   atomicWrite(path.join(runDir, OWNER), JSON.stringify(mine));
