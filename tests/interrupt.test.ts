@@ -82,7 +82,7 @@ describe('interrupted training', () => {
     child.kill('SIGINT');
     const r = await done;
     expect(r.code).toBe(130);
-    expect(r.err).toMatch(/interrupt: saving a checkpoint/);
+    expect(r.err).toMatch(/interrupt \(SIGINT\): saving a checkpoint/);
     const saved = checkpoints(run);
     expect(saved).toHaveLength(1);
     const step = Number(saved[0]!.slice(5));
