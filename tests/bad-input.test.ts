@@ -10,6 +10,9 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runApp } from './run-app.js';
 
+/** The fields of model.json and state.json that these tests tamper with. */
+type SavedJson = { weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[]; step: unknown };
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bad-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 
@@ -66,8 +69,8 @@ beforeAll(async () => {
   const truncate = (file: string, bytes: number) => fs.writeFileSync(file, fs.readFileSync(file).subarray(0, bytes));
   truncate(copy('gan-trunc-w')('generator_ema', 'weights.bin'), 1000);
   truncate(copy('gan-trunc-opt')('optim-generator.bin'), 1000);
-  const editJson = (file: string, edit: (j: Record<string, any>) => void) => {
-    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const editJson = (file: string, edit: (j: SavedJson) => void) => {
+    const j = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedJson;
     edit(j);
     fs.writeFileSync(file, JSON.stringify(j));
   };

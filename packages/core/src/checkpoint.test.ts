@@ -7,6 +7,9 @@ import { initBackend } from './backend/index.js';
 import { listCheckpoints, loadModel, readCheckpointState, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { adam } from './optim.js';
 
+/** The fields of model.json and state.json that these tests tamper with. */
+type SavedJson = { weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[]; step: unknown };
+
 // A disk that fills up on demand: writes into a checkpoint being assembled fail with ENOSPC.
 const disk = vi.hoisted(() => ({ full: false }));
 vi.mock('node:fs', async (importOriginal) => {
@@ -84,8 +87,8 @@ describe('checkpoint files are untrusted input', () => {
     const dir = await saveCheckpoint(runDir, { state: { variant: 'v', step: 3, epoch: 0, config: {} }, nets: { m }, optimizers: { opt } });
     return { runDir, dir, restore: () => restoreCheckpoint(dir, { variant: 'v', nets: { m: model() }, optimizers: { opt: adam(0.01) }, config: {}, mustMatch: [] }) };
   };
-  const editJson = (file: string, edit: (j: Record<string, any>) => void) => {
-    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const editJson = (file: string, edit: (j: SavedJson) => void) => {
+    const j = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedJson;
     edit(j);
     fs.writeFileSync(file, JSON.stringify(j));
   };

@@ -40,7 +40,9 @@ describe('checkNewRunDir', () => {
     expect(() => checkNewRunDir(path.join(dir, 'new'))).not.toThrow();
     expect(() => checkNewRunDir(dir)).not.toThrow();
     fs.writeFileSync(path.join(dir, 'run.json'), '{}');
-    expect(() => checkNewRunDir(dir)).toThrow(/already holds a run \(a run directory belongs to one run\); continue it with --resume/);
+    expect(() => checkNewRunDir(dir)).toThrow(
+      /already holds a run \(a run directory belongs to one run\); continue it with --resume/,
+    );
     fs.writeFileSync(path.join(dir, 'f'), 'x');
     expect(() => checkNewRunDir(path.join(dir, 'f'))).toThrow(/--out .*\/f: is a file, expected a directory/);
     expect(() => checkNewRunDir(path.join(dir, 'f', 'sub'))).toThrow(/\/f is a file, expected a directory/);
@@ -76,7 +78,9 @@ describe('writes that must fail cleanly', () => {
   it('mkdirp and ensureWritableDir fail at once under /proc instead of spinning', () => {
     const t0 = Date.now();
     expect(() => mkdirp('/proc/gantry-test/a/b')).toThrow(/ENOENT/);
-    expect(() => ensureWritableDir('/proc/gantry-test/x')).toThrow(/--out \/proc\/gantry-test\/x: not a writable directory \(ENOENT/);
+    expect(() => ensureWritableDir('/proc/gantry-test/x')).toThrow(
+      /--out \/proc\/gantry-test\/x: not a writable directory \(ENOENT/,
+    );
     expect(Date.now() - t0).toBeLessThan(1000);
     const dir = tmp();
     mkdirp(path.join(dir, 'a', 'b', 'c'));
