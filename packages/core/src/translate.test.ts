@@ -193,6 +193,20 @@ describe('translatePaths', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('bomb.png') || n.startsWith('mp.png'))).toEqual([]);
   });
 
+  it('fails at once for an output under /proc instead of hanging in mkdir (file and folder mode)', async () => {
+    const t0 = Date.now();
+    await expect(translatePaths(darken, { input: join(dir, 'wide.png'), output: '/proc/gantry-test/out.png', modelSize: 8, ...quiet })).rejects.toThrow(
+      /\/proc\/gantry-test\/out\.png: cannot write \(ENOENT/,
+    );
+    const inDir = join(dir, 'folder-proc');
+    mkdirSync(inDir);
+    await writeRawImage(pattern(10, 10), join(inDir, 'a.png'));
+    await expect(translatePaths(darken, { input: inDir, output: '/proc/gantry-test/out', modelSize: 8, ...quiet })).rejects.toThrow(
+      /--output \/proc\/gantry-test\/out: cannot create folder \(ENOENT\)/,
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
     await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, ...quiet });
