@@ -2,6 +2,7 @@
  * The bad-input table: every case gets a one-line error naming the flag or file and what was expected, a
  * non-zero exit code, no stack trace, and nothing written where the command would have written.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -81,6 +82,9 @@ beforeAll(async () => {
   const w = fs.readFileSync(nan);
   w.writeFloatLE(Number.NaN, 400);
   fs.writeFileSync(nan, w);
+  // Random bytes of the right length, as a corrupt or hostile download would be.
+  const random = copy('gan-random')('generator_ema', 'weights.bin');
+  fs.writeFileSync(random, randomBytes(fs.statSync(random).size));
   editJson(copy('gan-step-abc')('state.json'), (j) => {
     j.step = 'abc';
   });
@@ -154,8 +158,10 @@ const cases: Case[] = [
   ['gan', 'truncated weights.bin', ['generate', '--checkpoint', at('gan-trunc-w'), '--out', at('o44')], /gan-trunc-w\/.*generator_ema\/weights\.bin: truncated \(1000 bytes/, 'o44'],
   ['gan', 'weight path outside the checkpoint', ['generate', '--checkpoint', at('gan-outside'), '--out', at('o45')], /generator_ema\/model\.json: weight path '\.\.\/.*etc\/passwd' points outside the model folder/, 'o45'],
   ['gan', 'NaN weights', ['generate', '--checkpoint', at('gan-nan'), '--out', at('o46')], /generator_ema\/weights\.bin: weight \S+ contains NaN \(refusing NaN\/Inf weights\)/, 'o46'],
+  ['gan', 'random weights', ['generate', '--checkpoint', at('gan-random'), '--out', at('o53')], /generator_ema\/weights\.bin: weight \S+ contains (NaN|-?Infinity) \(refusing NaN\/Inf weights\)/, 'o53'],
   ['gan', 'state.json step not a number', ['generate', '--checkpoint', at('gan-step-abc'), '--out', at('o47')], /state\.json: 'step' is "abc", expected an integer in 0\.\.99999999/, 'o47'],
   ['gan', 'state.json step out of range', ['generate', '--checkpoint', at('gan-step-big'), '--out', at('o48')], /state\.json: 'step' is 1000000000, expected an integer/, 'o48'],
+  ['pix2pix', 'translate --output under /proc (no hang)', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', '/proc/gantry-bad-input/o.png'], /\/proc\/gantry-bad-input\/o\.png: cannot write \(ENOENT/, 'none'],
   // Issue #21: translate's input-size limit
   ['pix2pix', 'translate an image over the default size limit', ['translate', '--checkpoint', at('p2p-run'), '--input', at('bomb.svg'), '--output', at('o49.png')], /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/, 'o49.png'],
   ['pix2pix', 'translate an image over --max-megapixels', ['translate', '--checkpoint', at('p2p-run'), '--max-megapixels', '0.001', '--input', at('good/train/0.png'), '--output', at('o50.png')], /0\.png: 64×32 is 0\.0 megapixels, over the limit of 0\.001/, 'o50.png'],
