@@ -3,7 +3,7 @@
  * N(0, 0.02) weights, Adam 2e-4 / β1 0.5. 28×28 (two ×2 upsamplings from 7×7) or 32×32 (three from 4×4).
  */
 import * as tf from '@tensorflow/tfjs';
-import { convBlock, deconvBlock, denseBlock, flag } from '@gantry/core';
+import { convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM } from '@gantry/core';
 import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export interface DcganConfig extends MnistGanConfig {
@@ -41,7 +41,7 @@ export const dcgan = mnistVariant({
   name: 'dcgan',
   title: 'deep convolutional GAN (Radford et al. 2015)',
   flags: {
-    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
+    latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
     imageSize: flag.choice([28, 32] as const, 'image size (32 pads MNIST by 2 pixels)', { default: 28 }),
     // Half the paper's width by default, for a CPU; --ngf 64 --ndf 64 for the paper's.
     ngf: flag.positiveInt('generator width (paper: 64)', { default: 32 }),

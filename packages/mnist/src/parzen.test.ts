@@ -31,7 +31,9 @@ describe('Parzen window log-likelihood', () => {
   it('equals the direct computation, across chunks and widths', () => {
     const samples = rows(40, 16, 1);
     const data = rows(300, 16, 2); // more than one chunk
-    const ll = tf.tidy(() => parzenLogLikelihoods(tf.tensor2d(samples), tf.tensor2d(data), [0.2, 0.5]));
+    const [s, x] = [tf.tensor2d(samples), tf.tensor2d(data)];
+    const ll = parzenLogLikelihoods(s, x, [0.2, 0.5]);
+    tf.dispose([s, x]);
     for (const [k, sigma] of [0.2, 0.5].entries()) {
       for (const i of [0, 137, 299]) expect(ll[k]![i]).toBeCloseTo(bruteForce(samples, data[i]!, sigma), 3);
     }
