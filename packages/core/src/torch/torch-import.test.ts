@@ -1,0 +1,101 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { type ArchFlags, buildTorchNetwork, checkStateDict, networkFromStateDict, setTorchWeights, stripModulePrefix, type TorchArch } from './mapping.js';
+import { readStateDict } from './reader.js';
+
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+interface Output {
+  shape: number[];
+  data: string;
+}
+interface Case {
+  name: string;
+  files: { zip: string; legacy?: string };
+  arch: Record<string, unknown>;
+  input: number[];
+  phase: number;
+  stride: number;
+  outputs: Record<'eval' | 'train', Output>;
+  values?: Record<string, string>;
+}
+const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifest.json'), 'utf8')) as { cases: Case[] };
+const caseNamed = (n: string) => manifest.cases.find((c) => c.name === n)!;
+const floats = (b64: string) => {
+  const b = Buffer.from(b64, 'base64');
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+export const read = (file: string) => readStateDict(fs.readFileSync(path.join(FIXTURES, file)));
+
+/** The fixture script's input formula, NHWC. */
+export function formulaInput(shape: number[], phase: number): tf.Tensor4D {
+  const [, c, h, w] = shape as [number, number, number, number];
+  const out = new Float32Array(h * w * c);
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++)
+      for (let k = 0; k < c; k++) out[(i * w + j) * c + k] = Math.sin(0.37 * i + 0.23 * j + 1.7 * k + phase) * Math.cos((0.11 * i * j) / (h + w) + k);
+  return tf.tensor4d(out, [1, h, w, c]);
+}
+
+function maxError(model: tf.LayersModel, c: Case, mode: 'eval' | 'train'): number {
+  const want = c.outputs[mode];
+  const got = tf.tidy(() => {
+    const x = formulaInput(c.input, c.phase);
+    const y = model.apply(x, { training: mode === 'train' }) as tf.Tensor4D;
+    return tf.stridedSlice(y, [0, 0, 0, 0], y.shape, [1, c.stride, c.stride, 1]) as tf.Tensor4D;
+  });
+  expect(got.shape).toEqual(want.shape);
+  const g = got.dataSync();
+  got.dispose();
+  const w = floats(want.data);
+  let max = 0;
+  for (let i = 0; i < w.length; i++) max = Math.max(max, Math.abs(g[i]! - w[i]!));
+  return max;
+}
+
+function patchArch(c: Case): TorchArch {
+  return { kind: 'patchgan', ndf: c.arch.ndf as number, nLayers: c.arch.nLayers as number, norm: c.arch.norm as 'batch', inChannels: c.input[1]! };
+}
+
+describe('weight-exact networks: imported state dicts compute what PyTorch computed', () => {
+  const generators = manifest.cases.filter((c) => c.outputs && c.arch.netG);
+  for (const c of generators) {
+    for (const format of Object.keys(c.files) as ('zip' | 'legacy')[]) {
+      for (const mode of Object.keys(c.outputs) as ('eval' | 'train')[]) {
+        it(`${c.name} (${format} file, ${mode}-mode norm) within 1e-4`, () => {
+          const before = tf.memory().numTensors;
+          // Train mode compares batch statistics with dropout off (PyTorch's dropout draws cannot be replayed).
+          const flags: ArchFlags = mode === 'train' ? { dropout: false } : {};
+          const { arch, model } = networkFromStateDict(read(c.files[format]!), flags);
+          expect(arch.kind === 'patchgan' ? '' : arch.netG).toBe(c.arch.netG);
+          expect(arch.kind !== 'patchgan' && arch.ngf).toBe(c.arch.ngf);
+          expect(arch.kind !== 'patchgan' && arch.norm).toBe(c.arch.norm);
+          const err = maxError(model, c, mode);
+          model.dispose();
+          expect(err).toBeLessThan(1e-4);
+          expect(tf.memory().numTensors).toBe(before);
+        });
+      }
+    }
+  }
+
+  for (const name of ['patchgan_batch', 'patchgan_256']) {
+    const c = caseNamed(name);
+    for (const mode of Object.keys(c.outputs) as ('eval' | 'train')[]) {
+      it(`PatchGAN ${name} (${mode}-mode norm) within 1e-4, map ${c.outputs[mode].shape.slice(1, 3).join('×')}`, () => {
+        const arch = patchArch(c);
+        const model = buildTorchNetwork(arch);
+        setTorchWeights(model, arch, checkStateDict(stripModulePrefix(read(c.files.zip)), arch));
+        expect(maxError(model, c, mode)).toBeLessThan(1e-4);
+        model.dispose();
+      });
+    }
+  }
+
+  it('the PatchGAN gives the reference 30×30 map at 256 px', () => {
+    expect(caseNamed('patchgan_256').outputs.eval.shape).toEqual([1, 30, 30, 1]);
+  });
+});
