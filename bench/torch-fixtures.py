@@ -226,7 +226,7 @@ def main():
         quirky['module.model.2.num_batches_tracked'] = torch.tensor(0)
         torch.save(quirky, os.path.join(a.out, 'quirk_module_prefix.pth'))
         missing = dict(sd)
-        del missing['model.1.weight']
+        del missing['model.4.weight']
         missing['model.99.weight'] = torch.zeros(2)
         torch.save(missing, os.path.join(a.out, 'bad_keys.pth'))
         shape = dict(sd)

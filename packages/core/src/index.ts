@@ -19,3 +19,6 @@ export * from './translate.js';
 export * from './image-metrics.js';
 export * from './report/index.js';
 export * from './export.js';
+export * from './torch/reader.js';
+export * from './torch/mapping.js';
+export * from './torch/import.js';

@@ -29,7 +29,7 @@ import {
   userPath,
 } from '@gantry/core';
 import type { Argv } from 'yargs';
-import { UnalignedDataset } from '@gantry/datasets';
+import { importTorchCliOptions, importTorchFromArgs, UnalignedDataset } from '@gantry/datasets';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
 import { buildDiscriminator, buildGenerator, type CycleGanConfig, checkConfig, defaultLoadSize, MUST_MATCH, PRESETS, type PresetName } from './model.js';
@@ -263,5 +263,9 @@ export function cycleganCommands(y: Argv): Argv {
         });
         console.log(`exported cyclegan generators to ${out} (G_A/, G_B/, metadata.json)`);
       },
-    );
+    )
+    // #23: a PyTorch generator of the reference implementation → a checkpoint (see docs/torch-import.md).
+    .command('import-torch', 'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint', (c) => c.options(importTorchCliOptions(VARIANT)), async (a) => {
+      await importTorchFromArgs(VARIANT, a);
+    });
 }

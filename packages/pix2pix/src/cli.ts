@@ -31,7 +31,7 @@ import {
   userPath,
 } from '@gantry/core';
 import type { Argv } from 'yargs';
-import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
+import { AlignedDataset, ensureSceneDataset, importTorchCliOptions, importTorchFromArgs } from '@gantry/datasets';
 import { checkConfig, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig, PRESETS } from './config.js';
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
@@ -273,5 +273,9 @@ export function pix2pixCommands(y: Argv): Argv {
         });
         console.log(`exported pix2pix generator to ${out} (model.json, weights.bin, metadata.json)`);
       },
-    );
+    )
+    // #23: a PyTorch generator of the reference implementation → a checkpoint (see docs/torch-import.md).
+    .command('import-torch', 'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint', (c) => c.options(importTorchCliOptions(VARIANT)), async (a) => {
+      await importTorchFromArgs(VARIANT, a);
+    });
 }

@@ -15,8 +15,26 @@ import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator } from '.
 import type { TorchTensor } from './reader.js';
 
 export type TorchArch =
-  | { kind: 'unet'; netG: string; numDowns: number; ngf: number; norm: Norm; dropout: boolean; inChannels: number; outChannels: number }
-  | { kind: 'resnet'; netG: string; blocks: number; ngf: number; norm: Norm; dropout: boolean; inChannels: number; outChannels: number }
+  | {
+      kind: 'unet';
+      netG: string;
+      numDowns: number;
+      ngf: number;
+      norm: Norm;
+      dropout: boolean;
+      inChannels: number;
+      outChannels: number;
+    }
+  | {
+      kind: 'resnet';
+      netG: string;
+      blocks: number;
+      ngf: number;
+      norm: Norm;
+      dropout: boolean;
+      inChannels: number;
+      outChannels: number;
+    }
   | { kind: 'patchgan'; ndf: number; nLayers: number; norm: Norm; inChannels: number };
 
 /** The reference's test flags that state an architecture (undefined: inferred from the file). */
@@ -105,7 +123,11 @@ const BN_KEYS = ['weight', 'bias', 'running_mean', 'running_var'];
 /** Parameter names the architecture expects, in builder order (num_batches_tracked is optional and unused). */
 function expectedKeys(slots: Slot[]): string[] {
   return slots.flatMap((s) =>
-    s.kind === 'in' ? [] : s.kind === 'bn' ? BN_KEYS.map((k) => `${s.key}.${k}`) : [`${s.key}.weight`, ...(s.bias ? [`${s.key}.bias`] : [])],
+    s.kind === 'in'
+      ? []
+      : s.kind === 'bn'
+        ? BN_KEYS.map((k) => `${s.key}.${k}`)
+        : [`${s.key}.weight`, ...(s.bias ? [`${s.key}.bias`] : [])],
   );
 }
 
@@ -132,7 +154,8 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
   const shape = (k: string) => sd.get(k)?.shape;
   let kind: 'unet' | 'resnet' | undefined;
   if (flags.netG !== undefined) {
-    if (!(TORCH_NET_G as readonly string[]).includes(flags.netG)) throw new StateDictError(`--netG ${flags.netG}: expected one of ${TORCH_NET_G.join(', ')}`);
+    if (!(TORCH_NET_G as readonly string[]).includes(flags.netG))
+      throw new StateDictError(`--netG ${flags.netG}: expected one of ${TORCH_NET_G.join(', ')}`);
     kind = flags.netG.startsWith('unet') ? 'unet' : 'resnet';
   } else if (has('model.model.0.weight')) kind = 'unet';
   else if ([...sd.keys()].some((k) => /^model\.\d+\.conv_block\./.test(k))) kind = 'resnet';
@@ -143,12 +166,15 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
     );
   }
   const first = shape(kind === 'unet' ? 'model.model.0.weight' : 'model.1.weight');
-  const need = (v: number | undefined, flag: string): number => {
-    if (v === undefined || !Number.isInteger(v) || v < 1) throw new StateDictError(`cannot tell ${flag.slice(2)} from the file; pass ${flag}`);
+  // What the file does not tell takes the reference's defaults (ngf 64, 3 channels): the strict key check that
+  // follows then names what is missing, as loading into the reference's default network would.
+  const need = (v: number | undefined, flag: string, fallback: number): number => {
+    if (v === undefined) return fallback;
+    if (!Number.isInteger(v) || v < 1) throw new StateDictError(`${flag} ${v}: expected a positive integer`);
     return v;
   };
-  const ngf = need(flags.ngf ?? first?.[0], '--ngf');
-  const inChannels = need(flags.inputNc ?? first?.[1], '--input-nc');
+  const ngf = need(flags.ngf ?? first?.[0], '--ngf', 64);
+  const inChannels = need(flags.inputNc ?? first?.[1], '--input-nc', 3);
   if (kind === 'unet') {
     let numDowns: number | undefined;
     if (flags.netG) numDowns = flags.netG === 'unet_256' ? 8 : 7;
@@ -162,11 +188,14 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
         }
         p = `${p}.model.3`;
       }
-      if (numDowns === undefined || numDowns < 5) throw new StateDictError('cannot find the U-Net\'s innermost block; pass --netG');
+      if (numDowns === undefined || numDowns < 5)
+        throw new StateDictError(
+          "cannot find the U-Net's innermost block (model.model.1.model.3….model.3.weight); pass --netG",
+        );
     }
     const batch = has('model.model.1.model.2.weight');
     const norm: Norm = flags.norm ?? (batch ? 'batch' : 'instance');
-    const outChannels = need(flags.outputNc ?? shape('model.model.3.weight')?.[1], '--output-nc');
+    const outChannels = need(flags.outputNc ?? shape('model.model.3.weight')?.[1], '--output-nc', 3);
     const netG = `unet_${2 ** numDowns}`;
     return { kind, netG, numDowns, ngf, norm, dropout: flags.dropout ?? true, inChannels, outChannels };
   }
@@ -176,7 +205,7 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
   const norm: Norm = flags.norm ?? (has('model.2.weight') ? 'batch' : 'instance');
   // With dropout the second conv moves from conv_block.5 to .6 (where batch norm would otherwise have its weight).
   const dropout = flags.dropout ?? shape('model.10.conv_block.6.weight')?.length === 4;
-  const outChannels = need(flags.outputNc ?? shape(`model.${10 + blocks + 7}.weight`)?.[0], '--output-nc');
+  const outChannels = need(flags.outputNc ?? shape(`model.${10 + blocks + 7}.weight`)?.[0], '--output-nc', 3);
   return { kind, netG: `resnet_${blocks}blocks`, blocks, ngf, norm, dropout, inChannels, outChannels };
 }
 
@@ -184,15 +213,34 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
 export function buildTorchNetwork(a: TorchArch, name?: string): tf.LayersModel {
   if (a.kind === 'unet') {
     const size = 2 ** a.numDowns;
-    return unetGenerator({ size, inChannels: a.inChannels, outChannels: a.outChannels, numDowns: a.numDowns, ngf: a.ngf, norm: a.norm, dropout: a.dropout, name });
+    return unetGenerator({
+      size,
+      inChannels: a.inChannels,
+      outChannels: a.outChannels,
+      numDowns: a.numDowns,
+      ngf: a.ngf,
+      norm: a.norm,
+      dropout: a.dropout,
+      name,
+    });
   }
   if (a.kind === 'resnet') {
-    return resnetGenerator({ size: 256, inChannels: a.inChannels, outChannels: a.outChannels, ngf: a.ngf, blocks: a.blocks, norm: a.norm, dropout: a.dropout, name });
+    return resnetGenerator({
+      size: 256,
+      inChannels: a.inChannels,
+      outChannels: a.outChannels,
+      ngf: a.ngf,
+      blocks: a.blocks,
+      norm: a.norm,
+      dropout: a.dropout,
+      name,
+    });
   }
   return patchDiscriminator({ size: 256, inChannels: a.inChannels, ndf: a.ndf, layers: a.nLayers, norm: a.norm, name });
 }
 
-const list = (keys: string[]) => (keys.length > 4 ? `${keys.slice(0, 4).join(', ')} and ${keys.length - 4} more` : keys.join(', '));
+const list = (keys: string[]) =>
+  keys.length > 4 ? `${keys.slice(0, 4).join(', ')} and ${keys.length - 4} more` : keys.join(', ');
 
 /**
  * Checks a state dict (keys stripped of `module.`) against an architecture as PyTorch's strict load does, after
@@ -212,7 +260,10 @@ export function checkStateDict(sd: Map<string, TorchTensor>, a: TorchArch): { sl
   const missing = expected.filter((k) => !sd.has(k));
   const unexpected = [...sd.keys()].filter((k) => !want.has(k) && !droppable.has(k));
   if (missing.length || unexpected.length) {
-    const parts = [missing.length ? `missing keys ${list(missing)}` : '', unexpected.length ? `unexpected keys ${list(unexpected)}` : ''].filter(Boolean);
+    const parts = [
+      missing.length ? `missing keys ${list(missing)}` : '',
+      unexpected.length ? `unexpected keys ${list(unexpected)}` : '',
+    ].filter(Boolean);
     throw new StateDictError(`does not fit ${describe(a)}: ${parts.join('; ')}`);
   }
   return slots
@@ -241,21 +292,34 @@ function torchShape(shape: number[]): number[] {
 }
 
 /** Copies checked tensors into `model` (built by `buildTorchNetwork` for the same architecture). */
-export function setTorchWeights(model: tf.LayersModel, a: TorchArch, entries: { slot: Slot; tensors: TorchTensor[] }[]): void {
+export function setTorchWeights(
+  model: tf.LayersModel,
+  a: TorchArch,
+  entries: { slot: Slot; tensors: TorchTensor[] }[],
+): void {
   const layers = model.layers.filter((l) => l.weights.length > 0);
-  if (layers.length !== entries.length) throw new Error(`internal: ${layers.length} weighted layers for ${entries.length} modules of ${describe(a)}`);
+  if (layers.length !== entries.length)
+    throw new Error(`internal: ${layers.length} weighted layers for ${entries.length} modules of ${describe(a)}`);
   layers.forEach((layer, i) => {
     const { slot, tensors } = entries[i]!;
     const cls = layer.getClassName();
-    const ok = slot.kind === 'conv' ? cls === 'Conv2D' : slot.kind === 'deconv' ? cls === 'Conv2DTranspose' : cls === 'BatchNormalization';
-    if (!ok || layer.weights.length !== tensors.length) throw new Error(`internal: ${slot.key} (${slot.kind}) meets layer ${layer.name} (${cls})`);
+    const ok =
+      slot.kind === 'conv'
+        ? cls === 'Conv2D'
+        : slot.kind === 'deconv'
+          ? cls === 'Conv2DTranspose'
+          : cls === 'BatchNormalization';
+    if (!ok || layer.weights.length !== tensors.length)
+      throw new Error(`internal: ${slot.key} (${slot.kind}) meets layer ${layer.name} (${cls})`);
     const values = tf.tidy(() =>
       layer.weights.map((w, j) => {
         const t = tensors[j]!;
         const key = `${slot.key}.${j === 0 ? 'weight' : slot.kind === 'bn' ? BN_KEYS[j] : 'bias'}`;
         const wantShape = torchShape(w.shape as number[]);
         if (fmt(wantShape) !== fmt(t.shape)) {
-          throw new StateDictError(`${key}: shape ${fmt(t.shape)} in the file, ${fmt(wantShape)} expected by ${describe(a)}`);
+          throw new StateDictError(
+            `${key}: shape ${fmt(t.shape)} in the file, ${fmt(wantShape)} expected by ${describe(a)}`,
+          );
         }
         const x = tf.tensor(t.data!, t.shape, 'float32');
         return t.shape.length === 4 ? tf.transpose(x, [2, 3, 1, 0]) : x;
@@ -273,7 +337,11 @@ export function setTorchWeights(model: tf.LayersModel, a: TorchArch, entries: { 
  * A Gantry network with the weights of a state dict: `module.` prefixes stripped, architecture inferred (or
  * stated by `flags`), strict key, shape and value checks. Throws StateDictError for a state dict that does not fit.
  */
-export function networkFromStateDict(raw: Map<string, TorchTensor>, flags: ArchFlags = {}, name?: string): { arch: TorchArch; model: tf.LayersModel } {
+export function networkFromStateDict(
+  raw: Map<string, TorchTensor>,
+  flags: ArchFlags = {},
+  name?: string,
+): { arch: TorchArch; model: tf.LayersModel } {
   const sd = stripModulePrefix(raw);
   const arch = inferArch(sd, flags);
   const entries = checkStateDict(sd, arch);

@@ -64,7 +64,14 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 
 function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride: unknown): LazyTensor {
   if (!(storage instanceof StorageRef)) throw new TorchFormatError('a tensor without a storage');
-  if (!isInt(offset) || !Array.isArray(size) || !Array.isArray(stride) || size.length !== stride.length || !size.every(isInt) || !stride.every(isInt)) {
+  if (
+    !isInt(offset) ||
+    !Array.isArray(size) ||
+    !Array.isArray(stride) ||
+    size.length !== stride.length ||
+    !size.every(isInt) ||
+    !stride.every(isInt)
+  ) {
     throw new TorchFormatError('a tensor with a malformed size or stride');
   }
   return new LazyTensor(storage, offset, size as number[], stride as number[]);
@@ -78,7 +85,8 @@ function torchGlobal(module: string, name: string): unknown {
     };
   }
   if (full === 'torch._utils._rebuild_tensor_v2' || full === 'torch._utils._rebuild_tensor') {
-    return (storage: unknown, offset: unknown, size: unknown, stride: unknown) => rebuildTensor(storage, offset, size, stride);
+    return (storage: unknown, offset: unknown, size: unknown, stride: unknown) =>
+      rebuildTensor(storage, offset, size, stride);
   }
   if (full === 'torch._utils._rebuild_parameter') {
     return (data: unknown) => {
@@ -98,10 +106,17 @@ function parser(): Parser {
       resolve: (pid: unknown) => {
         // ('storage', type, key, location, numel[, view_metadata])
         const p = pid as unknown[];
-        if (!Array.isArray(p) || p[0] !== 'storage' || !(p[1] instanceof StorageType) || typeof p[2] !== 'string' || !isInt(p[4])) {
+        if (
+          !Array.isArray(p) ||
+          p[0] !== 'storage' ||
+          !(p[1] instanceof StorageType) ||
+          typeof p[2] !== 'string' ||
+          !isInt(p[4])
+        ) {
           throw new TorchFormatError('a persistent id that is not a tensor storage');
         }
-        if (p.length > 5 && p[5] != null) throw new TorchFormatError('storage views (PyTorch < 0.4 files) are not supported');
+        if (p.length > 5 && p[5] != null)
+          throw new TorchFormatError('storage views (PyTorch < 0.4 files) are not supported');
         return new StorageRef(p[1], p[2], p[4]);
       },
     },
@@ -150,7 +165,8 @@ function materialise(t: LazyTensor, bytes: Uint8Array): TorchTensor {
 }
 
 function asStateDict(obj: unknown, storage: (key: string) => Uint8Array): Map<string, TorchTensor> {
-  if (!(obj instanceof Map)) throw new TorchFormatError('not a state dict (the pickled object is not a dict of tensors)');
+  if (!(obj instanceof Map))
+    throw new TorchFormatError('not a state dict (the pickled object is not a dict of tensors)');
   const out = new Map<string, TorchTensor>();
   for (const [k, v] of obj) {
     if (typeof k !== 'string') throw new TorchFormatError('not a state dict (a key that is not a string)');
@@ -196,7 +212,8 @@ function readLegacy(bytes: Uint8Array): Map<string, TorchTensor> {
   if (sysInfo instanceof Map && sysInfo.get('little_endian') === false) throw new TorchFormatError('a big-endian file');
   const obj = p.read<unknown>(reader);
   const keys = p.read<unknown>(reader);
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw new TorchFormatError('no storage key list after the pickled object');
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))
+    throw new TorchFormatError('no storage key list after the pickled object');
   // Storage element sizes come from the types the pickled tensors named.
   const types = new Map<string, StorageType>();
   const collect = (v: unknown) => {
@@ -235,7 +252,11 @@ export function readStateDict(bytes: Uint8Array): Map<string, TorchTensor> {
     if (err instanceof TorchFormatError) throw err;
     // pickleparser's own errors (an unknown opcode, reading past the end) and malformed objects.
     const msg = (err as Error).message ?? String(err);
-    throw new TorchFormatError(/out of range|offset|bounds|beyond|end of/i.test(msg) ? `truncated or corrupt pickle (${msg})` : `corrupt pickle (${msg})`);
+    throw new TorchFormatError(
+      /out of range|offset|bounds|beyond|end of/i.test(msg)
+        ? `truncated or corrupt pickle (${msg})`
+        : `corrupt pickle (${msg})`,
+    );
   }
   if (bytes.length >= 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar') {
     throw new TorchFormatError('the tar format of PyTorch < 0.1.10 is not supported');

@@ -3,7 +3,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { type ArchFlags, buildTorchNetwork, checkStateDict, networkFromStateDict, setTorchWeights, stripModulePrefix, type TorchArch } from './mapping.js';
+import {
+  type ArchFlags,
+  buildTorchNetwork,
+  checkStateDict,
+  networkFromStateDict,
+  setTorchWeights,
+  stripModulePrefix,
+  type TorchArch,
+} from './mapping.js';
 import { readStateDict } from './reader.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -36,7 +44,9 @@ export function formulaInput(shape: number[], phase: number): tf.Tensor4D {
   const out = new Float32Array(h * w * c);
   for (let i = 0; i < h; i++)
     for (let j = 0; j < w; j++)
-      for (let k = 0; k < c; k++) out[(i * w + j) * c + k] = Math.sin(0.37 * i + 0.23 * j + 1.7 * k + phase) * Math.cos((0.11 * i * j) / (h + w) + k);
+      for (let k = 0; k < c; k++)
+        out[(i * w + j) * c + k] =
+          Math.sin(0.37 * i + 0.23 * j + 1.7 * k + phase) * Math.cos((0.11 * i * j) / (h + w) + k);
   return tf.tensor4d(out, [1, h, w, c]);
 }
 
@@ -57,7 +67,13 @@ function maxError(model: tf.LayersModel, c: Case, mode: 'eval' | 'train'): numbe
 }
 
 function patchArch(c: Case): TorchArch {
-  return { kind: 'patchgan', ndf: c.arch.ndf as number, nLayers: c.arch.nLayers as number, norm: c.arch.norm as 'batch', inChannels: c.input[1]! };
+  return {
+    kind: 'patchgan',
+    ndf: c.arch.ndf as number,
+    nLayers: c.arch.nLayers as number,
+    norm: c.arch.norm as 'batch',
+    inChannels: c.input[1]!,
+  };
 }
 
 describe('weight-exact networks: imported state dicts compute what PyTorch computed', () => {
@@ -97,5 +113,65 @@ describe('weight-exact networks: imported state dicts compute what PyTorch compu
 
   it('the PatchGAN gives the reference 30×30 map at 256 px', () => {
     expect(caseNamed('patchgan_256').outputs.eval.shape).toEqual([1, 30, 30, 1]);
+  });
+});
+
+describe('the reader and the reference load_networks quirks', () => {
+  const ok = caseNamed('ok_resnet6');
+  const values = (sd: ReturnType<typeof read>, k: string) => sd.get(k)!.data!;
+
+  it('reads float16 and float64 files (converted), strided tensors (in logical order) and module. prefixes', () => {
+    const want = floats(ok.values!['model.1.weight']!);
+    expect([...values(read('ok_resnet6.pth'), 'model.1.weight')]).toEqual([...want]);
+    expect([...values(read('quirk_strided.pth'), 'model.1.weight')]).toEqual([...want]);
+    expect([...values(read('quirk_float64.legacy.pth'), 'model.1.weight')]).toEqual([...want]);
+    const half = values(read('quirk_float16.pth'), 'model.1.weight');
+    for (let i = 0; i < want.length; i++)
+      expect(Math.abs(half[i]! - want[i]!)).toBeLessThan(1e-3 * Math.max(1, Math.abs(want[i]!)));
+    const quirky = stripModulePrefix(read('quirk_module_prefix.pth'));
+    expect(quirky.has('model.1.weight') && quirky.has('model.2.running_mean')).toBe(true);
+  });
+
+  it('drops the instance-norm running statistics of old files and imports the same network', () => {
+    const a = networkFromStateDict(read('quirk_module_prefix.pth'));
+    const b = networkFromStateDict(read('ok_resnet6.pth'));
+    const x = formulaInput([1, 3, 12, 16], 0);
+    const [ya, yb] = [a.model.predict(x) as tf.Tensor, b.model.predict(x) as tf.Tensor];
+    expect(ya.shape).toEqual([1, 12, 16, 3]);
+    expect(tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0]).toBe(0);
+    tf.dispose([x, ya, yb]);
+    a.model.dispose();
+    b.model.dispose();
+  });
+
+  it('infers unet_128 with 1→2 channels and resnet_6blocks with dropout from names and shapes', () => {
+    const u = networkFromStateDict(read('unet_128_batch_1ch.pth'));
+    expect(u.arch).toMatchObject({
+      kind: 'unet',
+      netG: 'unet_128',
+      ngf: 1,
+      norm: 'batch',
+      inChannels: 1,
+      outChannels: 2,
+    });
+    const r = networkFromStateDict(read('resnet_6blocks_dropout.pth'));
+    expect(r.arch).toMatchObject({ kind: 'resnet', netG: 'resnet_6blocks', ngf: 1, norm: 'instance', dropout: true });
+    u.model.dispose();
+    r.model.dispose();
+  });
+
+  it('a flag that contradicts the file gives the strict-load key or shape error', () => {
+    expect(() => networkFromStateDict(read('ok_resnet6.pth'), { netG: 'resnet_9blocks' })).toThrow(
+      /does not fit resnet_9blocks .*missing keys model\.16\.conv_block\.1\.weight.*unexpected keys model\.16\.weight/,
+    );
+    expect(() => networkFromStateDict(read('ok_resnet6.pth'), { norm: 'batch' })).toThrow(
+      /missing keys model\.2\.weight, model\.2\.bias, model\.2\.running_mean/,
+    );
+    expect(() => networkFromStateDict(read('ok_resnet6.pth'), { ngf: 2 })).toThrow(
+      /^model\.1\.weight: shape \[1, 3, 7, 7\] in the file, \[2, 3, 7, 7\] expected/,
+    );
+    expect(() => networkFromStateDict(read('ok_resnet6.pth'), { netG: 'unet_9' })).toThrow(
+      /--netG unet_9: expected one of/,
+    );
   });
 });
