@@ -107,6 +107,7 @@ export function importTorchCliOptions(variant: ModelVariant) {
       type: 'string',
       describe: `a published generator to download and import instead of --from (${variant === 'pix2pix' ? PIX2PIX_MODELS.join(', ') : 'horse2zebra, monet2photo, style_monet, … see the docs'})`,
     },
+    ...(variant === 'cyclegan' ? { 'model-b': { type: 'string', describe: 'a published generator for G_B (B → A), e.g. zebra2horse with --model horse2zebra' } } : {}),
     'models-dir': { type: 'string', describe: 'where --model files are kept (default data/torch-models/<variant>)' },
     sha256: { type: 'string', describe: 'expected SHA-256 of the --model file' },
   } as const;
@@ -114,13 +115,19 @@ export function importTorchCliOptions(variant: ModelVariant) {
 
 /** `import-torch` from parsed arguments: downloads `--model` when given, then imports. */
 export async function importTorchFromArgs(variant: ModelVariant, a: Record<string, unknown>): Promise<string> {
-  const args = { ...a } as unknown as ImportTorchArgs & { model?: string; modelsDir?: string; sha256?: string };
+  const args = { ...a } as unknown as ImportTorchArgs & { model?: string; modelB?: string; modelsDir?: string; sha256?: string };
   await initBackend({ backend: a.backend as string | undefined });
   if (args.model !== undefined) {
     if (args.from !== undefined) throw new GantryError('--model and --from: give one of them');
     const got = await downloadTorchModel(args.model, variant, { dir: args.modelsDir, sha256: args.sha256 });
     console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
     args.from = got.file;
+  }
+  if (args.modelB !== undefined) {
+    if (args.fromB !== undefined) throw new GantryError('--model-b and --from-b: give one of them');
+    const got = await downloadTorchModel(args.modelB, variant, { dir: args.modelsDir });
+    console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
+    args.fromB = got.file;
   }
   return importTorchCommand(variant, args);
 }

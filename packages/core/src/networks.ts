@@ -14,13 +14,30 @@ export type Activation = 'relu' | 'leaky' | 'tanh' | 'sigmoid' | 'none';
 type Sym = tf.SymbolicTensor;
 type Initializer = ReturnType<typeof tf.initializers.randomNormal>;
 
+let skipRandomInit = false;
+
+/**
+ * Builds networks whose weights are about to be overwritten (an import) with zero-filled weights: drawing tens
+ * of millions of normal samples would cost seconds for nothing (no weight seeds are drawn either).
+ */
+export function withoutRandomInit<T>(build: () => T): T {
+  skipRandomInit = true;
+  try {
+    return build();
+  } finally {
+    skipRandomInit = false;
+  }
+}
+
 /** N(0, 0.02) weights, as in the DCGAN and pix2pix papers; every call draws a new seed (see `seedWeights`). */
 export function weightInit(): Initializer {
+  if (skipRandomInit) return tf.initializers.zeros();
   return tf.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: nextInitSeed() });
 }
 
 /** Norm-layer scales start at N(1, 0.02), as the reference implementation's init_weights. */
 function gammaInit(): Initializer {
+  if (skipRandomInit) return tf.initializers.ones();
   return tf.initializers.randomNormal({ mean: 1, stddev: 0.02, seed: nextInitSeed() });
 }
 

@@ -11,7 +11,7 @@
  * dropout); the PatchGAN is `model.{0, 2, 3, 5, 6, 8, 9, 11}`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator } from '../networks.js';
+import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator, withoutRandomInit } from '../networks.js';
 import type { TorchTensor } from './reader.js';
 
 export type TorchArch =
@@ -274,9 +274,10 @@ export function checkStateDict(sd: Map<string, TorchTensor>, a: TorchArch): { sl
         const key = `${slot.key}.${n}`;
         const t = sd.get(key)!;
         if (!t.data) throw new StateDictError(`${key}: an ${t.dtype} tensor, expected floating point`);
-        for (const v of t.data) {
-          if (!Number.isFinite(v)) throw new StateDictError(`${key}: contains NaN or infinite values`);
-          if (n === 'running_var' && v < 0) throw new StateDictError(`${key}: a negative running variance`);
+        const d = t.data;
+        for (let i = 0; i < d.length; i++) {
+          if (!Number.isFinite(d[i]!)) throw new StateDictError(`${key}: contains NaN or infinite values`);
+          if (n === 'running_var' && d[i]! < 0) throw new StateDictError(`${key}: a negative running variance`);
         }
         return t;
       });
@@ -345,7 +346,7 @@ export function networkFromStateDict(
   const sd = stripModulePrefix(raw);
   const arch = inferArch(sd, flags);
   const entries = checkStateDict(sd, arch);
-  const model = buildTorchNetwork(arch, name);
+  const model = withoutRandomInit(() => buildTorchNetwork(arch, name));
   try {
     setTorchWeights(model, arch, entries);
   } catch (err) {

@@ -133,6 +133,8 @@ function halfToFloat(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 function materialise(t: LazyTensor, bytes: Uint8Array): TorchTensor {
   const { type, numel } = t.storage;
   if (bytes.byteLength < numel * type.bytes) throw new TorchFormatError(`storage ${t.storage.key} is truncated`);
@@ -142,6 +144,16 @@ function materialise(t: LazyTensor, bytes: Uint8Array): TorchTensor {
     if (last >= numel) throw new TorchFormatError(`a tensor reaches past its storage ${t.storage.key}`);
   }
   if (type.dtype === 'int64') return { dtype: 'int64', shape: t.shape, data: null };
+  // C-contiguous float32 (what state dicts hold): one copy of the bytes, on little-endian hosts.
+  let contiguous = true;
+  for (let d = t.shape.length - 1, step = 1; d >= 0; d--) {
+    if (t.shape[d]! > 1 && t.stride[d] !== step) contiguous = false;
+    step *= t.shape[d]!;
+  }
+  if (contiguous && type.dtype === 'float32' && LITTLE_ENDIAN) {
+    const start = bytes.byteOffset + t.offset * 4;
+    return { dtype: 'float32', shape: t.shape, data: new Float32Array(bytes.buffer.slice(start, start + count * 4)) };
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const read =
     type.dtype === 'float32'
