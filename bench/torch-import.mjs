@@ -15,7 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { values: opts } = parseArgs({ options: { python: { type: 'string', default: '/usr/bin/python3' }, keep: { type: 'string' } } });
+const { values: opts } = parseArgs({
+  options: { python: { type: 'string', default: '/usr/bin/python3' }, keep: { type: 'string' } },
+});
 const core = await import(path.join(here, '..', 'packages/core/dist/index.js'));
 const tf = await import('@tensorflow/tfjs');
 
@@ -27,7 +29,9 @@ const dir = opts.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-torch-ful
 if (opts.keep && fs.existsSync(path.join(dir, 'manifest.json'))) console.error(`reusing the fixtures in ${dir}`);
 else {
   const t0 = performance.now();
-  const gen = spawnSync(opts.python, [path.join(here, 'torch-fixtures.py'), dir, '--full'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const gen = spawnSync(opts.python, [path.join(here, 'torch-fixtures.py'), dir, '--full'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (gen.status !== 0) process.exit(1);
   console.error(`PyTorch fixtures (build, save, forward passes): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
@@ -43,7 +47,9 @@ function input([, c, h, w], phase) {
   const out = new Float32Array(h * w * c);
   for (let i = 0; i < h; i++)
     for (let j = 0; j < w; j++)
-      for (let k = 0; k < c; k++) out[(i * w + j) * c + k] = Math.sin(0.37 * i + 0.23 * j + 1.7 * k + phase) * Math.cos((0.11 * i * j) / (h + w) + k);
+      for (let k = 0; k < c; k++)
+        out[(i * w + j) * c + k] =
+          Math.sin(0.37 * i + 0.23 * j + 1.7 * k + phase) * Math.cos((0.11 * i * j) / (h + w) + k);
   return tf.tensor4d(out, [1, h, w, c]);
 }
 
@@ -67,9 +73,20 @@ for (const c of manifest.cases) {
       for (let i = 0; i < w.length; i++) max = Math.max(max, Math.abs(got[i] - w[i]));
       tf.dispose([x, y]);
       model.dispose();
-      const row = { case: c.name, format, mode, file_MB: +(bytes.length / 1e6).toFixed(1), read_s: +(readMs / 1000).toFixed(2), import_s: +(importMs / 1000).toFixed(2), forward_s: +(forwardMs / 1000).toFixed(2), max_abs_err: max };
+      const row = {
+        case: c.name,
+        format,
+        mode,
+        file_MB: +(bytes.length / 1e6).toFixed(1),
+        read_s: +(readMs / 1000).toFixed(2),
+        import_s: +(importMs / 1000).toFixed(2),
+        forward_s: +(forwardMs / 1000).toFixed(2),
+        max_abs_err: max,
+      };
       rows.push(row);
-      console.log(`${c.name.padEnd(24)} ${format.padEnd(6)} ${mode.padEnd(5)} ${core.describeArch(arch)}: ${row.file_MB} MB, import ${row.import_s} s (reading ${row.read_s} s), forward ${row.forward_s} s, max |Δ| ${max.toExponential(2)}`);
+      console.log(
+        `${c.name.padEnd(24)} ${format.padEnd(6)} ${mode.padEnd(5)} ${core.describeArch(arch)}: ${row.file_MB} MB, import ${row.import_s} s (reading ${row.read_s} s), forward ${row.forward_s} s, max |Δ| ${max.toExponential(2)}`,
+      );
     }
   }
 }

@@ -13,6 +13,8 @@ import { runApp } from './run-app.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bad-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 
+const torchFixture = (f: string) => path.join(import.meta.dirname, '..', 'packages/core/src/torch/fixtures', f);
+
 const app = (name: string, args: string[]) => runApp(name, args, { GANTRY_RUNS: at('runs'), INIT_CWD: tmp });
 
 const png = (file: string, width: number, height: number) =>
@@ -102,6 +104,10 @@ const cases: Case[] = [
   ['cyclegan', 'image size the generator cannot take', ['train', '--size', '30', '--out', at('o29')], /--size 30: the ResNet generator needs a multiple of 4/, 'o29'],
   ['cyclegan', 'unknown translate direction', ['translate', '--direction', 'sideways', '--input', at('good/train/0.png'), '--output', at('o30.png')], /Invalid values: Argument: direction, Given: "sideways"/, 'o30.png'],
   ['cyclegan', 'checkpoint of another variant', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', at('o31.png')], /a pix2pix checkpoint, expected cyclegan/, 'o31.png'],
+  // import-torch (#23): PyTorch files
+  ['pix2pix', 'import-torch of a pickled module', ['import-torch', '--from', torchFixture('bad_whole_module.pth'), '--out', at('o36')], /bad_whole_module\.pth: refers to __main__\.ResnetGenerator/, 'o36'],
+  ['cyclegan', 'import-torch with a wrong shape', ['import-torch', '--from', torchFixture('bad_shape.pth'), '--out', at('o37')], /bad_shape\.pth: model\.4\.weight: shape \[3, 1, 3, 3\] in the file/, 'o37'],
+  ['cyclegan', 'import-torch of an unknown published name', ['import-torch', '--model', 'day2night', '--out', at('o38')], /--model day2night: not a published cyclegan generator/, 'o38'],
 ];
 
 describe('bad input', () => {

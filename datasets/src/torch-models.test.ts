@@ -49,20 +49,30 @@ async function failure(p: Promise<unknown>): Promise<string> {
 
 describe('published PyTorch generators', () => {
   it('knows the reference addresses', () => {
-    expect(torchModelUrl('day2night', 'pix2pix')).toBe('http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/day2night.pth');
-    expect(torchModelUrl('horse2zebra', 'cyclegan')).toBe('http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth');
+    expect(torchModelUrl('day2night', 'pix2pix')).toBe(
+      'http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/day2night.pth',
+    );
+    expect(torchModelUrl('horse2zebra', 'cyclegan')).toBe(
+      'http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth',
+    );
     expect(() => torchModelUrl('day2night', 'cyclegan')).toThrow(/not a published cyclegan generator/);
   });
 
   it('downloads from a local server, checks the SHA-256, then reuses the file', async () => {
     const dir = join(tmp, 'ok');
     const sha = createHash('sha256').update(body).digest('hex');
-    const got = await downloadTorchModel('horse2zebra', 'cyclegan', { dir, url: `${base}/horse2zebra.pth`, sha256: sha });
+    const got = await downloadTorchModel('horse2zebra', 'cyclegan', {
+      dir,
+      url: `${base}/horse2zebra.pth`,
+      sha256: sha,
+    });
     expect(got).toEqual({ file: join(dir, 'horse2zebra.pth'), downloaded: true, sha256: sha });
     expect(readFileSync(got.file).equals(body)).toBe(true);
     const again = await downloadTorchModel('horse2zebra', 'cyclegan', { dir, url: `${base}/nothing-there.pth` });
     expect(again.downloaded).toBe(false);
-    expect(await failure(downloadTorchModel('horse2zebra', 'cyclegan', { dir, sha256: '0'.repeat(64) }))).toMatch(/SHA-256 [0-9a-f]{64}, expected 0{64}/);
+    expect(await failure(downloadTorchModel('horse2zebra', 'cyclegan', { dir, sha256: '0'.repeat(64) }))).toMatch(
+      /SHA-256 [0-9a-f]{64}, expected 0{64}/,
+    );
   });
 
   it('says clearly when offline, on HTTP errors and cut-off downloads, leaving no partial file', async () => {
@@ -71,11 +81,19 @@ describe('published PyTorch generators', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
     const dir = join(tmp, 'bad');
-    expect(await failure(downloadTorchModel('horse2zebra', 'cyclegan', { dir, url: `http://127.0.0.1:${port}/horse2zebra.pth` }))).toMatch(
+    expect(
+      await failure(
+        downloadTorchModel('horse2zebra', 'cyclegan', { dir, url: `http://127.0.0.1:${port}/horse2zebra.pth` }),
+      ),
+    ).toMatch(
       /^cannot reach 127\.0\.0\.1:\d+: connection refused \[ECONNREFUSED\]; download .*horse2zebra\.pth by hand into .*bad\/ and run this again$/,
     );
-    expect(await failure(downloadTorchModel('zebra2horse', 'cyclegan', { dir, url: `${base}/zebra2horse.pth` }))).toMatch(/HTTP 404/);
-    expect(await failure(downloadTorchModel('monet2photo', 'cyclegan', { dir, url: `${base}/cut.pth` }))).toMatch(/cut off|cannot download|cannot reach/);
+    expect(
+      await failure(downloadTorchModel('zebra2horse', 'cyclegan', { dir, url: `${base}/zebra2horse.pth` })),
+    ).toMatch(/HTTP 404/);
+    expect(await failure(downloadTorchModel('monet2photo', 'cyclegan', { dir, url: `${base}/cut.pth` }))).toMatch(
+      /cut off|cannot download|cannot reach/,
+    );
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
   });
 
@@ -86,6 +104,8 @@ describe('published PyTorch generators', () => {
     await downloadTorchModel('horse2zebra', 'cyclegan', { dir: join(tmp, 'models'), url: `${base}/horse2zebra.pth` });
     await importTorchFromArgs('cyclegan', { model: 'horse2zebra', modelsDir: join(tmp, 'models'), out });
     expect(readCheckpointState(out).config).toMatchObject({ generator: 'resnet', blocks: 6, ngf: 1 });
-    expect(await failure(importTorchFromArgs('cyclegan', { model: 'horse2zebra', from: fixture, out: join(tmp, 'x') }))).toMatch(/give one of them/);
+    expect(
+      await failure(importTorchFromArgs('cyclegan', { model: 'horse2zebra', from: fixture, out: join(tmp, 'x') })),
+    ).toMatch(/give one of them/);
   });
 });

@@ -100,22 +100,34 @@ export async function downloadTorchModel(
 }
 
 /** `import-torch`'s options: core's (--from, --out, the reference's test flags) plus --model NAME to download first. */
-export function importTorchCliOptions(variant: ModelVariant) {
+export function importTorchCliOptions(variant: ModelVariant): ReturnType<typeof importTorchOptions> {
   return {
     ...importTorchOptions(variant),
     model: {
       type: 'string',
       describe: `a published generator to download and import instead of --from (${variant === 'pix2pix' ? PIX2PIX_MODELS.join(', ') : 'horse2zebra, monet2photo, style_monet, … see the docs'})`,
     },
-    ...(variant === 'cyclegan' ? { 'model-b': { type: 'string', describe: 'a published generator for G_B (B → A), e.g. zebra2horse with --model horse2zebra' } } : {}),
+    ...(variant === 'cyclegan'
+      ? {
+          'model-b': {
+            type: 'string',
+            describe: 'a published generator for G_B (B → A), e.g. zebra2horse with --model horse2zebra',
+          },
+        }
+      : {}),
     'models-dir': { type: 'string', describe: 'where --model files are kept (default data/torch-models/<variant>)' },
     sha256: { type: 'string', describe: 'expected SHA-256 of the --model file' },
-  } as const;
+  };
 }
 
 /** `import-torch` from parsed arguments: downloads `--model` when given, then imports. */
 export async function importTorchFromArgs(variant: ModelVariant, a: Record<string, unknown>): Promise<string> {
-  const args = { ...a } as unknown as ImportTorchArgs & { model?: string; modelB?: string; modelsDir?: string; sha256?: string };
+  const args = { ...a } as unknown as ImportTorchArgs & {
+    model?: string;
+    modelB?: string;
+    modelsDir?: string;
+    sha256?: string;
+  };
   await initBackend({ backend: a.backend as string | undefined });
   if (args.model !== undefined) {
     if (args.from !== undefined) throw new GantryError('--model and --from: give one of them');

@@ -42,7 +42,7 @@ export interface ImportTorchArgs extends ArchFlags {
 }
 
 /** The yargs options of `import-torch` (the reference's test flags in kebab case). */
-export function importTorchOptions(variant: ImportVariant) {
+export function importTorchOptions(variant: ImportVariant): Record<string, Options> {
   return {
     from: {
       type: 'string',
@@ -77,7 +77,7 @@ export function importTorchOptions(variant: ImportVariant) {
     },
     'input-nc': { type: 'number', describe: 'input channels (default: from the file)' },
     'output-nc': { type: 'number', describe: 'output channels (default: from the file)' },
-  } as const satisfies Record<string, Options>;
+  };
 }
 
 function readFile(file: string, flag: string): Buffer {
