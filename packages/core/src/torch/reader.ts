@@ -40,7 +40,10 @@ class StorageType {
     readonly name: string,
     readonly dtype: TorchDtype,
     readonly bytes: number,
-  ) {}
+  ) {
+    // A pickle's BUILD opcode assigns attributes to the object on the stack: these must not change.
+    Object.freeze(this);
+  }
 }
 
 class StorageRef {
@@ -48,7 +51,10 @@ class StorageRef {
     readonly type: StorageType,
     readonly key: string,
     readonly numel: number,
-  ) {}
+  ) {
+    // A pickle's BUILD opcode assigns attributes to the object on the stack: these must not change.
+    Object.freeze(this);
+  }
 }
 
 class LazyTensor {
@@ -57,7 +63,10 @@ class LazyTensor {
     readonly offset: number,
     readonly shape: number[],
     readonly stride: number[],
-  ) {}
+  ) {
+    // A pickle's BUILD opcode assigns attributes to the object on the stack: these must not change.
+    Object.freeze(this);
+  }
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
@@ -74,7 +83,7 @@ function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride:
   ) {
     throw new TorchFormatError('a tensor with a malformed size or stride');
   }
-  return new LazyTensor(storage, offset, size as number[], stride as number[]);
+  return new LazyTensor(storage, offset, Object.freeze([...(size as number[])]) as number[], Object.freeze([...(stride as number[])]) as number[]);
 }
 
 function torchGlobal(module: string, name: string): unknown {
@@ -133,12 +142,16 @@ function halfToFloat(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+/** 2^28 float32 values (1 GiB) per tensor: far above any generator's largest weight, a bound for broadcast (stride 0) tensors. */
+const MAX_ELEMENTS = 2 ** 28;
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function materialise(t: LazyTensor, bytes: Uint8Array): TorchTensor {
   const { type, numel } = t.storage;
   if (bytes.byteLength < numel * type.bytes) throw new TorchFormatError(`storage ${t.storage.key} is truncated`);
   const count = t.shape.reduce((a, b) => a * b, 1);
+  if (count > MAX_ELEMENTS) throw new TorchFormatError(`a tensor of ${count} elements (more than ${MAX_ELEMENTS})`);
   if (count > 0) {
     const last = t.offset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i]!, 0);
     if (last >= numel) throw new TorchFormatError(`a tensor reaches past its storage ${t.storage.key}`);

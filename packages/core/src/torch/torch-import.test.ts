@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import {
   type ArchFlags,
@@ -12,7 +13,7 @@ import {
   stripModulePrefix,
   type TorchArch,
 } from './mapping.js';
-import { readStateDict } from './reader.js';
+import { readStateDict, TorchFormatError } from './reader.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -173,5 +174,26 @@ describe('the reader and the reference load_networks quirks', () => {
     expect(() => networkFromStateDict(read('ok_resnet6.pth'), { netG: 'unet_9' })).toThrow(
       /--netG unet_9: expected one of/,
     );
+  });
+});
+
+describe('untrusted files', () => {
+  const zipped = (pickle: number[]) => zipSync({ 'archive/data.pkl': new Uint8Array(pickle), 'archive/version': new TextEncoder().encode('3\n') }, { level: 0 });
+  const ascii = (t: string) => [...t].map((c) => c.charCodeAt(0));
+
+  it('never calls a global outside the state-dict allowlist (builtins.eval, os.system)', () => {
+    for (const [mod, fn] of [
+      ['builtins', 'eval'],
+      ['os', 'system'],
+    ]) {
+      // protocol 2: GLOBAL mod fn, SHORT_BINUNICODE '1+1', TUPLE1, REDUCE, STOP
+      const pkl = [0x80, 2, 0x63, ...ascii(`${mod}\n${fn}\n`), 0x8c, 3, ...ascii('1+1'), 0x85, 0x52, 0x2e];
+      expect(() => readStateDict(zipped(pkl))).toThrow(new TorchFormatError(`refers to ${mod}.${fn}, which a state dict of float tensors does not use`));
+    }
+  });
+
+  it('refuses a zip without data.pkl and a pickle that is not a dict', () => {
+    expect(() => readStateDict(zipSync({ 'a/b.txt': new Uint8Array([1]) }))).toThrow(/without <name>\/data\.pkl/);
+    expect(() => readStateDict(zipped([0x80, 2, 0x4b, 7, 0x2e]))).toThrow(/not a state dict/);
   });
 });
