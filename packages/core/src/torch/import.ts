@@ -16,7 +16,7 @@ import type { Options } from 'yargs';
 import { saveModel } from '../checkpoint.js';
 import { GantryError } from '../errors.js';
 import { tempSibling, writeError } from '../fsutil.js';
-import type { Norm } from '../networks.js';
+import { countParams, type Norm } from '../networks.js';
 import { userPath } from '../run.js';
 import {
   type ArchFlags,
@@ -211,7 +211,8 @@ export async function importTorchCommand(
       fs.rmSync(tmp, { recursive: true, force: true });
       throw err instanceof GantryError ? err : writeError(out, err);
     }
-    const params = Object.values(nets).reduce((n, m) => n + m.countParams(), 0);
+    // Trainable parameters, as the reference's print_networks counts them (running statistics left out).
+    const params = Object.values(nets).reduce((n, m) => n + countParams(m), 0);
     log(
       `imported ${describeArch(main.arch)} from ${from}${nets.G_B ? ` and G_B from ${userPath(a.fromB!)}` : ''}: ${params.toLocaleString('en-US')} parameters → ${out}`,
     );
