@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, readCheckpointState } from '../checkpoint.js';
+import { loadModel, readCheckpointState, restoreCheckpoint } from '../checkpoint.js';
 import { GantryError } from '../errors.js';
+import { resnetGenerator, unetGenerator } from '../networks.js';
 import { importTorchCommand } from './import.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -57,6 +58,42 @@ describe('import-torch', () => {
     g.dispose();
   });
 
+  it("restores into networks built from the checkpoint's config, as the variants build them (for --init-from)", async () => {
+    const p2p = path.join(tmp, 'p2p');
+    const c = readCheckpointState(p2p).config as {
+      ngf: number;
+      norm: 'batch';
+      dropout: boolean;
+      cropSize: number;
+      channels: number;
+    };
+    // packages/pix2pix/src/config.ts buildGenerator with this config (unet_256: 8 downsamplings).
+    const g = unetGenerator({
+      size: c.cropSize,
+      inChannels: c.channels,
+      outChannels: c.channels,
+      numDowns: 8,
+      ngf: c.ngf,
+      norm: c.norm,
+      dropout: c.dropout,
+      name: 'generator',
+    });
+    await restoreCheckpoint(p2p, {
+      variant: 'pix2pix',
+      nets: { generator: g },
+      optimizers: {},
+      config: c,
+      mustMatch: ['ngf', 'norm', 'cropSize'],
+    });
+    const saved = await loadModel(path.join(p2p, 'generator'));
+    const x = tf.randomUniform([1, 256, 256, 3], -1, 1, 'float32', 3);
+    const [a, b] = [g.predict(x) as tf.Tensor, saved.predict(x) as tf.Tensor];
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBe(0);
+    tf.dispose([x, a, b]);
+    g.dispose();
+    saved.dispose();
+  });
+
   it('writes a cyclegan checkpoint with G_A and G_B', async () => {
     const out = path.join(tmp, 'cg');
     await importTorchCommand(
@@ -74,6 +111,36 @@ describe('import-torch', () => {
     expect(
       fs.existsSync(path.join(out, 'G_A', 'model.json')) && fs.existsSync(path.join(out, 'G_B', 'weights.bin')),
     ).toBe(true);
+    // packages/cyclegan/src/model.ts buildGenerator with this config.
+    const c = readCheckpointState(out).config as {
+      size: number;
+      channels: number;
+      ngf: number;
+      blocks: number;
+      norm: 'instance';
+    };
+    const nets = Object.fromEntries(
+      ['G_A', 'G_B'].map((name) => [
+        name,
+        resnetGenerator({
+          size: c.size,
+          inChannels: c.channels,
+          outChannels: c.channels,
+          ngf: c.ngf,
+          blocks: c.blocks,
+          norm: c.norm,
+          name,
+        }),
+      ]),
+    );
+    await restoreCheckpoint(out, {
+      variant: 'cyclegan',
+      nets,
+      optimizers: {},
+      config: c,
+      mustMatch: ['ngf', 'blocks'],
+    });
+    for (const m of Object.values(nets)) m.dispose();
   });
 
   const bad: [string, string, RegExp][] = [
