@@ -6,8 +6,16 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { GantryError, type ImportTorchArgs, importTorchCommand, importTorchOptions, initBackend } from '@gantry/core';
+import { join } from 'node:path';
+import {
+  GantryError,
+  type ImportTorchArgs,
+  importTorchCommand,
+  importTorchOptions,
+  initBackend,
+  userPath,
+  workspaceRoot,
+} from '@gantry/core';
 import { DATASET_HOST, downloadToFile } from './download.js';
 
 /** http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/<name>.pth (U-Net 256, batch norm). */
@@ -54,7 +62,7 @@ export function torchModelUrl(name: string, variant: ModelVariant): string {
 }
 
 export interface ModelDownloadOptions {
-  /** Folder for the files (default data/torch-models/<variant>). */
+  /** Folder for the files, relative to the user's directory (default <repo>/data/torch-models/<variant>). */
   dir?: string;
   /** Override the address (mirrors, tests). */
   url?: string;
@@ -75,7 +83,7 @@ export async function downloadTorchModel(
   const expected = o.sha256 ?? KNOWN_MODEL_SHA256[`${variant}/${name}`];
   if (expected !== undefined && !/^[0-9a-f]{64}$/i.test(expected))
     throw new GantryError(`--sha256 ${expected}: must be 64 hex digits`);
-  const dir = resolve(o.dir ?? join('data', 'torch-models', variant));
+  const dir = o.dir !== undefined ? userPath(o.dir) : join(workspaceRoot(), 'data', 'torch-models', variant);
   const file = join(dir, `${name}.pth`);
   let downloaded = false;
   let sha: string;
@@ -115,7 +123,10 @@ export function importTorchCliOptions(variant: ModelVariant): ReturnType<typeof 
           },
         }
       : {}),
-    'models-dir': { type: 'string', describe: 'where --model files are kept (default data/torch-models/<variant>)' },
+    'models-dir': {
+      type: 'string',
+      describe: 'where --model files are kept (default <repo>/data/torch-models/<variant>)',
+    },
     sha256: { type: 'string', describe: 'expected SHA-256 of the --model file' },
   };
 }
