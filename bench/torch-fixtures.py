@@ -245,6 +245,7 @@ def main():
         half = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
         torch.save(strided, os.path.join(a.out, 'quirk_strided.pth'))
         torch.save(half, os.path.join(a.out, 'quirk_float16.pth'))
+        torch.save({k: (v.bfloat16() if v.is_floating_point() else v) for k, v in sd.items()}, os.path.join(a.out, 'quirk_bfloat16.pth'))
         torch.save({k: v.double() for k, v in sd.items()}, os.path.join(a.out, 'quirk_float64.legacy.pth'), _use_new_zipfile_serialization=False)
         cases.append({'name': 'ok_resnet6', 'files': {'zip': 'ok_resnet6.pth'}, 'arch': {'netG': 'resnet_6blocks', 'ngf': 1, 'norm': 'instance'},
                       'values': {'model.1.weight': b64(sd['model.1.weight']), 'model.23.bias': b64(sd['model.23.bias'])}})

@@ -9,9 +9,9 @@
  *
  * Pickles are read with pickleparser, which only builds objects through the name resolver given here: the
  * globals a state dict needs (collections.OrderedDict, torch._utils._rebuild_tensor[_v2], _rebuild_parameter and
- * the float/half/double/long storage types). Any other global is refused, so a file cannot make the reader run
+ * the float/half/bfloat16/double/long storage types). Any other global is refused, so a file cannot make the reader run
  * anything. Tensors come out as float32 (float16/float64 converted), laid out C-contiguous by their strides;
- * int64 tensors (batch norm's num_batches_tracked) keep only their shape.
+ * bfloat16 also; int64 tensors (batch norm's num_batches_tracked) keep only their shape.
  */
 import { unzipSync } from 'fflate';
 import { BufferReader, Parser } from 'pickleparser';
@@ -19,7 +19,7 @@ import { BufferReader, Parser } from 'pickleparser';
 /** A reading failure: the message says what is wrong (the caller names the file). */
 export class TorchFormatError extends Error {}
 
-export type TorchDtype = 'float32' | 'float16' | 'float64' | 'int64';
+export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64';
 
 export interface TorchTensor {
   dtype: TorchDtype;
@@ -31,6 +31,7 @@ export interface TorchTensor {
 const STORAGES: Record<string, { dtype: TorchDtype; bytes: number }> = {
   FloatStorage: { dtype: 'float32', bytes: 4 },
   HalfStorage: { dtype: 'float16', bytes: 2 },
+  BFloat16Storage: { dtype: 'bfloat16', bytes: 2 },
   DoubleStorage: { dtype: 'float64', bytes: 8 },
   LongStorage: { dtype: 'int64', bytes: 8 },
 };
@@ -83,7 +84,12 @@ function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride:
   ) {
     throw new TorchFormatError('a tensor with a malformed size or stride');
   }
-  return new LazyTensor(storage, offset, Object.freeze([...(size as number[])]) as number[], Object.freeze([...(stride as number[])]) as number[]);
+  return new LazyTensor(
+    storage,
+    offset,
+    Object.freeze([...(size as number[])]) as number[],
+    Object.freeze([...(stride as number[])]) as number[],
+  );
 }
 
 function torchGlobal(module: string, name: string): unknown {
@@ -133,6 +139,13 @@ function parser(): Parser {
   });
 }
 
+/** bfloat16 is the upper half of a float32. */
+const bf16 = new DataView(new ArrayBuffer(4));
+function bfloatToFloat(h: number): number {
+  bf16.setUint32(0, h << 16, true);
+  return bf16.getFloat32(0, true);
+}
+
 function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -173,7 +186,9 @@ function materialise(t: LazyTensor, bytes: Uint8Array): TorchTensor {
       ? (i: number) => view.getFloat32(i * 4, true)
       : type.dtype === 'float64'
         ? (i: number) => view.getFloat64(i * 8, true)
-        : (i: number) => halfToFloat(view.getUint16(i * 2, true));
+        : type.dtype === 'bfloat16'
+          ? (i: number) => bfloatToFloat(view.getUint16(i * 2, true))
+          : (i: number) => halfToFloat(view.getUint16(i * 2, true));
   const out = new Float32Array(count);
   const rank = t.shape.length;
   const index = new Array<number>(rank).fill(0);

@@ -121,7 +121,7 @@ describe('the reader and the reference load_networks quirks', () => {
   const ok = caseNamed('ok_resnet6');
   const values = (sd: ReturnType<typeof read>, k: string) => sd.get(k)!.data!;
 
-  it('reads float16 and float64 files (converted), strided tensors (in logical order) and module. prefixes', () => {
+  it('reads float16, bfloat16 and float64 files (converted), strided tensors (in logical order) and module. prefixes', () => {
     const want = floats(ok.values!['model.1.weight']!);
     expect([...values(read('ok_resnet6.pth'), 'model.1.weight')]).toEqual([...want]);
     expect([...values(read('quirk_strided.pth'), 'model.1.weight')]).toEqual([...want]);
@@ -129,6 +129,10 @@ describe('the reader and the reference load_networks quirks', () => {
     const half = values(read('quirk_float16.pth'), 'model.1.weight');
     for (let i = 0; i < want.length; i++)
       expect(Math.abs(half[i]! - want[i]!)).toBeLessThan(1e-3 * Math.max(1, Math.abs(want[i]!)));
+    // bfloat16 stores 7 mantissa bits (round to nearest): a relative error of at most 2^-8.
+    const bf = values(read('quirk_bfloat16.pth'), 'model.1.weight');
+    for (let i = 0; i < want.length; i++)
+      expect(Math.abs(bf[i]! - want[i]!)).toBeLessThanOrEqual(2 ** -8 * Math.abs(want[i]!));
     const quirky = stripModulePrefix(read('quirk_module_prefix.pth'));
     expect(quirky.has('model.1.weight') && quirky.has('model.2.running_mean')).toBe(true);
   });
@@ -178,7 +182,11 @@ describe('the reader and the reference load_networks quirks', () => {
 });
 
 describe('untrusted files', () => {
-  const zipped = (pickle: number[]) => zipSync({ 'archive/data.pkl': new Uint8Array(pickle), 'archive/version': new TextEncoder().encode('3\n') }, { level: 0 });
+  const zipped = (pickle: number[]) =>
+    zipSync(
+      { 'archive/data.pkl': new Uint8Array(pickle), 'archive/version': new TextEncoder().encode('3\n') },
+      { level: 0 },
+    );
   const ascii = (t: string) => [...t].map((c) => c.charCodeAt(0));
 
   it('never calls a global outside the state-dict allowlist (builtins.eval, os.system)', () => {
@@ -188,7 +196,9 @@ describe('untrusted files', () => {
     ]) {
       // protocol 2: GLOBAL mod fn, SHORT_BINUNICODE '1+1', TUPLE1, REDUCE, STOP
       const pkl = [0x80, 2, 0x63, ...ascii(`${mod}\n${fn}\n`), 0x8c, 3, ...ascii('1+1'), 0x85, 0x52, 0x2e];
-      expect(() => readStateDict(zipped(pkl))).toThrow(new TorchFormatError(`refers to ${mod}.${fn}, which a state dict of float tensors does not use`));
+      expect(() => readStateDict(zipped(pkl))).toThrow(
+        new TorchFormatError(`refers to ${mod}.${fn}, which a state dict of float tensors does not use`),
+      );
     }
   });
 
