@@ -136,13 +136,10 @@ export function stripModulePrefix(sd: Map<string, TorchTensor>): Map<string, Tor
   return new Map([...sd].map(([k, v]) => [k.replace(/^(module\.)+/, ''), v]));
 }
 
-function describe(a: TorchArch): string {
+/** 'unet_256 (ngf 64, batch norm, 3→3 channels)': what an import found, for messages. */
+export function describeArch(a: TorchArch): string {
   if (a.kind === 'patchgan') return `PatchGAN (${a.nLayers} layers, ndf ${a.ndf}, ${a.norm} norm)`;
   return `${a.netG} (ngf ${a.ngf}, ${a.norm} norm${a.kind === 'resnet' && a.dropout ? ', dropout' : ''}, ${a.inChannels}→${a.outChannels} channels)`;
-}
-
-export function describeArch(a: TorchArch): string {
-  return describe(a);
 }
 
 /**
@@ -264,7 +261,7 @@ export function checkStateDict(sd: Map<string, TorchTensor>, a: TorchArch): { sl
       missing.length ? `missing keys ${list(missing)}` : '',
       unexpected.length ? `unexpected keys ${list(unexpected)}` : '',
     ].filter(Boolean);
-    throw new StateDictError(`does not fit ${describe(a)}: ${parts.join('; ')}`);
+    throw new StateDictError(`does not fit ${describeArch(a)}: ${parts.join('; ')}`);
   }
   return slots
     .filter((s) => s.kind !== 'in')
@@ -300,7 +297,7 @@ export function setTorchWeights(
 ): void {
   const layers = model.layers.filter((l) => l.weights.length > 0);
   if (layers.length !== entries.length)
-    throw new Error(`internal: ${layers.length} weighted layers for ${entries.length} modules of ${describe(a)}`);
+    throw new Error(`internal: ${layers.length} weighted layers for ${entries.length} modules of ${describeArch(a)}`);
   layers.forEach((layer, i) => {
     const { slot, tensors } = entries[i]!;
     const cls = layer.getClassName();
@@ -319,7 +316,7 @@ export function setTorchWeights(
         const wantShape = torchShape(w.shape as number[]);
         if (fmt(wantShape) !== fmt(t.shape)) {
           throw new StateDictError(
-            `${key}: shape ${fmt(t.shape)} in the file, ${fmt(wantShape)} expected by ${describe(a)}`,
+            `${key}: shape ${fmt(t.shape)} in the file, ${fmt(wantShape)} expected by ${describeArch(a)}`,
           );
         }
         const x = tf.tensor(t.data!, t.shape, 'float32');
