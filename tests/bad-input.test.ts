@@ -17,6 +17,8 @@ type SavedJson = { weightsManifest: { paths: string[]; weights: { shape: unknown
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bad-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 
+const torchFixture = (f: string) => path.join(import.meta.dirname, '..', 'packages/core/src/torch/fixtures', f);
+
 const app = (name: string, args: string[]) => runApp(name, args, { GANTRY_RUNS: at('runs'), INIT_CWD: tmp });
 
 const png = (file: string, width: number, height: number) =>
@@ -165,6 +167,10 @@ const cases: Case[] = [
   // Issue #21: translate's input-size limit
   ['pix2pix', 'translate an image over the default size limit', ['translate', '--checkpoint', at('p2p-run'), '--input', at('bomb.svg'), '--output', at('o49.png')], /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/, 'o49.png'],
   ['pix2pix', 'translate an image over --max-megapixels', ['translate', '--checkpoint', at('p2p-run'), '--max-megapixels', '0.001', '--input', at('good/train/0.png'), '--output', at('o50.png')], /0\.png: 64×32 is 0\.0 megapixels, over the limit of 0\.001/, 'o50.png'],
+  // import-torch (#23): PyTorch files
+  ['pix2pix', 'import-torch of a pickled module', ['import-torch', '--from', torchFixture('bad_whole_module.pth'), '--out', at('o36')], /bad_whole_module\.pth: refers to __main__\.ResnetGenerator/, 'o36'],
+  ['cyclegan', 'import-torch with a wrong shape', ['import-torch', '--from', torchFixture('bad_shape.pth'), '--out', at('o37')], /bad_shape\.pth: model\.4\.weight: shape \[3, 1, 3, 3\] in the file/, 'o37'],
+  ['cyclegan', 'import-torch of an unknown published name', ['import-torch', '--model', 'day2night', '--out', at('o38')], /--model day2night: not a published cyclegan generator/, 'o38'],
 ];
 
 describe('bad input', () => {

@@ -133,7 +133,12 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-async function fetchToFile(url: string, dest: string, manualDir: string, opts: DownloadOptions): Promise<string> {
+/** Downloads `url` to `dest` (via a `.part` file, renamed when complete); returns its SHA-256. Also used for model files. */
+export async function downloadToFile(url: string, dest: string, manualDir: string, opts: Pick<DownloadOptions, 'fetch' | 'onProgress' | 'connectTimeoutMs'> = {}): Promise<string> {
+  return fetchToFile(url, dest, manualDir, opts);
+}
+
+async function fetchToFile(url: string, dest: string, manualDir: string, opts: Pick<DownloadOptions, 'fetch' | 'onProgress' | 'connectTimeoutMs'>): Promise<string> {
   const f = opts.fetch ?? fetch;
   const host = (() => {
     try {

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from './backend/index.js';
 import { listCheckpoints, loadModel, readCheckpointState, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { convBlock } from './networks.js';
 import { adam } from './optim.js';
 
 /** The fields of model.json and state.json that these tests tamper with. */
@@ -190,5 +191,25 @@ describe('checkpoint files are untrusted input', () => {
     for (const step of [50, 60]) await save(step);
     for (const step of [5, 10, 15]) await save(step);
     expect(listCheckpoints(runDir).map((d) => path.basename(d))).toEqual(['step-00000010', 'step-00000015', 'step-00000050', 'step-00000060']);
+  });
+});
+
+describe('checkpoints of an older layer structure', () => {
+  it('are refused on restore with a clear message even when every weight shape fits', async () => {
+    const net = (pad?: number) => {
+      const x = tf.input({ shape: [null, null, 2] });
+      return tf.model({ inputs: x, outputs: convBlock(x, { filters: 2, stride: 1, pad, norm: 'batch' }) });
+    };
+    // 'same' padding (before #23) against PyTorch's symmetric padding: the same weights, another network.
+    const old = net();
+    const dir = await saveCheckpoint(fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-structure-')), { state: { variant: 'v', step: 1, epoch: 0, config: {} }, nets: { m: old }, optimizers: {} });
+    const now = net(1);
+    expect(now.weights.map((w) => w.shape)).toEqual(old.weights.map((w) => w.shape));
+    await expect(restoreCheckpoint(dir, { variant: 'v', nets: { m: now }, optimizers: {}, config: {}, mustMatch: [] })).rejects.toThrow(
+      /has an older layer structure than this version's networks .*cannot resume training; start a new run$/,
+    );
+    const same = net();
+    await restoreCheckpoint(dir, { variant: 'v', nets: { m: same }, optimizers: {}, config: {}, mustMatch: [] });
+    for (const m of [old, now, same]) m.dispose();
   });
 });

@@ -170,9 +170,36 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
   }
 }
 
-/** Sets `model`'s weights from a saved directory, checking that every weight's shape matches. */
+type LayerJson = { class_name?: string; config?: Record<string, unknown> };
+
+/** The parts of a layer that change what it computes (not its name): class, padding, strides, bias, cropping. */
+function layerSignature(layers: LayerJson[]): string[] {
+  const keys = ['padding', 'strides', 'kernel_size', 'use_bias', 'cropping', 'epsilon'];
+  return layers.map((l) => [l.class_name, ...keys.map((k) => JSON.stringify(l.config?.[k]))].join(' '));
+}
+
+/**
+ * Refuses to restore into `model` weights saved from a network of another layer structure, such as the networks
+ * before they matched the reference implementation's padding and biases layer for layer: their weights can have
+ * the same shapes and would load silently into a network that computes something else.
+ */
+function checkStructure(model: tf.LayersModel, dir: string, json: ModelJson): void {
+  const saved = (json.modelTopology as { config?: { layers?: LayerJson[] } }).config?.layers;
+  if (!Array.isArray(saved)) return;
+  const built = (model.toJSON(undefined, false) as unknown as { config: { layers: LayerJson[] } }).config.layers;
+  const a = layerSignature(saved);
+  const b = layerSignature(built);
+  if (a.length !== b.length || a.some((s, i) => s !== b[i])) {
+    throw new GantryError(
+      `checkpoint ${dir} has an older layer structure than this version's networks (saved before they matched the reference implementation): it still translates and exports, but cannot resume training; start a new run`,
+    );
+  }
+}
+
+/** Sets `model`'s weights from a saved directory, checking the layer structure and that every weight's shape matches. */
 function restoreModelWeights(model: tf.LayersModel, dir: string): void {
   const json = readModelJson(dir);
+  checkStructure(model, dir, json);
   const { specs, data } = readWeightFiles(dir, json);
   const named = tf.io.decodeWeights(data, specs);
   const values = specs.map((s) => named[s.name]!);

@@ -22,3 +22,6 @@ export * from './export.js';
 export * from './flags.js';
 export * from './generate.js';
 export * from './variant.js';
+export * from './torch/reader.js';
+export * from './torch/mapping.js';
+export * from './torch/import.js';

@@ -132,7 +132,8 @@ describe('CycleGAN networks from these blocks', () => {
     expect(y.shape).toEqual([2, 32, 32, 3]);
     const v = y.dataSync();
     expect(Math.max(...v.map(Math.abs))).toBeLessThanOrEqual(1);
-    expect((d.predict(x) as tf.Tensor).shape).toEqual([2, 4, 4, 1]);
+    // 32 → 16 → 8 → 4, then two stride-1 4×4 convs padded 1 each side: 3, 2 (the reference's 30×30 at 256 px).
+    expect((d.predict(x) as tf.Tensor).shape).toEqual([2, 2, 2, 1]);
     expect(countParams(g)).toBeGreaterThan(0);
     tf.dispose([x, y]);
   });

@@ -15,13 +15,30 @@ export type Activation = 'relu' | 'leaky' | 'tanh' | 'sigmoid' | 'none';
 type Sym = tf.SymbolicTensor;
 type Initializer = ReturnType<typeof tf.initializers.randomNormal>;
 
+let skipRandomInit = false;
+
+/**
+ * Builds networks whose weights are about to be overwritten (an import) with zero-filled weights: drawing tens
+ * of millions of normal samples would cost seconds for nothing (no weight seeds are drawn either).
+ */
+export function withoutRandomInit<T>(build: () => T): T {
+  skipRandomInit = true;
+  try {
+    return build();
+  } finally {
+    skipRandomInit = false;
+  }
+}
+
 /** N(0, 0.02) weights, as in the DCGAN and pix2pix papers; every call draws a new seed (see `seedWeights`). */
 export function weightInit(): Initializer {
+  if (skipRandomInit) return tf.initializers.zeros();
   return tf.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: nextInitSeed() });
 }
 
 /** Norm-layer scales start at N(1, 0.02), as the reference implementation's init_weights. */
 function gammaInit(): Initializer {
+  if (skipRandomInit) return tf.initializers.ones();
   return tf.initializers.randomNormal({ mean: 1, stddev: 0.02, seed: nextInitSeed() });
 }
 
@@ -161,12 +178,12 @@ export function conditionalBatchNorm(x: Sym, labels: Sym, numClasses: number): S
   return new ClassConditionalAffine({ numClasses }).apply([normalised, labels]) as Sym;
 }
 
-/** A norm layer applied to `x` (identity for 'none'). */
-export function normLayer(x: Sym, norm: Norm): Sym {
+/** A norm layer applied to `x` (identity for 'none'); epsilon 1e-5 as PyTorch's default. */
+export function normLayer(x: Sym, norm: Norm, epsilon = 1e-5): Sym {
   if (norm === 'batch') {
     // PyTorch's momentum 0.1 is Keras' 0.9.
     return tf.layers
-      .batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: gammaInit() })
+      .batchNormalization({ momentum: 0.9, epsilon, gammaInitializer: gammaInit() })
       .apply(x) as Sym;
   }
   if (norm === 'instance') return new InstanceNormalization().apply(x) as Sym;
@@ -190,6 +207,14 @@ export interface ConvOptions {
   kernel?: number;
   stride?: number;
   padding?: 'same' | 'valid';
+  /**
+   * PyTorch's symmetric zero padding (overrides `padding`): a conv pads `pad` on every side and runs 'valid'; a
+   * transposed conv runs 'valid' and crops `pad` at the top/left and `pad - outputPadding` at the bottom/right,
+   * which is what PyTorch's ConvTranspose2d(padding, output_padding) computes. TF.js 'same' pads bottom/right
+   * first, which differs for odd kernels, stride-1 4×4 kernels and odd input sizes.
+   */
+  pad?: number;
+  outputPadding?: number;
   norm?: Norm;
   act?: Activation;
   /** Bias is redundant before batch norm, so by default only convs without it get one. */
@@ -199,14 +224,22 @@ export interface ConvOptions {
 /** A (transposed) convolution with N(0, 0.02) weights, then norm and activation. */
 function convLike(layer: typeof tf.layers.conv2d | typeof tf.layers.conv2dTranspose, x: Sym, o: ConvOptions): Sym {
   const norm = o.norm ?? 'none';
-  const y = layer({
+  const transposed = layer === tf.layers.conv2dTranspose;
+  const pad = o.pad ?? 0;
+  if (o.pad !== undefined && !transposed && pad > 0) x = tf.layers.zeroPadding2d({ padding: pad }).apply(x) as Sym;
+  let y = layer({
     filters: o.filters,
     kernelSize: o.kernel ?? 4,
     strides: o.stride ?? 2,
-    padding: o.padding ?? 'same',
+    padding: o.pad !== undefined ? 'valid' : (o.padding ?? 'same'),
     useBias: o.bias ?? norm !== 'batch',
     kernelInitializer: weightInit(),
   }).apply(x) as Sym;
+  const end = pad - (o.outputPadding ?? 0);
+  if (transposed && (pad > 0 || end !== 0)) {
+    if (end < 0) throw new Error(`deconv: output padding ${o.outputPadding} larger than padding ${pad}`);
+    y = tf.layers.cropping2D({ cropping: [[pad, end], [pad, end]] }).apply(y) as Sym;
+  }
   return activation(normLayer(y, norm), o.act ?? 'none');
 }
 
@@ -221,9 +254,9 @@ export function deconvBlock(x: Sym, o: ConvOptions): Sym {
 }
 
 /** dense → norm → activation. */
-export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none', bias = norm !== 'batch'): Sym {
+export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none', bias = norm !== 'batch', epsilon?: number): Sym {
   const y = tf.layers.dense({ units, useBias: bias, kernelInitializer: weightInit() }).apply(x) as Sym;
-  return activation(normLayer(y, norm), act);
+  return activation(normLayer(y, norm, epsilon), act);
 }
 
 /** Dropout with a seed drawn like the weights' (pix2pix uses it as the generator's noise source). */
@@ -250,28 +283,35 @@ export interface UnetOptions {
 /**
  * U-Net generator of pix2pix: an encoder–decoder whose mirrored levels are joined by skip connections.
  * Filters double per level up to ngf·8; dropout 0.5 on the decoder's deepest ngf·8 levels, as the reference.
+ * Layer for layer the reference's UnetGenerator: every conv has a bias only under instance norm (its use_bias)
+ * except the outermost up-conv, which always has one; the innermost down-conv has no norm. The reference's
+ * in-place LeakyReLU also rewrites the skip tensor, but the ReLU that follows the concatenation makes that
+ * invisible, so the plain skip here computes the same. The 4×4 stride-2 convs pad 1 on each side, which 'same'
+ * does on the even sizes a U-Net sees. Input [H, W, C] with H and W multiples of 2^numDowns (`size` is the
+ * training size, checked the same way).
  */
 export function unetGenerator(o: UnetOptions): tf.LayersModel {
   if (o.size % 2 ** o.numDowns !== 0) {
     throw new Error(`unet: image size ${o.size} must be divisible by 2^${o.numDowns}`);
   }
   const filters = (level: number) => o.ngf * Math.min(2 ** level, 8);
-  const input = tf.input({ shape: [o.size, o.size, o.inChannels] });
+  const input = tf.input({ shape: [null, null, o.inChannels] });
   const n = o.numDowns;
-  const downs: Sym[] = [convBlock(input, { filters: filters(0), bias: true })];
+  const useBias = o.norm === 'instance';
+  const downs: Sym[] = [convBlock(input, { filters: filters(0), bias: useBias })];
   for (let level = 1; level < n; level++) {
     const innermost = level === n - 1;
     downs.push(
       convBlock(activation(downs[level - 1]!, 'leaky'), {
         filters: filters(level),
         norm: innermost ? 'none' : o.norm,
-        bias: innermost ? true : undefined,
+        bias: useBias,
       }),
     );
   }
   let up: Sym = downs[n - 1]!;
   for (let level = n - 1; level >= 1; level--) {
-    let y = deconvBlock(activation(up, 'relu'), { filters: filters(level - 1), norm: o.norm });
+    let y = deconvBlock(activation(up, 'relu'), { filters: filters(level - 1), norm: o.norm, bias: useBias });
     // The reference puts dropout on the ngf·8 blocks between the innermost and the 4 outer levels.
     if (o.dropout && level <= n - 2 && level >= 4) y = dropout(y, 0.5);
     up = concat([downs[level - 1]!, y]);
@@ -297,24 +337,31 @@ export interface ResnetOptions {
 
 /** ResNet residual block: reflect-pad, conv3, norm, ReLU, [dropout], reflect-pad, conv3, norm, plus the input. */
 export function resnetBlock(x: Sym, filters: number, norm: Norm, useDropout = false): Sym {
+  const bias = norm === 'instance';
   let y = new ReflectionPadding2D({ padding: 1 }).apply(x) as Sym;
-  y = convBlock(y, { filters, kernel: 3, stride: 1, padding: 'valid', norm, act: 'relu' });
+  y = convBlock(y, { filters, kernel: 3, stride: 1, padding: 'valid', norm, act: 'relu', bias });
   if (useDropout) y = dropout(y, 0.5);
   y = new ReflectionPadding2D({ padding: 1 }).apply(y) as Sym;
-  y = convBlock(y, { filters, kernel: 3, stride: 1, padding: 'valid', norm });
+  y = convBlock(y, { filters, kernel: 3, stride: 1, padding: 'valid', norm, bias });
   return tf.layers.add().apply([x, y]) as Sym;
 }
 
-/** CycleGAN's ResNet generator (Johnson et al. 2016): c7s1-ngf, two ×2 downsamplings, residual blocks, two ×2 upsamplings, c7s1-out + tanh. */
+/**
+ * CycleGAN's ResNet generator (Johnson et al. 2016): c7s1-ngf, two ×2 downsamplings, residual blocks, two ×2
+ * upsamplings, c7s1-out + tanh. As the reference's ResnetGenerator: biases only under instance norm (and on the
+ * last conv), stride-2 3×3 convs padded 1 on every side, transposed convs as ConvTranspose2d(3, 2, padding 1,
+ * output_padding 1). Input [H, W, C] with H and W multiples of 4.
+ */
 export function resnetGenerator(o: ResnetOptions): tf.LayersModel {
-  const input = tf.input({ shape: [o.size, o.size, o.inChannels] });
+  const input = tf.input({ shape: [null, null, o.inChannels] });
+  const bias = o.norm === 'instance';
   let x = new ReflectionPadding2D({ padding: 3 }).apply(input) as Sym;
-  x = convBlock(x, { filters: o.ngf, kernel: 7, stride: 1, padding: 'valid', norm: o.norm, act: 'relu' });
-  x = convBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
-  x = convBlock(x, { filters: o.ngf * 4, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
+  x = convBlock(x, { filters: o.ngf, kernel: 7, stride: 1, padding: 'valid', norm: o.norm, act: 'relu', bias });
+  x = convBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, pad: 1, norm: o.norm, act: 'relu', bias });
+  x = convBlock(x, { filters: o.ngf * 4, kernel: 3, stride: 2, pad: 1, norm: o.norm, act: 'relu', bias });
   for (let i = 0; i < o.blocks; i++) x = resnetBlock(x, o.ngf * 4, o.norm, o.dropout);
-  x = deconvBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
-  x = deconvBlock(x, { filters: o.ngf, kernel: 3, stride: 2, norm: o.norm, act: 'relu' });
+  x = deconvBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, pad: 1, outputPadding: 1, norm: o.norm, act: 'relu', bias });
+  x = deconvBlock(x, { filters: o.ngf, kernel: 3, stride: 2, pad: 1, outputPadding: 1, norm: o.norm, act: 'relu', bias });
   x = new ReflectionPadding2D({ padding: 3 }).apply(x) as Sym;
   x = convBlock(x, { filters: o.outChannels, kernel: 7, stride: 1, padding: 'valid', bias: true, act: 'tanh' });
   return tf.model({ inputs: input, outputs: x, name: o.name ?? 'resnet_generator' });
@@ -332,16 +379,18 @@ export interface PatchOptions {
 
 /**
  * PatchGAN discriminator: classifies each overlapping patch (70×70 for 3 layers) as real or fake,
- * returning a map of logits rather than one number.
+ * returning a map of logits rather than one number. As the reference's NLayerDiscriminator: every 4×4 conv pads
+ * 1 on each side (a 30×30 map at 256 px for 3 layers), biases on the first and last conv and under instance norm.
  */
 export function patchDiscriminator(o: PatchOptions): tf.LayersModel {
-  const input = tf.input({ shape: [o.size, o.size, o.inChannels] });
-  let x = convBlock(input, { filters: o.ndf, bias: true, act: 'leaky' });
+  const input = tf.input({ shape: [null, null, o.inChannels] });
+  const bias = o.norm === 'instance';
+  let x = convBlock(input, { filters: o.ndf, pad: 1, bias: true, act: 'leaky' });
   for (let n = 1; n < o.layers; n++) {
-    x = convBlock(x, { filters: o.ndf * Math.min(2 ** n, 8), norm: o.norm, act: 'leaky' });
+    x = convBlock(x, { filters: o.ndf * Math.min(2 ** n, 8), pad: 1, norm: o.norm, act: 'leaky', bias });
   }
-  x = convBlock(x, { filters: o.ndf * Math.min(2 ** o.layers, 8), stride: 1, norm: o.norm, act: 'leaky' });
-  x = convBlock(x, { filters: 1, stride: 1, bias: true });
+  x = convBlock(x, { filters: o.ndf * Math.min(2 ** o.layers, 8), stride: 1, pad: 1, norm: o.norm, act: 'leaky', bias });
+  x = convBlock(x, { filters: 1, stride: 1, pad: 1, bias: true });
   return tf.model({ inputs: input, outputs: x, name: o.name ?? 'patch_discriminator' });
 }
 

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from './backend/index.js';
 import { latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './checkpoint.js';
@@ -154,6 +154,15 @@ export interface VariantDefinition<F extends FlagSpecs, C extends object, D exte
   preferNets?: string[];
   /** Among runs, those `generate`/`translate` may pick by default (e.g. not an L1-only baseline). */
   defaultRun?(config: C): boolean;
+  /** Commands only this variant has (pix2pix's and CycleGAN's import-torch). */
+  commands?: ExtraCommand[];
+}
+
+export interface ExtraCommand {
+  name: string;
+  describe: string;
+  options: Record<string, Options>;
+  run(args: Record<string, unknown>): Promise<unknown>;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry of definitions of any flags and config
@@ -371,6 +380,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         },
       );
     }
+    for (const extra of def.commands ?? []) out = out.command(extra.name, extra.describe, (c) => c.options(extra.options), extra.run);
     const exportFlags = { ...checkpointFlag, out: flag.string('output directory') };
     return out
       .command(

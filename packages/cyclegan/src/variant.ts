@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { flag, GantryError, NORMS, type VariantData, type VariantDefinition, userPath } from '@gantry/core';
-import { UnalignedDataset } from '@gantry/datasets';
+import { importTorchCliOptions, importTorchFromArgs, UnalignedDataset } from '@gantry/datasets';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
 import { buildDiscriminator, buildGenerator, type CycleGanConfig, checkConfig, defaultLoadSize, MUST_MATCH } from './model.js';
@@ -139,6 +139,14 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     channels: (c) => c.channels,
     metadata: (c) => ({ domains: c.domains ?? { A: 'A', B: 'B' } }),
   },
+  commands: [
+    {
+      name: 'import-torch',
+      describe: 'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
+      options: importTorchCliOptions('cyclegan'),
+      run: (a) => importTorchFromArgs('cyclegan', a),
+    },
+  ],
   evaluate: {
     describe: 'cycle-reconstruction error and distribution distance to the target domain on the test split',
     flags: evaluateFlags,

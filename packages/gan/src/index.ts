@@ -13,7 +13,9 @@ export interface GanConfig extends MnistGanConfig {
 export function buildGenerator(c: GanConfig): tf.LayersModel {
   const z = tf.input({ shape: [c.latentDim] });
   let x = denseBlock(z, 128, 'leaky');
-  for (const units of [256, 512, 1024]) x = denseBlock(x, units, 'leaky', 'batch');
+  // As PyTorch-GAN's gan.py: Linear (with bias), BatchNorm1d(units, 0.8), LeakyReLU 0.2. Its second positional
+  // argument is the epsilon (0.8), not the momentum it may have been meant as; the reference trains with it.
+  for (const units of [256, 512, 1024]) x = denseBlock(x, units, 'leaky', 'batch', true, 0.8);
   x = denseBlock(x, 28 * 28, 'tanh');
   const image = tf.layers.reshape({ targetShape: [28, 28, 1] }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: z, outputs: image, name: 'gan_generator' });

@@ -82,16 +82,17 @@ describe('networks', () => {
       const c = config({ netG: name as NetG, cropSize: size, loadSize: size, ngf: 2, ndf: 2 });
       checkConfig(c);
       const g = buildGenerator(c);
-      expect(g.inputs[0]!.shape).toEqual([null, size, size, 3]);
-      expect(g.outputs[0]!.shape).toEqual([null, size, size, 3]);
-      const shapes = g.layers.map((l) => l.outputShape as number[]);
-      expect(shapes.some((s) => s[1] === 1 && s[2] === 1)).toBe(true);
+      // Fully convolutional: any multiple of 2^downs goes in; `downs` stride-2 convs bring the crop size to 1×1.
+      expect(g.inputs[0]!.shape).toEqual([null, null, null, 3]);
+      expect(g.layers.filter((l) => l.getClassName() === 'Conv2D')).toHaveLength(downs);
       expect(g.layers.filter((l) => l.getClassName() === 'Concatenate')).toHaveLength(downs - 1);
       expect(g.layers.filter((l) => l.getClassName() === 'Dropout')).toHaveLength(Math.max(0, downs - 5));
       const d = buildDiscriminator(c);
-      expect(d.inputs[0]!.shape).toEqual([null, size, size, 6]);
-      // 3 strided layers + 2 stride-1 layers with kernel 4: the 70×70 PatchGAN gives size/8 logits per side.
-      expect(d.outputs[0]!.shape).toEqual([null, size / 8, size / 8, 1]);
+      expect(d.inputs[0]!.shape).toEqual([null, null, null, 6]);
+      // 3 strided layers to size/8, then 2 stride-1 4×4 convs padded 1 each side: size/8 − 2 logits per side
+      // (the reference's 30×30 at 256).
+      const map = tf.tidy(() => (d.predict(tf.zeros([1, size, size, 6])) as tf.Tensor).shape);
+      expect(map).toEqual([1, size / 8 - 2, size / 8 - 2, 1]);
       if (size <= 64) {
         const y = tf.tidy(() => g.predict(tf.zeros([2, size, size, 3])) as tf.Tensor);
         expect(y.shape).toEqual([2, size, size, 3]);
@@ -104,7 +105,10 @@ describe('networks', () => {
   }
 
   it('selectable PatchGAN depth and norm; bad sizes are one-line errors', () => {
-    expect(buildDiscriminator(config({ dLayers: 1 })).outputs[0]!.shape).toEqual([null, 16, 16, 1]);
+    const d1 = buildDiscriminator(config({ dLayers: 1 }));
+    const size = config({}).cropSize;
+    expect(tf.tidy(() => (d1.predict(tf.zeros([1, size, size, 6])) as tf.Tensor).shape)).toEqual([1, size / 2 - 2, size / 2 - 2, 1]);
+    d1.dispose();
     const inst = buildGenerator(config({ norm: 'instance' }));
     expect(inst.layers.some((l) => l.getClassName() === 'InstanceNormalization')).toBe(true);
     expect(() => checkConfig(config({ netG: 'unet_128', cropSize: 96, loadSize: 100 }))).toThrow(/multiple of 128/);

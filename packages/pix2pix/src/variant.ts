@@ -12,7 +12,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { flag, GantryError, type VariantData, type VariantDefinition, userPath } from '@gantry/core';
-import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
+import { AlignedDataset, ensureSceneDataset, importTorchCliOptions, importTorchFromArgs } from '@gantry/datasets';
 import { buildDiscriminator, buildGenerator, checkConfig, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
@@ -144,6 +144,14 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
   },
   // `translate` and `export` default to the latest run trained with the adversarial term, not an L1-only baseline.
   defaultRun: (c) => c.lambdaGan !== 0,
+  commands: [
+    {
+      name: 'import-torch',
+      describe: 'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
+      options: importTorchCliOptions('pix2pix'),
+      run: (a) => importTorchFromArgs('pix2pix', a),
+    },
+  ],
   evaluate: {
     describe: 'L1, PSNR and SSIM on a held-out split, against the identity mapping and an L1-only baseline',
     flags: evaluateFlags,

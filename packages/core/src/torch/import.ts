@@ -1,0 +1,224 @@
+/**
+ * `import-torch`: a PyTorch state dict of the reference implementation's generator → a Gantry checkpoint
+ * directory that translate, export and evaluate take like a trained one:
+ *
+ *   <out>/state.json                       variant, step 0, config (as the variant's train writes it), imported
+ *   <out>/generator/{model.json,weights.bin}   pix2pix
+ *   <out>/G_A/…  (and G_B/… with --from-b)     cyclegan
+ *
+ * Nothing is written unless every file reads and fits: the directory is built in a temporary sibling and renamed.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import type { Options } from 'yargs';
+import { saveModel } from '../checkpoint.js';
+import { GantryError } from '../errors.js';
+import { tempSibling, writeError } from '../fsutil.js';
+import { countParams, type Norm } from '../networks.js';
+import { userPath } from '../run.js';
+import {
+  type ArchFlags,
+  describeArch,
+  networkFromStateDict,
+  StateDictError,
+  TORCH_NET_G,
+  type TorchArch,
+} from './mapping.js';
+import { readStateDict, TorchFormatError } from './reader.js';
+
+export type ImportVariant = 'pix2pix' | 'cyclegan';
+
+export interface ImportTorchArgs extends ArchFlags {
+  /** The state dict file (the generator; for cyclegan G_A, A → B). */
+  from: string;
+  /** cyclegan: the B → A generator's file. */
+  fromB?: string;
+  /** The checkpoint directory to create. */
+  out: string;
+  /** Replace an existing `out`. */
+  force?: boolean;
+}
+
+/** The yargs options of `import-torch` (the reference's test flags in kebab case). */
+export function importTorchOptions(variant: ImportVariant): Record<string, Options> {
+  return {
+    from: {
+      type: 'string',
+      describe: 'PyTorch state dict (.pth) of the generator, as torch.save(net.state_dict()) writes it',
+      demandOption: false,
+    },
+    ...(variant === 'cyclegan'
+      ? {
+          'from-b': {
+            type: 'string',
+            describe: 'state dict of the B → A generator (G_B); default: only G_A is imported',
+          },
+        }
+      : {}),
+    out: {
+      type: 'string',
+      demandOption: true,
+      describe: 'checkpoint directory to create (then: translate --checkpoint <out>)',
+    },
+    force: { type: 'boolean', default: false, describe: 'replace an existing --out directory' },
+    netG: {
+      type: 'string',
+      choices: [...TORCH_NET_G],
+      describe: "architecture (default: told from the file's names and shapes)",
+    },
+    ngf: { type: 'number', describe: 'generator width (default: from the file)' },
+    norm: { type: 'string', choices: ['batch', 'instance'], describe: 'normalisation (default: from the file)' },
+    dropout: {
+      type: 'boolean',
+      describe:
+        "dropout layers (--no-dropout as the reference's --no_dropout; default: U-Net on, ResNet from the file)",
+    },
+    'input-nc': { type: 'number', describe: 'input channels (default: from the file)' },
+    'output-nc': { type: 'number', describe: 'output channels (default: from the file)' },
+  };
+}
+
+function readFile(file: string, flag: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new GantryError(
+      `${flag} ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, expected a .pth file' : `cannot read (${code})`}`,
+    );
+  }
+}
+
+/** Reads and converts one state dict file; every problem is a GantryError naming the file. */
+export function importGenerator(
+  file: string,
+  flags: ArchFlags,
+  name: string,
+  flag = '--from',
+): { arch: TorchArch; model: tf.LayersModel; sha256: string } {
+  const bytes = readFile(file, flag);
+  try {
+    const sd = readStateDict(bytes);
+    const { arch, model } = networkFromStateDict(sd, flags, name);
+    return { arch, model, sha256: createHash('sha256').update(bytes).digest('hex') };
+  } catch (err) {
+    if (err instanceof TorchFormatError || err instanceof StateDictError)
+      throw new GantryError(`${flag} ${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+function variantConfig(variant: ImportVariant, arch: TorchArch, file: string): Record<string, unknown> {
+  if (arch.kind === 'patchgan') throw new GantryError(`${file}: a discriminator, expected a generator`);
+  if (arch.inChannels !== arch.outChannels || (arch.inChannels !== 1 && arch.inChannels !== 3)) {
+    throw new GantryError(
+      `${file}: ${describeArch(arch)}; Gantry's ${variant} takes 1 or 3 channels in and the same number out`,
+    );
+  }
+  if (variant === 'pix2pix') {
+    if (arch.kind !== 'unet')
+      throw new GantryError(
+        `${file}: a ${arch.netG} generator; Gantry's pix2pix runs U-Nets (import it with cyclegan's import-torch)`,
+      );
+    const cropSize = 2 ** arch.numDowns;
+    return {
+      netG: arch.netG,
+      ngf: arch.ngf,
+      ndf: 64,
+      nLayersD: 3,
+      norm: arch.norm,
+      dropout: arch.dropout,
+      cropSize,
+      loadSize: Math.round((cropSize * 286) / 256),
+      direction: 'AtoB',
+      channels: arch.inChannels,
+      lambdaL1: 100,
+      lambdaGan: 1,
+      loss: 'bce',
+    };
+  }
+  const size = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
+  return {
+    size,
+    loadSize: Math.round((size * 286) / 256),
+    channels: arch.inChannels,
+    generator: arch.kind,
+    blocks: arch.kind === 'resnet' ? arch.blocks : 9,
+    ngf: arch.ngf,
+    ndf: 64,
+    dLayers: 3,
+    norm: arch.norm,
+  };
+}
+
+/** Runs `import-torch` for a variant; returns the checkpoint directory. */
+export async function importTorchCommand(
+  variant: ImportVariant,
+  a: ImportTorchArgs,
+  log: (line: string) => void = (l) => console.log(l),
+): Promise<string> {
+  if (!a.from)
+    throw new GantryError(
+      '--from: the PyTorch state dict to import is required (or --model NAME to download a published one)',
+    );
+  const from = userPath(a.from);
+  const out = userPath(a.out);
+  if (fs.existsSync(out) && !a.force && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
+    throw new GantryError(`--out ${out}: already exists (pass --force to replace it)`);
+  }
+  const flags: ArchFlags = {
+    netG: a.netG,
+    ngf: a.ngf,
+    norm: a.norm as Norm | undefined,
+    dropout: a.dropout,
+    inputNc: a.inputNc,
+    outputNc: a.outputNc,
+  };
+  for (const [k, v] of Object.entries({ ngf: a.ngf, 'input-nc': a.inputNc, 'output-nc': a.outputNc })) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new GantryError(`--${k} ${v}: expected a positive integer`);
+  }
+  const nets: Record<string, tf.LayersModel> = {};
+  const imported: Record<string, unknown>[] = [];
+  try {
+    const main = importGenerator(from, flags, variant === 'pix2pix' ? 'generator' : 'G_A');
+    nets[variant === 'pix2pix' ? 'generator' : 'G_A'] = main.model;
+    const config = variantConfig(variant, main.arch, from);
+    imported.push({ net: variant === 'pix2pix' ? 'generator' : 'G_A', from, sha256: main.sha256, arch: main.arch });
+    if (a.fromB !== undefined) {
+      if (variant !== 'cyclegan') throw new GantryError('--from-b: only cyclegan has a second generator');
+      const fromB = userPath(a.fromB);
+      const b = importGenerator(fromB, flags, 'G_B', '--from-b');
+      nets.G_B = b.model;
+      if (JSON.stringify(variantConfig(variant, b.arch, fromB)) !== JSON.stringify(config)) {
+        throw new GantryError(
+          `--from-b ${fromB}: ${describeArch(b.arch)} differs from --from's ${describeArch(main.arch)}`,
+        );
+      }
+      imported.push({ net: 'G_B', from: fromB, sha256: b.sha256, arch: b.arch });
+    }
+    const state = { variant, step: 0, epoch: 0, config, imported, savedAt: new Date().toISOString() };
+    const tmp = tempSibling(out);
+    try {
+      fs.mkdirSync(tmp, { recursive: true });
+      for (const [name, model] of Object.entries(nets)) await saveModel(model, path.join(tmp, name));
+      fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+      fs.rmSync(out, { recursive: true, force: true });
+      fs.renameSync(tmp, out);
+    } catch (err) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw err instanceof GantryError ? err : writeError(out, err);
+    }
+    // Trainable parameters, as the reference's print_networks counts them (running statistics left out).
+    const params = Object.values(nets).reduce((n, m) => n + countParams(m), 0);
+    log(
+      `imported ${describeArch(main.arch)} from ${from}${nets.G_B ? ` and G_B from ${userPath(a.fromB!)}` : ''}: ${params.toLocaleString('en-US')} parameters → ${out}`,
+    );
+    log(`translate with: pnpm --filter ${variant} translate --checkpoint ${out} --input <photo> --output <file>`);
+    return out;
+  } finally {
+    for (const m of Object.values(nets)) m.dispose();
+  }
+}
