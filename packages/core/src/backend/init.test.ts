@@ -75,7 +75,7 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(lines).toEqual([`backend: wasm (${info.detail})`]);
     expect(info.detail).toMatch(
-      /^WebAssembly( SIMD)?, \d+ threads?, Gantry gradient kernels; (convolutions and matmuls on oneDNN [\d.]+ \(native, \d+ threads?\)|no native kernels \(.+\))$/,
+      /^WebAssembly( SIMD)?, \d+ threads?, Gantry gradient kernels; (convolutions, matmuls, norms and elementwise ops on oneDNN [\d.]+ \(native, \d+ threads?\)|no native kernels \(.+\))$/,
     );
     // The native kernels are built wherever g++ and libdnnl-dev are (CI installs them): say so if they are not.
     if (process.env.CI && !/oneDNN/.test(info.detail)) throw new Error(`CI without native kernels: ${info.detail}`);
