@@ -21,6 +21,7 @@ export {
   nativeThreadCount,
   registerNativeKernels,
   setNativeEnabled,
+  setNativeThreads,
 } from './native-kernels.js';
 export {
   conv2DBackpropFilterImpl,

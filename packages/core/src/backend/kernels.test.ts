@@ -13,6 +13,7 @@ import {
   registerNativeKernels,
   registerWasmKernels,
   setNativeEnabled,
+  setNativeThreads,
 } from './index.js';
 import { adam, lerp } from '../optim.js';
 
@@ -384,6 +385,14 @@ for (const path of PATHS) {
     });
 
     describe('elementwise ops, reductions, instance norm and reflection padding vs cpu (native kernels where built)', () => {
+      // The tests run with GANTRY_THREADS=1 (vitest.config.ts); these kernels split their work across threads,
+      // so here they get 3 (more than the cores of a small machine: uneven splits, and still correct).
+      let threadsBefore = 1;
+      beforeAll(() => {
+        threadsBefore = native.threads;
+        setNativeThreads(3);
+      });
+      afterAll(() => setNativeThreads(threadsBefore));
       /** Native calls of the named implementations during `f` (0 on the WebAssembly path). */
       function nativeRuns(impls: string[], f: () => void): number {
         const count = () => impls.reduce((a, k) => a + (nativeStats.impls.get(k) ?? 0), 0);
@@ -392,7 +401,7 @@ for (const path of PATHS) {
         expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
         return count() - before.n;
       }
-      /** Shapes from a few elements to past two threads' share of work (the kernels split at 16,384 elements). */
+      /** Shapes from a few elements to past three threads' share of work (the kernels split at 16,384 elements). */
       const shape4 = (r: Rng) =>
         r.next() < 0.25 ? [r.int(1, 2), r.int(30, 48), r.int(30, 48), r.int(8, 16)] : [r.int(1, 3), r.int(1, 9), r.int(1, 9), r.int(1, 6)];
 

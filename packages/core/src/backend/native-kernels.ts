@@ -664,6 +664,13 @@ export function registerNativeKernels(): NativeKernelsInfo {
   return state;
 }
 
+/** Sets the native kernels' thread count at run time (tests run the kernels split across threads); returns it. */
+export function setNativeThreads(n: number): number {
+  if (!native || !state?.version) return 1;
+  state.threads = native.setThreads(n);
+  return state.threads;
+}
+
 /** Turns the native path off or on again at run time (tests compare both paths in one process). */
 export function setNativeEnabled(on: boolean): void {
   if (!state?.version) return;
