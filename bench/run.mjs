@@ -5,7 +5,7 @@
  * Writes a Markdown table to stdout and JSON (+ the table) to bench/results/. See bench/README.md.
  *
  *   pnpm bench [--only dcgan,cgan] [--quick] [--no-torch] [--backend auto|wasm|node|node-gpu|cpu]
- *              [--steps N] [--threads N] [--python PATH] [--out DIR] [--verbose]
+ *              [--steps N] [--threads N|all] [--python PATH] [--out DIR] [--verbose]
  *   pnpm bench --soak [--only dcgan] [--steps 1000]        tensor-count and RSS drift over many steps
  *
  * Needs the packages' dist/ (`pnpm build`).
@@ -30,8 +30,9 @@ const USAGE = `usage: pnpm bench [options]
                     with --soak: steps of the soak run (default 1000)
   --soak            run one small config (--only picks it; default dcgan) for many steps and report the
                     tensor-count and RSS drift
-  --threads N       threads for both sides: Gantry's native (oneDNN) kernels and PyTorch (default 1, the
-                    wasm backend's own count; all cores for tfjs-node, which picks its own)
+  --threads N|all   threads for both sides: Gantry's native kernels (GANTRY_THREADS) and PyTorch (default 1;
+                    all cores for tfjs-node, which picks its own); above 1, every row also runs at 1 thread and
+                    the table gives each side's speed-up from 1 thread to N
   --python PATH     Python with torch (default /usr/bin/python3 if present, else python3)
   --out DIR         where results go (default bench/results)
   --verbose         pass the children's per-step output through`;
@@ -68,6 +69,14 @@ const fail = (msg) => {
 const steps = opts.steps != null ? Number(opts.steps) : undefined;
 if (steps != null && !(Number.isInteger(steps) && steps > 0)) fail(`--steps ${opts.steps}: expected a positive integer`);
 const outDir = path.resolve(opts.out ?? path.join(here, 'results'));
+/** --threads as a number ('all': every core available to this process); undefined when not given. */
+const requestedThreads = (() => {
+  if (opts.threads == null) return undefined;
+  if (opts.threads.trim() === 'all') return os.availableParallelism();
+  const n = Number(opts.threads);
+  if (!(Number.isInteger(n) && n > 0)) fail(`--threads ${opts.threads}: expected a positive integer or 'all'`);
+  return n;
+})();
 const say = (line) => process.stderr.write(`${line}\n`);
 
 for (const pkg of ['core', 'dcgan', 'cgan', 'pix2pix']) {
@@ -130,17 +139,17 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-'));
 let childCount = 0;
 const jsonPath = (name) => path.join(tmp, `${String(++childCount).padStart(2, '0')}-${name}.json`);
 
-function gantryChild(extra, { timeoutS, name }) {
+function gantryChild(extra, { timeoutS, name, threadCount }) {
   const jsonOut = jsonPath(`gantry-${name}`);
   const nodeFlags = extra.includes('--soak') ? ['--expose-gc'] : [];
   // The native kernels' thread count; the wasm backend itself is single-threaded in Node.
-  const env = { GANTRY_THREADS: String(opts.threads ?? 1) };
+  const env = { GANTRY_THREADS: String(threadCount ?? requestedThreads ?? 1) };
   return runChild(process.execPath, [...nodeFlags, path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '[gantry]', env });
 }
 
-function torchChild(script, extra, { timeoutS, name }) {
+function torchChild(script, extra, { timeoutS, name, threadCount }) {
   const jsonOut = jsonPath(`torch-${name}`);
-  return runChild(python, [path.join(here, 'reference', script), '--threads', String(threads), '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '' });
+  return runChild(python, [path.join(here, 'reference', script), '--threads', String(threadCount ?? threads), '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '' });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -209,6 +218,7 @@ const gflopsCell = (s) => `${fmtNum(s.gflops)} / ${fmtNum(s.gflopsCpu)} (${fmtNu
 
 function markdownTable(results) {
   const head = ['row', 'batch', 'Gantry ms/step: median (min–max, n)', 'img/s', 'GFLOP/s wall / CPU (% peak)', 'peak RSS MiB', 'tensors start → warm → end', 'PyTorch ms/step', 'PyTorch GFLOP/s wall / CPU (% peak)', 'Gantry / PyTorch', 'ratio by CPU time'];
+  if (scaling) head.push(`Gantry speed-up 1 → ${threads} threads`, `PyTorch speed-up 1 → ${threads} threads`, 'ratio at 1 thread');
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`];
   for (const r of results) {
     const g = r.gantry;
@@ -223,6 +233,14 @@ function markdownTable(results) {
     if (t && !t.error) cells.push(fmtMsCell(t), gflopsCell(t));
     else cells.push(t?.error ? `failed: ${t.error}` : 'not run', '–');
     cells.push(r.ratio != null ? `**${r.ratio.toFixed(2)}×**` : r.ratioNote, r.ratioCpu != null ? `${r.ratioCpu.toFixed(2)}×` : '–');
+    if (scaling) {
+      const s = r.oneThread ?? {};
+      cells.push(
+        s.speedupGantry != null ? `${s.speedupGantry.toFixed(2)}× (${fmtMs(s.gantryMs)} ms at 1)` : s.gantryError ? `failed: ${s.gantryError}` : '–',
+        s.speedupTorch != null ? `${s.speedupTorch.toFixed(2)}× (${fmtMs(s.torchMs)} ms at 1)` : s.torchError ? `failed: ${s.torchError}` : '–',
+        s.ratio != null ? `${s.ratio.toFixed(2)}×` : '–',
+      );
+    }
     lines.push(`| ${cells.map((c) => c.replace(/\|/g, '/')).join(' | ')} |`);
   }
   return lines.join('\n');
@@ -265,7 +283,9 @@ const peakSize = opts.soak ? 64 : opts.quick ? 256 : 1024;
 const gPeak = await gantryChild(['--peak', '--size', String(peakSize)], { timeoutS: 300, name: 'peak' });
 if (!gPeak.ok) fail(`the Gantry backend did not start: ${gPeak.error}`);
 const backend = gPeak.result.backend;
-const threads = opts.threads != null ? Number(opts.threads) : backend.name === 'node' || backend.name === 'node-gpu' ? os.availableParallelism() : 1;
+const threads = requestedThreads ?? (backend.name === 'node' || backend.name === 'node-gpu' ? os.availableParallelism() : 1);
+/** With more than one thread every row also runs at 1 thread, for each side's speed-up. */
+const scaling = threads > 1 && !opts.soak;
 let tPeak;
 if (torchInfo.available && !opts.soak) {
   tPeak = await torchChild('peak.py', ['--peak', String(peakSize)], { timeoutS: 300, name: 'peak' });
@@ -342,6 +362,17 @@ for (const row of rows) {
     say(`bench: ${row.id}: PyTorch …`);
     t = await torchChild(`${row.variant}.py`, extra, { timeoutS: row.timeoutS, name: row.id });
   }
+  // The same row at 1 thread, right after, for each side's speed-up from 1 thread to `threads`.
+  let g1;
+  let t1;
+  if (scaling) {
+    say(`bench: ${row.id}: Gantry at 1 thread …`);
+    g1 = await gantryChild(extra, { timeoutS: row.timeoutS, name: `${row.id}-1t`, threadCount: 1 });
+    if (torchInfo.available) {
+      say(`bench: ${row.id}: PyTorch at 1 thread …`);
+      t1 = await torchChild(`${row.variant}.py`, extra, { timeoutS: row.timeoutS, name: `${row.id}-1t`, threadCount: 1 });
+    }
+  }
   const fwdG = g.ok ? g.result.forwardMacsPerSample : undefined;
   const fwdT = t?.ok ? t.result.forwardMacsPerSample : undefined;
   const fwd = fwdG ?? fwdT;
@@ -369,9 +400,24 @@ for (const row of rows) {
     if (entry.gantry.cpuMsPerStep && entry.torch.cpuMsPerStep) entry.ratioCpu = entry.gantry.cpuMsPerStep.median / entry.torch.cpuMsPerStep.median;
     entry.ratioNote = '';
   } else if (!g.ok) entry.ratioNote = 'Gantry failed';
+  if (scaling) {
+    const med = (c) => (c?.ok ? stats(c.result.stepMs).median : null);
+    const [gN, g1ms, tN, t1ms] = [med(g), med(g1), med(t), med(t1)];
+    entry.oneThread = {
+      gantryMs: g1ms,
+      torchMs: t1ms,
+      gantryError: g1 && !g1.ok ? g1.error : undefined,
+      torchError: t1 && !t1.ok ? t1.error : undefined,
+      speedupGantry: gN && g1ms ? g1ms / gN : null,
+      speedupTorch: tN && t1ms ? t1ms / tN : null,
+      ratio: g1ms && t1ms ? g1ms / t1ms : null,
+      gantry: g1?.ok ? summarise(row, g1.result, macsPerStep, null) : null,
+      torch: t1?.ok ? summarise(row, t1.result, macsPerStep, null) : null,
+    };
+  }
   results.push(entry);
   const brief = (s) => (s && !s.error ? `${fmtMs(s.msPerStep.median)} ms/step` : `failed (${s?.error ?? 'not run'})`);
-  say(`bench: ${row.id}: Gantry ${brief(entry.gantry)}${t ? `, PyTorch ${brief(entry.torch)}` : ''}${entry.ratio != null ? `, ratio ${entry.ratio.toFixed(2)}×` : ''}`);
+  say(`bench: ${row.id}: Gantry ${brief(entry.gantry)}${t ? `, PyTorch ${brief(entry.torch)}` : ''}${entry.ratio != null ? `, ratio ${entry.ratio.toFixed(2)}×` : ''}${entry.oneThread?.speedupGantry != null ? `; speed-up 1 → ${threads} threads: Gantry ${entry.oneThread.speedupGantry.toFixed(2)}×${entry.oneThread.speedupTorch != null ? `, PyTorch ${entry.oneThread.speedupTorch.toFixed(2)}×` : ''}` : ''}`);
 }
 
 const endedAt = new Date();
@@ -391,7 +437,7 @@ const json = {
   rows: results,
 };
 const md = [
-  `## Gantry training-step benchmark (${json.mode}) — ${startedAt.toISOString()}`,
+  `## Gantry training-step benchmark (${json.mode}) — ${startedAt.toISOString()} — ${json.machine.cpuModel ?? 'unknown CPU'}, ${json.machine.cpus} CPUs, ${threads} thread${threads === 1 ? '' : 's'}`,
   '',
   markdownTable(results),
   '',
@@ -401,6 +447,7 @@ const md = [
   `- a step = one D update + one G update (Adam) + loss read-back; batches made once, outside the timing; warm-up steps untimed; timed steps per row by a time budget (${rows.map((r) => `${r.id} ${r.minSteps}–${r.maxSteps}`).join(', ')}), so the paper-size rows get only a few`,
   `- tensors: live tf.memory() tensors before the first step → after warm-up → after the timed steps (should not change after warm-up${rows.some((r) => r.variant === 'cyclegan') ? '; CycleGAN grows by one per step until its image pools hold 50 images' : ''})`,
   '- Gantry / PyTorch: ratio of the median wall-clock ms per step, both measured in this run with the same thread count; "ratio by CPU time": the same with the processes\' CPU time per step, which other load on the machine disturbs less',
+  ...(scaling ? [`- speed-up 1 → ${threads} threads: each side's median ms/step at 1 thread (run right after the row, same steps) / at ${threads} threads; "ratio at 1 thread": Gantry / PyTorch at 1 thread`] : []),
   '- GFLOP/s: 2 × the step\'s multiply-adds (conv, transposed conv, dense; backward = 2× forward) / median wall-clock time (JSON gflopsCpu: / median CPU time); % peak against the machine peak above; the PyTorch references mirror Gantry\'s step and networks (forward multiply-adds checked equal)',
   ...results.filter((r) => r.warning).map((r) => `- WARNING ${r.id}: ${r.warning}`),
 ].join('\n');

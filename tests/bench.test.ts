@@ -64,3 +64,30 @@ it('pnpm bench --quick --only dcgan --no-torch writes the table and the JSON', a
     fs.rmSync(out, { recursive: true, force: true });
   }
 }, 60_000);
+
+it('pnpm bench --threads 2 also runs each row at 1 thread and prints the speed-up and the CPU model', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-test-'));
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [path.join(root, 'bench', 'run.mjs'), '--quick', '--only', 'dcgan', '--no-torch', '--backend', 'wasm', '--threads', '2', '--out', out],
+      { cwd: root, timeout: 85_000 },
+    );
+    expect(stdout).toContain(`${os.cpus()[0]?.model}, ${os.cpus().length} CPUs, 2 threads`);
+    expect(stdout).toContain('| Gantry speed-up 1 → 2 threads | PyTorch speed-up 1 → 2 threads | ratio at 1 thread |');
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+    expect(json.threads).toBe(2);
+    expect(json.backend.detail).toMatch(/native, 2 threads|no native kernels/);
+    const one = json.rows[0].oneThread;
+    expect(one.gantry.stepMs).toHaveLength(3);
+    expect(one.speedupGantry).toBeCloseTo(one.gantryMs / json.rows[0].gantry.msPerStep.median, 6);
+    expect(one.speedupTorch).toBeNull();
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 90_000);
+
+it('pnpm bench --threads with a bad value exits 2 with a one-line error', async () => {
+  const run = promisify(execFile)(process.execPath, [path.join(root, 'bench', 'run.mjs'), '--threads', 'many'], { cwd: root });
+  await expect(run).rejects.toMatchObject({ code: 2, stderr: "bench: --threads many: expected a positive integer or 'all'\n" });
+});

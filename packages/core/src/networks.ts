@@ -7,6 +7,7 @@
  * with `tf.loadLayersModel` in Node or the browser (custom layers here are registered for that).
  */
 import * as tf from '@tensorflow/tfjs';
+import { instanceNorm } from './backend/fused-ops.js';
 import { nextInitSeed } from './rng.js';
 
 export const NORMS = ['batch', 'instance', 'none'] as const;
@@ -72,8 +73,8 @@ export class InstanceNormalization extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-      const { mean, variance } = tf.moments(x, [1, 2], true);
-      let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon)));
+      // One native kernel forward and backward on the wasm backend with @gantry/native; TF.js's moments elsewhere.
+      let y = instanceNorm(x, this.epsilon);
       if (this.gamma && this.beta) y = tf.add(tf.mul(y, this.gamma.read()), this.beta.read());
       return y;
     });

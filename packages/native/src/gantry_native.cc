@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -444,6 +445,495 @@ napi_value Update(napi_env env, napi_callback_info info) {
   return str(env, "lerp");
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Memory-bound kernels on OpenMP threads: elementwise arithmetic, activations and their gradients, reductions,
+// instance norm, reflection padding. Each splits its work into pieces of at least kGrain elements, so a small
+// tensor runs on the calling thread alone (waking threads costs more than it saves there). The thread count is
+// omp_set_num_threads's (setThreads), the same for oneDNN's primitives.
+
+constexpr int64_t kGrain = 16384;
+
+// Threads for `work` elements: at most the configured count, at least 1, about kGrain elements each.
+int threadsFor(int64_t work) {
+  const int64_t t = omp_get_max_threads();
+  const int64_t k = work / kGrain;
+  return static_cast<int>(k < 1 ? 1 : (k < t ? k : t));
+}
+
+// Binary ops of TF.js's kernels Add, Sub, Multiply, RealDiv, SquaredDifference, Maximum, Minimum.
+enum BinOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kSqDiff = 4, kMax = 5, kMin = 6 };
+
+template <int OP>
+inline float binop(float a, float b) {
+  if (OP == kAdd) return a + b;
+  if (OP == kSub) return a - b;
+  if (OP == kMul) return a * b;
+  if (OP == kDiv) return a / b;
+  if (OP == kSqDiff) return (a - b) * (a - b);
+  if (OP == kMax) return (a != a || b != b) ? NAN : (a > b ? a : b);
+  return (a != a || b != b) ? NAN : (a < b ? a : b);
+}
+
+// One contiguous run of the output: a and b advance by sa, sb (each 0 for a broadcast value, or 1).
+template <int OP>
+void binaryRun(float* __restrict y, const float* __restrict a, int64_t sa, const float* __restrict b, int64_t sb,
+               int64_t len) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < len; i++) y[i] = binop<OP>(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float bv = *b;
+    for (int64_t i = 0; i < len; i++) y[i] = binop<OP>(a[i], bv);
+  } else if (sa == 0 && sb == 1) {
+    const float av = *a;
+    for (int64_t i = 0; i < len; i++) y[i] = binop<OP>(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < len; i++) y[i] = binop<OP>(a[i * sa], b[i * sb]);
+  }
+}
+
+// y = a OP b over `dims` (row-major, innermost last), a and b read with element strides (0 where broadcast).
+template <int OP>
+void binaryAll(float* y, const float* a, const float* b, const std::vector<int64_t>& dims,
+               const std::vector<int64_t>& sa, const std::vector<int64_t>& sb) {
+  const int rank = static_cast<int>(dims.size());
+  const int64_t inner = dims[rank - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < rank - 1; d++) rows *= dims[d];
+  // Work pieces: runs of at most kGrain elements of one row.
+  const int64_t perRow = (inner + kGrain - 1) / kGrain;
+  const int64_t pieces = rows * perRow;
+  const int nt = threadsFor(rows * inner);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t p = 0; p < pieces; p++) {
+    const int64_t row = p / perRow, part = p % perRow;
+    int64_t rest = row, oa = 0, ob = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      const int64_t i = rest % dims[d];
+      rest /= dims[d];
+      oa += i * sa[d];
+      ob += i * sb[d];
+    }
+    const int64_t from = part * kGrain;
+    const int64_t len = std::min(inner, from + kGrain) - from;
+    binaryRun<OP>(y + row * inner + from, a + oa + from * sa[rank - 1], sa[rank - 1], b + ob + from * sb[rank - 1],
+                  sb[rank - 1], len);
+  }
+}
+
+// binary(heap, params): params = [op, yOff, aOff, bOff, rank, dims × rank, aStrides × rank, bStrides × rank].
+// Strides are in elements, 0 along a broadcast axis; the caller merges axes so that rank stays small.
+napi_value Binary(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() < 5 || p[4] < 1 || p.size() != 5 + 3 * static_cast<size_t>(p[4]))
+    return fail(env, "binary(heap: ArrayBuffer, params: Float64Array(5 + 3 rank)) expected");
+  const int op = static_cast<int>(p[0]);
+  const int rank = static_cast<int>(p[4]);
+  std::vector<int64_t> dims(rank), sa(rank), sb(rank);
+  double n = 1, reachA = 1, reachB = 1;
+  for (int d = 0; d < rank; d++) {
+    dims[d] = static_cast<int64_t>(p[5 + d]);
+    sa[d] = static_cast<int64_t>(p[5 + rank + d]);
+    sb[d] = static_cast<int64_t>(p[5 + 2 * rank + d]);
+    if (dims[d] < 1 || sa[d] < 0 || sb[d] < 0) return fail(env, "binary: bad dims or strides");
+    n *= dims[d];
+    reachA += double(dims[d] - 1) * sa[d];
+    reachB += double(dims[d] - 1) * sb[d];
+  }
+  bool ok = true;
+  float* y = at(heap, p[1], n, ok);
+  const float* a = at(heap, p[2], reachA, ok);
+  const float* b = at(heap, p[3], reachB, ok);
+  if (!ok) return fail(env, "binary: a tensor lies outside the heap");
+  switch (op) {
+    case kAdd: binaryAll<kAdd>(y, a, b, dims, sa, sb); break;
+    case kSub: binaryAll<kSub>(y, a, b, dims, sa, sb); break;
+    case kMul: binaryAll<kMul>(y, a, b, dims, sa, sb); break;
+    case kDiv: binaryAll<kDiv>(y, a, b, dims, sa, sb); break;
+    case kSqDiff: binaryAll<kSqDiff>(y, a, b, dims, sa, sb); break;
+    case kMax: binaryAll<kMax>(y, a, b, dims, sa, sb); break;
+    case kMin: binaryAll<kMin>(y, a, b, dims, sa, sb); break;
+    default: return fail(env, "binary: unknown op");
+  }
+  return str(env, "binary");
+}
+
+// Unary ops. The transcendental ones (tanh, sigmoid, exp, elu) run as oneDNN eltwise primitives (vectorised
+// JIT code); the rest are plain loops the compiler vectorises.
+enum UnOp {
+  kURelu = 0, kULeaky = 1, kUTanh = 2, kUSigmoid = 3, kUSquare = 4, kUNeg = 5, kUAbs = 6, kURsqrt = 7,
+  kUSqrt = 8, kUStep = 9, kUExp = 10, kUElu = 11, kURelu6 = 12
+};
+
+// Runs f(from, to) over [0, n) in pieces of kGrain elements on the threads. The loops inside take their arrays as
+// __restrict parameters of a function (not captures of a lambda), so the compiler can vectorise them and turn the
+// selects into blends instead of branches (a mispredicted branch per element was 20× slower).
+template <typename F>
+void forPieces(int64_t n, F f) {
+  const int nt = threadsFor(n);
+  const int64_t pieces = (n + kGrain - 1) / kGrain;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t p = 0; p < pieces; p++) f(p * kGrain, std::min(n, (p + 1) * kGrain));
+}
+
+#define GANTRY_MAP1(NAME, EXPR)                                                                  \
+  void NAME(const float* __restrict x, float* __restrict y, float alpha, int64_t i0, int64_t i1) { \
+    (void)alpha;                                                                                 \
+    for (int64_t i = i0; i < i1; i++) {                                                          \
+      const float v = x[i];                                                                      \
+      y[i] = (EXPR);                                                                             \
+    }                                                                                            \
+  }
+GANTRY_MAP1(mapRelu, v < 0 ? 0.f : v)
+GANTRY_MAP1(mapRelu6, v < 0 ? 0.f : (v > 6 ? 6.f : v))
+GANTRY_MAP1(mapLeaky, v < 0 ? alpha * v : v)
+GANTRY_MAP1(mapSquare, v * v)
+GANTRY_MAP1(mapNeg, -v)
+GANTRY_MAP1(mapAbs, std::fabs(v))
+GANTRY_MAP1(mapRsqrt, 1.f / std::sqrt(v))
+GANTRY_MAP1(mapSqrt, std::sqrt(v))
+GANTRY_MAP1(mapStep, v != v ? v : (v > 0 ? 1.f : alpha))
+#undef GANTRY_MAP1
+
+#define GANTRY_MAP2(NAME, EXPR)                                                                                 \
+  void NAME(const float* __restrict dy, const float* __restrict v, float* __restrict dx, float alpha, int64_t i0, \
+            int64_t i1) {                                                                                       \
+    (void)alpha;                                                                                                \
+    for (int64_t i = i0; i < i1; i++) {                                                                         \
+      const float g = dy[i], u = v[i];                                                                          \
+      dx[i] = (EXPR);                                                                                           \
+    }                                                                                                           \
+  }
+GANTRY_MAP2(gradRelu, u > 0 ? g : 0.f)
+GANTRY_MAP2(gradLeaky, u > 0 ? g : alpha * g)
+GANTRY_MAP2(gradTanh, (1.f - u * u) * g)
+GANTRY_MAP2(gradSigmoid, g * (u * (1.f - u)))
+#undef GANTRY_MAP2
+
+std::unordered_map<std::string, Prim>& eltwiseCache() {
+  static std::unordered_map<std::string, Prim> c;
+  return c;
+}
+
+const std::string& eltwise(algorithm alg, float alpha, float beta, int64_t n, float* x, float* y) {
+  char key[96];
+  snprintf(key, sizeof key, "%d,%g,%g,%ld", static_cast<int>(alg), alpha, beta, static_cast<long>(n));
+  Prim& p = eltwiseCache()[key];
+  memory::desc md({n}, dt::f32, tag::x);
+  if (!p.prim) {
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, md, alpha, beta);
+    auto pd = std::make_unique<dnnl::eltwise_forward::primitive_desc>(d, cpuEngine());
+    p.prim = std::make_unique<dnnl::eltwise_forward>(*pd);
+    p.impl = pd->impl_info_str();
+    p.pd = std::move(pd);
+  }
+  auto& e = cpuEngine();
+  memory src(md, e, x), dst(md, e, y);
+  p.prim->execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  cpuStream().wait();
+  return p.impl;
+}
+
+// unary(heap, params): params = [op, n, xOff, yOff, alpha]; alpha: LeakyRelu's slope, Step's value for x ≤ 0.
+napi_value Unary(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() != 5) return fail(env, "unary(heap: ArrayBuffer, params: Float64Array(5)) expected");
+  const int op = static_cast<int>(p[0]);
+  const int64_t n = static_cast<int64_t>(p[1]);
+  bool ok = n >= 0;
+  float* __restrict x = at(heap, p[2], n, ok);
+  float* __restrict y = at(heap, p[3], n, ok);
+  if (!ok) return fail(env, "unary: a tensor lies outside the heap");
+  const float alpha = static_cast<float>(p[4]);
+  try {
+    switch (op) {
+      case kURelu: forPieces(n, [=](int64_t a, int64_t b) { mapRelu(x, y, alpha, a, b); }); break;
+      case kURelu6: forPieces(n, [=](int64_t a, int64_t b) { mapRelu6(x, y, alpha, a, b); }); break;
+      case kULeaky: forPieces(n, [=](int64_t a, int64_t b) { mapLeaky(x, y, alpha, a, b); }); break;
+      case kUSquare: forPieces(n, [=](int64_t a, int64_t b) { mapSquare(x, y, alpha, a, b); }); break;
+      case kUNeg: forPieces(n, [=](int64_t a, int64_t b) { mapNeg(x, y, alpha, a, b); }); break;
+      case kUAbs: forPieces(n, [=](int64_t a, int64_t b) { mapAbs(x, y, alpha, a, b); }); break;
+      case kURsqrt: forPieces(n, [=](int64_t a, int64_t b) { mapRsqrt(x, y, alpha, a, b); }); break;
+      case kUSqrt: forPieces(n, [=](int64_t a, int64_t b) { mapSqrt(x, y, alpha, a, b); }); break;
+      case kUStep: forPieces(n, [=](int64_t a, int64_t b) { mapStep(x, y, alpha, a, b); }); break;
+      case kUTanh: return str(env, eltwise(algorithm::eltwise_tanh, 0.f, 0.f, n, x, y));
+      case kUSigmoid: return str(env, eltwise(algorithm::eltwise_logistic, 0.f, 0.f, n, x, y));
+      case kUExp: return str(env, eltwise(algorithm::eltwise_exp, 0.f, 0.f, n, x, y));
+      case kUElu: return str(env, eltwise(algorithm::eltwise_elu, 1.f, 0.f, n, x, y));
+      default: return fail(env, "unary: unknown op");
+    }
+  } catch (const dnnl::error& err) {
+    return fail(env, std::string("oneDNN: ") + err.what());
+  }
+  return str(env, "unary");
+}
+
+// actGrad(heap, params): params = [op, n, dyOff, vOff, dxOff, alpha]: the gradient of an activation in one pass.
+// op 0 relu and 1 leaky relu read the input x (v); 2 tanh and 3 sigmoid read the output y (v).
+napi_value ActGrad(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() != 6) return fail(env, "actGrad(heap: ArrayBuffer, params: Float64Array(6)) expected");
+  const int op = static_cast<int>(p[0]);
+  const int64_t n = static_cast<int64_t>(p[1]);
+  bool ok = n >= 0;
+  const float* __restrict dy = at(heap, p[2], n, ok);
+  const float* __restrict v = at(heap, p[3], n, ok);
+  float* __restrict dx = at(heap, p[4], n, ok);
+  if (!ok) return fail(env, "actGrad: a tensor lies outside the heap");
+  const float alpha = static_cast<float>(p[5]);
+  switch (op) {
+    case 0: forPieces(n, [=](int64_t a, int64_t b) { gradRelu(dy, v, dx, alpha, a, b); }); break;
+    case 1: forPieces(n, [=](int64_t a, int64_t b) { gradLeaky(dy, v, dx, alpha, a, b); }); break;
+    case 2: forPieces(n, [=](int64_t a, int64_t b) { gradTanh(dy, v, dx, alpha, a, b); }); break;
+    case 3: forPieces(n, [=](int64_t a, int64_t b) { gradSigmoid(dy, v, dx, alpha, a, b); }); break;
+    default: return fail(env, "actGrad: unknown op");
+  }
+  return str(env, "actGrad");
+}
+
+// Sums over r of x[o, r, i] into acc[i] (i < inner), eight rows' partial sums kept apart for precision and speed.
+void sumRows(const float* x, int64_t r0, int64_t r1, int64_t inner, double* acc) {
+  if (inner == 1) {
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t r = r0;
+    for (; r + 8 <= r1; r += 8)
+      for (int l = 0; l < 8; l++) lane[l] += x[r + l];
+    for (; r < r1; r++) lane[0] += x[r];
+    for (int l = 0; l < 8; l++) acc[0] += lane[l];
+    return;
+  }
+  for (int64_t r = r0; r < r1; r++) {
+    const float* row = x + r * inner;
+    for (int64_t i = 0; i < inner; i++) acc[i] += row[i];
+  }
+}
+
+// reduce(heap, params): params = [op (0 sum, 1 mean), outer, rows, inner, xOff, yOff]: y[o, i] = Σ_r x[o, r, i]
+// (÷ rows for the mean), summed in double.
+napi_value Reduce(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() != 6) return fail(env, "reduce(heap: ArrayBuffer, params: Float64Array(6)) expected");
+  const int op = static_cast<int>(p[0]);
+  const int64_t outer = p[1], rows = p[2], inner = p[3];
+  bool ok = outer >= 1 && rows >= 1 && inner >= 1 && (op == 0 || op == 1);
+  const float* x = at(heap, p[4], double(outer) * rows * inner, ok);
+  float* y = at(heap, p[5], double(outer) * inner, ok);
+  if (!ok) return fail(env, "reduce: bad sizes, or a tensor lies outside the heap");
+  const double scale = op == 1 ? 1.0 / rows : 1.0;
+  const int64_t total = outer * rows * inner;
+  const int nt = threadsFor(total);
+  // Row chunks per output block: split the rows only when the outer blocks alone cannot feed the threads.
+  int64_t chunks = 1;
+  if (outer < nt) {
+    chunks = (nt + outer - 1) / outer;
+    const int64_t maxChunks = std::max<int64_t>(1, rows * inner / kGrain);
+    chunks = std::min(std::min(chunks, maxChunks), rows);
+  }
+  std::vector<double> part(static_cast<size_t>(outer * chunks * inner), 0.0);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t w = 0; w < outer * chunks; w++) {
+    const int64_t o = w / chunks, c = w % chunks;
+    const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
+    sumRows(x + o * rows * inner, r0, r1, inner, part.data() + w * inner);
+  }
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < inner; i++) {
+      double s = 0;
+      for (int64_t c = 0; c < chunks; c++) s += part[(o * chunks + c) * inner + i];
+      y[o * inner + i] = static_cast<float>(s * scale);
+    }
+  return str(env, "reduce");
+}
+
+// Per-(sample, channel) mean and 1/√(variance + ε) of NHWC x over its HW pixels; sums in double, shifted by the
+// first pixel so that a large mean does not cancel the variance. Pixel chunks run on the threads.
+void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps, std::vector<double>& mean,
+                   std::vector<double>& rstd) {
+  const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / std::max<int64_t>(C, 1)));
+  const int64_t chunks = (HW + per - 1) / per;
+  std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
+  const int nt = threadsFor(N * HW * C);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t w = 0; w < N * chunks; w++) {
+    const int64_t n = w / chunks, c0 = (w % chunks) * per, c1 = std::min(HW, c0 + per);
+    const float* img = x + n * HW * C;
+    double* s1 = part.data() + w * 2 * C;
+    double* s2 = s1 + C;
+    for (int64_t q = c0; q < c1; q++)
+      for (int64_t c = 0; c < C; c++) {
+        const double d = double(img[q * C + c]) - img[c];
+        s1[c] += d;
+        s2[c] += d * d;
+      }
+  }
+  mean.assign(N * C, 0.0);
+  rstd.assign(N * C, 0.0);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
+      double s1 = 0, s2 = 0;
+      for (int64_t k = 0; k < chunks; k++) {
+        s1 += part[((n * chunks + k) * 2) * C + c];
+        s2 += part[((n * chunks + k) * 2 + 1) * C + c];
+      }
+      const double m = s1 / HW;
+      const double var = std::max(0.0, s2 / HW - m * m);
+      mean[n * C + c] = m + x[n * HW * C + c];
+      rstd[n * C + c] = 1.0 / std::sqrt(var + eps);
+    }
+}
+
+// instanceNorm(heap, params): params = [dir, N, HW, C, xOff, dyOff, outOff, eps]. NHWC, each (sample, channel)
+// normalised over its HW pixels. dir 0: out = (x − mean) · rstd. dir 1: out = dx, the gradient from dy:
+// rstd · (dy − mean(dy) − x̂ · mean(dy · x̂)), x̂ the normalised x (statistics recomputed from x).
+napi_value InstanceNorm(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() != 8) return fail(env, "instanceNorm(heap: ArrayBuffer, params: Float64Array(8)) expected");
+  const int dir = static_cast<int>(p[0]);
+  const int64_t N = p[1], HW = p[2], C = p[3];
+  const double n = double(N) * HW * C;
+  bool ok = N >= 1 && HW >= 1 && C >= 1 && (dir == 0 || dir == 1);
+  const float* x = at(heap, p[4], n, ok);
+  const float* dy = dir == 1 ? at(heap, p[5], n, ok) : nullptr;
+  float* out = at(heap, p[6], n, ok);
+  if (!ok) return fail(env, "instanceNorm: bad sizes, or a tensor lies outside the heap");
+  std::vector<double> mean, rstd;
+  instanceStats(x, N, HW, C, p[7], mean, rstd);
+  std::vector<float> m32(N * C), r32(N * C);
+  for (int64_t k = 0; k < N * C; k++) {
+    m32[k] = static_cast<float>(mean[k]);
+    r32[k] = static_cast<float>(rstd[k]);
+  }
+  const int nt = threadsFor(static_cast<int64_t>(n));
+  const int64_t rows = N * HW;
+  if (dir == 0) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t q = 0; q < rows; q++) {
+      const float* m = m32.data() + (q / HW) * C;
+      const float* r = r32.data() + (q / HW) * C;
+      for (int64_t c = 0; c < C; c++) out[q * C + c] = (x[q * C + c] - m[c]) * r[c];
+    }
+    return str(env, "instanceNorm");
+  }
+  // Σ dy and Σ dy·x̂ per (sample, channel), by pixel chunks as in instanceStats.
+  const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / C));
+  const int64_t chunks = (HW + per - 1) / per;
+  std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t w = 0; w < N * chunks; w++) {
+    const int64_t s = w / chunks, c0 = (w % chunks) * per, c1 = std::min(HW, c0 + per);
+    const float* m = m32.data() + s * C;
+    const float* r = r32.data() + s * C;
+    double* s1 = part.data() + w * 2 * C;
+    double* s2 = s1 + C;
+    for (int64_t q = s * HW + c0; q < s * HW + c1; q++)
+      for (int64_t c = 0; c < C; c++) {
+        const float g = dy[q * C + c];
+        s1[c] += g;
+        s2[c] += double(g) * ((x[q * C + c] - m[c]) * r[c]);
+      }
+  }
+  std::vector<float> a32(N * C), b32(N * C);  // dx = r · (dy − a − x̂ · b)
+  for (int64_t s = 0; s < N; s++)
+    for (int64_t c = 0; c < C; c++) {
+      double s1 = 0, s2 = 0;
+      for (int64_t k = 0; k < chunks; k++) {
+        s1 += part[((s * chunks + k) * 2) * C + c];
+        s2 += part[((s * chunks + k) * 2 + 1) * C + c];
+      }
+      a32[s * C + c] = static_cast<float>(s1 / HW);
+      b32[s * C + c] = static_cast<float>(s2 / HW);
+    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t q = 0; q < rows; q++) {
+    const int64_t o = (q / HW) * C;
+    const float *m = m32.data() + o, *r = r32.data() + o, *a = a32.data() + o, *b = b32.data() + o;
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = (x[q * C + c] - m[c]) * r[c];
+      out[q * C + c] = r[c] * (dy[q * C + c] - a[c] - xh * b[c]);
+    }
+  }
+  return str(env, "instanceNormGrad");
+}
+
+// Source index of padded index i along an axis of n elements padded by `before` (reflect: the edge is not
+// repeated; symmetric: it is). One reflection suffices: TF.js limits the padding to n − 1 (reflect) or n.
+inline int64_t mirrorIndex(int64_t i, int64_t before, int64_t n, bool symmetric) {
+  int64_t s = i - before;
+  if (s < 0) s = symmetric ? -s - 1 : -s;
+  if (s >= n) s = symmetric ? 2 * n - 1 - s : 2 * n - 2 - s;
+  return s;
+}
+
+// mirrorPad(heap, params): params = [dir, N, H, W, C, top, bottom, left, right, symmetric, xOff, yOff] (NHWC,
+// padding of H and W). dir 0: y (padded) from x. dir 1: x = the gradient from y = dy: every padded pixel's
+// gradient added onto the pixel it copied.
+napi_value MirrorPad(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() != 12) return fail(env, "mirrorPad(heap: ArrayBuffer, params: Float64Array(12)) expected");
+  const int dir = static_cast<int>(p[0]);
+  const int64_t N = p[1], H = p[2], W = p[3], C = p[4], top = p[5], bottom = p[6], left = p[7], right = p[8];
+  const bool sym = p[9] != 0;
+  const int64_t limit = sym ? 0 : 1;
+  bool ok = N >= 1 && H >= 1 && W >= 1 && C >= 1 && top >= 0 && bottom >= 0 && left >= 0 && right >= 0 &&
+            top <= H - limit && bottom <= H - limit && left <= W - limit && right <= W - limit;
+  const int64_t Hp = H + top + bottom, Wp = W + left + right;
+  float* x = at(heap, p[10], double(N) * H * W * C, ok);
+  float* y = at(heap, p[11], double(N) * Hp * Wp * C, ok);
+  if (!ok) return fail(env, "mirrorPad: bad sizes or paddings, or a tensor lies outside the heap");
+  std::vector<int64_t> col(Wp);
+  for (int64_t j = 0; j < Wp; j++) col[j] = mirrorIndex(j, left, W, sym);
+  if (dir == 0) {
+    const int nt = threadsFor(N * Hp * Wp * C);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t q = 0; q < N * Hp; q++) {
+      const int64_t n = q / Hp, i = q % Hp;
+      const float* src = x + (n * H + mirrorIndex(i, top, H, sym)) * W * C;
+      float* dst = y + q * Wp * C;
+      std::memcpy(dst + left * C, src, W * C * 4);
+      for (int64_t j = 0; j < left; j++) std::memcpy(dst + j * C, src + col[j] * C, C * 4);
+      for (int64_t j = left + W; j < Wp; j++) std::memcpy(dst + j * C, src + col[j] * C, C * 4);
+    }
+    return str(env, "mirrorPad");
+  }
+  // Gradient: source row r collects the padded rows that copy it (itself and at most one reflection per side).
+  std::vector<std::vector<int64_t>> from(H);
+  for (int64_t i = 0; i < Hp; i++) from[mirrorIndex(i, top, H, sym)].push_back(i);
+  const int nt = threadsFor(N * Hp * Wp * C);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t q = 0; q < N * H; q++) {
+    const int64_t n = q / H, r = q % H;
+    float* dst = x + q * W * C;
+    bool first = true;
+    for (int64_t i : from[r]) {
+      const float* src = y + (n * Hp + i) * Wp * C;
+      if (first) {
+        std::memcpy(dst, src + left * C, W * C * 4);
+        first = false;
+      } else {
+        for (int64_t k = 0; k < W * C; k++) dst[k] += src[left * C + k];
+      }
+      for (int64_t j = 0; j < Wp; j++) {
+        if (j >= left && j < left + W) continue;
+        float* d = dst + col[j] * C;
+        const float* s = src + j * C;
+        for (int64_t c = 0; c < C; c++) d[c] += s[c];
+      }
+    }
+  }
+  return str(env, "mirrorPadGrad");
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value v;
+  napi_create_int32(env, omp_get_max_threads(), &v);
+  return v;
+}
+
 napi_value Version(napi_env env, napi_callback_info) {
   const dnnl_version_t* v = dnnl_version();
   char buf[64];
@@ -458,6 +948,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"blocks", nullptr, Blocks, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"update", nullptr, Update, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"actGrad", nullptr, ActGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"instanceNorm", nullptr, InstanceNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"mirrorPad", nullptr, MirrorPad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -10,6 +10,7 @@
  *    differentiable). Registered only where TF.js has none.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeMirrorPadGrad, registerFusedGradients } from './fused-ops.js';
 
 /** Exact gradient of mirrorPad(x, paddings, mode) with respect to x. */
 export function mirrorPadGrad(
@@ -71,7 +72,7 @@ export function registerGradientFixes(): void {
         paddings: Array<[number, number]>;
         mode: 'reflect' | 'symmetric';
       };
-      return { x: () => mirrorPadGrad(dy as tf.Tensor, paddings, mode) };
+      return { x: () => nativeMirrorPadGrad(dy as tf.Tensor, paddings, mode) ?? mirrorPadGrad(dy as tf.Tensor, paddings, mode) };
     },
   });
   for (const kernelName of ZERO_GRAD_KERNELS) {
@@ -85,6 +86,7 @@ export function registerGradientFixes(): void {
       }),
     });
   }
+  registerFusedGradients();
   if (tf.getGradient('LogicalNot') == null) {
     tf.registerGradient({
       kernelName: 'LogicalNot',

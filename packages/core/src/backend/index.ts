@@ -12,12 +12,16 @@ import { registerGradientFixes } from './gradients.js';
 import { registerNativeKernels } from './native-kernels.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 
+export { instanceNorm, instanceNormComposed } from './fused-ops.js';
 export { mirrorPadGrad, registerGradientFixes } from './gradients.js';
 export {
+  broadcastPlan,
   type NativeKernelsInfo,
   nativeStats,
+  nativeThreadCount,
   registerNativeKernels,
   setNativeEnabled,
+  setNativeThreads,
 } from './native-kernels.js';
 export {
   conv2DBackpropFilterImpl,
@@ -152,7 +156,7 @@ async function tryInit(name: BackendName): Promise<{ ok: true; detail: string } 
         detail:
           `WebAssembly${simd ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'}, Gantry gradient kernels` +
           (native.version
-            ? `; convolutions and matmuls on ${native.version} (native, ${native.threads} thread${native.threads === 1 ? '' : 's'})`
+            ? `; convolutions, matmuls, norms and elementwise ops on ${native.version} (native, ${native.threads} thread${native.threads === 1 ? '' : 's'})`
             : `; no native kernels (${native.why})`),
       };
     }

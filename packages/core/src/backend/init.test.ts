@@ -1,7 +1,8 @@
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GantryError } from '../errors.js';
-import { initBackend } from './index.js';
+import { initBackend, nativeThreadCount } from './index.js';
 
 const saved = process.env.GANTRY_BACKEND;
 afterEach(() => {
@@ -75,7 +76,7 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(lines).toEqual([`backend: wasm (${info.detail})`]);
     expect(info.detail).toMatch(
-      /^WebAssembly( SIMD)?, \d+ threads?, Gantry gradient kernels; (convolutions and matmuls on oneDNN [\d.]+ \(native, \d+ threads?\)|no native kernels \(.+\))$/,
+      /^WebAssembly( SIMD)?, \d+ threads?, Gantry gradient kernels; (convolutions, matmuls, norms and elementwise ops on oneDNN [\d.]+ \(native, \d+ threads?\)|no native kernels \(.+\))$/,
     );
     // The native kernels are built wherever g++ and libdnnl-dev are (CI installs them): say so if they are not.
     if (process.env.CI && !/oneDNN/.test(info.detail)) throw new Error(`CI without native kernels: ${info.detail}`);
@@ -89,5 +90,18 @@ describe('initBackend', () => {
     // a tiny embedding gradient runs on wasm
     const g = tf.grad((t) => tf.sum(tf.gather(t, tf.tensor1d([0, 2, 2], 'int32'))))(tf.ones([3, 2]));
     expect(Array.from(g.dataSync())).toEqual([1, 1, 0, 0, 2, 2]);
+  });
+});
+
+describe('GANTRY_THREADS', () => {
+  it('defaults to every core available to the process; takes a positive integer or all; anything else is a GantryError', () => {
+    const all = os.availableParallelism();
+    expect(nativeThreadCount('')).toBe(all);
+    expect(nativeThreadCount('all')).toBe(all);
+    expect(nativeThreadCount(' 3 ')).toBe(3);
+    for (const bad of ['0', '-2', '1.5', 'two', '4x']) {
+      expect(() => nativeThreadCount(bad), bad).toThrow(GantryError);
+      expect(() => nativeThreadCount(bad), bad).toThrow(`GANTRY_THREADS=${bad}: expected a positive integer or 'all'`);
+    }
   });
 });

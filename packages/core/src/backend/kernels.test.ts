@@ -6,12 +6,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  instanceNorm as coreInstanceNorm,
   mirrorPadGrad,
   nativeStats,
   registerGradientFixes,
   registerNativeKernels,
   registerWasmKernels,
   setNativeEnabled,
+  setNativeThreads,
 } from './index.js';
 import { adam, lerp } from '../optim.js';
 
@@ -102,6 +104,18 @@ const normal = (r: Rng, shape: number[], scale = 1) =>
       scale,
     ),
     shape,
+  );
+
+const reflectPad = (x: tf.Tensor4D, p: number) =>
+  tf.mirrorPad(
+    x,
+    [
+      [0, 0],
+      [p, p],
+      [p, p],
+      [0, 0],
+    ],
+    'reflect',
   );
 
 const PATHS = [
@@ -370,6 +384,180 @@ for (const path of PATHS) {
       });
     });
 
+    describe('elementwise ops, reductions, instance norm and reflection padding vs cpu (native kernels where built)', () => {
+      // The tests run with GANTRY_THREADS=1 (vitest.config.ts); these kernels split their work across threads,
+      // so here they get 3 (more than the cores of a small machine: uneven splits, and still correct).
+      let threadsBefore = 1;
+      beforeAll(() => {
+        threadsBefore = native.threads;
+        setNativeThreads(3);
+      });
+      afterAll(() => setNativeThreads(threadsBefore));
+      /** Native calls of the named implementations during `f` (0 on the WebAssembly path). */
+      function nativeRuns(impls: string[], f: () => void): number {
+        const count = () => impls.reduce((a, k) => a + (nativeStats.impls.get(k) ?? 0), 0);
+        const before = { n: count(), fallbacks: nativeStats.fallbacks };
+        f();
+        expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
+        return count() - before.n;
+      }
+      /** Shapes from a few elements to past three threads' share of work (the kernels split at 16,384 elements). */
+      const shape4 = (r: Rng) =>
+        r.next() < 0.25 ? [r.int(1, 2), r.int(30, 48), r.int(30, 48), r.int(8, 16)] : [r.int(1, 3), r.int(1, 9), r.int(1, 9), r.int(1, 6)];
+
+      it('binary arithmetic with broadcasting (add, sub, mul, div, squared difference, max, min) and gradients', () => {
+        const ops = [tf.add, tf.sub, tf.mul, tf.div, tf.squaredDifference, tf.maximum, tf.minimum] as const;
+        const runs = nativeRuns(['binary'], () => {
+          for (let seed = 15000; seed < 15070; seed++) {
+            const r = rng(seed);
+            const full = seed % 5 === 0 ? shape4(r) : Array.from({ length: r.int(1, 4) }, () => r.int(1, 6));
+            // b: the same shape, a suffix of it, or with random axes set to 1 (broadcast both ways sometimes).
+            const op = ops[seed % ops.length]!;
+            // (TF.js's Maximum, Minimum and SquaredDifference gradients do not reduce over broadcast axes: same
+            // shapes only for those.)
+            const kind = op === tf.maximum || op === tf.minimum || op === tf.squaredDifference ? 0 : r.int(0, 3);
+            const bShape =
+              kind === 0 ? full : kind === 1 ? full.slice(r.int(0, full.length - 1)) : full.map((d) => (r.next() < 0.5 ? 1 : d));
+            const aShape = kind === 3 ? full.map((d, i) => (i === 0 && bShape[i] !== 1 ? 1 : d)) : full;
+            const [as, bs, gs] = [
+              r.normal(tf.util.sizeFromShape(aShape)),
+              r.normal(tf.util.sizeFromShape(bShape)),
+              r.normal(tf.util.sizeFromShape(tf.backend_util.assertAndGetBroadcastShape(aShape, bShape))),
+            ];
+            // Divisors kept away from 0 so that the comparison measures the kernels, not 1/ε.
+            const bData = op === tf.div ? bs.map((v) => (v < 0 ? v - 0.5 : v + 0.5)) : bs;
+            const res = onBoth(() => {
+              const a = tf.tensor(as, aShape);
+              const b = tf.tensor(bData, bShape);
+              const y = op(a, b);
+              const [ga, gb] = tf.grads((p, q) => tf.sum(tf.mul(op(p, q), tf.tensor(gs, y.shape))))([a, b]);
+              return [y, ga!, gb!];
+            });
+            expect(worstErr(res), JSON.stringify({ op: op.name, aShape, bShape })).toBeLessThan(KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
+      it('activations and unary math, forward and gradient (one-pass native gradients of ReLU, leaky ReLU, tanh, sigmoid)', () => {
+        const fns: Array<[string, (x: tf.Tensor) => tf.Tensor, boolean]> = [
+          ['relu', tf.relu, true],
+          ['leakyRelu', (x) => tf.leakyRelu(x, 0.2), true],
+          ['tanh', tf.tanh, true],
+          ['sigmoid', tf.sigmoid, true],
+          ['square', tf.square, true],
+          ['neg', tf.neg, true],
+          ['abs', tf.abs, true],
+          ['rsqrt', (x) => tf.rsqrt(tf.add(tf.abs(x), 0.5)), true],
+          ['sqrt', (x) => tf.sqrt(tf.add(tf.abs(x), 0.5)), true],
+          ['exp', tf.exp, true],
+          ['elu', tf.elu, true],
+          ['relu6', (x) => tf.relu6(tf.mul(x, 4)), true],
+          ['step', (x) => tf.step(x, 0.3), false],
+        ];
+        const runs = nativeRuns(['unary', 'actGrad', 'jit:avx2', 'jit:avx', 'jit:sse41', 'ref:any'], () => {
+          for (let seed = 16000; seed < 16052; seed++) {
+            const r = rng(seed);
+            const shape = shape4(r);
+            const [name, f, differentiable] = fns[seed % fns.length]!;
+            const [xs, gs] = [r.normal(tf.util.sizeFromShape(shape), 2), r.normal(tf.util.sizeFromShape(shape))];
+            const res = onBoth(() => {
+              const x = tf.tensor(xs, shape);
+              const y = f(x);
+              if (!differentiable) return y;
+              return [y, tf.grad((t) => tf.sum(tf.mul(f(t), tf.tensor(gs, shape))))(x)];
+            });
+            expect(worstErr(res), JSON.stringify({ name, shape })).toBeLessThan(KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
+      it('Sum and Mean over contiguous axes and their gradients, sizes that split across threads', () => {
+        const runs = nativeRuns(['reduce'], () => {
+          for (let seed = 17000; seed < 17040; seed++) {
+            const r = rng(seed);
+            const shape = shape4(r);
+            const first = r.int(0, 3);
+            const axes = Array.from({ length: r.int(1, 4 - first) }, (_, i) => first + i);
+            const keepDims = r.next() < 0.5;
+            const xs = r.normal(tf.util.sizeFromShape(shape), 3);
+            const res = onBoth(() => {
+              const x = tf.tensor(xs, shape);
+              const g = tf.grad((t) => tf.sum(tf.square(tf.mean(t, axes, true))))(x);
+              return [tf.sum(x, axes, keepDims), tf.mean(x, axes, keepDims), g];
+            });
+            expect(worstErr(res), JSON.stringify({ shape, axes })).toBeLessThan(KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
+      it('instance norm forward and gradient (core op) against TF.js moments on cpu, random shapes and offsets', () => {
+        const runs = nativeRuns(['instanceNorm', 'instanceNormGrad'], () => {
+          for (let seed = 18000; seed < 18040; seed++) {
+            const r = rng(seed);
+            const shape = shape4(r);
+            // Normalising 2 or 3 pixels is ill-conditioned (cpu and wasm TF.js ops already differ by percents there).
+            if (shape[1]! * shape[2]! < 6) continue;
+            // A large offset checks that the variance does not cancel away.
+            const offset = seed % 4 === 0 ? 100 : 0;
+            const xs = r.normal(tf.util.sizeFromShape(shape), 2).map((v) => v + offset);
+            const gs = r.normal(tf.util.sizeFromShape(shape));
+            const res = onBoth(() => {
+              const x = tf.tensor(xs, shape);
+              const dy = tf.tensor(gs, shape);
+              const y = coreInstanceNorm(x, 1e-5);
+              const g = tf.grad((t) => tf.sum(tf.mul(coreInstanceNorm(t, 1e-5), dy)))(x);
+              return [y, g];
+            });
+            expect(worstErr(res), JSON.stringify({ shape, offset })).toBeLessThan(offset ? 1e-3 : KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
+      it('reflection and symmetric padding, forward and gradient, sizes that split across threads', () => {
+        const runs = nativeRuns(['mirrorPad', 'mirrorPadGrad'], () => {
+          for (let seed = 19000; seed < 19040; seed++) {
+            const r = rng(seed);
+            const shape = shape4(r) as [number, number, number, number];
+            const mode = r.pick(['reflect', 'symmetric'] as const);
+            const o = mode === 'reflect' ? 1 : 0;
+            if (Math.min(shape[1], shape[2]) - o < 1) continue;
+            const pad = () => r.int(0, Math.min(3, Math.min(shape[1], shape[2]) - o));
+            const pads: Array<[number, number]> = [[0, 0], [pad(), pad()], [pad(), pad()], [0, 0]];
+            const xs = r.normal(tf.util.sizeFromShape(shape));
+            const out = shape.map((d, i) => d + pads[i]![0] + pads[i]![1]);
+            const gs = r.normal(tf.util.sizeFromShape(out));
+            const res = onBoth(() => {
+              const x = tf.tensor4d(xs, shape);
+              const g = tf.grad((t) => tf.sum(tf.mul(tf.mirrorPad(t as tf.Tensor4D, pads, mode), tf.tensor(gs, out))))(x);
+              return [tf.mirrorPad(x, pads, mode), g];
+            });
+            expect(worstErr(res), JSON.stringify({ shape, pads, mode })).toBeLessThan(KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
+      it('a gradient of a gradient through instance norm, reflection padding and leaky ReLU (composed there)', () => {
+        for (let seed = 19500; seed < 19504; seed++) {
+          const r = rng(seed);
+          const [xs, fs] = [r.normal(2 * 8 * 8 * 3), r.normal(3 * 3 * 3 * 4, 0.3)];
+          const res = onBoth(() => {
+            const f = tf.tensor4d(fs, [3, 3, 3, 4]);
+            const critic = (x: tf.Tensor, w: tf.Tensor) =>
+              tf.sum(tf.leakyRelu(coreInstanceNorm(tf.conv2d(reflectPad(x as tf.Tensor4D, 1), w as tf.Tensor4D, 1, 'valid'), 1e-5), 0.2));
+            const x = tf.tensor4d(xs, [2, 8, 8, 3]);
+            // WGAN-GP's shape: the penalty on ∂critic/∂x, differentiated with respect to the weights.
+            return tf.grad((w) => tf.sum(tf.square(tf.grad((t) => critic(t, w))(x))))(f);
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+      });
+    });
+
     // ---------------------------------------------------------------------------------------------
     // Whole-model gradients: small versions of the Gantry networks, as functions of explicit weights.
 
@@ -379,10 +567,8 @@ for (const path of PATHS) {
       const { mean, variance } = tf.moments(x, axes);
       return tf.batchNorm(x, mean, variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5);
     }
-    function instanceNorm(x: tf.Tensor4D) {
-      const { mean, variance } = tf.moments(x, [1, 2], true);
-      return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5)));
-    }
+    /** Core's op: one native kernel each way on the native path, TF.js's moments on cpu and the wasm path. */
+    const instanceNorm = (x: tf.Tensor4D) => coreInstanceNorm(x, 1e-5) as tf.Tensor4D;
     const reflect = (x: tf.Tensor4D, p: number) =>
       tf.mirrorPad(
         x,
@@ -707,7 +893,9 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
       tf.setBackend(backend);
       const vars = shapes.map((sh, i) => tf.variable(tf.tensor(init[i]!, sh)));
       const opt = adam(1e-2, 0.5);
-      const before = nativeStats.calls;
+      // The one-pass updates only (the native elementwise kernels also run on the way).
+      const updates = () => (nativeStats.impls.get('adam') ?? 0) + (nativeStats.impls.get('lerp') ?? 0);
+      const before = updates();
       const live: number[] = [];
       for (const g of grads) {
         const map = Object.fromEntries(vars.map((v, i) => [v.name, tf.tensor(g[i]!, shapes[i])]));
@@ -718,7 +906,7 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
       // After the first update made the slots, every update leaves the tensor count as it found it.
       expect(new Set(live.slice(1)), backend).toEqual(new Set([live[0]]));
       const average = tf.tidy(() => lerp(vars[0]!, tf.tensor(init[0]!, shapes[0]), 0.9));
-      const native = nativeStats.calls - before;
+      const native = updates() - before;
       // Slot names carry the variables' names, which differ between the runs; the rest must match.
       const slots = (await opt.getWeights()).map((w) => ({
         name: w.name.replace(/^.*\//, ''),

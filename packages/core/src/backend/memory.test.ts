@@ -45,7 +45,7 @@ describe('Identity and Cast on wasm', () => {
 });
 
 describe('backward pass that frees as it goes', () => {
-  it('gives exactly the gradients of the ordinary (taped) backward', () => {
+  it('gives the gradients of the ordinary (taped) backward', () => {
     // Core's CycleGAN generator, small: reflection pad, convs, instance norm, ReLU, a residual block, deconvs, tanh.
     seedWeights(1);
     const model = resnetGenerator({ size: 12, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
@@ -61,8 +61,17 @@ describe('backward pass that frees as it goes', () => {
       return tf.sum(vars[0]!) as tf.Scalar;
     }, [vars[0]!]);
     expect(Object.keys(lean.grads).sort()).toEqual(Object.keys(taped).sort());
-    for (const [name, g] of Object.entries(lean.grads))
-      expect(Array.from(g.dataSync())).toEqual(Array.from(taped[name]!.dataSync()));
+    // The taped backward runs TF.js's composed gradients where the lean one may run the native one-kernel
+    // gradients (instance norm, reflection padding, ReLU): equal up to float32 rounding, bit for bit without them.
+    // Measured against the largest gradient: a bias before instance norm has a true gradient of 0 (rounding only).
+    const flat = (m: tf.NamedTensorMap) => Object.keys(lean.grads).map((k) => Array.from(m[k]!.dataSync()));
+    const [a, b] = [flat(lean.grads), flat(taped)];
+    const scale = Math.max(...b.flat().map(Math.abs));
+    expect(scale).toBeGreaterThan(0);
+    for (const [k, name] of Object.keys(lean.grads).entries()) {
+      const diff = Math.max(...a[k]!.map((v, i) => Math.abs(v - b[k]![i]!)));
+      expect(diff / scale, name).toBeLessThan(1e-5);
+    }
     model.dispose();
   });
 

@@ -6,9 +6,21 @@
  * oneDNN rejects.
  */
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import type { NativeBinding } from '@gantry/native';
 import * as tf from '@tensorflow/tfjs';
-import { offsetOf, replaceWasmKernel, type WasmBackendLike } from './wasm-kernels.js';
+import { GantryError } from '../errors.js';
+import {
+  ACTIVATION_GRAD,
+  activationGradComposed,
+  INSTANCE_NORM,
+  INSTANCE_NORM_GRAD,
+  instanceNormComposed,
+  instanceNormGradComposed,
+  MIRROR_PAD_GRAD,
+} from './fused-ops.js';
+import { mirrorPadGrad } from './gradients.js';
+import { offsetOf, replaceWasmKernel, type WasmBackendLike, wrap } from './wasm-kernels.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -50,13 +62,19 @@ function loadBinding(): { binding: NativeBinding | null; why: string } {
 }
 
 /**
- * Thread count for oneDNN: GANTRY_THREADS, else 1. Measured on 2 cores: a second thread made no training step
- * faster (CycleGAN 1.27 → 1.41 s, cGAN 0.20 → 0.23 s, pix2pix 0.42 → 0.43 s): once the convolutions are fast the
- * step is dominated by the wasm backend's single-threaded elementwise ops. Larger networks may gain from more.
+ * Thread count of every native kernel (oneDNN's and the elementwise ones): GANTRY_THREADS (a positive integer, or
+ * `all`), else every core available to the process. Threads wait passively (OMP_WAIT_POLICY above), so a thread
+ * the step cannot use costs nothing measurable, and another process sharing the cores does not collapse the step.
  */
-function nativeThreadCount(): number {
-  const env = Number(process.env.GANTRY_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : 1;
+export function nativeThreadCount(env = process.env.GANTRY_THREADS): number {
+  const all = os.availableParallelism();
+  const raw = (env ?? '').trim();
+  if (raw === '' || raw === 'all') return all;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new GantryError(`GANTRY_THREADS=${raw}: expected a positive integer or 'all' (this machine: ${all} cores)`);
+  }
+  return n;
 }
 
 /**
@@ -384,6 +402,222 @@ export function nativeUpdatesAvailable(): boolean {
   );
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Elementwise arithmetic, activations, reductions, instance norm and reflection padding on the native threads.
+// The wasm backend runs each of these one at a time on one thread; after the convolutions they were half of a
+// CycleGAN step (docs/results/2026-11-30-cyclegan-profile.md).
+
+const BINARY_OPS: Record<string, number> = {
+  Add: 0,
+  Sub: 1,
+  Multiply: 2,
+  RealDiv: 3,
+  SquaredDifference: 4,
+  Maximum: 5,
+  Minimum: 6,
+};
+
+/**
+ * Broadcasting plan of a binary op: output dims and each input's element strides (0 where it is broadcast), with
+ * size-1 output axes dropped and neighbouring axes merged wherever both inputs allow (a same-shape op becomes one
+ * axis, a per-channel one two).
+ */
+export function broadcastPlan(aShape: number[], bShape: number[]): { dims: number[]; sa: number[]; sb: number[] } {
+  const out = tf.backend_util.assertAndGetBroadcastShape(aShape, bShape);
+  const rank = out.length;
+  const strides = (shape: number[]) => {
+    const full = [...Array<number>(rank - shape.length).fill(1), ...shape];
+    const st = Array<number>(rank).fill(0);
+    let acc = 1;
+    for (let d = rank - 1; d >= 0; d--) {
+      st[d] = full[d] === 1 ? 0 : acc;
+      acc *= full[d]!;
+    }
+    return st;
+  };
+  const A = strides(aShape);
+  const B = strides(bShape);
+  const dims: number[] = [];
+  const sa: number[] = [];
+  const sb: number[] = [];
+  for (let d = 0; d < rank; d++) {
+    if (out[d] === 1) continue;
+    const k = dims.length - 1;
+    if (k >= 0 && sa[k] === A[d]! * out[d]! && sb[k] === B[d]! * out[d]!) {
+      dims[k]! *= out[d]!;
+      sa[k] = A[d]!;
+      sb[k] = B[d]!;
+    } else {
+      dims.push(out[d]!);
+      sa.push(A[d]!);
+      sb.push(B[d]!);
+    }
+  }
+  if (dims.length === 0) return { dims: [1], sa: [0], sb: [0] };
+  return { dims, sa, sb };
+}
+
+function binary(op: number): (original: KernelFunc) => KernelFunc {
+  return (original) => (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    if (!native || a.dtype !== 'float32' || b.dtype !== 'float32') return original(args);
+    let plan: ReturnType<typeof broadcastPlan>;
+    try {
+      plan = broadcastPlan(a.shape, b.shape);
+    } catch {
+      return original(args); // the original kernel reports incompatible shapes
+    }
+    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const out = withOutput(args.backend as unknown as WasmBackendLike, shape, [a, b], (heap, [ao, bo], y) =>
+      native!.binary(heap, Float64Array.of(op, y, ao!, bo!, plan.dims.length, ...plan.dims, ...plan.sa, ...plan.sb)),
+    );
+    return out ?? original(args);
+  };
+}
+
+const UNARY_OPS: Record<string, number> = {
+  Relu: 0,
+  LeakyRelu: 1,
+  Tanh: 2,
+  Sigmoid: 3,
+  Square: 4,
+  Neg: 5,
+  Abs: 6,
+  Rsqrt: 7,
+  Sqrt: 8,
+  Step: 9,
+  Exp: 10,
+  Elu: 11,
+  Relu6: 12,
+};
+
+function unary(op: number): (original: KernelFunc) => KernelFunc {
+  return (original) => (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (!native || x.dtype !== 'float32') return original(args);
+    const alpha = Number((args.attrs as { alpha?: number } | undefined)?.alpha ?? (op === UNARY_OPS.LeakyRelu ? 0.2 : 0));
+    const n = tf.util.sizeFromShape(x.shape);
+    const out = withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
+      native!.unary(heap, Float64Array.of(op, n, xo!, y, alpha)),
+    );
+    return out ?? original(args);
+  };
+}
+
+/** Sum and Mean over one contiguous block of axes (any position), float32; the rest go to the original kernel. */
+function reduce(mean: boolean): (original: KernelFunc) => KernelFunc {
+  return (original) => (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    if (!native || x.dtype !== 'float32') return original(args);
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+    if (axes.length === 0 || !axes.every((v, i) => v === axes[0]! + i)) return original(args);
+    const first = axes[0]!;
+    const last = axes[axes.length - 1]!;
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, first));
+    const rows = tf.util.sizeFromShape(x.shape.slice(first, last + 1));
+    const inner = tf.util.sizeFromShape(x.shape.slice(last + 1));
+    const [reduced] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+    const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
+    const out = withOutput(args.backend as unknown as WasmBackendLike, outShape, [x], (heap, [xo], y) =>
+      native!.reduce(heap, Float64Array.of(mean ? 1 : 0, outer, rows, inner, xo!, y)),
+    );
+    return out ?? original(args);
+  };
+}
+
+/** MirrorPad of float32 NHWC tensors padded along H and W only; other paddings go to the original kernel. */
+function mirrorPadForward(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { paddings, mode } = args.attrs as unknown as { paddings: Array<[number, number]>; mode: string };
+    const p = mirrorPadParams(x.shape, paddings, mode);
+    if (!native || x.dtype !== 'float32' || !p) return original(args);
+    const shape = x.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
+    const out = withOutput(args.backend as unknown as WasmBackendLike, shape, [x], (heap, [xo], y) =>
+      native!.mirrorPad(heap, Float64Array.of(0, ...p, xo!, y)),
+    );
+    return out ?? original(args);
+  };
+}
+
+/** [N, H, W, C, top, bottom, left, right, symmetric] of a rank-4 mirror padding of H and W only, else null. */
+function mirrorPadParams(shape: number[], paddings: Array<[number, number]>, mode: string): number[] | null {
+  if (shape.length !== 4 || paddings.length !== 4) return null;
+  const [n, c] = [paddings[0]!, paddings[3]!];
+  if (n[0] || n[1] || c[0] || c[1]) return null;
+  return [...shape.slice(0, 3), shape[3]!, ...paddings[1]!, ...paddings[2]!, mode === 'symmetric' ? 1 : 0];
+}
+
+/** A custom kernel's result; a failure of the binding is a bug (the inputs were checked), so it throws. */
+function must<T>(out: T | null, what: string): T {
+  if (out == null) throw new Error(`native ${what} failed: ${nativeStats.lastError}`);
+  return out;
+}
+
+/** Runs `compose` on Tensor views of the inputs (the custom kernels' path while the binding is disabled). */
+function composed(inputs: TensorInfo[], compose: (...ts: tf.Tensor[]) => tf.Tensor): TensorInfo {
+  return tf.tidy(() => compose(...inputs.map(wrap)));
+}
+
+function nhwc(shape: number[]): [number, number, number] | null {
+  return shape.length === 4 ? [shape[0]!, shape[1]! * shape[2]!, shape[3]!] : null;
+}
+
+const instanceNormKernel: KernelFunc = (args) => {
+  const { x } = args.inputs as { x: TensorInfo };
+  const { epsilon } = args.attrs as unknown as { epsilon: number };
+  const [N, HW, C] = nhwc(x.shape) ?? [0, 0, 0];
+  if (!native) return composed([x], (t) => instanceNormComposed(t, epsilon));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
+      native!.instanceNorm(heap, Float64Array.of(0, N, HW, C, xo!, -1, y, epsilon)),
+    ),
+    'instance norm',
+  );
+};
+
+const instanceNormGradKernel: KernelFunc = (args) => {
+  const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
+  const { epsilon } = args.attrs as unknown as { epsilon: number };
+  const [N, HW, C] = nhwc(x.shape) ?? [0, 0, 0];
+  if (!native) return composed([dy, x], (g, t) => instanceNormGradComposed(g, t, epsilon));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x, dy], (heap, [xo, g], dx) =>
+      native!.instanceNorm(heap, Float64Array.of(1, N, HW, C, xo!, g!, dx, epsilon)),
+    ),
+    'instance norm gradient',
+  );
+};
+
+const mirrorPadGradKernel: KernelFunc = (args) => {
+  const { dy } = args.inputs as { dy: TensorInfo };
+  const { paddings, mode } = args.attrs as unknown as { paddings: Array<[number, number]>; mode: string };
+  const xShape = dy.shape.map((d, i) => d - paddings[i]![0] - paddings[i]![1]);
+  const p = mirrorPadParams(xShape, paddings, mode);
+  if (!p) throw new Error(`${MIRROR_PAD_GRAD}: rank-4 padding of H and W only`);
+  if (!native) return composed([dy], (g) => mirrorPadGrad(g, paddings, mode as 'reflect'));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, xShape, [dy], (heap, [g], dx) =>
+      native!.mirrorPad(heap, Float64Array.of(1, ...p, dx, g!)),
+    ),
+    'mirror pad gradient',
+  );
+};
+
+const activationGradKernel: KernelFunc = (args) => {
+  const { dy, v } = args.inputs as { dy: TensorInfo; v: TensorInfo };
+  const { op, alpha } = args.attrs as unknown as { op: number; alpha: number };
+  const n = tf.util.sizeFromShape(dy.shape);
+  if (!native) return composed([dy, v], (g, t) => activationGradComposed(op, g, t, alpha));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, dy.shape, [dy, v], (heap, [g, vo], dx) =>
+      native!.actGrad(heap, Float64Array.of(op, n, g!, vo!, dx, alpha)),
+    ),
+    'activation gradient',
+  );
+};
+
 /**
  * Loads `@gantry/native` and wraps the wasm conv/matmul kernels with it. Call after registerWasmKernels and
  * before tf.setBackend('wasm') (replacements keep the original setupFunc). GANTRY_NATIVE=0 turns it off.
@@ -404,6 +638,21 @@ export function registerNativeKernels(): NativeKernelsInfo {
   for (const name of ['BatchMatMul', '_FusedMatMul']) replaceWasmKernel(name, matMul);
   replaceWasmKernel('Concat', concat);
   replaceWasmKernel('SplitV', splitV);
+  if (typeof binding.binary === 'function') {
+    for (const [name, op] of Object.entries(BINARY_OPS)) replaceWasmKernel(name, binary(op));
+    for (const [name, op] of Object.entries(UNARY_OPS)) replaceWasmKernel(name, unary(op));
+    replaceWasmKernel('Sum', reduce(false));
+    replaceWasmKernel('Mean', reduce(true));
+    replaceWasmKernel('MirrorPad', mirrorPadForward);
+    for (const [kernelName, kernelFunc] of [
+      [INSTANCE_NORM, instanceNormKernel],
+      [INSTANCE_NORM_GRAD, instanceNormGradKernel],
+      [MIRROR_PAD_GRAD, mirrorPadGradKernel],
+      [ACTIVATION_GRAD, activationGradKernel],
+    ] as const) {
+      if (tf.getKernel(kernelName, 'wasm') == null) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+    }
+  }
   if (typeof binding.update === 'function') {
     for (const [kernelName, kernelFunc] of [
       [ADAM_UPDATE, adamUpdate],
@@ -413,6 +662,13 @@ export function registerNativeKernels(): NativeKernelsInfo {
     }
   }
   return state;
+}
+
+/** Sets the native kernels' thread count at run time (tests run the kernels split across threads); returns it. */
+export function setNativeThreads(n: number): number {
+  if (!native || !state?.version) return 1;
+  state.threads = native.setThreads(n);
+  return state.threads;
 }
 
 /** Turns the native path off or on again at run time (tests compare both paths in one process). */

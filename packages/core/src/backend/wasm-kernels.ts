@@ -29,7 +29,7 @@ const BACKEND = 'wasm';
  * not dispose tensors created outside it). A bare TensorInfo gets a new Tensor holding one more
  * reference to its data, which the enclosing tf.tidy releases.
  */
-function wrap(info: TensorInfo): tf.Tensor {
+export function wrap(info: TensorInfo): tf.Tensor {
   if (info instanceof tf.Tensor && !info.isDisposed) return info;
   const t = tf.engine().makeTensorFromTensorInfo(info);
   tf.engine().backend.incRef(info.dataId);
