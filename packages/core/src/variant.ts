@@ -380,7 +380,16 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         },
       );
     }
-    for (const extra of def.commands ?? []) out = out.command(extra.name, extra.describe, (c) => c.options(extra.options), extra.run);
+    for (const extra of def.commands ?? []) {
+      out = out.command(
+        extra.name,
+        extra.describe,
+        (c: Argv) => c.options(extra.options),
+        async (a: Record<string, unknown>) => {
+          await extra.run(a);
+        },
+      );
+    }
     const exportFlags = { ...checkpointFlag, out: flag.string('output directory') };
     return out
       .command(
