@@ -14,7 +14,8 @@ import { formatLosses } from './progress.js';
 import { latestRun, newRunDir, readRunInfo, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
-import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
+import { measureBytesPerPixel } from './tiles.js';
+import { nativeArgs, type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
 /** A yargs coerce for a numeric flag: `test` decides, and the one-line error says what was `expected`. */
 export function numberFlag(flag: string, test: (n: number) => boolean, expected: string) {
@@ -215,24 +216,34 @@ export interface LoadedTranslator {
   fn: TranslateFn;
   modelSize: number;
   inChannels: 1 | 3;
+  /** Native resolution: the multiple height and width must be (the generator's stride multiple). */
+  multiple?: number;
 }
 
 /**
- * The body of every app's `translate` command (flags: translateOptions + --backend): checks --input before
- * anything slow, starts the backend, loads the generator with `load`, translates.
+ * The body of every app's `translate` command (flags: translateOptions + --backend): checks --input and the
+ * native-resolution flags before anything slow, starts the backend, loads the generator with `load` (told whether
+ * --eval was given), translates.
  */
 export async function translateFromArgs(
   a: Record<string, unknown>,
-  load: () => Promise<LoadedTranslator>,
+  load: (o: { evalMode: boolean }) => Promise<LoadedTranslator>,
+  defaults: { evalMode?: boolean } = {},
 ): Promise<TranslateSummary> {
   if (!fs.existsSync(userPath(a.input as string))) throw new GantryError(`--input ${a.input}: no such file or folder`);
+  const native = nativeArgs(a);
   await initBackend({ backend: a.backend as string | undefined });
-  const { fn, modelSize, inChannels } = await load();
+  const evalMode = (a.eval as boolean | undefined) ?? defaults.evalMode ?? false;
+  const { fn, modelSize, inChannels, multiple } = await load({ evalMode });
+  const m = multiple ?? 1;
   return translateCommand(fn, {
     input: a.input as string,
     output: a.output as string,
     modelSize,
     inChannels,
     quality: a.quality as number,
+    ...native,
+    multiple: m,
+    bytesPerPixel: () => measureBytesPerPixel(fn, m, inChannels),
   });
 }

@@ -19,3 +19,6 @@ export * from './translate.js';
 export * from './image-metrics.js';
 export * from './report/index.js';
 export * from './export.js';
+export * from './fully-conv.js';
+export * from './tiles.js';
+export * from './structure.js';

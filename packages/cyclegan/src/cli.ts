@@ -11,6 +11,7 @@ import {
   saveEvaluation,
   type CommonTrainArgs,
   GantryError,
+  imageTranslator,
   initBackend,
   decayOverLast,
   loadModel,
@@ -204,7 +205,7 @@ export function cycleganCommands(y: Argv): Argv {
     )
     .command(
       'translate',
-      'translate an image file or a folder of images with a trained generator',
+      "translate an image file or a folder of images with a trained generator, at the photo's own resolution (--resolution model: resized to the model's size and back)",
       (c) =>
         c.options({
           ...translateOptions,
@@ -212,9 +213,10 @@ export function cycleganCommands(y: Argv): Argv {
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest cyclegan run)' },
         }),
       async (a) => {
-        await translateFromArgs(a, async () => {
+        await translateFromArgs(a, async ({ evalMode }) => {
           const { config, generator } = await loadGenerator(a.checkpoint as string | undefined, a.direction === 'BtoA' ? 'G_B' : 'G_A');
-          return { fn: (x) => generator.predict(x) as tf.Tensor4D, modelSize: config.size, inChannels: config.channels };
+          const t = await imageTranslator(generator, evalMode);
+          return { fn: t.fn, multiple: t.multiple, modelSize: config.size, inChannels: config.channels };
         });
       },
     )

@@ -11,6 +11,7 @@ import {
   saveEvaluation,
   type CommonTrainArgs,
   GantryError,
+  imageTranslator,
   initBackend,
   latestCheckpoint,
   loadModel,
@@ -194,16 +195,17 @@ export function pix2pixCommands(y: Argv): Argv {
     )
     .command(
       'translate',
-      "translate an image or a folder with a trained generator (the model runs at its resolution on the whole image, resized; the output has the input's size)",
+      "translate an image or a folder with a trained generator, at the photo's own resolution (--resolution model: resized to the model's size and back); the output has the input's size",
       (c) =>
         c.options({
           ...translateOptions,
           checkpoint: { type: 'string', describe: 'run or checkpoint directory (default: the latest pix2pix run)' },
         }),
       async (a) => {
-        await translateFromArgs(a, async () => {
+        await translateFromArgs(a, async ({ evalMode }) => {
           const { config, generator } = await loadGenerator(a.checkpoint as string | undefined);
-          return { fn: inference(generator), modelSize: config.cropSize, inChannels: config.channels };
+          const t = await imageTranslator(generator, evalMode);
+          return { fn: t.fn, multiple: t.multiple, modelSize: config.cropSize, inChannels: config.channels };
         });
       },
     )
