@@ -81,8 +81,7 @@ export function strideMultiple(model: tf.LayersModel): number {
 export function reflectIndex(i: number, n: number): number {
   if (n === 1) return 0;
   const period = 2 * (n - 1);
-  let j = i % period;
-  if (j < 0) j += period;
+  const j = (((i % period) + period) % period) + 0; // + 0 turns -0 into 0
   return j < n ? j : period - j;
 }
 
