@@ -93,7 +93,7 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
 }
 
 /** Sets `model`'s weights from a saved directory, checking that every weight's shape matches. */
-function restoreModelWeights(model: tf.LayersModel, dir: string): void {
+export function restoreModelWeights(model: tf.LayersModel, dir: string): void {
   const json = readModelJson(dir);
   const { specs, data } = readWeightFiles(dir, json);
   const named = tf.io.decodeWeights(data, specs);

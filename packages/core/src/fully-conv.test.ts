@@ -81,7 +81,7 @@ describe('freeSizeModel', () => {
     const evalT = await imageTranslator(unet, true);
     expect(train.multiple).toBe(32);
     expect(train.inChannels).toBe(3);
-    const x = tf.randomUniform([1, 64, 32, 3], -1, 1, 'float32', 9);
+    const x = tf.randomUniform([1, 64, 32, 3], -1, 1, 'float32', 9) as tf.Tensor4D;
     const yt = train.fn(x) as tf.Tensor;
     const ye = evalT.fn(x) as tf.Tensor;
     // Batch statistics of this image differ from the running ones (0 and 1 here).

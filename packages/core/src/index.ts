@@ -22,3 +22,4 @@ export * from './export.js';
 export * from './fully-conv.js';
 export * from './tiles.js';
 export * from './structure.js';
+export * from './init-from.js';

@@ -6,6 +6,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   adversarialLoss,
+  type ArchKey,
+  initArchitecture,
+  initWeights,
+  openInitSource,
   exportModels,
   exportOptions,
   saveEvaluation,
@@ -60,6 +64,7 @@ const trainFlags = {
   'lambda-cycle': { coerce: nonNegativeNumber('lambda-cycle'), describe: 'cycle-consistency weight λ, each direction (default 10)' },
   'lambda-identity': { coerce: nonNegativeNumber('lambda-identity'), describe: 'identity-loss weight as a fraction of λ (default 0.5; 0: off)' },
   'pool-size': { coerce: nonNegativeInt('pool-size'), describe: 'generated-image history per discriminator (default 50; 0: off)' },
+  'init-from': { type: 'string', describe: 'fine-tune: start from the networks of a checkpoint, run or imported model (architecture from it; optimizers fresh, step 0)' },
   'scene-count': { coerce: positiveInt('scene-count'), describe: 'images per domain of the default scene dataset (default: the preset\'s)' },
 } as const;
 
@@ -80,8 +85,21 @@ interface TrainArgs extends CommonTrainArgs {
   lambdaIdentity?: number;
   poolSize?: number;
   sceneCount?: number;
+  initFrom?: string;
   epochs: number;
 }
+
+/** What `--init-from` takes from the source: the generators' architecture, the discriminators' when it holds them. */
+const ARCH: ArchKey[] = [
+  { key: 'generator', flag: 'generator' },
+  { key: 'blocks', flag: 'blocks' },
+  { key: 'ngf', flag: 'ngf' },
+  { key: 'norm', flag: 'norm' },
+  { key: 'channels', flag: 'channels' },
+  { key: 'size', flag: 'size', soft: true },
+  { key: 'ndf', flag: 'ndf', net: 'D_A' },
+  { key: 'dLayers', flag: 'd-layers', net: 'D_A' },
+];
 
 /** The training setup: explicit flags, then (when resuming) the run's saved config, then the preset. */
 export interface TrainSetup {
@@ -137,7 +155,9 @@ export async function loadGenerator(checkpointArg: string | undefined, which: 'G
 async function train(given: TrainArgs): Promise<void> {
   // A resumed run keeps the options it was started with (its length included) unless flags say otherwise.
   const args = withResumedArgs(VARIANT, given);
-  const setup = resolveTrainSetup(args);
+  // --init-from: the source's architecture under the flags (a resumed run has its weights already).
+  const init = args.initFrom && args.resume === undefined ? openInitSource(VARIANT, args.initFrom) : undefined;
+  const setup = resolveTrainSetup(init ? { ...args, ...initArchitecture(init, ARCH, args as unknown as Record<string, unknown>) } : args);
   const { config } = setup;
   const loss = adversarialLoss(args.loss);
   let totalEpochs = setup.epochs ?? 1;
@@ -158,6 +178,7 @@ async function train(given: TrainArgs): Promise<void> {
       if (args.steps !== undefined) totalEpochs = args.steps / Math.max(1, Math.floor(data.length / args.batchSize));
       seedWeights(args.seed);
       const nets = { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B'), D_A: buildDiscriminator(config, 'D_A'), D_B: buildDiscriminator(config, 'D_B') };
+      if (init) initWeights(init, nets);
       return new CycleGanTask({
         config,
         nets,

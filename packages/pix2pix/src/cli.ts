@@ -6,6 +6,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   adversarialLoss,
+  type ArchKey,
+  initArchitecture,
+  initWeights,
+  openInitSource,
   exportModels,
   exportOptions,
   saveEvaluation,
@@ -48,8 +52,8 @@ const configFlags = {
   ngf: { coerce: positiveInt('ngf'), describe: `generator width (cpu: ${cpu.ngf}, paper: ${paper.ngf})` },
   ndf: { coerce: positiveInt('ndf'), describe: `discriminator width (cpu: ${cpu.ndf}, paper: ${paper.ndf})` },
   'n-layers-d': { coerce: positiveInt('n-layers-d'), describe: 'PatchGAN depth: 3 = 70×70 patches (1: 16×16, 2: 34×34, 4: 142×142)' },
-  norm: { type: 'string', default: 'batch', choices: ['batch', 'instance'], describe: 'normalisation layers' },
-  dropout: { type: 'boolean', default: true, describe: 'dropout 0.5 in the decoder (--no-dropout to disable)' },
+  norm: { type: 'string', choices: ['batch', 'instance'], describe: 'normalisation layers (default batch)' },
+  dropout: { type: 'boolean', describe: 'dropout 0.5 in the decoder (default on; --no-dropout to disable)' },
   'load-size': { coerce: positiveInt('load-size'), describe: `resize to this size before the random crop (cpu: ${cpu.loadSize}, paper: ${paper.loadSize})` },
   'crop-size': { coerce: positiveInt('crop-size'), describe: `random crop size = the networks' resolution (cpu: ${cpu.cropSize}, paper: ${paper.cropSize})` },
   direction: { type: 'string', choices: ['AtoB', 'BtoA'], describe: 'AtoB: left/A → right/B. Default: BtoA (day → night) on the generated scenes, AtoB with --data' },
@@ -57,10 +61,23 @@ const configFlags = {
   'scene-count': { coerce: positiveInt('scene-count'), describe: `generated scene pairs (80/10/10 train/val/test; default ${cpu.sceneCount})` },
   'lambda-l1': { default: 100, coerce: nonNegativeNumber('lambda-l1'), describe: 'weight λ of the L1 term' },
   'lambda-gan': { default: 1, coerce: nonNegativeNumber('lambda-gan'), describe: 'weight of the adversarial term (0: the L1-only baseline, D untrained)' },
+  'init-from': { type: 'string', describe: 'fine-tune: start from the networks of a checkpoint, run or imported model (architecture from it; optimizers fresh, step 0)' },
   'epochs-decay': { coerce: nonNegativeNumber('epochs-decay'), describe: `the last N epochs decay the LR linearly to zero (cpu: ${cpu.epochsDecay}, paper: ${paper.epochsDecay})` },
 } as const;
 
 type Args = Record<string, unknown>;
+
+/** What `--init-from` takes from the source: the generator's architecture, the discriminator's when it holds one. */
+const ARCH: ArchKey[] = [
+  { key: 'netG', flag: 'netG' },
+  { key: 'ngf', flag: 'ngf' },
+  { key: 'norm', flag: 'norm' },
+  { key: 'dropout', flag: 'dropout' },
+  { key: 'channels', flag: 'channels' },
+  { key: 'cropSize', flag: 'crop-size', soft: true },
+  { key: 'ndf', flag: 'ndf', net: 'discriminator' },
+  { key: 'nLayersD', flag: 'n-layers-d', net: 'discriminator' },
+];
 
 /** A train option without its default, so the preset can fill it when the flag is not given. */
 function noDefault<T extends { default?: unknown }>(o: T): Omit<T, 'default'> {
@@ -91,8 +108,8 @@ function buildConfig(a: Args, preset: typeof cpu, data: DataChoice): Pix2pixConf
     ngf: (a.ngf as number | undefined) ?? preset.ngf,
     ndf: (a.ndf as number | undefined) ?? preset.ndf,
     nLayersD: (a.nLayersD as number | undefined) ?? preset.nLayersD,
-    norm: a.norm as Norm,
-    dropout: a.dropout as boolean,
+    norm: (a.norm as Norm | undefined) ?? 'batch',
+    dropout: (a.dropout as boolean | undefined) ?? true,
     cropSize: (a.cropSize as number | undefined) ?? preset.cropSize,
     loadSize: (a.loadSize as number | undefined) ?? (a.cropSize !== undefined ? Math.round(((a.cropSize as number) * 286) / 256) : preset.loadSize),
     direction: data.direction,
@@ -169,7 +186,9 @@ export function pix2pixCommands(y: Argv): Argv {
           args,
           async () => {
             const data = await resolveData(a, preset);
-            const config = buildConfig(a, preset, data);
+            // --init-from: the source's architecture under the flags (a resumed run has its weights already).
+            const init = a.initFrom && !a.resume ? openInitSource(VARIANT, a.initFrom as string) : undefined;
+            const config = buildConfig(init ? { ...a, ...initArchitecture(init, ARCH, a) } : a, preset, data);
             const transform = { loadSize: config.loadSize, cropSize: config.cropSize, direction: config.direction };
             const train = await AlignedDataset.open(data.root, { ...transform, split: 'train' });
             if (args.batchSize > train.length) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${train.length} pairs)`);
@@ -181,6 +200,7 @@ export function pix2pixCommands(y: Argv): Argv {
               { config: { ...config, batchSize: args.batchSize }, loss: adversarialLoss(args.loss), lr: args.lr, beta1: args.beta1, seed: args.seed, batchSize: args.batchSize, train, samples },
               MUST_MATCH,
             );
+            if (init) initWeights(init, task.nets);
             if (args.steps) totalEpochs = args.steps / task.stepsPerEpoch;
             return task;
           },

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage, seedWeights, train, writeRawImage } from '@gantry/core';
+import { adversarialLoss, GantryError, initArchitecture, initBackend, initWeights, latestCheckpoint, loadModel, openInitSource, readCheckpointState, readImage, seedWeights, train, writeRawImage } from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
@@ -188,6 +188,46 @@ describe('training and the CLI', () => {
     expect(report).toMatch(/identity\s+[\d.]+\s+[\d.]+\s+[\d.]+/);
     expect(report).toMatch(/L1-only baseline\s+[\d.]+/);
     expect(report).toMatch(/pix2pix \(GAN \+ L1\)\s+[\d.]+/);
+  });
+
+  it('train --init-from: the architecture and weights of a checkpoint, fresh optimizers, step 0; contradicting flags refused', async () => {
+    const src = join(runs, 'pix2pix', 'init-src');
+    const base = ['--data', data, '--direction', 'BtoA', '--load-size', '36', '--no-progress', '--backend', 'wasm'];
+    await cli(['train', ...base, '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--norm', 'instance', '--steps', '2', '--out', src]);
+    const source = openInitSource('pix2pix', src);
+    expect(source.nets).toEqual(['discriminator', 'generator']);
+
+    // The core steps the command runs: architecture from the source (no network flags given), then its weights.
+    const arch = initArchitecture(source, [{ key: 'netG', flag: 'netG' }, { key: 'ngf', flag: 'ngf' }, { key: 'norm', flag: 'norm' }], {});
+    expect(arch).toEqual({ netG: 'unet_32', ngf: 4, norm: 'instance' });
+    const c = config({ data, norm: 'instance' });
+    seedWeights(5);
+    const task = new Pix2pixTask(
+      { config: c, loss: adversarialLoss('bce'), lr: 2e-4, beta1: 0.5, seed: 5, batchSize: 1, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) },
+      MUST_MATCH,
+    );
+    const saved = await loadModel(join(source.checkpoint, 'generator'));
+    const differs = () => task.nets.generator.getWeights().some((w, i) => tf.tidy(() => tf.any(tf.notEqual(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
+    expect(differs()).toBe(true);
+    expect(initWeights(source, task.nets, () => {})).toEqual(['generator', 'discriminator']);
+    expect(differs()).toBe(false);
+    const r = await train(task, { runDir: join(tmp, 'run-init'), steps: 3, log: () => {} });
+    expect(r.step).toBe(3);
+    expect(Number.isFinite(r.losses.G)).toBe(true);
+    expect(differs()).toBe(true);
+    task.dispose();
+    saved.dispose();
+
+    // The command: no network flags, so the source's architecture; a new run that starts at step 0.
+    const out = join(runs, 'pix2pix', 'init-run');
+    await cli(['train', ...base, '--init-from', src, '--steps', '2', '--out', out]);
+    const state = readCheckpointState(latestCheckpoint(out)!);
+    expect(state.step).toBe(2);
+    expect(state.config).toMatchObject({ netG: 'unet_32', ngf: 4, ndf: 4, norm: 'instance', cropSize: 32 });
+    await expect(cli(['train', ...base, '--init-from', src, '--ngf', '8', '--steps', '1', '--out', join(tmp, 'x')])).rejects.toThrow(
+      /--ngf 8: contradicts --init-from .*init-src.*whose ngf is 4/,
+    );
+    await expect(cli(['train', ...base, '--init-from', join(tmp, 'nope'), '--steps', '1', '--out', join(tmp, 'x')])).rejects.toThrow(/--init-from .*nope: no such run/);
   });
 
   it('CLI --help lists the commands and the train flags', async () => {
