@@ -14,12 +14,41 @@ import * as tf from '@tensorflow/tfjs';
 
 type Json = Record<string, unknown>;
 
+type LayerClass = new (config: Json) => tf.layers.Layer;
+type CallKwargs = Record<string, unknown>;
+// TF.js does not export its BatchNormalization and Dropout classes; their constructors are those of the instances.
+const BatchNormalization = tf.layers.batchNormalization({}).constructor as LayerClass;
+const Dropout = tf.layers.dropout({ rate: 0.5 }).constructor as LayerClass;
+
+/**
+ * Batch norm that always normalises with the batch's own statistics (what training mode does), also under
+ * `predict`. `predict` runs the graph with training off, which is what lets TF.js free each layer's output as
+ * soon as the layers after it have read it; with training on it keeps every activation until the pass ends.
+ */
+export class BatchStatsNormalization extends BatchNormalization {
+  static className = 'GantryBatchStatsNormalization';
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
+    return super.call(inputs, { ...kwargs, training: true });
+  }
+}
+tf.serialization.registerClass(BatchStatsNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+
+/** Dropout that is on also under `predict` (see BatchStatsNormalization). */
+export class ActiveDropout extends Dropout {
+  static className = 'GantryActiveDropout';
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
+    return super.call(inputs, { ...kwargs, training: true });
+  }
+}
+tf.serialization.registerClass(ActiveDropout as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+
 export interface FreeSizeOptions {
   /**
-   * Keep batch-norm moving statistics fixed when the model runs with `training: true` (batch statistics, dropout on:
-   * the reference's default test mode). Default true: translating never changes a model's statistics.
+   * Batch norm on the batch's own statistics and dropout on, under `predict` too (the reference's default test
+   * mode), with the running statistics left as they are. Default false: the layers as saved (running statistics
+   * and no dropout under `predict`).
    */
-  freezeStatistics?: boolean;
+  batchStatistics?: boolean;
 }
 
 function layersOf(topology: Json): Json[] {
@@ -34,7 +63,7 @@ function layersOf(topology: Json): Json[] {
  * must be frozen.
  */
 export async function freeSizeModel(model: tf.LayersModel, o: FreeSizeOptions = {}): Promise<tf.LayersModel> {
-  const freeze = o.freezeStatistics ?? true;
+  const batchStats = o.batchStatistics ?? false;
   const shape = model.inputs[0]?.shape;
   if (!shape || shape.length !== 4 || model.inputs.length !== 1) throw new Error(`expected an image model with one [batch, H, W, C] input, got ${JSON.stringify(model.inputs.map((i) => i.shape))}`);
   const topology = model.toJSON(null, false) as unknown as Json;
@@ -47,9 +76,13 @@ export async function freeSizeModel(model: tf.LayersModel, o: FreeSizeOptions = 
         config.batch_input_shape = [null, null, null, s[3] ?? null];
         changed = true;
       }
-    } else if (freeze && layer.class_name === 'BatchNormalization' && config.momentum !== 1) {
+    } else if (batchStats && layer.class_name === 'BatchNormalization') {
+      layer.class_name = BatchStatsNormalization.className;
       // Keras' moving = moving·momentum + batch·(1 − momentum): momentum 1 leaves the statistics as they are.
       config.momentum = 1;
+      changed = true;
+    } else if (batchStats && layer.class_name === 'Dropout') {
+      layer.class_name = ActiveDropout.className;
       changed = true;
     }
   }
@@ -164,14 +197,15 @@ export interface ImageTranslator {
 /**
  * `model` (a saved generator, any fixed input size) as a function of any [1, H, W, C] input that `multiple` divides.
  * `evalMode` true: batch norm with its running statistics, dropout off (`model.predict`; the reference's `--eval`).
- * false: batch norm on the input's own statistics and dropout on (TF.js' training mode, with the statistics kept as
- * they are): the reference's default test mode and the pix2pix paper's. Instance norm behaves the same either way.
+ * false: batch norm on the input's own statistics and dropout on (as in training, with the running statistics kept
+ * as they are): the reference's default test mode and the pix2pix paper's. Instance norm behaves the same either way.
  */
 export async function imageTranslator(model: tf.LayersModel, evalMode: boolean): Promise<ImageTranslator> {
-  const free = await freeSizeModel(model, { freezeStatistics: true });
+  const free = await freeSizeModel(model, { batchStatistics: !evalMode });
   const inChannels = free.inputs[0]!.shape[3] as number;
   return {
-    fn: (x) => tf.tidy(() => free.apply(x, { training: !evalMode }) as tf.Tensor4D),
+    // predict frees each activation once the layers after it have read it (apply would keep them all).
+    fn: (x) => free.predict(x) as tf.Tensor4D,
     multiple: strideMultiple(free),
     inChannels,
   };
