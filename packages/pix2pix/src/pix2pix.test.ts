@@ -162,6 +162,13 @@ describe('training and the CLI', () => {
     await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night.png')]);
     const night = await readImage(join(tmp, 'night.png'));
     expect([night.width, night.height]).toEqual([90, 50]);
+    // The other resolution and test mode, tiles, and bad native-resolution flags.
+    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night-model.png'), '--resolution', 'model', '--eval']);
+    expect((await readImage(join(tmp, 'night-model.png'))).width).toBe(90);
+    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night-tiles.png'), '--tile', '64', '--tile-overlap', '16']);
+    expect((await readImage(join(tmp, 'night-tiles.png'))).height).toBe(50);
+    await expect(cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--tile', 'big'])).rejects.toThrow(/--tile: expected auto, 0 or a tile side/);
+    await expect(cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--resolution', 'huge'])).rejects.toThrow(/resolution/);
 
     // Errors: a non-image and a corrupt image, alone and in a folder with good files.
     const bad = join(tmp, 'bad');
@@ -238,9 +245,9 @@ describe('training and the CLI', () => {
     const top = await help(['--help']);
     for (const cmd of ['train', 'translate', 'evaluate', 'export']) expect(top).toContain(`pix2pix ${cmd}`);
     const t = await help(['train', '--help']);
-    for (const flag of ['--preset', '--netG', '--ngf', '--ndf', '--n-layers-d', '--norm', '--load-size', '--crop-size', '--direction', '--lambda-l1', '--lambda-gan', '--resume', '--data'])
+    for (const flag of ['--preset', '--netG', '--ngf', '--ndf', '--n-layers-d', '--norm', '--load-size', '--crop-size', '--direction', '--lambda-l1', '--lambda-gan', '--resume', '--data', '--init-from'])
       expect(t).toContain(flag);
     const tr = await help(['translate', '--help']);
-    for (const flag of ['--input', '--output', '--checkpoint']) expect(tr).toContain(flag);
+    for (const flag of ['--input', '--output', '--checkpoint', '--resolution', '--tile', '--max-memory', '--eval']) expect(tr).toContain(flag);
   });
 });
