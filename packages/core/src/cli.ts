@@ -236,6 +236,8 @@ export async function translateFromArgs(
   const evalMode = (a.eval as boolean | undefined) ?? defaults.evalMode ?? false;
   const { fn, modelSize, inChannels, multiple } = await load({ evalMode });
   const m = multiple ?? 1;
+  // One probe per command (it runs the generator once on a small image), only if some photo needs the estimate.
+  let perPixel: Promise<number> | undefined;
   return translateCommand(fn, {
     input: a.input as string,
     output: a.output as string,
@@ -244,6 +246,6 @@ export async function translateFromArgs(
     quality: a.quality as number,
     ...native,
     multiple: m,
-    bytesPerPixel: () => measureBytesPerPixel(fn, m, inChannels),
+    bytesPerPixel: () => (perPixel ??= measureBytesPerPixel(fn, m, inChannels)),
   });
 }

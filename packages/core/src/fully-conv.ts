@@ -65,7 +65,7 @@ function layersOf(topology: Json): Json[] {
 export async function freeSizeModel(model: tf.LayersModel, o: FreeSizeOptions = {}): Promise<tf.LayersModel> {
   const batchStats = o.batchStatistics ?? false;
   const shape = model.inputs[0]?.shape;
-  if (!shape || shape.length !== 4 || model.inputs.length !== 1) throw new Error(`expected an image model with one [batch, H, W, C] input, got ${JSON.stringify(model.inputs.map((i) => i.shape))}`);
+  if (shape?.length !== 4 || model.inputs.length !== 1) throw new Error(`expected an image model with one [batch, H, W, C] input, got ${JSON.stringify(model.inputs.map((i) => i.shape))}`);
   const topology = model.toJSON(null, false) as unknown as Json;
   let changed = false;
   for (const layer of layersOf(topology)) {
