@@ -8,7 +8,7 @@
  * `import torch` works. Needs the packages' dist/ (`pnpm build`).
  *
  *   node bench/translate-native.mjs [--only unet_256,resnet_9blocks] [--width 2560] [--height 1600]
- *        [--threads 1] [--max-memory MB] [--tile auto|0|N] [--no-torch] [--python PATH]
+ *        [--threads 1] [--max-memory MB] [--tile auto|0|N] [--backend wasm] [--no-torch] [--python PATH]
  *
  * Targets (issue #23): peak RSS ≤ 3 GB and time ≤ 1.5× PyTorch's, for both generators at 2560×1600.
  */
@@ -36,6 +36,7 @@ const { values: opt } = parseArgs({
     tile: { type: 'string', default: 'auto' },
     'no-torch': { type: 'boolean', default: false },
     python: { type: 'string', default: fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3' },
+    backend: { type: 'string', default: 'wasm' },
     child: { type: 'string' },
   },
 });
@@ -67,7 +68,7 @@ async function child(row) {
   const core = await import('../packages/core/dist/index.js');
   const tf = await import('@tensorflow/tfjs');
   const sharp = (await import('sharp')).default;
-  const backend = await core.initBackend({ backend: process.env.GANTRY_BACKEND || 'wasm', log: () => {} });
+  const backend = await core.initBackend({ backend: row.backend, log: () => {} });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-native-'));
   try {
     const input = path.join(tmp, 'photo.png');
@@ -110,7 +111,7 @@ async function child(row) {
   }
 }
 
-const TORCH = String.raw`
+const TORCH = `
 import json, os, resource, sys, time
 row = json.loads(sys.argv[1])
 for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -152,7 +153,7 @@ console.log('|---|---|---|---|---|---|---|---|');
 for (const name of names) {
   const base = ROWS[name];
   if (!base) throw new Error(`unknown generator ${name} (expected ${Object.keys(ROWS).join(', ')})`);
-  const row = { ...base, width: Number(opt.width), height: Number(opt.height), tile: opt.tile, maxMemory: opt['max-memory'] ? Number(opt['max-memory']) : undefined };
+  const row = { ...base, backend: opt.backend, width: Number(opt.width), height: Number(opt.height), tile: opt.tile, maxMemory: opt['max-memory'] ? Number(opt['max-memory']) : undefined };
   const env = { ...process.env, GANTRY_THREADS: opt.threads };
   const g = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(row)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (g.status !== 0) {
@@ -160,10 +161,12 @@ for (const name of names) {
     continue;
   }
   const gr = JSON.parse(g.stdout.trim().split('\n').at(-1));
+  console.error(`${name} Gantry: ${JSON.stringify(gr)}`);
   let tr;
   if (torchOk) {
     const p = spawnSync(opt.python, ['-c', TORCH, JSON.stringify({ ...row, threads: Number(opt.threads), multiple: gr.multiple }), path.join(here, 'reference')], { encoding: 'utf8', maxBuffer: 1 << 24 });
     tr = p.status === 0 ? JSON.parse(p.stdout.trim().split('\n').at(-1)) : { error: (p.stderr || '').trim().split('\n').at(-1) };
+    console.error(`${name} PyTorch: ${JSON.stringify(tr)}`);
   }
   const tiles = gr.tiles > 1 ? `${gr.tiles} × ${gr.tile} px` : 'whole image';
   const torchCols = !tr
