@@ -130,7 +130,7 @@ export const translateOptions = {
     describe: 'native resolution: tile side in pixels for photos too large for one pass; auto: tile only above --max-memory; 0: never',
   },
   'tile-overlap': { type: 'number', describe: 'overlap of adjacent tiles in pixels (default: a quarter of the tile)' },
-  'max-memory': { type: 'number', describe: 'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 2048)' },
+  'max-memory': { type: 'number', describe: 'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1536)' },
   eval: {
     type: 'boolean',
     describe: "batch norm with its running statistics and no dropout (the reference's --eval); --no-eval: the image's own statistics and dropout on, as the reference tests by default",
@@ -270,9 +270,13 @@ export function nativeArgs(a: Record<string, unknown>): Pick<TranslateOptions, '
   return o;
 }
 
-/** Defaults of the native-resolution path: one pass may use a quarter of RAM, at most 2 GiB. */
+/**
+ * The tensor memory one pass may use by default: a quarter of RAM, at most 1.5 GiB. The process's peak RSS adds
+ * the weights, the image's JS arrays and the wasm heap's slack (about 1.3 GB for a unet_256 at 2560×1600): 1.5 GiB
+ * keeps the whole process under 3 GB on photos of any size (docs/results/2026-11-30-translate-native.md).
+ */
 export function defaultMaxMemory(): number {
-  return Math.min(2 * 1024 ** 3, Math.floor(os.totalmem() / 4));
+  return Math.min(1.5 * 1024 ** 3, Math.floor(os.totalmem() / 4));
 }
 
 /** The tile side for an image (0: one pass), from `tile` and, for 'auto', the memory estimate. */
