@@ -8,7 +8,7 @@
  * `import torch` works. Needs the packages' dist/ (`pnpm build`).
  *
  *   node bench/translate-native.mjs [--only unet_256,resnet_9blocks] [--width 2560] [--height 1600]
- *        [--threads 1] [--max-memory MB] [--tile auto|0|N] [--backend wasm] [--no-torch] [--python PATH]
+ *        [--threads 1] [--max-memory MB] [--tile auto|0|N] [--backend wasm] [--no-torch] [--torch-only] [--python PATH]
  *
  * Targets (issue #23): peak RSS ≤ 3 GB and time ≤ 1.5× PyTorch's, for both generators at 2560×1600.
  */
@@ -37,6 +37,7 @@ const { values: opt } = parseArgs({
     'no-torch': { type: 'boolean', default: false },
     python: { type: 'string', default: fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3' },
     backend: { type: 'string', default: 'wasm' },
+    'torch-only': { type: 'boolean', default: false },
     child: { type: 'string' },
   },
 });
@@ -155,20 +156,23 @@ for (const name of names) {
   if (!base) throw new Error(`unknown generator ${name} (expected ${Object.keys(ROWS).join(', ')})`);
   const row = { ...base, backend: opt.backend, width: Number(opt.width), height: Number(opt.height), tile: opt.tile, maxMemory: opt['max-memory'] ? Number(opt['max-memory']) : undefined };
   const env = { ...process.env, GANTRY_THREADS: opt.threads };
-  const g = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(row)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (g.status !== 0) {
-    console.log(`| ${name} | failed: ${(g.stderr || g.stdout).trim().split('\n').slice(-3).join(' ')} |`);
-    continue;
+  let gr = { forwardS: Number.NaN, forwardCpuS: Number.NaN, totalS: Number.NaN, peakRssMiB: Number.NaN, tiles: 0, multiple: row.kind === 'unet' ? 2 ** row.numDowns : 4, backend: 'not run' };
+  if (!opt['torch-only']) {
+    const g = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(row)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (g.status !== 0) {
+      console.log(`| ${name} | failed: ${(g.stderr || g.stdout).trim().split('\n').slice(-3).join(' ')} |`);
+      continue;
+    }
+    gr = JSON.parse(g.stdout.trim().split('\n').at(-1));
   }
-  const gr = JSON.parse(g.stdout.trim().split('\n').at(-1));
   console.error(`${name} Gantry: ${JSON.stringify(gr)}`);
   let tr;
   if (torchOk) {
     const p = spawnSync(opt.python, ['-c', TORCH, JSON.stringify({ ...row, threads: Number(opt.threads), multiple: gr.multiple }), path.join(here, 'reference')], { encoding: 'utf8', maxBuffer: 1 << 24 });
-    tr = p.status === 0 ? JSON.parse(p.stdout.trim().split('\n').at(-1)) : { error: (p.stderr || '').trim().split('\n').at(-1) };
+    tr = p.status === 0 ? JSON.parse(p.stdout.trim().split('\n').at(-1)) : { error: `exit ${p.status ?? p.signal} ${(p.stderr || '').trim().split('\n').at(-1) ?? ''}` };
     console.error(`${name} PyTorch: ${JSON.stringify(tr)}`);
   }
-  const tiles = gr.tiles > 1 ? `${gr.tiles} × ${gr.tile} px` : 'whole image';
+  const tiles = gr.tiles > 1 ? `${gr.tiles} × ${gr.tile} px` : gr.tiles === 1 ? 'whole image' : 'not run';
   const torchCols = !tr
     ? ['n/a', 'n/a', 'n/a']
     : tr.error
