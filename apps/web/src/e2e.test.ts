@@ -1,7 +1,7 @@
 /**
  * End to end in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core): the built demo page
  * loads tiny exported generators (made here: a cGAN, a pix2pix U-Net and a CycleGAN ResNet with Gantry's custom
- * layers), draws digits, translates an uploaded image; and a run's report.html renders offline. Canvases must not
+ * layers), draws digits, translates an uploaded image at its own resolution (not the models' export size); and a run's report.html renders offline. Canvases must not
  * be blank and the console must stay free of errors. Screenshots go to $GANTRY_SCREENSHOTS (or the temp dir).
  *
  * Skipped only when /usr/bin/chromium is absent (CI installs it: apt-get install -y chromium).
@@ -77,14 +77,15 @@ async function makeModels(root: string): Promise<void> {
     normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
   });
   for (const g of ['G_A', 'G_B']) {
-    const resnet = resnetGenerator({ size: 32, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
+    // Exported at 16×16: the page runs it at the picture's own size all the same.
+    const resnet = resnetGenerator({ size: 16, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
     randomise(resnet, g === 'G_A' ? 3 : 4);
     await exportModel(resnet, path.join(root, 'cyclegan', g));
     resnet.dispose();
   }
   fs.writeFileSync(
     path.join(root, 'cyclegan', 'metadata.json'),
-    JSON.stringify({ variant: 'cyclegan', kind: 'image-to-image', imageSize: 32, channels: 3, generators: { G_A: 'A → B', G_B: 'B → A' }, domains: { A: 'day', B: 'night' } }),
+    JSON.stringify({ variant: 'cyclegan', kind: 'image-to-image', imageSize: 16, channels: 3, generators: { G_A: 'A → B', G_B: 'B → A' }, domains: { A: 'day', B: 'night' } }),
   );
   fs.writeFileSync(path.join(root, 'index.json'), JSON.stringify({ models: ['cgan', 'pix2pix', 'cyclegan'] }));
   cgan.dispose();
@@ -209,7 +210,10 @@ describe.skipIf(!hasChromium)(hasChromium ? 'in headless Chromium' : `in headles
       const s = await canvasStats(page, id);
       expect(s.drawn, id).toBe(s.pixels);
       expect(s.range, id).toBeGreaterThan(30);
+      // Native resolution: the 64×48 upload, not the 32×32 (pix2pix) or 16×16 (CycleGAN) the models were exported at.
+      expect(await page.$eval(id, (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]), id).toEqual([64, 48]);
     }
+    expect(await page.textContent('#translate-status')).toContain("at the picture's own 64×48 pixels");
     expect((await canvasStats(page, '#pix2pix-out')).sum).not.toBe(before.sum);
     expect(await page.textContent('#cyclegan-caption')).toContain('day → night');
     expect(await page.textContent('#pix2pix-caption')).toContain('day → night');

@@ -172,20 +172,28 @@ function exampleScene(size = 256): HTMLCanvasElement {
   return c;
 }
 
+/** The longest side a picture is translated at in the page (larger ones are scaled down to bound memory). */
+const MAX_SIDE = 512;
+
 async function runTranslation(source: HTMLCanvasElement | ImageBitmap): Promise<void> {
   const input = $<HTMLCanvasElement>('input');
-  const side = Math.min(source.width, source.height);
-  input.width = input.height = Math.min(256, side);
-  input.getContext('2d')!.drawImage(source, (source.width - side) / 2, (source.height - side) / 2, side, side, 0, 0, input.width, input.height);
+  // The whole picture, aspect kept: the generators run at its own resolution (up to MAX_SIDE).
+  const scale = Math.min(1, MAX_SIDE / Math.max(source.width, source.height));
+  input.width = Math.max(1, Math.round(source.width * scale));
+  input.height = Math.max(1, Math.round(source.height * scale));
+  input.getContext('2d')!.drawImage(source, 0, 0, input.width, input.height);
   if (!translators.length) return;
   status('translate-status', 'translating…');
   const t0 = performance.now();
   for (const g of translators) {
-    const out = translate(g, input);
+    const out = await translate(g, input);
     await draw(out, $(`${g.name}-out`));
     out.dispose();
   }
-  status('translate-status', `${translators.map((g) => `${g.name}: ${g.describe} at ${g.meta.imageSize}×${g.meta.imageSize}`).join(' · ')} · ${(performance.now() - t0).toFixed(0)} ms`);
+  status(
+    'translate-status',
+    `${translators.map((g) => `${g.name}: ${g.describe}`).join(' · ')} · at the picture's own ${input.width}×${input.height} pixels · ${(performance.now() - t0).toFixed(0)} ms`,
+  );
   document.body.dataset.translated = 'ready';
 }
 

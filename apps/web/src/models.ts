@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 // Registers Gantry's custom layers: InstanceNormalization and ReflectionPadding2D (pix2pix/CycleGAN generators),
 // ClassConditionalAffine (the cGAN generator's conditional batch norm).
-import '@gantry/layers';
+import { type FloatImage, forwardPadded, imageTranslator, type ImageTranslator } from '@gantry/layers';
 
 export interface LatentMeta {
   variant: string;
@@ -34,7 +34,15 @@ export interface Loaded<M extends Meta = Meta> {
   model: tf.LayersModel;
   /** What the model does, for captions ("day → night"). */
   describe: string;
+  /** Image-to-image models: the generator at any input size (a multiple of its stride multiple). */
+  translator?: ImageTranslator;
 }
+
+/**
+ * Batch norm on the image's own statistics with dropout on (the pix2pix paper's and the reference implementation's
+ * default test mode, as `translate` runs by default); `?eval=1` uses the running statistics instead.
+ */
+const evalMode = typeof location !== 'undefined' && new URLSearchParams(location.search).get('eval') === '1';
 
 async function fetchJson<T>(url: string): Promise<T> {
   const r = await fetch(url);
@@ -71,12 +79,12 @@ export async function loadModel(base: string, name: string, from = 'day'): Promi
     const g = d.B === from ? 'G_B' : 'G_A';
     const model = await tf.loadLayersModel(`${base}${name}/${g}/model.json`);
     const [src, dst] = g === 'G_A' ? [d.A, d.B] : [d.B, d.A];
-    return { name, meta, model, describe: `${src} → ${dst}` };
+    return { name, meta, model, describe: `${src} → ${dst}`, translator: await imageTranslator(model, evalMode) };
   }
   const model = await tf.loadLayersModel(`${base}${name}/model.json`);
   // The bundled day/night pairs are A = night, B = day: BtoA is day → night.
   const describe = meta.direction === 'BtoA' ? 'day → night' : meta.direction === 'AtoB' ? 'A → B' : 'translation';
-  return { name, meta, model, describe };
+  return { name, meta, model, describe, translator: await imageTranslator(model, evalMode) };
 }
 
 /** Small deterministic PRNG (mulberry32) and Box–Muller normals: the same seed, the same digit. */
@@ -132,19 +140,24 @@ export function generate(g: Loaded<LatentMeta>, z: Float32Array[], labels?: numb
   });
 }
 
-/** Runs an image-to-image generator on a picture: square centre crop, resize, [-1, 1] in, [0, 1] out. */
-export function translate(g: Loaded<ImageMeta>, source: HTMLCanvasElement | HTMLImageElement | ImageBitmap): tf.Tensor3D {
+/**
+ * Runs an image-to-image generator on a picture at the picture's own size (native resolution: reflect-padded to the
+ * generator's stride multiple and cropped back, whatever size the model was exported at): [-1, 1] in, [0, 1] out.
+ */
+export async function translate(g: Loaded<ImageMeta>, source: HTMLCanvasElement | HTMLImageElement | ImageBitmap): Promise<tf.Tensor3D> {
+  const t = g.translator!;
+  const x = tf.tidy(() => {
+    let img = tf.browser.fromPixels(source as HTMLCanvasElement, 3).toFloat().div(127.5).sub(1) as tf.Tensor3D;
+    if (t.inChannels === 1) img = tf.mean(img, -1, true) as tf.Tensor3D;
+    return img;
+  });
+  const [height, width, channels] = x.shape;
+  const img: FloatImage = { data: (await x.data()) as Float32Array, height, width, channels };
+  x.dispose();
+  const out = await forwardPadded(t.fn, img, t.multiple);
   return tf.tidy(() => {
-    let img = tf.browser.fromPixels(source as HTMLCanvasElement, 3) as tf.Tensor3D;
-    const [h, w] = img.shape;
-    const side = Math.min(h, w);
-    img = tf.slice(img, [Math.floor((h - side) / 2), Math.floor((w - side) / 2), 0], [side, side, 3]);
-    const size = g.meta.imageSize;
-    let x = tf.image.resizeBilinear(img, [size, size], true).div(127.5).sub(1) as tf.Tensor3D;
-    if (g.meta.channels === 1) x = tf.mean(x, -1, true) as tf.Tensor3D;
-    const y = g.model.predict(tf.expandDims(x, 0)) as tf.Tensor4D;
-    let out = toUnit(tf.squeeze(y, [0])) as tf.Tensor3D;
-    if (out.shape[2] === 1) out = tf.tile(out, [1, 1, 3]);
-    return out;
+    let y = toUnit(tf.tensor3d(out.data, [out.height, out.width, out.channels])) as tf.Tensor3D;
+    if (y.shape[2] === 1) y = tf.tile(y, [1, 1, 3]);
+    return y;
   });
 }

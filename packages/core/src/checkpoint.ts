@@ -197,7 +197,7 @@ function checkStructure(model: tf.LayersModel, dir: string, json: ModelJson): vo
 }
 
 /** Sets `model`'s weights from a saved directory, checking the layer structure and that every weight's shape matches. */
-function restoreModelWeights(model: tf.LayersModel, dir: string): void {
+export function restoreModelWeights(model: tf.LayersModel, dir: string): void {
   const json = readModelJson(dir);
   checkStructure(model, dir, json);
   const { specs, data } = readWeightFiles(dir, json);

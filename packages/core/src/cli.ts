@@ -13,7 +13,8 @@ import { formatLosses } from './progress.js';
 import { checkNewRunDir, latestRun, lockRunDir, newRunDir, removeIfUnused, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
-import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
+import { measureBytesPerPixel } from './tiles.js';
+import { nativeArgs, type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
 /** A yargs coerce for a numeric flag of a command outside the variant commands (`gantry`, `translate`). */
 export function numberFlag(flag: string, test: (n: number) => boolean, expected: string) {
@@ -186,21 +187,30 @@ export interface LoadedTranslator {
   fn: TranslateFn;
   modelSize: number;
   inChannels: 1 | 3;
+  /** Native resolution: the multiple height and width must be (the generator's stride multiple). */
+  multiple?: number;
 }
 
 /**
- * The body of every app's `translate` command (flags: translateOptions): checks --input before anything slow,
- * starts the backend, loads the generator with `load`, translates.
+ * The body of every app's `translate` command (flags: translateOptions): checks --input and the native-resolution
+ * flags before anything slow, starts the backend, loads the generator with `load` (told whether --eval was given),
+ * translates.
  */
 export async function translateFromArgs(
-  a: { input?: unknown; output?: unknown; quality?: unknown; maxMegapixels?: unknown },
+  a: Record<string, unknown>,
   backend: string | undefined,
-  load: () => Promise<LoadedTranslator>,
+  load: (o: { evalMode: boolean }) => Promise<LoadedTranslator>,
+  defaults: { evalMode?: boolean } = {},
 ): Promise<TranslateSummary> {
   const input = String(a.input);
   if (!fs.existsSync(userPath(input))) throw new GantryError(`--input ${input}: no such file or folder`);
+  const native = nativeArgs(a);
   await initBackend({ backend });
-  const { fn, modelSize, inChannels } = await load();
+  const evalMode = typeof a.eval === 'boolean' ? a.eval : (defaults.evalMode ?? false);
+  const { fn, modelSize, inChannels, multiple } = await load({ evalMode });
+  const m = multiple ?? 1;
+  // One probe per command (it runs the generator once on a small image), only if some photo needs the estimate.
+  let perPixel: Promise<number> | undefined;
   return translateCommand(fn, {
     input,
     output: String(a.output),
@@ -208,5 +218,8 @@ export async function translateFromArgs(
     inChannels,
     quality: Number(a.quality),
     maxMegapixels: a.maxMegapixels === undefined ? undefined : Number(a.maxMegapixels),
+    ...native,
+    multiple: m,
+    bytesPerPixel: () => (perPixel ??= measureBytesPerPixel(fn, m, inChannels)),
   });
 }

@@ -25,3 +25,7 @@ export * from './variant.js';
 export * from './torch/reader.js';
 export * from './torch/mapping.js';
 export * from './torch/import.js';
+export * from './fully-conv.js';
+export * from './tiles.js';
+export * from './structure.js';
+export * from './init-from.js';

@@ -1,6 +1,8 @@
 /**
- * Browser-safe entry for pages that load Gantry generators with `tf.loadLayersModel`: only the custom layers
- * (importing this module registers them with tf.serialization). The package index pulls in Node-only modules
- * (fs, sharp); networks.ts imports nothing but TF.js, rng.ts and backend/fused-ops.ts (TF.js only).
+ * Browser-safe entry for pages that load Gantry generators with `tf.loadLayersModel`: the custom layers (importing
+ * this module registers them with tf.serialization) and running a generator at any image size. The package index
+ * pulls in Node-only modules (fs, sharp); networks.ts and fully-conv.ts import nothing but TF.js, rng.ts and
+ * backend/fused-ops.ts (TF.js only).
  */
 export { ClassConditionalAffine, InstanceNormalization, ReflectionPadding2D } from './networks.js';
+export { type FloatImage, forwardPadded, imageTranslator, type ImageTranslator } from './fully-conv.js';

@@ -28,11 +28,11 @@ function pattern(w: number, h: number, c = 3): RawImage {
 const mean = (v: Uint8Array) => v.reduce((s, x) => s + x, 0) / v.length;
 
 describe('translatePaths', () => {
-  it('keeps the size of any aspect ratio and runs the model at its own size', async () => {
+  it('keeps the size of any aspect ratio and runs the model at its own size (--resolution model)', async () => {
     const src = join(dir, 'wide.png');
     await writeRawImage(pattern(37, 23), src);
     seen.length = 0;
-    const s = await translatePaths(darken, { input: src, output: join(dir, 'wide-out.jpg'), modelSize: 16, ...quiet });
+    const s = await translatePaths(darken, { input: src, output: join(dir, 'wide-out.jpg'), modelSize: 16, resolution: 'model', ...quiet });
     expect(s.failed).toEqual([]);
     expect(seen).toEqual([[1, 16, 16, 3]]);
     const out = await readImage(join(dir, 'wide-out.jpg'));
@@ -40,6 +40,55 @@ describe('translatePaths', () => {
     const inp = await readImage(src);
     expect(mean(out.data)).toBeLessThan(mean(inp.data) * 0.6);
     expect((await sharp(join(dir, 'wide-out.jpg')).metadata()).format).toBe('jpeg');
+  });
+
+  it('at native resolution runs the model on the padded photo and reports the structure kept', async () => {
+    const src = join(dir, 'wide.png');
+    seen.length = 0;
+    const lines: string[] = [];
+    const s = await translatePaths(darken, { input: src, output: join(dir, 'wide-native.png'), modelSize: 16, multiple: 8, log: (l) => lines.push(l) });
+    expect(s.failed).toEqual([]);
+    // 37×23 reflect-padded up to multiples of 8, in one pass.
+    expect(seen).toEqual([[1, 24, 40, 3]]);
+    const out = await readImage(join(dir, 'wide-native.png'));
+    const inp = await readImage(src);
+    expect([out.width, out.height]).toEqual([37, 23]);
+    // Pixel for pixel: y = (x − 1) / 2 on [-1, 1] maps byte v to about v / 2.
+    for (let i = 0; i < inp.data.length; i++) expect(Math.abs(out.data[i]! - inp.data[i]! / 2)).toBeLessThanOrEqual(1);
+    // Darkening keeps every edge: structure 1.00.
+    expect(s.reports[0]!.structure.correlation).toBeGreaterThan(0.99);
+    expect(lines).toEqual([`${src} → ${join(dir, 'wide-native.png')} (structure 1.00)`]);
+  });
+
+  it('tiles a photo above the memory budget, and warns when a model destroys the structure', async () => {
+    const src = join(dir, 'tiled.png');
+    await writeRawImage(pattern(70, 50), src);
+    seen.length = 0;
+    const lines: string[] = [];
+    const flat: TranslateFn = (x) => {
+      seen.push(x.shape);
+      return tf.zerosLike(x);
+    };
+    const s = await translatePaths(flat, {
+      input: src,
+      output: join(dir, 'tiled-out.png'),
+      modelSize: 16,
+      multiple: 4,
+      maxMemory: 1000 * 32 * 32,
+      bytesPerPixel: async () => 1000,
+      log: (l) => lines.push(l),
+    });
+    expect(s.failed).toEqual([]);
+    // Budget 32×32 pixels: windows of 32, overlapping by at least 8, over the 72×52 padded image.
+    expect(seen.every((sh) => sh[1] === 32 && sh[2] === 32)).toBe(true);
+    expect(s.reports[0]!.run.tiles).toBe(seen.length);
+    expect(seen.length).toBe(6);
+    expect(lines[0]).toContain('structure 0.00; 6 tiles of 32 px');
+    expect(lines[1]).toMatch(/tiled\.png: warning: the output keeps little of the input's structure/);
+    await expect(translatePaths(darken, { input: src, output: join(dir, 't.png'), modelSize: 8, tile: 16, tileOverlap: 16, ...quiet })).rejects.toThrow(
+      /--tile-overlap 16: must be smaller than --tile 16/,
+    );
+    await expect(translatePaths(darken, { input: src, output: join(dir, 't.png'), modelSize: 8, tile: -3, ...quiet })).rejects.toThrow(/--tile: expected/);
   });
 
   it('honours EXIF orientation (the output is upright, with the displayed size)', async () => {
@@ -210,6 +259,8 @@ describe('translatePaths', () => {
   it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
     await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, ...quiet });
+    await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, resolution: 'model', ...quiet });
+    await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, multiple: 4, tile: 16, ...quiet });
     expect(tf.memory().numTensors).toBe(before);
     expect((await readFile(join(dir, 'leak.png'))).length).toBeGreaterThan(0);
   });

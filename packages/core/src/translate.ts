@@ -9,12 +9,17 @@
  *   name and extension (.gif/.tif/.avif inputs, which cannot be written, become .png).
  * - Any size, aspect ratio and format sharp decodes (JPEG, PNG, WebP, GIF, TIFF, AVIF), 8 or 16 bit, EXIF
  *   orientation applied (the output is upright and has the input's displayed size).
- * - The model runs at its own resolution on the WHOLE image: the image is resized (bicubic, aspect not kept —
- *   the reference implementation's `--preprocess resize` at test time) to modelSize×modelSize, translated, and
- *   the translation resized back (bicubic) to the input's width×height. No tiling: a scene-level mapping such
- *   as day→night needs to see the whole picture (the sky at the top, the street at the bottom), which tiles of
- *   a large photo would not; the price is that outputs of images much larger than the model carry the model's
- *   level of detail.
+ * - `resolution: 'native'` (the default): the generator runs fully convolutionally on the image's own pixels,
+ *   reflect-padded to the network's stride multiple and cropped back (fully-conv.ts) — the reference
+ *   implementation's `--preprocess none`. The output keeps the photo's detail; the network sees the scene at the
+ *   photo's scale, not the training crops' (see docs/readme-23b.md for when that matters). When the estimated
+ *   memory of one pass exceeds `maxMemory`, or `tile` says so, the image goes through in overlapping tiles blended
+ *   without seams (tiles.ts).
+ * - `resolution: 'model'`: the image is resized (bicubic, aspect not kept — the reference's `--preprocess resize`)
+ *   to modelSize×modelSize, translated whole, and the translation resized back (bicubic) to the input's size: the
+ *   network sees the whole scene at its training scale, and the output carries the model's level of detail.
+ * - Each written line reports how much of the input's structure the output keeps (structure.ts), with a warning
+ *   when it is low.
  * - Grayscale inputs are fed to an RGB model as gray RGB and the output is written back as grayscale (luma);
  *   inputs with alpha are translated flattened onto white (core/image.ts's convention) and the input's alpha
  *   channel is put back on the output (PNG/WebP; a JPEG output is flattened onto white).
@@ -37,6 +42,7 @@
  *   })
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
@@ -44,11 +50,15 @@ import type { Options } from 'yargs';
 import { GantryError, check } from './errors.js';
 import { type ImageFormat, type RawImage, decodeImage, encodeImage, formatFromPath, imageToTensor, resizeImage, tensorToImage, atomicWriteAsync } from './image.js';
 import { mkdirp } from './fsutil.js';
+import { type FloatImage, forwardPadded } from './fully-conv.js';
 import { userPath } from './run.js';
+import { formatStructure, type StructureScore, structureScore } from './structure.js';
+import { forwardTiled, tilePlan } from './tiles.js';
 
 /**
- * The model: a [1, S, S, C] float32 tensor in [-1, 1] (S = modelSize, C = inChannels) to a [1, S, S, C'] tensor
- * in [-1, 1] (C' = 1 or 3). It may be async. The input is disposed by the caller; the output is disposed here.
+ * The model: a [1, H, W, C] float32 tensor in [-1, 1] (H = W = modelSize at model resolution; multiples of the
+ * stride multiple at native resolution; C = inChannels) to a [1, H, W, C'] tensor in [-1, 1] (C' = 1 or 3). It may
+ * be async. The input is disposed by the caller; the output is disposed here.
  */
 export type TranslateFn = (x: tf.Tensor4D) => tf.Tensor4D | Promise<tf.Tensor4D>;
 
@@ -67,10 +77,24 @@ export interface TranslateOptions {
   maxMegapixels?: number;
   /** Progress lines (default console.error). */
   log?: (line: string) => void;
+  /** 'native' (default): the image's own size; 'model': resized to modelSize and back. */
+  resolution?: Resolution;
+  /** Native resolution: height and width must be multiples of this (the network's stride multiple; default 1). */
+  multiple?: number;
+  /** Native resolution: tile side in pixels, 0 = never tile, 'auto' (default) = tile when one pass exceeds maxMemory. */
+  tile?: number | 'auto';
+  /** Minimum overlap of adjacent tiles in pixels (default tile / 4). */
+  tileOverlap?: number;
+  /** Bytes one pass may use before 'auto' tiles (default `defaultMaxMemory()`). */
+  maxMemory?: number;
+  /** Tensor bytes per input pixel of one pass (measured by `measureBytesPerPixel`); needed by tile 'auto'. */
+  bytesPerPixel?: () => Promise<number>;
 }
 
 /** The default input-size limit of `translate` (megapixels): above any phone camera, far below a decoding bomb. */
 export const DEFAULT_MAX_MEGAPIXELS = 50;
+
+export type Resolution = 'native' | 'model';
 
 export interface TranslateFailure {
   file: string;
@@ -83,6 +107,14 @@ export interface TranslateSummary {
   failed: TranslateFailure[];
   /** Hidden files and sub-folders skipped in folder mode. */
   skipped: number;
+  /** One per written file, in the order of `written`. */
+  reports: FileReport[];
+}
+
+function logWritten(log: (l: string) => void, src: string, dst: string, r: FileReport): void {
+  const d = describeFile(r);
+  log(`${src} → ${dst} (${d.text})`);
+  if (d.warning) log(`${src}: ${d.warning}`);
 }
 
 /** The yargs options of a translate command (`c.options(translateOptions)`). */
@@ -99,6 +131,23 @@ export const translateOptions = {
     type: 'number',
     default: DEFAULT_MAX_MEGAPIXELS,
     describe: 'refuse inputs larger than this many megapixels (width × height / 10⁶), checked before decoding',
+  },
+  resolution: {
+    type: 'string',
+    default: 'native',
+    choices: ['native', 'model'],
+    describe: "native: run on the photo's own pixels (padded to the network's stride multiple); model: resize to the model's size and back",
+  },
+  tile: {
+    type: 'string',
+    default: 'auto',
+    describe: 'native resolution: tile side in pixels for photos too large for one pass; auto: tile only above --max-memory; 0: never',
+  },
+  'tile-overlap': { type: 'number', describe: 'overlap of adjacent tiles in pixels (default: a quarter of the tile)' },
+  'max-memory': { type: 'number', describe: 'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1536)' },
+  eval: {
+    type: 'boolean',
+    describe: "batch norm with its running statistics and no dropout (the reference's --eval); --no-eval: the image's own statistics and dropout on, as the reference tests by default",
   },
 } satisfies Record<string, Options>;
 
@@ -208,12 +257,127 @@ async function encodeOutput(img: RawImage, format: ImageFormat, quality = 92): P
   return format === 'png' ? p.png().toBuffer() : format === 'jpeg' ? p.jpeg({ quality }).toBuffer() : p.webp({ quality }).toBuffer();
 }
 
+/** Argument errors of the native-resolution options, before any work. */
+export function checkNativeOptions(o: Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'>): void {
+  if (o.resolution !== undefined) check(o.resolution === 'native' || o.resolution === 'model', `--resolution: expected native or model, got '${o.resolution}'`);
+  if (o.tile !== undefined && o.tile !== 'auto') check(Number.isInteger(o.tile) && o.tile >= 0, `--tile: expected auto, 0 or a tile side in pixels, got '${o.tile}'`);
+  if (o.tileOverlap !== undefined) check(Number.isInteger(o.tileOverlap) && o.tileOverlap >= 1, `--tile-overlap: expected a positive number of pixels, got '${o.tileOverlap}'`);
+  if (o.maxMemory !== undefined) check(Number.isFinite(o.maxMemory) && o.maxMemory > 0, `--max-memory: expected a positive number of bytes, got '${o.maxMemory}'`);
+  if (typeof o.tile === 'number' && o.tile > 0 && o.tileOverlap !== undefined) {
+    check(o.tileOverlap < o.tile, `--tile-overlap ${o.tileOverlap}: must be smaller than --tile ${o.tile}`);
+  }
+}
+
+/** The native-resolution options from parsed flags (--resolution, --tile, --tile-overlap, --max-memory in MB). */
+export function nativeArgs(a: Record<string, unknown>): Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'> {
+  const tileFlag = a.tile as string | number | undefined;
+  let tile: number | 'auto' | undefined;
+  if (tileFlag !== undefined) {
+    const t = String(tileFlag).trim();
+    tile = t === 'auto' ? 'auto' : /^\d+$/.test(t) ? Number(t) : Number.NaN;
+    check(!Number.isNaN(tile), `--tile: expected auto, 0 or a tile side in pixels, got '${tileFlag}'`);
+  }
+  const mb = a.maxMemory as number | undefined;
+  if (mb !== undefined) check(Number.isFinite(mb) && mb > 0, `--max-memory: expected a positive number of MB, got '${mb}'`);
+  const o = {
+    resolution: a.resolution as Resolution | undefined,
+    tile,
+    tileOverlap: a.tileOverlap as number | undefined,
+    maxMemory: mb === undefined ? undefined : mb * 1024 * 1024,
+  };
+  checkNativeOptions(o);
+  return o;
+}
+
 /**
- * Translates one decoded image: resize to the model size, run `fn`, resize back to the input's size, restore
- * grayscale/alpha. Returns 8-bit pixels with the input's width and height.
+ * The tensor memory one pass may use by default: a quarter of RAM, at most 1.5 GiB. The process's peak RSS adds
+ * the weights, the image's JS arrays and the wasm heap's slack (about 1.3 GB for a unet_256 at 2560×1600): 1.5 GiB
+ * keeps the whole process under 3 GB on photos of any size (docs/results/2026-11-30-translate-native.md).
  */
-export async function translateImage(fn: TranslateFn, decoded: Decoded, modelSize: number): Promise<RawImage> {
+export function defaultMaxMemory(): number {
+  return Math.min(1.5 * 1024 ** 3, Math.floor(os.totalmem() / 4));
+}
+
+/** The tile side for an image (0: one pass), from `tile` and, for 'auto', the memory estimate. */
+export async function chooseTile(width: number, height: number, o: Pick<TranslateOptions, 'tile' | 'maxMemory' | 'bytesPerPixel' | 'multiple'>): Promise<number> {
+  const tile = o.tile ?? 'auto';
+  if (tile !== 'auto') return tile;
+  if (!o.bytesPerPixel) return 0;
+  const m = o.multiple ?? 1;
+  const pixels = Math.ceil(height / m) * m * Math.ceil(width / m) * m;
+  const budget = o.maxMemory ?? defaultMaxMemory();
+  const perPixel = await o.bytesPerPixel();
+  if (pixels * perPixel <= budget) return 0;
+  // The largest square window within the budget, a multiple of m (at least 2m, so tiles can overlap and advance).
+  return Math.max(2 * m, Math.floor(Math.sqrt(budget / perPixel) / m) * m);
+}
+
+function toFloat(img: RawImage): FloatImage {
+  const f = new Float32Array(img.data.length);
+  for (let i = 0; i < f.length; i++) f[i] = img.data[i]! / 127.5 - 1;
+  return { data: f, height: img.height, width: img.width, channels: img.channels };
+}
+
+function toBytes(img: FloatImage): RawImage {
+  const v = img.data;
+  const out = new Uint8Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    out[i] = x >= 1 ? 255 : x > -1 ? Math.round((x + 1) * 127.5) : 0; // NaN -> 0
+  }
+  return { data: out, width: img.width, height: img.height, channels: img.channels };
+}
+
+/** How `translateImage` ran: at which resolution, and in how many tiles of which side. */
+export interface TranslateRun {
+  resolution: Resolution;
+  tiles: number;
+  tile: number;
+}
+
+/**
+ * Translates one decoded image at model or native resolution (see the module comment), restoring grayscale and
+ * alpha. Returns 8-bit pixels with the input's width and height, and how it ran.
+ */
+export async function translateImageWith(
+  fn: TranslateFn,
+  decoded: Decoded,
+  o: Pick<TranslateOptions, 'modelSize' | 'resolution' | 'multiple' | 'tile' | 'tileOverlap' | 'maxMemory' | 'bytesPerPixel'>,
+): Promise<{ image: RawImage; run: TranslateRun }> {
   const { image, alpha, gray } = decoded;
+  const resolution = o.resolution ?? 'native';
+  let out: RawImage;
+  const run: TranslateRun = { resolution, tiles: 1, tile: 0 };
+  if (resolution === 'model') {
+    out = await translateAtModelSize(fn, image, o.modelSize);
+  } else {
+    const m = o.multiple ?? 1;
+    check(Number.isInteger(m) && m >= 1, `translate: bad stride multiple ${m}`);
+    const tile = await chooseTile(image.width, image.height, o);
+    const checked: TranslateFn = async (x) => {
+      const y = await fn(x);
+      if (!(y.rank === 4 && y.shape[0] === 1 && y.shape[1] === x.shape[1] && y.shape[2] === x.shape[2] && (y.shape[3] === 1 || y.shape[3] === 3))) {
+        y.dispose();
+        throw new GantryError(`translate: the model returned shape [${y.shape}] for input [${x.shape}], expected [1, ${x.shape[1]}, ${x.shape[2]}, 1 or 3]`);
+      }
+      return y;
+    };
+    let result: FloatImage;
+    if (tile > 0) {
+      const plan = tilePlan(image.height, image.width, { multiple: m, tile, overlap: o.tileOverlap });
+      run.tiles = plan.ys.length * plan.xs.length;
+      run.tile = Math.max(plan.th, plan.tw);
+      result = await forwardTiled(checked, toFloat(image), { multiple: m, tile, overlap: o.tileOverlap });
+    } else {
+      result = await forwardPadded(checked, toFloat(image), m);
+    }
+    out = toBytes(result);
+  }
+  out = gray ? toGray(out) : toRgb(out);
+  return { image: alpha ? withAlpha(out, alpha) : out, run };
+}
+
+async function translateAtModelSize(fn: TranslateFn, image: RawImage, modelSize: number): Promise<RawImage> {
   const small = await resizeImage(image, modelSize, modelSize);
   const x = tf.tidy(() => tf.expandDims(imageToTensor(small), 0) as tf.Tensor4D);
   let y: tf.Tensor4D | undefined;
@@ -228,15 +392,34 @@ export async function translateImage(fn: TranslateFn, decoded: Decoded, modelSiz
   } finally {
     tf.dispose([x, y ?? []]);
   }
-  out = await resizeImage(out, image.width, image.height);
-  out = gray ? toGray(out) : toRgb(out);
-  return alpha ? withAlpha(out, alpha) : out;
+  return resizeImage(out, image.width, image.height);
 }
 
-async function translateFile(fn: TranslateFn, input: string, output: string, o: TranslateOptions): Promise<void> {
+/**
+ * Translates one decoded image at the model's resolution: resize to the model size, run `fn`, resize back to the
+ * input's size, restore grayscale/alpha. Returns 8-bit pixels with the input's width and height.
+ */
+export async function translateImage(fn: TranslateFn, decoded: Decoded, modelSize: number): Promise<RawImage> {
+  return (await translateImageWith(fn, decoded, { modelSize, resolution: 'model' })).image;
+}
+
+/** What one translated file reports: how it ran and how much structure the output kept. */
+export interface FileReport {
+  run: TranslateRun;
+  structure: StructureScore;
+}
+
+function describeFile(r: FileReport): { text: string; warning?: string } {
+  const s = formatStructure(r.structure);
+  const how = r.run.resolution === 'model' ? 'model resolution' : r.run.tiles > 1 ? `${r.run.tiles} tiles of ${r.run.tile} px` : '';
+  return { text: how ? `${s.text}; ${how}` : s.text, warning: s.warning };
+}
+
+async function translateFile(fn: TranslateFn, input: string, output: string, o: TranslateOptions): Promise<FileReport> {
   const format = formatFromPath(output);
   const decoded = await decodeForTranslation(input, o.inChannels ?? 3, o.maxMegapixels);
-  const img = await translateImage(fn, decoded, o.modelSize);
+  const { image: img, run } = await translateImageWith(fn, decoded, o);
+  const structure = structureScore(decoded.image, img);
   let buf: Buffer;
   try {
     buf = await encodeOutput(img, format, o.quality);
@@ -244,6 +427,7 @@ async function translateFile(fn: TranslateFn, input: string, output: string, o: 
     throw new GantryError(`${output}: cannot encode (${firstLine(e)})`);
   }
   await atomicWriteAsync(output, buf);
+  return { run, structure };
 }
 
 /**
@@ -257,13 +441,14 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
   if (o.maxMegapixels !== undefined) {
     check(Number.isFinite(o.maxMegapixels) && o.maxMegapixels > 0, `--max-megapixels: expected a positive number, got '${o.maxMegapixels}'`);
   }
+  checkNativeOptions(o);
   if (o.quality !== undefined) check(Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100, `--quality: expected an integer in 1..100, got '${o.quality}'`);
   const input = userPath(o.input);
   const output = userPath(o.output);
   const st = fs.statSync(input, { throwIfNoEntry: false });
   if (!st) throw new GantryError(`--input ${o.input}: no such file or folder`);
   const outSt = fs.statSync(output, { throwIfNoEntry: false });
-  const summary: TranslateSummary = { written: [], failed: [], skipped: 0 };
+  const summary: TranslateSummary = { written: [], failed: [], skipped: 0, reports: [] };
 
   const one = async (src: string, dst: string) => {
     if (path.resolve(src) === path.resolve(dst)) {
@@ -272,9 +457,10 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
       return;
     }
     try {
-      await translateFile(fn, src, dst, o);
+      const r = await translateFile(fn, src, dst, o);
       summary.written.push([src, dst]);
-      log(`${src} → ${dst}`);
+      summary.reports.push(r);
+      logWritten(log, src, dst, r);
     } catch (e) {
       const error = firstLine(e);
       const msg = error.includes(src) ? error : `${src}: ${error}`;
@@ -289,15 +475,17 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
     else formatFromPath(output); // a bad output extension is an argument error, before any work
     // One file: its error is the command's error (one line, exit 2), not a per-file report.
     if (path.resolve(input) === path.resolve(dst)) throw new GantryError(`${o.input}: refusing to overwrite the input (choose another --output)`);
+    let r: FileReport;
     try {
-      await translateFile(fn, input, dst, o);
+      r = await translateFile(fn, input, dst, o);
     } catch (e) {
       if (!(e instanceof GantryError)) throw e;
       const error = firstLine(e);
       throw new GantryError(error.includes(input) ? error : `${input}: ${error}`);
     }
     summary.written.push([input, dst]);
-    log(`${input} → ${dst}`);
+    summary.reports.push(r);
+    logWritten(log, input, dst, r);
     return summary;
   }
 

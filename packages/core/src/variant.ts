@@ -24,6 +24,8 @@ import { listRuns, runsTable } from './report/runs.js';
 import { readRunInfo, runsRoot, userPath } from './run.js';
 import { decayOverLast } from './schedules.js';
 import type { GanTask } from './trainer.js';
+import { imageTranslator } from './fully-conv.js';
+import { type ArchKey, initArchitecture, initWeights, openInitSource } from './init-from.js';
 import { translateOptions } from './translate.js';
 
 /** Flags every command of every app has. */
@@ -46,6 +48,7 @@ export const TRAIN_FLAGS = {
   seed: flag.nonNegativeInt('random seed (weights, noise, data order)', { default: 42 }),
   out: flag.string('run directory (default: runs/<variant>/<time>)', { transient: true }),
   resume: flag.string('resume a run: a run directory, a checkpoint, or "latest"', { transient: true }),
+  initFrom: flag.string('fine-tune: start from the networks of a checkpoint, run or imported model (architecture from it; optimizers fresh, step 0)'),
   sampleEvery: flag.nonNegativeInt('write a sample image every N steps (0: only at the end)'),
   checkpointEvery: flag.nonNegativeInt('checkpoint every N steps (0: only at the end)'),
   keep: flag.nonNegativeInt('keep the last K checkpoints (0: all)', { default: 3 }),
@@ -154,6 +157,12 @@ export interface VariantDefinition<F extends FlagSpecs, C extends object, D exte
   preferNets?: string[];
   /** Among runs, those `generate`/`translate` may pick by default (e.g. not an L1-only baseline). */
   defaultRun?(config: C): boolean;
+  /**
+   * What `train --init-from` takes from the source's config: the architecture keys (`net`: only when the source holds
+   * that network; `soft`: a default the flags may change, e.g. a fully convolutional network's crop size). Default:
+   * `mustMatch`.
+   */
+  architecture?: readonly ArchKey[];
   /** Commands only this variant has (pix2pix's and CycleGAN's import-torch). */
   commands?: ExtraCommand[];
 }
@@ -231,12 +240,18 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   const presetNames = Object.keys(def.presets);
   const merged: Record<string, unknown> = { ...saved };
   for (const [k, v] of Object.entries(given)) if (v !== undefined) merged[k] = v;
+  // --init-from: the source's architecture under the flags given (a resumed run has its weights already).
+  const initFrom = typeof given.initFrom === 'string' && given.resume === undefined ? openInitSource(def.name, given.initFrom) : undefined;
+  if (initFrom) {
+    const keys = def.architecture ?? def.mustMatch.map((key) => ({ key, flag: kebab(key) }));
+    for (const [k, v] of Object.entries(initArchitecture(initFrom, keys, merged))) if (merged[k] === undefined) merged[k] = v;
+  }
   const presetName = typeof merged.preset === 'string' ? merged.preset : presetNames[0]!;
   const preset = def.presets[presetName];
   if (!preset) throw new GantryError(`--preset: unknown preset '${presetName}' (expected ${presetNames.join(' or ')})`);
   const train = readFlags(TRAIN_FLAGS, merged, preset);
   const values = readFlags(def.flags, merged, preset);
-  return { presetName, preset, train, values, config: def.config(values) };
+  return { presetName, preset, train, values, config: def.config(values), initFrom };
 }
 
 /** The app's commands, built from the variant definition. */
@@ -253,7 +268,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     for (const d of deprecatedFlagsUsed(trainSpecs, argv)) log(`warning: --${d.used} is deprecated; use --${d.instead}`);
     const resume = valuesOf(TRAIN_FLAGS, a).resume;
     const saved = resume !== undefined ? savedValues(resolveResume(def.name, resume).runDir) : {};
-    const { presetName, preset, train: t, values, config } = resolveTrainValues(def, a, saved);
+    const { presetName, preset, train: t, values, config, initFrom } = resolveTrainValues(def, a, saved);
     const settings: TrainSettings = {
       ...t,
       preset: presetName,
@@ -268,8 +283,8 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     await runTraining(def.name, settings, {
       saved: withoutTransient(trainSpecs, { ...t, ...values, preset: presetName }),
       openData: () => def.openData(config, values, log),
-      createTask: (data) =>
-        def.createTask({
+      createTask: (data) => {
+        const task = def.createTask({
           config,
           data,
           lr: settings.lr,
@@ -280,7 +295,10 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           checkpointConfig: { ...config, ...(data.root ? { data: data.root } : {}), loss: settings.loss, batchSize: settings.batchSize },
           mustMatch: [...def.mustMatch],
           log,
-        }),
+        });
+        if (initFrom) initWeights(initFrom, task.nets, log);
+        return task;
+      },
       schedule: (epochs) => decayOverLast(epochs, t.decayEpochs ?? preset.decayEpochs),
     });
   };
@@ -346,20 +364,16 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
       };
       out = out.command(
         'translate',
-        "translate an image or a folder with a trained generator (at the model's resolution, resized back to the input's size)",
+        "translate an image or a folder with a trained generator, at the photo's own resolution (--resolution model: resized to the model's size and back); the output has the input's size",
         (c) => c.options({ ...translateOptions, ...yargsOptions(translateFlags) }),
         async (a) => {
           const v = valuesOf(translateFlags, a);
-          await translateFromArgs(a, backendOf(a), async () => {
+          await translateFromArgs(a, backendOf(a), async ({ evalMode }) => {
             const trained = await load(v.checkpoint);
             const nets = inference.generators(trained.config);
             if (v.direction === 'BtoA' && !twoWay(trained.config)) throw new GantryError(`--direction BtoA: ${trained.checkpoint} has one generator (A → B)`);
-            const generator = await trained.load(v.direction === 'BtoA' ? nets.BtoA! : nets.AtoB);
-            return {
-              fn: (x: tf.Tensor4D) => tf.tidy(() => generator.apply(x, { training: false }) as tf.Tensor4D),
-              modelSize: inference.cropSize(trained.config),
-              inChannels: inference.channels(trained.config),
-            };
+            const t = await imageTranslator(await trained.load(v.direction === 'BtoA' ? nets.BtoA! : nets.AtoB), evalMode);
+            return { fn: t.fn, multiple: t.multiple, modelSize: inference.cropSize(trained.config), inChannels: inference.channels(trained.config) };
           });
         },
       );

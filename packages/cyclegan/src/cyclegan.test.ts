@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, GantryError, initBackend, listCheckpoints, optimize, readCheckpointState, resolveTrainValues, runVariant, seedWeights, train } from '@gantry/core';
+import { adversarialLoss, GantryError, initBackend, initWeights, listCheckpoints, loadModel, openInitSource, optimize, readCheckpointState, resolveTrainValues, runVariant, seedWeights, train } from '@gantry/core';
 import { UnalignedDataset, writeUnalignedDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadImageFiles, loadTestSplit } from './data.js';
@@ -214,6 +214,45 @@ describe('generator step', () => {
   }, 300_000);
 });
 
+describe('train --init-from', () => {
+  it('starts from a checkpoint or a generator-only model: its architecture and weights, fresh optimizers, step 0', async () => {
+    const quiet = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const src = path.join(tmp, 'init-src');
+      const tiny = ['--data', data, '--crop-size', '32', '--no-progress', '--backend', 'wasm', '--lambda-identity', '0'];
+      await runVariant(cyclegan, ['train', ...tiny, '--ngf', '4', '--ndf', '4', '--blocks', '1', '--d-layers', '2', '--steps', '1', '--out', src]);
+      // An imported published model holds one generator: G_A alone, in the checkpoint layout.
+      const ckpt = listCheckpoints(src).at(-1)!;
+      const imported = path.join(tmp, 'imported');
+      fs.mkdirSync(imported);
+      fs.cpSync(path.join(ckpt, 'G_A'), path.join(imported, 'G_A'), { recursive: true });
+      fs.copyFileSync(path.join(ckpt, 'state.json'), path.join(imported, 'state.json'));
+      const source = openInitSource('cyclegan', imported);
+      expect(source.nets).toEqual(['G_A']);
+      seedWeights(9);
+      const nets = { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B') };
+      const saved = await loadModel(path.join(imported, 'G_A'));
+      const same = (m: tf.LayersModel) => m.getWeights().every((w, i) => tf.tidy(() => tf.all(tf.equal(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
+      expect(same(nets.G_A)).toBe(false);
+      expect(initWeights(source, nets, () => {})).toEqual(['G_A']);
+      expect(same(nets.G_A)).toBe(true);
+      expect(same(nets.G_B)).toBe(false);
+      for (const m of [...Object.values(nets), saved]) m.dispose();
+
+      // The command takes the architecture from the source (no network flags) and trains a few steps from step 0.
+      const out = path.join(tmp, 'init-run');
+      await runVariant(cyclegan, ['train', ...tiny, '--init-from', imported, '--steps', '2', '--out', out]);
+      const state = readCheckpointState(listCheckpoints(out).at(-1)!);
+      expect(state.step).toBe(2);
+      expect(state.config).toMatchObject({ ngf: 4, blocks: 1, norm: 'instance', cropSize: 32 });
+      // The discriminators were not in the source: their flags are free (the cpu preset's ndf 16 here).
+      expect(state.config.ndf).toBe(16);
+    } finally {
+      quiet.mockRestore();
+    }
+  }, 300_000);
+});
+
 describe('CLI errors', () => {
   /** Runs the cyclegan CLI in-process; returns the first error line and exit code. */
   async function cli(...argv: string[]): Promise<{ code?: number; error?: string }> {
@@ -259,5 +298,9 @@ describe('CLI errors', () => {
     });
     expect(await cli('evaluate')).toMatchObject({ code: 2, error: expect.stringContaining('no trained cyclegan model found') });
     expect(await cli('train', '--resume', 'latest')).toMatchObject({ code: 2, error: expect.stringMatching(/--resume latest: no such run/) });
+    expect(await cli('train', '--data', data, '--init-from', path.join(tmp, 'init-src'), '--ngf', '8', '--steps', '1')).toMatchObject({
+      code: 2,
+      error: expect.stringMatching(/--ngf 8: contradicts --init-from .*whose ngf is 4/),
+    });
   });
 });

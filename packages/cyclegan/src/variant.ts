@@ -100,6 +100,16 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     return c;
   },
   mustMatch: MUST_MATCH,
+  // What --init-from takes from the source: the generators' architecture, the discriminators' when it holds them.
+  architecture: [
+    { key: 'generator', flag: 'generator' },
+    { key: 'blocks', flag: 'blocks' },
+    { key: 'ngf', flag: 'ngf' },
+    { key: 'norm', flag: 'norm' },
+    { key: 'cropSize', flag: 'crop-size', soft: true },
+    { key: 'ndf', flag: 'ndf', net: 'D_A' },
+    { key: 'dLayers', flag: 'd-layers', net: 'D_A' },
+  ],
   async openData(config, v, log) {
     const root = v.data ? userPath(v.data) : await defaultSceneDataset(config.cropSize, v.sceneCount, log);
     const { cropSize, channels } = config;

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, GantryError, initBackend, latestCheckpoint, readImage, seedWeights, train, writeRawImage } from '@gantry/core';
+import { adversarialLoss, GantryError, initArchitecture, initBackend, initWeights, latestCheckpoint, loadModel, openInitSource, readCheckpointState, readImage, seedWeights, train, writeRawImage } from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
@@ -175,6 +175,13 @@ describe('training and the CLI', () => {
     await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night.png')]);
     const night = await readImage(join(tmp, 'night.png'));
     expect([night.width, night.height]).toEqual([90, 50]);
+    // The other resolution and test mode, tiles, and bad native-resolution flags.
+    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night-model.png'), '--resolution', 'model', '--eval']);
+    expect((await readImage(join(tmp, 'night-model.png'))).width).toBe(90);
+    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night-tiles.png'), '--tile', '64', '--tile-overlap', '16']);
+    expect((await readImage(join(tmp, 'night-tiles.png'))).height).toBe(50);
+    await expect(cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--tile', 'big'])).rejects.toThrow(/--tile: expected auto, 0 or a tile side/);
+    await expect(cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--resolution', 'huge'])).rejects.toThrow(/resolution/);
 
     // Errors: a non-image and a corrupt image, alone and in a folder with good files.
     const bad = join(tmp, 'bad');
@@ -203,6 +210,43 @@ describe('training and the CLI', () => {
     expect(report).toMatch(/pix2pix \(GAN \+ L1\)\s+[\d.]+/);
   });
 
+  it('train --init-from: the architecture and weights of a checkpoint, fresh optimizers, step 0; contradicting flags refused', async () => {
+    const src = join(runs, 'pix2pix', 'init-src');
+    const base = ['--data', data, '--direction', 'BtoA', '--load-size', '36', '--no-progress', '--backend', 'wasm'];
+    await cli(['train', ...base, '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--norm', 'instance', '--steps', '2', '--out', src]);
+    const source = openInitSource('pix2pix', src);
+    expect(source.nets).toEqual(['discriminator', 'generator']);
+
+    // The core steps the command runs: architecture from the source (no network flags given), then its weights.
+    const arch = initArchitecture(source, [{ key: 'netG', flag: 'netG' }, { key: 'ngf', flag: 'ngf' }, { key: 'norm', flag: 'norm' }], {});
+    expect(arch).toEqual({ netG: 'unet_32', ngf: 4, norm: 'instance' });
+    const c = config({ norm: 'instance' });
+    seedWeights(5);
+    const task = newTask(c, { lr: 2e-4, seed: 5, batchSize: 1, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) });
+    const saved = await loadModel(join(source.checkpoint, 'generator'));
+    const differs = () => task.nets.generator.getWeights().some((w, i) => tf.tidy(() => tf.any(tf.notEqual(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
+    expect(differs()).toBe(true);
+    expect(initWeights(source, task.nets, () => {})).toEqual(['generator', 'discriminator']);
+    expect(differs()).toBe(false);
+    const r = await train(task, { runDir: join(tmp, 'run-init'), steps: 3, log: () => {} });
+    expect(r.step).toBe(3);
+    expect(Number.isFinite(r.losses.G)).toBe(true);
+    expect(differs()).toBe(true);
+    task.dispose();
+    saved.dispose();
+
+    // The command: no network flags, so the source's architecture; a new run that starts at step 0.
+    const out = join(runs, 'pix2pix', 'init-run');
+    await cli(['train', ...base, '--init-from', src, '--steps', '2', '--out', out]);
+    const state = readCheckpointState(latestCheckpoint(out)!);
+    expect(state.step).toBe(2);
+    expect(state.config).toMatchObject({ netG: 'unet_32', ngf: 4, ndf: 4, norm: 'instance', cropSize: 32 });
+    await expect(cli(['train', ...base, '--init-from', src, '--ngf', '8', '--steps', '1', '--out', join(tmp, 'x')])).rejects.toThrow(
+      /--ngf 8: contradicts --init-from .*init-src.*whose ngf is 4/,
+    );
+    await expect(cli(['train', ...base, '--init-from', join(tmp, 'nope'), '--steps', '1', '--out', join(tmp, 'x')])).rejects.toThrow(/--init-from .*nope: no such run/);
+  });
+
   it('CLI --help lists the commands and the train flags', async () => {
     const help = async (args: string[]) =>
       new Promise<string>((resolve) => {
@@ -211,9 +255,9 @@ describe('training and the CLI', () => {
     const top = await help(['--help']);
     for (const cmd of ['train', 'translate', 'evaluate', 'export']) expect(top).toContain(`pix2pix ${cmd}`);
     const t = await help(['train', '--help']);
-    for (const flag of ['--preset', '--netG', '--ngf', '--ndf', '--n-layers-d', '--norm', '--load-size', '--crop-size', '--direction', '--lambda-l1', '--lambda-gan', '--resume', '--data'])
+    for (const flag of ['--preset', '--netG', '--ngf', '--ndf', '--n-layers-d', '--norm', '--load-size', '--crop-size', '--direction', '--lambda-l1', '--lambda-gan', '--resume', '--data', '--init-from'])
       expect(t).toContain(flag);
     const tr = await help(['translate', '--help']);
-    for (const flag of ['--input', '--output', '--checkpoint']) expect(tr).toContain(flag);
+    for (const flag of ['--input', '--output', '--checkpoint', '--resolution', '--tile', '--max-memory', '--eval']) expect(tr).toContain(flag);
   });
 });

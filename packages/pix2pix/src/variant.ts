@@ -111,6 +111,16 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
     return c;
   },
   mustMatch: MUST_MATCH,
+  // What --init-from takes from the source: the generator's architecture, the discriminator's when it holds one.
+  architecture: [
+    { key: 'netG', flag: 'net-g' },
+    { key: 'ngf', flag: 'ngf' },
+    { key: 'norm', flag: 'norm' },
+    { key: 'dropout', flag: 'dropout' },
+    { key: 'cropSize', flag: 'crop-size', soft: true },
+    { key: 'ndf', flag: 'ndf', net: 'discriminator' },
+    { key: 'dLayers', flag: 'd-layers', net: 'discriminator' },
+  ],
   async openData(config, v, log) {
     const root = v.data ? userPath(v.data) : await ensureSceneDataset({ layout: 'aligned', size: config.cropSize, count: v.sceneCount, log });
     const { cropSize, direction } = config;
