@@ -6,3 +6,4 @@ export * from './paired.js';
 export * from './unpaired.js';
 export * from './download.js';
 export * from './default-data.js';
+export * from './image-folder.js';
