@@ -6,11 +6,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { cgan, buildDiscriminator as cganD, buildGenerator as cganG } from '@gantry/cgan';
 import { adversarialLoss, initBackend, resolveTrainValues, train } from '@gantry/core';
-import { openImageCache, imageSource, renderScene } from '@gantry/datasets';
-import { dcgan, buildDiscriminator as dcganD, buildGenerator as dcganG } from '@gantry/dcgan';
+import { imageSource, openImageCache, renderScene } from '@gantry/datasets';
+import { buildDiscriminator as dcganD, buildGenerator as dcganG } from '@gantry/dcgan';
+import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runApp } from './run-app.js';

@@ -17,7 +17,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import {
   GantryError,
   isImageFile,
@@ -28,7 +27,8 @@ import {
   resizeImage,
   workspaceRoot,
 } from '@gantry/core';
-import { sceneDatasetPath, ensureSceneDataset } from './default-data.js';
+import * as tf from '@tensorflow/tfjs';
+import { ensureSceneDataset, sceneDatasetPath } from './default-data.js';
 
 /** Where the training images come from: folders, each one class (one folder for an unconditional model). */
 export interface ImageSource {

@@ -18,9 +18,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { frechetDistance, latentNoise, meanPairwiseDistance, mixSeed, saveImageGrid } from '@gantry/core';
 import { cachedImages, type ImageCache } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 
 const FEATURE_SEED = 20_141_126;
 const WIDTHS = [32, 64, 128];
