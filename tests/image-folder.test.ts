@@ -170,8 +170,9 @@ describe('training on a folder', () => {
     expect(ev.out).toMatch(/Fréchet distance \(random conv features/);
     const figures = JSON.parse(fs.readFileSync(at('runs', 'd1', 'evaluation.json'), 'utf8')).images;
     expect(figures.samples).toBe(20);
-    expect(Number.isFinite(figures.frechetDistance)).toBe(true);
-    expect(figures.realFrechetDistance).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(figures.frechet)).toBe(true);
+    expect(figures.real.frechet).toBeGreaterThanOrEqual(0);
+    expect(figures.real.nearestRms).toHaveLength(8);
     expect(figures.nearest).toHaveLength(8);
     for (const n of figures.nearest) expect(n.trainingImage).toBeGreaterThanOrEqual(0);
     const grid = await sharp(at('runs', 'd1', 'evaluation', 'nearest.png')).metadata();

@@ -111,15 +111,14 @@ export function nearestInCache(
 
 export interface FolderEvaluation {
   samples: number;
-  realImages: number;
   featureSpace: string;
-  frechetDistance: number;
-  realFrechetDistance: number;
+  /** Fréchet distance of the samples' features to those of half the training images. */
+  frechet: number;
   diversity: number;
-  realDiversity: number;
   nearest: { sample: number; label?: string; trainingImage: number; rms: number }[];
-  realNearestRms: number[];
   nearestImage: string;
+  /** The same figures for training images: the other half's distance, their diversity, their nearest others. */
+  real: { images: number; frechet: number; diversity: number; nearestRms: number[] };
 }
 
 /**
@@ -196,20 +195,17 @@ export async function evaluateOnFolder(
   }
   return {
     samples: total,
-    realImages: half,
     featureSpace: `random conv features (seed ${FEATURE_SEED}, ${dim} values)`,
-    frechetDistance: fd,
-    realFrechetDistance: realFd,
+    frechet: fd,
     diversity,
-    realDiversity,
     nearest: nearest.map((n, i) => ({
       sample: picks[i]!,
       ...(labels ? { label: cache.classNames[labels[picks[i]!]!]! } : {}),
       trainingImage: n.index,
       rms: n.rms,
     })),
-    realNearestRms: realNearest.map((n) => n.rms),
     nearestImage,
+    real: { images: half, frechet: realFd, diversity: realDiversity, nearestRms: realNearest.map((n) => n.rms) },
   };
 }
 
@@ -217,10 +213,10 @@ export function formatFolderEvaluation(e: FolderEvaluation): string {
   const f = (x: number) => x.toFixed(4);
   const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : Number.NaN);
   return [
-    `Fréchet distance (${e.featureSpace}): ${f(e.frechetDistance)}  (two halves of the training images: ${f(e.realFrechetDistance)})`,
-    `diversity (mean pairwise feature distance): ${f(e.diversity)}  (training images: ${f(e.realDiversity)})`,
+    `Fréchet distance (${e.featureSpace}): ${f(e.frechet)}  (two halves of the training images: ${f(e.real.frechet)})`,
+    `diversity (mean pairwise feature distance): ${f(e.diversity)}  (training images: ${f(e.real.diversity)})`,
     `nearest training image of ${e.nearest.length} samples, RMS 0-1: ${e.nearest.map((n) => n.rms.toFixed(3)).join(' ')}`,
-    `  median ${median(e.nearest.map((n) => n.rms)).toFixed(3)}; training images to their nearest other: median ${median(e.realNearestRms).toFixed(3)}`,
+    `  median ${median(e.nearest.map((n) => n.rms)).toFixed(3)}; training images to their nearest other: median ${median(e.real.nearestRms).toFixed(3)}`,
     `  (near 0 means a copied training image) pairs: ${e.nearestImage}`,
   ].join('\n');
 }
