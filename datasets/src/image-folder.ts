@@ -89,8 +89,15 @@ export function imageSource(spec: string, byClass: boolean, flagName = '--data')
     return { spec, classes: which, scenes: SCENES };
   }
   if (!byClass) return { spec, classes: [{ name: path.basename(spec), dir: spec }] };
-  const subs = fs
-    .readdirSync(spec, { withFileTypes: true })
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(spec, { withFileTypes: true });
+  } catch (e) {
+    throw new GantryError(
+      `${flagName} ${spec}: cannot read the folder of class sub-folders (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+  const subs = entries
     .filter(
       (e) =>
         !e.name.startsWith('.') &&
