@@ -2,6 +2,7 @@
  * The bad-input table: every case gets a one-line error naming the flag or file and what was expected, a
  * non-zero exit code, no stack trace, and nothing written where the command would have written.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,6 +10,9 @@ import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runApp } from './run-app.js';
+
+/** The fields of model.json and state.json that these tests tamper with. */
+type SavedJson = { weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[]; step: unknown };
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bad-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
@@ -60,6 +64,43 @@ beforeAll(async () => {
   expect(cg.code, cg.err).toBe(0);
   const p2p = await app('pix2pix', ['train', '--data', at('good'), '--netG', 'unet_32', '--crop-size', '32', '--load-size', '32', '--ngf', '4', '--ndf', '4', '--steps', '1', '--out', at('p2p-run'), '--progress', 'false']);
   expect(p2p.code, p2p.err).toBe(0);
+  const g = await app('gan', ['train', '--steps', '10', '--checkpoint-every', '5', '--batch-size', '16', '--limit', '64', '--out', at('gan-run'), '--progress', 'false']);
+  expect(g.code, g.err).toBe(0);
+  // Copies of that run with one thing wrong each (the run's newest checkpoint is step 10).
+  const copy = (name: string) => {
+    fs.cpSync(at('gan-run'), at(name), { recursive: true });
+    return (...p: string[]) => at(name, 'checkpoints', 'step-00000010', ...p);
+  };
+  const truncate = (file: string, bytes: number) => fs.writeFileSync(file, fs.readFileSync(file).subarray(0, bytes));
+  truncate(copy('gan-trunc-w')('generator_ema', 'weights.bin'), 1000);
+  truncate(copy('gan-trunc-opt')('optim-generator.bin'), 1000);
+  const editJson = (file: string, edit: (j: SavedJson) => void) => {
+    const j = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedJson;
+    edit(j);
+    fs.writeFileSync(file, JSON.stringify(j));
+  };
+  editJson(copy('gan-outside')('generator_ema', 'model.json'), (j) => {
+    j.weightsManifest[0].paths = ['../../../../../../../../etc/passwd'];
+  });
+  const nan = copy('gan-nan')('generator_ema', 'weights.bin');
+  const w = fs.readFileSync(nan);
+  w.writeFloatLE(Number.NaN, 400);
+  fs.writeFileSync(nan, w);
+  // Random bytes of the right length, as a corrupt or hostile download would be.
+  const random = copy('gan-random')('generator_ema', 'weights.bin');
+  fs.writeFileSync(random, randomBytes(fs.statSync(random).size));
+  editJson(copy('gan-step-abc')('state.json'), (j) => {
+    j.step = 'abc';
+  });
+  editJson(copy('gan-step-big')('state.json'), (j) => {
+    j.step = 1e9;
+  });
+  copy('gan-rb');
+  copy('gan-older');
+  copy('gan-full');
+  fs.rmSync(at('gan-full', 'losses.jsonl'));
+  fs.symlinkSync('/dev/full', at('gan-full', 'losses.jsonl'));
+  fs.writeFileSync(at('bomb.svg'), '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000" fill="#888"/></svg>');
 }, 300_000);
 
 type Case = [app: string, what: string, args: string[], message: RegExp, writes: string];
@@ -70,8 +111,8 @@ const cases: Case[] = [
   ['cgan', 'label out of range', ['generate', '--label', '12', ...cgan(''), '--out', at('o1')], /--label: '12' is not a class \(expected 0-9/, 'o1'],
   ['cgan', 'label not a number', ['generate', '--label', 'x', ...cgan(''), '--out', at('o2')], /--label: 'x' is not a class/, 'o2'],
   ['cgan', 'missing checkpoint', ['generate', '--checkpoint', 'nope', '--out', at('o3')], /--checkpoint nope: no such run or checkpoint/, 'o3'],
-  ['cgan', 'negative count', ['generate', '--count', '-1', ...cgan(''), '--out', at('o4')], /--count: expected a positive integer, got '-1'/, 'o4'],
-  ['cgan', 'non-numeric batch size', ['train', '--batch-size', 'abc', '--out', at('o5')], /--batch-size: expected a positive integer, got 'abc'/, 'o5'],
+  ['cgan', 'negative count', ['generate', '--count', '-1', ...cgan(''), '--out', at('o4')], /--count: expected a positive integer up to 100000 \(one PNG file each\), got '-1'/, 'o4'],
+  ['cgan', 'non-numeric batch size', ['train', '--batch-size', 'abc', '--out', at('o5')], /--batch-size: expected a positive integer up to 1024 \(memory\), got 'abc'/, 'o5'],
   ['cgan', 'negative learning rate', ['train', '--lr', '-0.1', '--out', at('o6')], /--lr: expected a positive number, got '-0.1'/, 'o6'],
   ['cgan', 'zero discriminator learning rate', ['train', '--d-lr', '0', '--out', at('o33')], /--d-lr: expected a positive number, got '0'/, 'o33'],
   ['cgan', 'weight-average decay out of range', ['train', '--ema', '1.5', '--out', at('o32')], /--ema: expected a decay in \[0, 1\), got '1.5'/, 'o32'],
@@ -119,11 +160,33 @@ const cases: Case[] = [
   ['cyclegan', 'image size the generator cannot take', ['train', '--crop-size', '30', '--out', at('o29')], /--crop-size 30: the ResNet generator needs a multiple of 4/, 'o29'],
   ['cyclegan', 'unknown translate direction', ['translate', '--direction', 'sideways', '--input', at('good/train/0.png'), '--output', at('o30.png')], /Invalid values: Argument: direction, Given: "sideways"/, 'o30.png'],
   ['cyclegan', 'checkpoint of another variant', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', at('o31.png')], /a pix2pix checkpoint, expected cyclegan/, 'o31.png'],
+  // Issue #21: ranges checked before any work
+  ['gan', 'Adam β1 out of range', ['train', '--beta1', '1.5', '--out', at('o40')], /--beta1: expected a number in \[0, 1\), got '1\.5'/, 'o40'],
+  ['gan', 'batch size over the memory limit', ['train', '--batch-size', '60000', '--out', at('o41')], /--batch-size: expected a positive integer up to 1024 \(memory\), got '60000'/, 'o41'],
+  ['gan', 'latent size over the limit', ['train', '--latent-dim', '1e8', '--out', at('o42')], /--latent-dim: expected a positive integer up to 4096 \(memory\), got '100000000'/, 'o42'],
+  ['gan', 'generate count over the limit', ['generate', '--count', '1e9', '--checkpoint', at('gan-run'), '--out', at('o43')], /--count: expected a positive integer up to 100000 \(one PNG file each\)/, 'o43'],
+  // Issue #21: run directories
+  ['gan', 'train --out pointing at a file', ['train', '--steps', '2', '--out', at('a-file')], /--out .*a-file: is a file, expected a directory/, 'none'],
+  ['gan', 'train --out under a file', ['train', '--steps', '2', '--out', at('a-file', 'sub')], /--out .*a-file\/sub: .*a-file is a file, expected a directory/, 'a-file/sub'],
+  ['gan', 'train --out under /proc (no hang)', ['train', '--steps', '2', '--out', '/proc/gantry-bad-input/run'], /--out \/proc\/gantry-bad-input\/run: not a writable directory \(ENOENT/, 'none'],
+  ['cgan', 'generate --out under /proc (no hang)', ['generate', ...cgan(''), '--out', '/proc/gantry-bad-input/out'], /--out \/proc\/gantry-bad-input\/out: not a writable directory \(ENOENT/, 'none'],
+  ['cgan', 'train into another run\'s folder', ['train', '--steps', '2', '--limit', '64', '--out', at('cgan-run')], /--out .*cgan-run: already holds a run \(a run directory belongs to one run\); continue it with --resume/, 'none'],
+  // Issue #21: model files are untrusted input
+  ['gan', 'truncated weights.bin', ['generate', '--checkpoint', at('gan-trunc-w'), '--out', at('o44')], /gan-trunc-w\/.*generator_ema\/weights\.bin: truncated \(1000 bytes/, 'o44'],
+  ['gan', 'weight path outside the checkpoint', ['generate', '--checkpoint', at('gan-outside'), '--out', at('o45')], /generator_ema\/model\.json: weight path '\.\.\/.*etc\/passwd' points outside the model folder/, 'o45'],
+  ['gan', 'NaN weights', ['generate', '--checkpoint', at('gan-nan'), '--out', at('o46')], /generator_ema\/weights\.bin: weight \S+ contains NaN \(refusing NaN\/Inf weights\)/, 'o46'],
+  ['gan', 'random weights', ['generate', '--checkpoint', at('gan-random'), '--out', at('o53')], /generator_ema\/weights\.bin: weight \S+ contains (NaN|-?Infinity) \(refusing NaN\/Inf weights\)/, 'o53'],
+  ['gan', 'state.json step not a number', ['generate', '--checkpoint', at('gan-step-abc'), '--out', at('o47')], /state\.json: 'step' is "abc", expected an integer in 0\.\.99999999/, 'o47'],
+  ['gan', 'state.json step out of range', ['generate', '--checkpoint', at('gan-step-big'), '--out', at('o48')], /state\.json: 'step' is 1000000000, expected an integer/, 'o48'],
+  ['pix2pix', 'translate --output under /proc (no hang)', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', '/proc/gantry-bad-input/o.png'], /\/proc\/gantry-bad-input\/o\.png: cannot write \(ENOENT/, 'none'],
+  // Issue #21: translate's input-size limit
+  ['pix2pix', 'translate an image over the default size limit', ['translate', '--checkpoint', at('p2p-run'), '--input', at('bomb.svg'), '--output', at('o49.png')], /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/, 'o49.png'],
+  ['pix2pix', 'translate an image over --max-megapixels', ['translate', '--checkpoint', at('p2p-run'), '--max-megapixels', '0.001', '--input', at('good/train/0.png'), '--output', at('o50.png')], /0\.png: 64×32 is 0\.0 megapixels, over the limit of 0\.001/, 'o50.png'],
 ];
 
 describe('bad input', () => {
-  it('has at least 25 cases', async () => {
-    expect(cases.length).toBeGreaterThanOrEqual(25);
+  it('has at least 45 cases (with the training-time cases below)', async () => {
+    expect(cases.length + runCases.length).toBeGreaterThanOrEqual(45);
   });
 
   it.each(cases)('%s: %s', async (name, _what, args, message, writes) => {
@@ -140,5 +203,80 @@ describe('bad input', () => {
     expect(lines[0]).toMatch(message);
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
     if (writes !== 'none') expect(fs.existsSync(at(writes))).toBe(false);
+  });
+});
+
+/**
+ * Cases that fail once the run has started (after its "N steps → run" line): exit code 2, the last line a one-line
+ * error naming what is wrong, no stack trace, and what was there before left as it was.
+ */
+type RunCase = [app: string, what: string, args: string[], message: RegExp, after?: (err: string) => void];
+const steps = (run: string) => fs.readdirSync(at(run, 'checkpoints')).filter((n) => n.startsWith('step-'));
+
+const runCases: RunCase[] = [
+  [
+    'gan',
+    'rollback retries are bounded, each at a lower rate',
+    ['train', '--resume', at('gan-rb'), '--steps', '40', '--lr', '1e10', '--nan-policy', 'rollback', '--progress', 'false'],
+    /again after 5 rollbacks to .*step-00000010, the last at 1\/32 of the learning rate; training diverged \(lower --lr\)/,
+    (err) => {
+      const scales = [...err.matchAll(/rolled back to .* at (\S+) of the learning rate \(retry (\d) of 5\)/g)].map((m) => m[1]);
+      expect(scales).toEqual(['1/2', '1/4', '1/8', '1/16', '1/32']);
+      expect(steps('gan-rb')).toEqual(['step-00000005', 'step-00000010']);
+    },
+  ],
+  ['gan', 'resume with a truncated optimizer file', ['train', '--resume', at('gan-trunc-opt'), '--steps', '12', '--progress', 'false'], /optim-generator\.bin: truncated \(1000 bytes, the weight list needs/],
+  [
+    'gan',
+    'resume from a checkpoint older than the run\'s latest',
+    ['train', '--resume', at('gan-older', 'checkpoints', 'step-00000005'), '--steps', '20', '--progress', 'false'],
+    /step 5 is older than this run's latest checkpoint \(step 10\); a run directory holds one history/,
+    () => expect(steps('gan-older')).toEqual(['step-00000005', 'step-00000010']),
+  ],
+  [
+    'gan',
+    'disk full while appending losses.jsonl',
+    ['train', '--resume', at('gan-full'), '--steps', '14', '--progress', 'false'],
+    /cannot write .*gan-full\/losses\.jsonl: the disk is full/,
+    () => expect(steps('gan-full')).toEqual(['step-00000005', 'step-00000010']),
+  ],
+  [
+    'cgan',
+    'failed validation leaves no empty run directory',
+    ['train', '--limit', '10', '--batch-size', '64'],
+    /--batch-size 64: larger than the dataset \(10 digits\)/,
+    () => expect(fs.existsSync(at('runs', 'cgan')) ? fs.readdirSync(at('runs', 'cgan')) : []).toEqual([]),
+  ],
+];
+
+describe('bad input after the run has started', () => {
+  it.each(runCases)('%s: %s', async (name, _what, args, message, after) => {
+    const r = await app(name, args);
+    expect(r.code, r.err).toBe(2);
+    const lines = r.err.trim().split('\n');
+    expect(lines.filter((l) => l.includes(': error: ')), r.err).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(new RegExp(`^${name}: error: `));
+    expect(lines.at(-1)).toMatch(message);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    after?.(r.err);
+  });
+
+  it('--resume with another --out says that --out is ignored, and writes nothing there', async () => {
+    fs.cpSync(at('gan-run'), at('gan-resume-out'), { recursive: true });
+    const r = await app('gan', ['train', '--resume', at('gan-resume-out'), '--out', at('o51'), '--steps', '11', '--progress', 'false']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain(`warning: --out ${at('o51')} is ignored with --resume: the run continues in ${at('gan-resume-out')}`);
+    expect(fs.existsSync(at('o51'))).toBe(false);
+    expect(steps('gan-resume-out')).toContain('step-00000011');
+  });
+
+  it('generate without --checkpoint uses the newest run with a complete checkpoint, past a newer broken one', async () => {
+    const runs = at('runs-latest');
+    fs.cpSync(at('gan-run'), path.join(runs, 'gan', '2026-01-01_00-00-00'), { recursive: true });
+    // A newer run killed during its first checkpoint: only a partial checkpoint folder.
+    fs.mkdirSync(path.join(runs, 'gan', '2026-01-02_00-00-00', 'checkpoints', '.partial.tmp-1-abcdef'), { recursive: true });
+    const r = await runApp('gan', ['generate', '--count', '2', '--out', at('o52')], { GANTRY_RUNS: runs, INIT_CWD: tmp });
+    expect(r.code, r.err).toBe(0);
+    expect(fs.readdirSync(at('o52')).sort()).toEqual(['0000.png', '0001.png', 'grid.png']);
   });
 });

@@ -10,7 +10,7 @@
  * picks each norm's scale and shift, so it shapes every layer rather than only the input.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, flag, nextInitSeed, normLayer } from '@gantry/core';
+import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM, nextInitSeed, normLayer } from '@gantry/core';
 import { IMAGE_FOLDER_FLAGS, type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
@@ -92,7 +92,7 @@ export const cgan = mnistVariant({
   name: 'cgan',
   title: 'conditional GAN (Mirza & Osindero 2014): images of a chosen class',
   flags: {
-    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
+    latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
     ngf: flag.positiveInt('generator width', { default: 96 }),
     ndf: flag.positiveInt('discriminator width', { default: 16 }),
     conditioning: flag.choice(['projection', 'concat'] as const, 'how D sees the label', { default: 'projection' }),

@@ -10,7 +10,7 @@ import { initBackend } from './backend/index.js';
 import { latestCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
 import { formatLosses } from './progress.js';
-import { latestRun, newRunDir, userPath, writeRunInfo } from './run.js';
+import { checkNewRunDir, latestRun, lockRunDir, newRunDir, removeIfUnused, userPath, writeRunInfo } from './run.js';
 import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
 import { type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
@@ -89,21 +89,38 @@ export async function runTraining<D extends { length: number; unit: string }>(
 ): Promise<{ runDir: string; result: TrainResult; task: GanTask }> {
   const backend = await initBackend({ backend: args.backend, log });
   const resumed = args.resume !== undefined ? resolveResume(variant, args.resume) : undefined;
-  const data = await plan.openData();
-  if (args.batchSize > data.length) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} ${data.unit})`);
-  const runDir = resumed?.runDir ?? (args.out ? userPath(args.out) : newRunDir(variant));
-  const task = await plan.createTask(data);
-  const steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
-  const epochs = steps / task.stepsPerEpoch;
-  if (!resumed) {
-    writeRunInfo(runDir, {
-      variant,
-      backend: backend.name,
-      created: new Date().toISOString(),
-      options: { ...task.config, steps, epochs, lr: args.lr, beta1: args.beta1, seed: args.seed },
-      args: plan.saved,
-    });
+  if (resumed && args.out && path.resolve(userPath(args.out)) !== path.resolve(resumed.runDir)) {
+    log(`warning: --out ${args.out} is ignored with --resume: the run continues in ${resumed.runDir}`);
   }
+  // A run directory is checked and locked before the (slow) data and task are made; a new one that fails before
+  // training starts is removed again, so failed validation leaves nothing behind.
+  const runDir = resumed?.runDir ?? (args.out ? userPath(args.out) : newRunDir(variant, undefined, false));
+  if (!resumed) checkNewRunDir(runDir, args.out ? '--out' : 'run directory');
+  const created = !fs.existsSync(runDir);
+  const unlock = lockRunDir(runDir, log);
+  let task: GanTask;
+  let steps: number;
+  try {
+    if (!resumed) checkNewRunDir(runDir, args.out ? '--out' : 'run directory'); // again under the lock
+    const data = await plan.openData();
+    if (args.batchSize > data.length) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} ${data.unit})`);
+    task = await plan.createTask(data);
+    steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
+    if (!resumed) {
+      writeRunInfo(runDir, {
+        variant,
+        backend: backend.name,
+        created: new Date().toISOString(),
+        options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed },
+        args: plan.saved,
+      });
+    }
+  } catch (err) {
+    unlock();
+    if (created) removeIfUnused(runDir);
+    throw err;
+  }
+  const epochs = steps / task.stepsPerEpoch;
   log(`${variant}: ${steps} steps (${epochs.toFixed(2)} epochs of ${task.stepsPerEpoch}) → ${runDir}`);
   const options: TrainOptions = {
     runDir,
@@ -118,11 +135,17 @@ export async function runTraining<D extends { length: number; unit: string }>(
     handleSigint: true,
     log,
   };
-  const result = await train(task, options);
-  // Interrupted runs exit as a shell expects after Ctrl-C, with their checkpoint saved.
-  if (result.interrupted) process.exitCode = 130;
+  let result: TrainResult;
+  try {
+    result = await train(task, options);
+  } finally {
+    unlock();
+  }
+  // Interrupted runs exit as a shell expects after Ctrl-C (130) or SIGTERM (143), with their checkpoint saved.
+  if (result.interrupted) process.exitCode = result.signal === 'SIGTERM' ? 143 : 130;
+  if (result.quit) log(`quit at step ${result.step} without saving`);
   log(
-    `${result.interrupted ? 'interrupted' : 'done'} at step ${result.step} in ${result.seconds.toFixed(1)} s | ${formatLosses(result.losses)}\ncheckpoint: ${result.checkpoint}\nsamples: ${path.join(runDir, 'samples')}`,
+    `${result.interrupted ? 'interrupted' : 'done'} at step ${result.step} in ${result.seconds.toFixed(1)} s | ${formatLosses(result.losses)}\ncheckpoint: ${result.checkpoint ?? 'none'}\nsamples: ${path.join(runDir, 'samples')}`,
   );
   return { runDir, result, task };
 }
@@ -170,7 +193,7 @@ export interface LoadedTranslator {
  * starts the backend, loads the generator with `load`, translates.
  */
 export async function translateFromArgs(
-  a: { input?: unknown; output?: unknown; quality?: unknown },
+  a: { input?: unknown; output?: unknown; quality?: unknown; maxMegapixels?: unknown },
   backend: string | undefined,
   load: () => Promise<LoadedTranslator>,
 ): Promise<TranslateSummary> {
@@ -178,5 +201,12 @@ export async function translateFromArgs(
   if (!fs.existsSync(userPath(input))) throw new GantryError(`--input ${input}: no such file or folder`);
   await initBackend({ backend });
   const { fn, modelSize, inChannels } = await load();
-  return translateCommand(fn, { input, output: String(a.output), modelSize, inChannels, quality: Number(a.quality) });
+  return translateCommand(fn, {
+    input,
+    output: String(a.output),
+    modelSize,
+    inChannels,
+    quality: Number(a.quality),
+    maxMegapixels: a.maxMegapixels === undefined ? undefined : Number(a.maxMegapixels),
+  });
 }

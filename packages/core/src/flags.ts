@@ -27,6 +27,13 @@ export interface Flag<T> {
 
 export type FlagSpecs = Record<string, Flag<unknown>>;
 
+/** The largest --batch-size: a batch's activations must fit the wasm backend's 4 GB memory. */
+export const MAX_BATCH_SIZE = 1024;
+/** The largest --latent-dim (the generator's first layer grows with it). */
+export const MAX_LATENT_DIM = 4096;
+/** The largest generate --count (one PNG file each). */
+export const MAX_GENERATE_COUNT = 100_000;
+
 /** The parsed values of a set of flags. */
 export type FlagValues<F extends FlagSpecs> = { [K in keyof F]: F[K] extends Flag<infer T> ? T : never };
 
@@ -52,6 +59,9 @@ export const flag = {
   number: numberFlag,
   positiveInt: (describe: string, extra?: Extra<number>) =>
     numberFlag(describe, (n) => Number.isInteger(n) && n > 0, 'a positive integer', extra),
+  /** A positive integer with an upper limit; the error names the limit and why it is there. */
+  positiveIntUpTo: (describe: string, max: number, why: string, extra?: Extra<number>) =>
+    numberFlag(describe, (n) => Number.isInteger(n) && n > 0 && n <= max, `a positive integer up to ${max} (${why})`, extra),
   nonNegativeInt: (describe: string, extra?: Extra<number>) =>
     numberFlag(describe, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer', extra),
   positiveNumber: (describe: string, extra?: Extra<number>) =>

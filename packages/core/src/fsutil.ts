@@ -25,13 +25,42 @@ export function writeError(target: string, err: unknown): GantryError {
 }
 
 /**
+ * `mkdir -p` that cannot hang: Node's recursive mkdir spins forever under pseudo-filesystems such as /proc,
+ * where mkdir answers ENOENT for a parent that exists. So find the nearest existing ancestor, check it is a
+ * directory, and create the missing levels one at a time. Errors are Node's (with their `code`).
+ */
+export function mkdirp(dir: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  for (;;) {
+    const st = fs.statSync(at, { throwIfNoEntry: false });
+    if (st) {
+      if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: ${at} is not a directory`), { code: 'ENOTDIR', path: at });
+      break;
+    }
+    missing.push(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d);
+    } catch (err) {
+      // Another process may create the same folder at the same moment.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(d).isDirectory()) throw err;
+    }
+  }
+}
+
+/**
  * Writes a file so that readers see either the old content or the new one, never a half-written file:
  * write to a temporary sibling, fsync, rename.
  */
 export function atomicWrite(target: string, data: string | Uint8Array): void {
   const tmp = tempSibling(target);
   try {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    mkdirp(path.dirname(target));
     const fd = fs.openSync(tmp, 'w');
     try {
       fs.writeFileSync(fd, data);
@@ -41,7 +70,10 @@ export function atomicWrite(target: string, data: string | Uint8Array): void {
     }
     fs.renameSync(tmp, target);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
+    // The clean-up must not hide the real error (under a file, rm itself fails with ENOTDIR).
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {}
     throw writeError(target, err);
   }
 }
@@ -52,10 +84,12 @@ export function ensureWritableDir(dir: string, flag = '--out'): void {
     if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
       throw new GantryError(`${flag} ${dir}: is a file, expected a directory`);
     }
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirp(dir);
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (err) {
     if (err instanceof GantryError) throw err;
-    throw new GantryError(`${flag} ${dir}: not a writable directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'EPERM' ? `${code}: this file system does not allow new folders here` : (code ?? (err as Error).message);
+    throw new GantryError(`${flag} ${dir}: not a writable directory (${why})`);
   }
 }

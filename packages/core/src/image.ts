@@ -10,11 +10,12 @@
  * - Pixel values map to tensors as v / 127.5 - 1 and back as round((x + 1) * 127.5), clamped to [0, 255].
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { GantryError, check } from './errors.js';
+import { mkdirp } from './fsutil.js';
 
 /** 8-bit interleaved (HWC) pixels. `channels` is 1 (gray), 3 (RGB) or 4 (RGBA, output only). */
 export interface RawImage {
@@ -327,7 +328,7 @@ export async function saveImageGrid(images: tf.Tensor4D, path: string, opts: Gri
 export async function atomicWriteAsync(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await mkdir(dirname(path), { recursive: true });
+    mkdirp(dirname(path)); // not fs's recursive mkdir: it spins forever under /proc
     const fh = await open(tmp, 'w');
     try {
       await fh.writeFile(data);
@@ -339,7 +340,7 @@ export async function atomicWriteAsync(path: string, data: Uint8Array | string):
   } catch (e) {
     await unlink(tmp).catch(() => {});
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EEXIST' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR' || code === 'EISDIR')
+    if (code === 'EACCES' || code === 'EEXIST' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ENOENT' || code === 'EPERM')
       throw new GantryError(`${path}: cannot write (${firstLine(e)})`);
     throw e;
   }

@@ -1,6 +1,7 @@
 /** Progress bar (cli-progress) and the run's loss log (one JSON object per line). */
 import * as fs from 'node:fs';
 import cliProgress from 'cli-progress';
+import { writeError } from './fsutil.js';
 
 export interface Progress {
   update(step: number, epoch: number, losses: Record<string, number>): void;
@@ -51,10 +52,20 @@ export interface LossLog {
 
 /** Appends one JSON line per step; readers take the last line of a step if a resumed run wrote it twice. */
 export function openLossLog(file: string): LossLog {
-  const fd = fs.openSync(file, 'a');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'a');
+  } catch (err) {
+    throw writeError(file, err);
+  }
   return {
     write(entry) {
-      fs.writeSync(fd, `${JSON.stringify({ ...entry, time: Date.now() })}\n`);
+      // A full disk (or any failed append) stops the run with the file named, not a raw errno.
+      try {
+        fs.writeSync(fd, `${JSON.stringify({ ...entry, time: Date.now() })}\n`);
+      } catch (err) {
+        throw writeError(file, err);
+      }
     },
     close() {
       fs.closeSync(fd);
@@ -64,7 +75,8 @@ export function openLossLog(file: string): LossLog {
 
 /** Reads a loss log, one entry per step (the last written wins). */
 export function readLossLog(file: string): Record<string, number>[] {
-  if (!fs.existsSync(file)) return [];
+  // Only a regular file: a losses.jsonl that is a device (a link to /dev/zero, say) would be read forever.
+  if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) return [];
   const bySteps = new Map<number, Record<string, number>>();
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;

@@ -187,10 +187,49 @@ describe('train', () => {
         w.write(tf.fill(w.shape as number[], Number.NaN));
       },
     });
-    expect(lines.some((l) => /step 6: D loss is NaN; rolled back .*step-00000004 \(step 4\) with the learning rate halved/.test(l))).toBe(true);
+    expect(lines.some((l) => /step 6: D loss is NaN; rolled back .*step-00000004 \(step 4\) at 1\/2 of the learning rate \(retry 1 of 5\)/.test(l))).toBe(true);
     expect(result.step).toBe(8);
     expect(Object.values(result.losses).every(Number.isFinite)).toBe(true);
     expect(readCheckpointState(latestCheckpoint(runDir)!).lrScale).toBe(0.5);
+  });
+
+  it('under nanPolicy rollback retries a bounded number of times, each at a lower rate, then stops with a clear message', async () => {
+    const runDir = tmp();
+    const task = tinyTask(8);
+    const lines: string[] = [];
+    const rates: number[] = [];
+    const G = task.optimizers.G;
+    await expect(
+      train(task, {
+        runDir,
+        steps: 20,
+        checkpointEvery: 4,
+        nanPolicy: 'rollback',
+        maxRollbacks: 3,
+        log: (l) => lines.push(l),
+        onStep: (step) => {
+          if (step < 5) return;
+          // The rate the step ran at, then poison: every step after the checkpoint at 4 diverges.
+          rates.push((G as unknown as { learningRate: number }).learningRate);
+          const w = task.nets.discriminator.trainableWeights[0]!;
+          w.write(tf.fill(w.shape as number[], Number.NaN));
+        },
+      }),
+    ).rejects.toThrow(/^step 6: D loss is NaN again after 3 rollbacks to .*step-00000004, the last at 1\/8 of the learning rate; training diverged \(lower --lr\)$/);
+    const rolled = lines.filter((l) => l.includes('rolled back'));
+    expect(rolled.map((l) => /at (\S+) of the learning rate/.exec(l)?.[1])).toEqual(['1/2', '1/4', '1/8']);
+    // Each retry really ran at a lower rate than the one before.
+    expect(rates).toHaveLength(4);
+    for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeCloseTo(rates[i - 1]! / 2, 12);
+    expect(readCheckpointState(latestCheckpoint(runDir)!).step).toBe(4);
+  });
+
+  it('refuses to resume from a checkpoint older than the run\'s latest (one history per run directory)', async () => {
+    const runDir = tmp();
+    await train(tinyTask(9), { runDir, steps: 4, checkpointEvery: 2 });
+    const older = listCheckpoints(runDir)[0]!;
+    await expect(train(tinyTask(9), { runDir, steps: 6, resume: older })).rejects.toThrow(/step 2 is older than this run's latest checkpoint \(step 4\)/);
+    expect(listCheckpoints(runDir).map((d) => path.basename(d))).toEqual(['step-00000002', 'step-00000004']);
   });
 });
 

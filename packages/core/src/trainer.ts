@@ -3,11 +3,11 @@
  * a G step, samples); the loop owns the rest: batches and their disposal, learning-rate schedule, progress,
  * loss log, sample images, checkpoints, resume, Ctrl-C, NaN handling and discriminator-collapse warnings.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { type CheckpointState, latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
+import { mkdirp } from './fsutil.js';
 import { type LossLog, openLossLog, type Progress, startProgress } from './progress.js';
 import { reportWriter } from './report/write.js';
 import { constantLr, type LrSchedule } from './schedules.js';
@@ -48,8 +48,13 @@ export interface TrainOptions {
   schedule?: LrSchedule;
   /** Resume from this checkpoint directory, or from the run's latest when `true`. */
   resume?: string | boolean;
-  /** 'stop' ends the run at the first NaN/Inf loss; 'rollback' restores the last checkpoint and halves the LR. */
+  /**
+   * 'stop' ends the run at the first NaN/Inf loss; 'rollback' restores the last checkpoint and halves the LR
+   * (again at each retry, so every retry runs at a lower rate), at most `maxRollbacks` times in a row.
+   */
   nanPolicy?: 'stop' | 'rollback';
+  /** Rollbacks allowed without a new checkpoint in between before the run stops (default 5). */
+  maxRollbacks?: number;
   progress?: boolean;
   log?: (line: string) => void;
   /** Stop after this many steps of this call (for tests of resume); the step count still runs to `steps`. */
@@ -58,7 +63,12 @@ export interface TrainOptions {
   collapseSteps?: number;
   /** Called after each step with the losses read back (used by tests and the report). */
   onStep?: (step: number, losses: Record<string, number>) => void;
-  /** Handle SIGINT by checkpointing and stopping (CLIs do; tests don't). */
+  /**
+   * Handle SIGINT and SIGTERM by checkpointing and stopping (CLIs do; tests don't). A second signal stops after
+   * the current step without saving; a third kills the process at once (checkpoints are atomic, so the last
+   * complete one stays). The process is never exited from inside the handler: with native kernels, exiting
+   * while their work is under way crashes in the C++ runtime.
+   */
   handleSigint?: boolean;
 }
 
@@ -69,6 +79,10 @@ export interface TrainResult {
   losses: Record<string, number>;
   checkpoint?: string;
   interrupted: boolean;
+  /** The signal that interrupted the run (SIGINT or SIGTERM). */
+  signal?: NodeJS.Signals;
+  /** True when a second signal stopped the run without a final checkpoint. */
+  quit?: boolean;
 }
 
 function setLearningRate(opt: tf.Optimizer, lr: number): void {
@@ -93,7 +107,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   const schedule = o.schedule ?? constantLr;
   const baseLr = Object.fromEntries(Object.entries(task.optimizers).map(([k, v]) => [k, getLearningRate(v)]));
   let lrScale = 1;
-  fs.mkdirSync(path.join(o.runDir, 'samples'), { recursive: true });
+  mkdirp(path.join(o.runDir, 'samples'));
 
   let step = 0;
   let lastCheckpoint: string | undefined;
@@ -109,6 +123,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   if (o.resume) {
     const dir = typeof o.resume === 'string' ? o.resume : latestCheckpoint(o.runDir);
     if (!dir) throw new GantryError(`--resume: no complete checkpoint in ${path.join(o.runDir, 'checkpoints')}`);
+    checkResumePoint(o.runDir, dir);
     await restore(dir);
     log(`resumed from ${dir} at step ${step}`);
   }
@@ -124,12 +139,27 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   };
 
   let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log('\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit now)');
+  let quit = false;
+  let signal: NodeJS.Signals | undefined;
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      interrupted = true;
+      signal = sig;
+      log(`\ninterrupt (${sig}): saving a checkpoint after this step (Ctrl-C again to quit without saving)`);
+    } else if (signals === 2) {
+      quit = true;
+      log(`interrupt: quitting after this step without saving (last checkpoint: ${lastCheckpoint ?? 'none'}; Ctrl-C again to kill at once)`);
+    } else {
+      // SIGKILL runs no exit handlers, so nothing native is torn down under a running kernel.
+      process.kill(process.pid, 'SIGKILL');
+    }
   };
-  if (o.handleSigint) process.on('SIGINT', onSigint);
+  if (o.handleSigint) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
 
   const lossLog: LossLog = openLossLog(path.join(o.runDir, 'losses.jsonl'));
   const progress: Progress = startProgress({ total: o.steps, start: step, enabled: o.progress ?? false, log });
@@ -137,6 +167,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   const started = Date.now();
   const stopAt = o.stopAfter != null ? Math.min(o.steps, step + o.stopAfter) : o.steps;
   let losses: Record<string, number> = {};
+  let rollbacks = 0;
   let lowDSteps = 0;
   let warnedCollapse = false;
   try {
@@ -146,6 +177,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
 
       // Yield to the event loop once a step, or a Ctrl-C (a macrotask) would wait until the run ends.
       await new Promise((resolve) => setImmediate(resolve));
+      if (quit) break;
       const batch = await task.nextBatch(step);
       try {
         const scalars = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
@@ -165,9 +197,20 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
       if (bad) {
         if (o.nanPolicy === 'rollback' && lastCheckpoint) {
           const failed = step;
+          const maxRollbacks = o.maxRollbacks ?? 5;
+          if (rollbacks >= maxRollbacks) {
+            throw new GantryError(
+              `step ${failed}: ${bad[0]} loss is ${bad[1]} again after ${rollbacks} rollbacks to ${lastCheckpoint}, the last at ${formatScale(lrScale)} of the learning rate; training diverged (lower --lr)`,
+            );
+          }
+          // The checkpoint stores the scale it was saved at: keep the lower of that and the current one, then halve.
+          const scale = lrScale;
           await restore(lastCheckpoint);
-          lrScale /= 2;
-          log(`step ${failed}: ${bad[0]} loss is ${bad[1]}; rolled back to ${lastCheckpoint} (step ${step}) with the learning rate halved`);
+          lrScale = Math.min(lrScale, scale) / 2;
+          rollbacks++;
+          log(
+            `step ${failed}: ${bad[0]} loss is ${bad[1]}; rolled back to ${lastCheckpoint} (step ${step}) at ${formatScale(lrScale)} of the learning rate (retry ${rollbacks} of ${maxRollbacks})`,
+          );
           continue;
         }
         throw new GantryError(
@@ -194,15 +237,23 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
         await task.writeSamples(path.join(o.runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), step);
         report.update();
       }
-      if (o.checkpointEvery && step % o.checkpointEvery === 0) await checkpoint();
+      if (o.checkpointEvery && step % o.checkpointEvery === 0) {
+        await checkpoint();
+        rollbacks = 0; // progress was made and saved: the retry budget starts again
+      }
     }
-    if (checkpointedStep !== step) await checkpoint();
-    if (step >= o.steps) await task.writeSamples(path.join(o.runDir, 'samples', 'final.png'), step);
+    if (!quit) {
+      if (checkpointedStep !== step) await checkpoint();
+      if (step >= o.steps) await task.writeSamples(path.join(o.runDir, 'samples', 'final.png'), step);
+    }
   } finally {
     progress.stop();
     lossLog.close();
     report.finish(step >= o.steps);
-    if (o.handleSigint) process.off('SIGINT', onSigint);
+    if (o.handleSigint) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   }
   return {
     step,
@@ -211,5 +262,28 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
     losses,
     checkpoint: lastCheckpoint,
     interrupted,
+    signal,
+    quit,
   };
+}
+
+/** 1/2, 1/4, … for the rollback messages. */
+function formatScale(scale: number): string {
+  const inv = 1 / scale;
+  return Number.isInteger(inv) ? `1/${inv}` : String(scale);
+}
+
+/**
+ * A run directory holds one history: resuming from a checkpoint older than the run's newest would write new
+ * checkpoints among later ones of another history (and pruning would then delete the new ones), so it is refused.
+ */
+export function checkResumePoint(runDir: string, checkpoint: string): void {
+  const latest = latestCheckpoint(runDir);
+  if (!latest || path.resolve(latest) === path.resolve(checkpoint)) return;
+  const stepOf = (d: string) => Number(/step-(\d+)$/.exec(d)?.[1] ?? Number.NaN);
+  if (stepOf(latest) > stepOf(checkpoint) && path.resolve(path.dirname(checkpoint)) === path.resolve(runDir, 'checkpoints')) {
+    throw new GantryError(
+      `--resume ${checkpoint}: step ${stepOf(checkpoint)} is older than this run's latest checkpoint (step ${stepOf(latest)}); a run directory holds one history: resume the run itself (--resume ${runDir}) to continue from step ${stepOf(latest)}`,
+    );
+  }
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +157,54 @@ describe('translatePaths', () => {
     expect(outputNameFor('a.JPG')).toBe('a.JPG');
     expect(outputNameFor('a.tiff')).toBe('a.png');
     expect(outputNameFor('a.gif')).toBe('a.png');
+  });
+
+  it('skips a looping or dangling symlink in a folder with a named failure; the other files are translated', async () => {
+    const inDir = join(dir, 'links');
+    mkdirSync(inDir);
+    await writeRawImage(pattern(12, 12), join(inDir, 'a.png'));
+    symlinkSync('loop.png', join(inDir, 'loop.png'));
+    symlinkSync('nowhere.png', join(inDir, 'dangling.png'));
+    const outDir = join(dir, 'links-out');
+    const lines: string[] = [];
+    const err = await translateCommand(darken, { input: inDir, output: outDir, modelSize: 8, log: (l) => lines.push(l) }).catch((e) => e);
+    expect((err as Error).message).toMatch(/^2 of 3 files failed: (loop\.png, dangling\.png|dangling\.png, loop\.png)$/);
+    expect(readdirSync(outDir)).toEqual(['a.png']);
+    expect(lines).toContain(`${join(inDir, 'loop.png')}: cannot read (ELOOP: a symbolic link loop)`);
+    expect(lines).toContain(`${join(inDir, 'dangling.png')}: cannot read (ENOENT: a link to nothing)`);
+  });
+
+  it('refuses inputs over the size limit from their header, before decoding (default and --max-megapixels)', async () => {
+    // 16000×16000: an SVG costs a few bytes to write and tens of seconds and gigabytes to rasterise.
+    const bomb = join(dir, 'bomb.svg');
+    writeFileSync(bomb, '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000" fill="#888"/></svg>');
+    const t0 = Date.now();
+    await expect(translatePaths(darken, { input: bomb, output: join(dir, 'bomb.png'), modelSize: 8, ...quiet })).rejects.toThrow(
+      /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/,
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const src = join(dir, 'wide.png'); // 37×23
+    await expect(translatePaths(darken, { input: src, output: join(dir, 'mp.png'), modelSize: 8, maxMegapixels: 0.0005, ...quiet })).rejects.toThrow(
+      /wide\.png: 37×23 is 0\.0 megapixels, over the limit of 0\.0005/,
+    );
+    await expect(translatePaths(darken, { input: src, output: join(dir, 'mp.png'), modelSize: 8, maxMegapixels: 0, ...quiet })).rejects.toThrow(
+      /--max-megapixels: expected a positive number, got '0'/,
+    );
+    expect(readdirSync(dir).filter((n) => n.startsWith('bomb.png') || n.startsWith('mp.png'))).toEqual([]);
+  });
+
+  it('fails at once for an output under /proc instead of hanging in mkdir (file and folder mode)', async () => {
+    const t0 = Date.now();
+    await expect(translatePaths(darken, { input: join(dir, 'wide.png'), output: '/proc/gantry-test/out.png', modelSize: 8, ...quiet })).rejects.toThrow(
+      /\/proc\/gantry-test\/out\.png: cannot write \(ENOENT/,
+    );
+    const inDir = join(dir, 'folder-proc');
+    mkdirSync(inDir);
+    await writeRawImage(pattern(10, 10), join(inDir, 'a.png'));
+    await expect(translatePaths(darken, { input: inDir, output: '/proc/gantry-test/out', modelSize: 8, ...quiet })).rejects.toThrow(
+      /--output \/proc\/gantry-test\/out: cannot create folder \(ENOENT\)/,
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
   });
 
   it('leaves no tensors behind', async () => {

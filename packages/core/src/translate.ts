@@ -19,7 +19,10 @@
  *   inputs with alpha are translated flattened onto white (core/image.ts's convention) and the input's alpha
  *   channel is put back on the output (PNG/WebP; a JPEG output is flattened onto white).
  * - Every output is written atomically (temporary sibling, then rename): a failure never leaves a partial file.
- * - A file that cannot be read or decoded is a one-line error naming it. In folder mode the other files are
+ * - Inputs over `maxMegapixels` (default 50, `--max-megapixels`) are refused from their header, before any
+ *   decoding: a 16000×16000 PNG would otherwise take tens of seconds and gigabytes.
+ * - A file that cannot be read or decoded is a one-line error naming it (a looping or dangling symlink, an
+ *   unreadable entry in a folder too). In folder mode the other files are
  *   still translated, each failure is reported on its own line, and the run ends with a GantryError (exit 1)
  *   listing the failed files. The output of a failed file is never written.
  *
@@ -40,6 +43,7 @@ import sharp from 'sharp';
 import type { Options } from 'yargs';
 import { GantryError, check } from './errors.js';
 import { type ImageFormat, type RawImage, decodeImage, encodeImage, formatFromPath, imageToTensor, resizeImage, tensorToImage, atomicWriteAsync } from './image.js';
+import { mkdirp } from './fsutil.js';
 import { userPath } from './run.js';
 
 /**
@@ -59,9 +63,14 @@ export interface TranslateOptions {
   inChannels?: 1 | 3;
   /** JPEG/WebP quality 1-100 (default 92). */
   quality?: number;
+  /** Largest input accepted, in megapixels (width × height / 10⁶; default DEFAULT_MAX_MEGAPIXELS). */
+  maxMegapixels?: number;
   /** Progress lines (default console.error). */
   log?: (line: string) => void;
 }
+
+/** The default input-size limit of `translate` (megapixels): above any phone camera, far below a decoding bomb. */
+export const DEFAULT_MAX_MEGAPIXELS = 50;
 
 export interface TranslateFailure {
   file: string;
@@ -86,6 +95,11 @@ export const translateOptions = {
     describe: 'output file (.png, .jpg or .webp) for a single input, or a folder (created if needed; names and formats follow the inputs)',
   },
   quality: { type: 'number', default: 92, describe: 'JPEG/WebP quality (1-100)' },
+  'max-megapixels': {
+    type: 'number',
+    default: DEFAULT_MAX_MEGAPIXELS,
+    describe: 'refuse inputs larger than this many megapixels (width × height / 10⁶), checked before decoding',
+  },
 } satisfies Record<string, Options>;
 
 const WRITABLE = new Set(['.png', '.jpg', '.jpeg', '.webp']);
@@ -110,7 +124,7 @@ interface Decoded {
 }
 
 /** Decodes any image sharp reads, upright (EXIF), keeping its alpha and whether it is grayscale. */
-export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3): Promise<Decoded> {
+export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3, maxMegapixels = DEFAULT_MAX_MEGAPIXELS): Promise<Decoded> {
   let buf: Buffer;
   try {
     buf = await fs.promises.readFile(file);
@@ -118,6 +132,7 @@ export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3):
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new GantryError(`${file}: file not found`);
     if (code === 'EISDIR') throw new GantryError(`${file}: is a directory (expected an image file)`);
+    if (code === 'ELOOP') throw new GantryError(`${file}: cannot read (ELOOP: a symbolic link loop)`);
     throw new GantryError(`${file}: cannot read (${code ?? firstLine(e)})`);
   }
   if (buf.length === 0) throw new GantryError(`${file}: not a readable image (empty file)`);
@@ -126,6 +141,10 @@ export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3):
     meta = await sharp(buf).metadata();
   } catch (e) {
     throw new GantryError(`${file}: not a readable image (${firstLine(e)})`);
+  }
+  const megapixels = ((meta.width ?? 0) * (meta.height ?? 0)) / 1e6;
+  if (megapixels > maxMegapixels) {
+    throw new GantryError(`${file}: ${meta.width}×${meta.height} is ${megapixels.toFixed(1)} megapixels, over the limit of ${maxMegapixels} (--max-megapixels)`);
   }
   const image = await decodeImage(buf, file, { channels: inChannels });
   const gray = meta.space === 'b-w' || meta.space === 'grey16' || meta.channels === 1 || (meta.channels === 2 && meta.hasAlpha === true);
@@ -216,7 +235,7 @@ export async function translateImage(fn: TranslateFn, decoded: Decoded, modelSiz
 
 async function translateFile(fn: TranslateFn, input: string, output: string, o: TranslateOptions): Promise<void> {
   const format = formatFromPath(output);
-  const decoded = await decodeForTranslation(input, o.inChannels ?? 3);
+  const decoded = await decodeForTranslation(input, o.inChannels ?? 3, o.maxMegapixels);
   const img = await translateImage(fn, decoded, o.modelSize);
   let buf: Buffer;
   try {
@@ -235,6 +254,9 @@ async function translateFile(fn: TranslateFn, input: string, output: string, o: 
 export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Promise<TranslateSummary> {
   const log = o.log ?? ((l: string) => console.error(l));
   check(Number.isInteger(o.modelSize) && o.modelSize >= 1, `translate: bad model size ${o.modelSize}`);
+  if (o.maxMegapixels !== undefined) {
+    check(Number.isFinite(o.maxMegapixels) && o.maxMegapixels > 0, `--max-megapixels: expected a positive number, got '${o.maxMegapixels}'`);
+  }
   if (o.quality !== undefined) check(Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100, `--quality: expected an integer in 1..100, got '${o.quality}'`);
   const input = userPath(o.input);
   const output = userPath(o.output);
@@ -291,14 +313,33 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
   const files: string[] = [];
   for (const e of entries) {
     const full = path.join(input, e.name);
-    const isFile = e.isFile() || (e.isSymbolicLink() && fs.statSync(full, { throwIfNoEntry: false })?.isFile());
-    if (e.name.startsWith('.') || !isFile) summary.skipped++;
+    if (e.name.startsWith('.')) {
+      summary.skipped++;
+      continue;
+    }
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      try {
+        isFile = fs.statSync(full).isFile();
+      } catch (err) {
+        // A looping or dangling link, or one we may not follow: a named failure, the other files still run.
+        const code = (err as NodeJS.ErrnoException).code ?? firstLine(err);
+        const msg = `${full}: cannot read (${code === 'ELOOP' ? 'ELOOP: a symbolic link loop' : code === 'ENOENT' ? 'ENOENT: a link to nothing' : code})`;
+        summary.failed.push({ file: full, error: msg });
+        log(msg);
+        continue;
+      }
+    }
+    if (!isFile) summary.skipped++;
     else files.push(e.name);
   }
   files.sort(collator.compare);
-  if (files.length === 0) throw new GantryError(`--input ${o.input}: no files to translate in this folder`);
+  if (files.length === 0) {
+    const why = summary.failed.length ? `: ${summary.failed.map((f) => f.error).join('; ')}` : '';
+    throw new GantryError(`--input ${o.input}: no files to translate in this folder${why}`);
+  }
   try {
-    fs.mkdirSync(output, { recursive: true });
+    mkdirp(output);
   } catch (e) {
     throw new GantryError(`--output ${o.output}: cannot create folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
   }

@@ -17,7 +17,7 @@ import { latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from '.
 import { resolveCheckpoint, resolveResume, runCli, runTraining, type TrainSettings, translateFromArgs } from './cli.js';
 import { GantryError } from './errors.js';
 import { exportModels, saveEvaluation } from './export.js';
-import { deprecatedFlagsUsed, type Flag, type FlagSpecs, type FlagValues, flag, kebab, readFlags, yargsOptions } from './flags.js';
+import { deprecatedFlagsUsed, type Flag, MAX_BATCH_SIZE, MAX_GENERATE_COUNT, type FlagSpecs, type FlagValues, flag, kebab, readFlags, yargsOptions } from './flags.js';
 import { writeLatentSamples } from './generate.js';
 import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './losses.js';
 import { listRuns, runsTable } from './report/runs.js';
@@ -39,7 +39,7 @@ export const TRAIN_FLAGS = {
     deprecated: ['epochs-decay'],
   }),
   steps: flag.positiveInt('training steps (overrides --epochs)'),
-  batchSize: flag.positiveInt('images per step'),
+  batchSize: flag.positiveIntUpTo('images per step', MAX_BATCH_SIZE, 'memory'),
   lr: flag.positiveNumber('Adam learning rate'),
   beta1: flag.range('Adam β1', 0, 1, { default: 0.5 }),
   loss: flag.choice(GAN_LOSSES, 'adversarial loss'),
@@ -301,7 +301,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     const inference = def.inference;
     if (inference.kind === 'latent') {
       const generateFlags = {
-        count: flag.positiveInt('images to write (per label for a conditional model)', { default: 64 }),
+        count: flag.positiveIntUpTo('images to write (per label for a conditional model)', MAX_GENERATE_COUNT, 'one PNG file each', { default: 64 }),
         out: flag.string('output directory', { default: 'samples' }),
         seed: flag.nonNegativeInt('noise seed (same seed, same images)', { default: 0 }),
         ...checkpointFlag,

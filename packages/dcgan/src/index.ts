@@ -5,7 +5,7 @@
  * the 4×4 end, in both networks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { convBlock, deconvBlock, denseBlock, flag } from '@gantry/core';
+import { convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM } from '@gantry/core';
 import { IMAGE_FOLDER_FLAGS, type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export interface DcganConfig extends MnistGanConfig {
@@ -43,7 +43,7 @@ export const dcgan = mnistVariant({
   name: 'dcgan',
   title: 'deep convolutional GAN (Radford et al. 2015)',
   flags: {
-    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
+    latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
     ...IMAGE_FOLDER_FLAGS,
     // Half the paper's width by default, for a CPU; --ngf 64 --ndf 64 for the paper's.
     ngf: flag.positiveInt('generator width (paper: 64)', { default: 32 }),

@@ -3,7 +3,7 @@
  * with the non-saturating G loss and the layer sizes of the PyTorch-GAN re-implementation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activation, denseBlock, flag } from '@gantry/core';
+import { activation, denseBlock, flag, MAX_LATENT_DIM } from '@gantry/core';
 import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export interface GanConfig extends MnistGanConfig {
@@ -32,7 +32,7 @@ export const gan = mnistVariant({
   name: 'gan',
   title: 'the original MLP GAN (Goodfellow et al. 2014)',
   flags: {
-    latentDim: flag.positiveInt('size of the noise vector z', { default: 100 }),
+    latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
   },
   presets: {
     default: {

@@ -3,3 +3,4 @@ export * from './classifier.js';
 export * from './evaluate.js';
 export * from './variant.js';
 export * from './folder-evaluate.js';
+export * from './parzen.js';

@@ -26,6 +26,8 @@ import { loadOrTrainClassifier } from './classifier.js';
 import { type MnistImageSize, loadMnistSplit, mnistImages } from './data.js';
 import { evaluateGenerated, evaluateReal, formatEvaluation, referenceFeatures } from './evaluate.js';
 import { evaluateOnFolder, formatFolderEvaluation } from './folder-evaluate.js';
+import { PARZEN_SIGMAS, type ParzenResult, parzenEvaluate } from './parzen.js';
+import type { MnistData } from '@gantry/datasets';
 
 /** What every MNIST variant's config has. */
 export interface MnistGanConfig {
@@ -124,7 +126,41 @@ function dataConfig(spec: { name: string; imageFolders?: boolean }, v: Record<st
 const EVALUATE_FLAGS = {
   count: flag.positiveInt('samples (per class for a conditional model)', { default: 1000 }),
   seed: flag.nonNegativeInt('noise seed', { default: 0 }),
+  parzen: flag.boolean(
+    "the original GAN paper's Gaussian Parzen window log-likelihood of the test digits (10,000 samples; σ picked on training digits 50,000-59,999) instead of the classifier figures",
+    { default: false },
+  ),
 };
+
+/** Digits `from` … `to − 1` of a split as [N, 784] rows of pixels in [0, 1]. */
+function digitRows(ds: MnistData, from: number, to: number): tf.Tensor2D {
+  const n = Math.min(to, ds.count) - from;
+  return tf.tidy(() => tf.div(tf.tensor2d(ds.images.subarray(from * 784, (from + n) * 784), [n, 784], 'int32'), 255));
+}
+
+/** The Parzen figures of 10,000 samples of `generator` and of 10,000 real training digits (what the paper reports). */
+async function parzenFigures(generator: tf.LayersModel, config: MnistGanConfig, seed: number): Promise<Record<string, ParzenResult>> {
+  const train = await loadMnistSplit('train');
+  const test = await loadMnistSplit('test');
+  const n = 10_000;
+  const k = config.numClasses;
+  const samples = tf.tidy(() => {
+    const z = latentNoise(n, config.latentDim, mixSeed(seed, 77));
+    const inputs = k ? [z, tf.tensor2d(Int32Array.from({ length: n }, (_, i) => i % k), [n, 1], 'int32')] : z;
+    const images = generator.predict(inputs, { batchSize: 500 }) as tf.Tensor4D;
+    // Only the 28×28 digit: a 32×32 model's 2-pixel border is padding.
+    const digits = images.shape[1] === 28 ? images : tf.slice(images, [0, 2, 2, 0], [n, 28, 28, 1]);
+    return tf.reshape(tf.div(tf.add(tf.clipByValue(digits, -1, 1), 1), 2), [n, 784]) as tf.Tensor2D;
+  });
+  const valid = digitRows(train, 50_000, 60_000);
+  const testRows = digitRows(test, 0, 10_000);
+  const real = digitRows(train, 0, n);
+  try {
+    return { generated: parzenEvaluate(samples, valid, testRows), real: parzenEvaluate(real, valid, testRows) };
+  } finally {
+    tf.dispose([samples, valid, testRows, real]);
+  }
+}
 
 export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
   spec: MnistGanSpec<F, C>,
@@ -198,6 +234,7 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
         const generator = await trained.loadGenerator();
         const c = trained.config;
         if (c.images) {
+          if (v.parzen) throw new GantryError(`--parzen: ${trained.checkpoint} was trained on a folder of images; the Parzen window figure is for MNIST`);
           const cache = await openImageCache(imageSource(c.images, c.numClasses !== undefined), {
             imageSize: c.imageSize,
             channels: c.channels ?? 3,
@@ -212,6 +249,14 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
           });
           console.log(`${spec.name} ${trained.checkpoint}\n${cache.count} training images in ${c.images}\n${formatFolderEvaluation(figures)}`);
           return { images: figures };
+        }
+        if (v.parzen) {
+          const parzen = await parzenFigures(generator, trained.config, v.seed);
+          const line = (r: ParzenResult) => `${r.logLikelihood.toFixed(1)} ± ${r.standardError.toFixed(1)} nats (σ ${r.sigma.toFixed(3)})`;
+          console.log(
+            `${spec.name} ${trained.checkpoint}\nParzen window log-likelihood of the MNIST test digits (Goodfellow et al. 2014; σ grid ${PARZEN_SIGMAS.map((s) => s.toFixed(2)).join(', ')}):\n  generated (10,000 samples): ${line(parzen.generated!)}\n  real training digits (10,000): ${line(parzen.real!)}\n  the paper's GAN: 225 ± 2 nats`,
+          );
+          return { parzen };
         }
         const test = await loadMnistSplit('test');
         const train = await loadMnistSplit('train');
