@@ -73,7 +73,7 @@ beforeAll(async () => {
   };
   const truncate = (file: string, bytes: number) => fs.writeFileSync(file, fs.readFileSync(file).subarray(0, bytes));
   truncate(copy('gan-trunc-w')('generator_ema', 'weights.bin'), 1000);
-  truncate(copy('gan-trunc-opt')('optim-generator.bin'), 1000);
+  truncate(copy('gan-trunc-opt')('optim-G.bin'), 1000);
   const editJson = (file: string, edit: (j: SavedJson) => void) => {
     const j = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedJson;
     edit(j);
@@ -225,7 +225,7 @@ const runCases: RunCase[] = [
       expect(steps('gan-rb')).toEqual(['step-00000005', 'step-00000010']);
     },
   ],
-  ['gan', 'resume with a truncated optimizer file', ['train', '--resume', at('gan-trunc-opt'), '--steps', '12', '--progress', 'false'], /optim-generator\.bin: truncated \(1000 bytes, the weight list needs/],
+  ['gan', 'resume with a truncated optimizer file', ['train', '--resume', at('gan-trunc-opt'), '--steps', '12', '--progress', 'false'], /optim-G\.bin: truncated \(1000 bytes, the weight list needs/],
   [
     'gan',
     'resume from a checkpoint older than the run\'s latest',
