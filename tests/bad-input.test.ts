@@ -19,7 +19,7 @@ const at = (...p: string[]) => path.join(tmp, ...p);
 
 const torchFixture = (f: string) => path.join(import.meta.dirname, '..', 'packages/core/src/torch/fixtures', f);
 
-const app = (name: string, args: string[]) => runApp(name, args, { GANTRY_RUNS: at('runs'), INIT_CWD: tmp });
+const app = (name: string, args: string[]) => runApp(name, args, { GANTRY_RUNS: at('runs'), GANTRY_DATA_CACHE: at('cache'), INIT_CWD: tmp });
 
 const png = (file: string, width: number, height: number) =>
   sharp({ create: { width, height, channels: 3, background: '#7a8' } }).png().toFile(file);
@@ -55,6 +55,10 @@ beforeAll(async () => {
   fs.mkdirSync(at('idx-short'));
   idxImages(at('idx-short/train-images-idx3-ubyte.gz'), 0x803, 10, true);
   idxLabels(at('idx-short/train-labels-idx1-ubyte'), 10);
+  // Image folders for dcgan and cgan: one class only, images but no class folders, a class without images.
+  for (const d of ['oneclass/cats', 'flatimages', 'emptyclass/cats', 'emptyclass/dogs']) fs.mkdirSync(at(d), { recursive: true });
+  for (const f of ['oneclass/cats/0.png', 'flatimages/0.png', 'emptyclass/cats/0.png']) await png(at(f), 16, 16);
+  fs.writeFileSync(at('emptyclass/dogs/readme.txt'), 'no images');
   fs.writeFileSync(at('a-file'), 'x');
   fs.writeFileSync(at('photo.txt'), 'not an image');
   // Tiny trained models for the sampling commands.
@@ -127,6 +131,19 @@ const cases: Case[] = [
   ['cgan', 'missing IDX folder', ['train', '--data', 'no-such-dir', '--out', at('o14')], /no-such-dir/, 'o14'],
   ['cgan', 'IDX file with a wrong magic number', ['train', '--data', at('idx-magic'), '--out', at('o15')], /train-images-idx3-ubyte\.gz.*magic/, 'o15'],
   ['cgan', 'truncated IDX file', ['train', '--data', at('idx-short'), '--out', at('o16')], /train-images-idx3-ubyte\.gz.*(truncated|expected)/, 'o16'],
+  // dcgan and cgan: folders of images
+  ['dcgan', 'missing image folder', ['train', '--data', at('no-such-folder'), '--out', at('o40')], /--data .*no-such-folder: folder not found \(expected MNIST IDX files or a folder of images\)/, 'o40'],
+  ['dcgan', 'empty folder', ['train', '--data', at('empty'), '--out', at('o41')], /--data .*empty: neither MNIST IDX files .* nor images/, 'o41'],
+  ['dcgan', 'folder without images', ['train', '--data', at('notimages', 'train'), '--out', at('o42')], /notimages\/train: neither MNIST IDX files/, 'o42'],
+  ['dcgan', 'unreadable image', ['train', '--data', at('corrupt'), '--image-size', '32', '--out', at('o43')], /corrupt\/train\/0\.png: not a readable image/, 'o43'],
+  ['dcgan', 'data that is a file', ['train', '--data', at('a-file'), '--out', at('o44')], /--data .*a-file: is a file/, 'o44'],
+  ['dcgan', 'unknown scenes', ['train', '--data', 'scenes:dusk', '--out', at('o45')], /--data scenes:dusk: unknown scenes \(expected scenes:day, scenes:night/, 'o45'],
+  ['dcgan', 'image size MNIST cannot have', ['train', '--image-size', '64', '--out', at('o46')], /--image-size 64: MNIST is 28 or 32/, 'o46'],
+  ['dcgan', 'RGB MNIST', ['train', '--channels', '3', '--out', at('o47')], /--channels 3: MNIST is grey/, 'o47'],
+  ['gan', 'image folder for the plain GAN', ['train', '--data', at('flatimages'), '--out', at('o48')], /gan trains on MNIST IDX files only/, 'o48'],
+  ['cgan', 'ImageFolder with one class', ['train', '--data', at('oneclass'), '--out', at('o49')], /oneclass: one class sub-folder \(cats\); a conditional model needs at least two/, 'o49'],
+  ['cgan', 'images without class folders', ['train', '--data', at('flatimages'), '--out', at('o50')], /flatimages: no class sub-folders/, 'o50'],
+  ['cgan', 'class folder without images', ['train', '--data', at('emptyclass'), '--out', at('o51')], /emptyclass\/dogs: no images \(expected .* in class folder dogs\)/, 'o51'],
   // pix2pix: datasets
   ['pix2pix', 'missing dataset folder', ['train', '--data', at('missing'), '--out', at('o17')], /missing: dataset folder not found/, 'o17'],
   ['pix2pix', 'empty dataset folder', ['train', '--data', at('empty'), '--out', at('o18')], /empty: no train\/ folder/, 'o18'],
@@ -185,7 +202,8 @@ describe('bad input', () => {
     const lines = r.err
       .trim()
       .split('\n')
-      .filter((l) => !l.startsWith('backend:'));
+      // The backend line, and the progress line of a folder of images being decoded before a bad file is found.
+      .filter((l) => !l.startsWith('backend:') && !l.startsWith('images: decoding'));
     expect(lines, r.err).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^${name}: error: `));
     expect(lines[0]).toMatch(message);

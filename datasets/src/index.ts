@@ -7,3 +7,4 @@ export * from './unpaired.js';
 export * from './download.js';
 export * from './default-data.js';
 export * from './torch-models.js';
+export * from './image-folder.js';

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM, nextInitSeed, normLayer } from '@gantry/core';
-import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
+import { IMAGE_FOLDER_FLAGS, type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export type Conditioning = 'projection' | 'concat';
 
@@ -25,11 +25,19 @@ export interface CganConfig extends MnistGanConfig {
   auxWeight: number;
   /** G's batch norms take a per-class scale and shift (conditional batch norm) instead of one for all. */
   conditionalBn: boolean;
-  /** G ends in a 28×28 feature stage and a 3×3 conv instead of one deconv straight to the image. */
+  /** G ends in a full-size feature stage and a 3×3 conv instead of one deconv straight to the image. */
   finalConv?: boolean;
 }
 
 type Sym = tf.SymbolicTensor;
+
+/**
+ * The ×2 levels between the smallest feature map and the image, and that map's size: 7×7 and two levels for
+ * MNIST's 28×28; 4×4 and three, four or five levels for 32, 64 or 128 (as DCGAN scales).
+ */
+export function cganLevels(size: number): { levels: number; base: number } {
+  return size === 28 ? { levels: 2, base: 7 } : { levels: Math.round(Math.log2(size / 4)), base: 4 };
+}
 
 function labelEmbedding(label: Sym, c: CganConfig, dim: number): Sym {
   // Seeded like every other weight, so the same --seed builds the same networks.
@@ -44,26 +52,30 @@ export function buildGenerator(c: CganConfig): tf.LayersModel {
   const zy = concat([z, labelEmbedding(label, c, c.embeddingDim)]);
   // batch norm → ReLU; with --conditional-bn the norm's scale and shift are the label's own.
   const normRelu = (x: Sym) => activation(c.conditionalBn ? conditionalBatchNorm(x, label, c.numClasses) : normLayer(x, 'batch'), 'relu');
-  let x = normRelu(denseBlock(zy, 7 * 7 * c.ngf * 2, 'none', 'none', false));
-  x = tf.layers.reshape({ targetShape: [7, 7, c.ngf * 2] }).apply(x) as Sym;
-  x = normRelu(deconvBlock(x, { filters: c.ngf, bias: false }));
-  // With --final-conv, a 28×28 stage of ngf/2 channels and a 3×3 conv make the image; else one deconv does.
+  // The width doubles per level towards the smallest map: ngf·2 at 7×7 for MNIST (ngf·2^(levels−1) in general).
+  const { levels, base } = cganLevels(c.imageSize);
+  const top = c.ngf * 2 ** (levels - 1);
+  let x = normRelu(denseBlock(zy, base * base * top, 'none', 'none', false));
+  x = tf.layers.reshape({ targetShape: [base, base, top] }).apply(x) as Sym;
+  for (let level = levels - 2; level >= 0; level--) x = normRelu(deconvBlock(x, { filters: c.ngf * 2 ** level, bias: false }));
+  // With --final-conv, a full-size stage of ngf/2 channels and a 3×3 conv make the image; else one deconv does.
   if (c.finalConv) x = normRelu(deconvBlock(x, { filters: Math.max(1, c.ngf >> 1), bias: false }));
-  const out = { filters: 1, bias: true, act: 'tanh' } as const;
+  const out = { filters: c.channels ?? 1, bias: true, act: 'tanh' } as const;
   const image = c.finalConv ? convBlock(x, { ...out, kernel: 3, stride: 1 }) : deconvBlock(x, out);
   return tf.model({ inputs: [z, label], outputs: image, name: 'cgan_generator' });
 }
 
 export function buildDiscriminator(c: CganConfig): tf.LayersModel {
-  const image = tf.input({ shape: [28, 28, 1], name: 'image' });
+  const size = c.imageSize;
+  const image = tf.input({ shape: [size, size, c.channels ?? 1], name: 'image' });
   const label = tf.input({ shape: [1], dtype: 'int32', name: 'label' });
   let x: Sym = image;
   if (c.conditioning === 'concat') {
-    const map = tf.layers.reshape({ targetShape: [28, 28, 1] }).apply(denseBlock(labelEmbedding(label, c, c.embeddingDim), 28 * 28, 'none')) as Sym;
+    const map = tf.layers.reshape({ targetShape: [size, size, 1] }).apply(denseBlock(labelEmbedding(label, c, c.embeddingDim), size * size, 'none')) as Sym;
     x = concat([image, map]);
   }
   x = convBlock(x, { filters: c.ndf, act: 'leaky' });
-  x = convBlock(x, { filters: c.ndf * 2, norm: 'batch', act: 'leaky' });
+  for (let level = 1; level < cganLevels(size).levels; level++) x = convBlock(x, { filters: c.ndf * 2 ** level, norm: 'batch', act: 'leaky' });
   const features = tf.layers.flatten().apply(x) as Sym;
   let score = denseBlock(features, 1, 'none');
   if (c.conditioning === 'projection') {
@@ -78,7 +90,7 @@ export function buildDiscriminator(c: CganConfig): tf.LayersModel {
 
 export const cgan = mnistVariant({
   name: 'cgan',
-  title: 'conditional GAN (Mirza & Osindero 2014): digits of a chosen class',
+  title: 'conditional GAN (Mirza & Osindero 2014): images of a chosen class',
   flags: {
     latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
     ngf: flag.positiveInt('generator width', { default: 96 }),
@@ -86,8 +98,9 @@ export const cgan = mnistVariant({
     conditioning: flag.choice(['projection', 'concat'] as const, 'how D sees the label', { default: 'projection' }),
     embeddingDim: flag.positiveInt("size of G's label embedding", { default: 50 }),
     conditionalBn: flag.boolean("per-class scale and shift in G's batch norms (Dumoulin et al. 2017)", { default: true }),
-    finalConv: flag.boolean('end G with a 28×28 stage of ngf/2 channels and a 3×3 conv', { default: false }),
+    finalConv: flag.boolean('end G with a full-size stage of ngf/2 channels and a 3×3 conv', { default: false }),
     auxWeight: flag.nonNegativeNumber('weight of the ACGAN auxiliary classifier loss in D and G (0: none)', { default: 0.3 }),
+    ...IMAGE_FOLDER_FLAGS,
   },
   // What lowered the Fréchet distance most of what was tried (docs/results): a wide G against a D held back by
   // the R1 penalty, G learning twice as fast as D (TTUR), class-conditional batch norm in G and a light
@@ -109,7 +122,7 @@ export const cgan = mnistVariant({
   },
   config: (v): CganConfig => ({
     latentDim: v.latentDim,
-    imageSize: 28,
+    imageSize: v.imageSize ?? 28,
     numClasses: 10,
     ngf: v.ngf,
     ndf: v.ndf,
@@ -122,4 +135,5 @@ export const cgan = mnistVariant({
   mustMatch: ['latentDim', 'numClasses', 'ngf', 'ndf', 'conditioning', 'embeddingDim', 'auxWeight', 'conditionalBn', 'finalConv'],
   buildGenerator,
   buildDiscriminator,
+  imageFolders: true,
 });

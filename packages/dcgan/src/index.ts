@@ -1,10 +1,12 @@
 /**
- * DCGAN (Radford et al. 2015) on MNIST: all-convolutional G and D, batch norm, ReLU in G and LeakyReLU in D,
- * N(0, 0.02) weights, Adam 2e-4 / β1 0.5. 28×28 (two ×2 upsamplings from 7×7) or 32×32 (three from 4×4).
+ * DCGAN (Radford et al. 2015) on MNIST or a folder of images: all-convolutional G and D, batch norm, ReLU in G
+ * and LeakyReLU in D, N(0, 0.02) weights, Adam 2e-4 / β1 0.5. 28×28 (two ×2 upsamplings from 7×7); 32, 64 or
+ * 128 (three, four or five from 4×4: at 64×64 the paper's four stride-2 stages). Width doubles per level towards
+ * the 4×4 end, in both networks.
  */
 import * as tf from '@tensorflow/tfjs';
 import { convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM } from '@gantry/core';
-import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
+import { IMAGE_FOLDER_FLAGS, type MnistGanConfig, mnistVariant } from '@gantry/mnist';
 
 export interface DcganConfig extends MnistGanConfig {
   /** Generator width: filters of its last hidden layer (doubled per level towards z). */
@@ -13,8 +15,8 @@ export interface DcganConfig extends MnistGanConfig {
   ndf: number;
 }
 
-/** Number of ×2 levels between the smallest feature map and the image. */
-const levels = (size: number) => (size === 32 ? 3 : 2);
+/** Number of ×2 levels between the smallest feature map (7×7 for 28, else 4×4) and the image. */
+export const levels = (size: number) => (size === 28 ? 2 : Math.round(Math.log2(size / 4)));
 
 export function buildGenerator(c: DcganConfig): tf.LayersModel {
   const n = levels(c.imageSize);
@@ -23,12 +25,12 @@ export function buildGenerator(c: DcganConfig): tf.LayersModel {
   let x = denseBlock(z, base * base * c.ngf * 2 ** (n - 1), 'relu', 'batch');
   x = tf.layers.reshape({ targetShape: [base, base, c.ngf * 2 ** (n - 1)] }).apply(x) as tf.SymbolicTensor;
   for (let level = n - 2; level >= 0; level--) x = deconvBlock(x, { filters: c.ngf * 2 ** level, norm: 'batch', act: 'relu' });
-  const image = deconvBlock(x, { filters: 1, bias: true, act: 'tanh' });
+  const image = deconvBlock(x, { filters: c.channels ?? 1, bias: true, act: 'tanh' });
   return tf.model({ inputs: z, outputs: image, name: 'dcgan_generator' });
 }
 
 export function buildDiscriminator(c: DcganConfig): tf.LayersModel {
-  const image = tf.input({ shape: [c.imageSize, c.imageSize, 1] });
+  const image = tf.input({ shape: [c.imageSize, c.imageSize, c.channels ?? 1] });
   // No batch norm on D's first layer, as in the paper.
   let x = convBlock(image, { filters: c.ndf, act: 'leaky' });
   for (let level = 1; level < levels(c.imageSize); level++) x = convBlock(x, { filters: c.ndf * 2 ** level, norm: 'batch', act: 'leaky' });
@@ -42,7 +44,7 @@ export const dcgan = mnistVariant({
   title: 'deep convolutional GAN (Radford et al. 2015)',
   flags: {
     latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
-    imageSize: flag.choice([28, 32] as const, 'image size (32 pads MNIST by 2 pixels)', { default: 28 }),
+    ...IMAGE_FOLDER_FLAGS,
     // Half the paper's width by default, for a CPU; --ngf 64 --ndf 64 for the paper's.
     ngf: flag.positiveInt('generator width (paper: 64)', { default: 32 }),
     ndf: flag.positiveInt('discriminator width (paper: 64)', { default: 32 }),
@@ -59,8 +61,9 @@ export const dcgan = mnistVariant({
       checkpointEvery: 200,
     },
   },
-  config: (v): DcganConfig => ({ latentDim: v.latentDim, imageSize: v.imageSize, ngf: v.ngf, ndf: v.ndf }),
+  config: (v): DcganConfig => ({ latentDim: v.latentDim, imageSize: v.imageSize ?? 28, ngf: v.ngf, ndf: v.ndf }),
   mustMatch: ['latentDim', 'imageSize', 'ngf', 'ndf'],
   buildGenerator,
   buildDiscriminator,
+  imageFolders: true,
 });

