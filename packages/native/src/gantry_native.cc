@@ -604,8 +604,9 @@ GANTRY_MAP1(mapStep, v != v ? v : (v > 0 ? 1.f : alpha))
       dx[i] = (EXPR);                                                                                           \
     }                                                                                                           \
   }
-GANTRY_MAP2(gradRelu, u > 0 ? g : 0.f)
-GANTRY_MAP2(gradLeaky, u > 0 ? g : alpha * g)
+// NaN inputs give NaN gradients, as TF.js's dy · step(x) does: a diverging run must show up as a NaN loss.
+GANTRY_MAP2(gradRelu, u != u ? u : (u > 0 ? g : 0.f))
+GANTRY_MAP2(gradLeaky, u != u ? u : (u > 0 ? g : alpha * g))
 GANTRY_MAP2(gradTanh, (1.f - u * u) * g)
 GANTRY_MAP2(gradSigmoid, g * (u * (1.f - u)))
 #undef GANTRY_MAP2
@@ -779,7 +780,8 @@ void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps,
         s2 += part[((n * chunks + k) * 2 + 1) * C + c];
       }
       const double m = s1 / HW;
-      const double var = std::max(0.0, s2 / HW - m * m);
+      const double d2 = s2 / HW - m * m;
+      const double var = d2 < 0 ? 0.0 : d2;  // NaN stays NaN
       mean[n * C + c] = m + x[n * HW * C + c];
       rstd[n * C + c] = 1.0 / std::sqrt(var + eps);
     }

@@ -106,14 +106,14 @@ describe('import-torch', () => {
       blocks: 9,
       ngf: 2,
       norm: 'instance',
-      size: 256,
+      cropSize: 256,
     });
     expect(
       fs.existsSync(path.join(out, 'G_A', 'model.json')) && fs.existsSync(path.join(out, 'G_B', 'weights.bin')),
     ).toBe(true);
     // packages/cyclegan/src/model.ts buildGenerator with this config.
     const c = readCheckpointState(out).config as {
-      size: number;
+      cropSize: number;
       channels: number;
       ngf: number;
       blocks: number;
@@ -123,7 +123,7 @@ describe('import-torch', () => {
       ['G_A', 'G_B'].map((name) => [
         name,
         resnetGenerator({
-          size: c.size,
+          size: c.cropSize,
           inChannels: c.channels,
           outChannels: c.channels,
           ngf: c.ngf,

@@ -127,7 +127,7 @@ function variantConfig(variant: ImportVariant, arch: TorchArch, file: string): R
       netG: arch.netG,
       ngf: arch.ngf,
       ndf: 64,
-      nLayersD: 3,
+      dLayers: 3,
       norm: arch.norm,
       dropout: arch.dropout,
       cropSize,
@@ -139,10 +139,10 @@ function variantConfig(variant: ImportVariant, arch: TorchArch, file: string): R
       loss: 'bce',
     };
   }
-  const size = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
+  const cropSize = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
   return {
-    size,
-    loadSize: Math.round((size * 286) / 256),
+    cropSize,
+    loadSize: Math.round((cropSize * 286) / 256),
     channels: arch.inChannels,
     generator: arch.kind,
     blocks: arch.kind === 'resnet' ? arch.blocks : 9,
@@ -150,6 +150,10 @@ function variantConfig(variant: ImportVariant, arch: TorchArch, file: string): R
     ndf: 64,
     dLayers: 3,
     norm: arch.norm,
+    lambdaCycle: 10,
+    lambdaIdentity: 0.5,
+    poolSize: 50,
+    domains: { A: 'A', B: 'B' },
   };
 }
 
