@@ -168,6 +168,33 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   const stopAt = o.stopAfter != null ? Math.min(o.steps, step + o.stopAfter) : o.steps;
   let losses: Record<string, number> = {};
   let rollbacks = 0;
+  /**
+   * A diverged step (`what` went NaN/Inf): under 'rollback', restore the last checkpoint at a lower learning rate
+   * (bounded retries); otherwise, or without a checkpoint, a one-line error.
+   */
+  const diverged = async (what: string, saved: string): Promise<void> => {
+    const failed = step;
+    if (o.nanPolicy === 'rollback' && lastCheckpoint) {
+      const maxRollbacks = o.maxRollbacks ?? 5;
+      if (rollbacks >= maxRollbacks) {
+        throw new GantryError(
+          `step ${failed}: ${what} again after ${rollbacks} rollbacks to ${lastCheckpoint}, the last at ${formatScale(lrScale)} of the learning rate; training diverged (lower --lr)`,
+        );
+      }
+      // The checkpoint stores the scale it was saved at: keep the lower of that and the current one, then halve.
+      const scale = lrScale;
+      await restore(lastCheckpoint);
+      lrScale = Math.min(lrScale, scale) / 2;
+      rollbacks++;
+      log(
+        `step ${failed}: ${what}; rolled back to ${lastCheckpoint} (step ${step}) at ${formatScale(lrScale)} of the learning rate (retry ${rollbacks} of ${maxRollbacks})`,
+      );
+      return;
+    }
+    throw new GantryError(
+      `step ${failed}: ${what}, training diverged; ${saved} (last good checkpoint: ${lastCheckpoint ?? 'none'}). Lower --lr or use --nan-policy rollback`,
+    );
+  };
   let lowDSteps = 0;
   let warnedCollapse = false;
   try {
@@ -195,29 +222,9 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
         .sort(([a], [b]) => Number(b === 'D' || b === 'G') - Number(a === 'D' || a === 'G'))
         .find(([, v]) => !Number.isFinite(v));
       if (bad) {
-        if (o.nanPolicy === 'rollback' && lastCheckpoint) {
-          const failed = step;
-          const maxRollbacks = o.maxRollbacks ?? 5;
-          if (rollbacks >= maxRollbacks) {
-            throw new GantryError(
-              `step ${failed}: ${bad[0]} loss is ${bad[1]} again after ${rollbacks} rollbacks to ${lastCheckpoint}, the last at ${formatScale(lrScale)} of the learning rate; training diverged (lower --lr)`,
-            );
-          }
-          // The checkpoint stores the scale it was saved at: keep the lower of that and the current one, then halve.
-          const scale = lrScale;
-          await restore(lastCheckpoint);
-          lrScale = Math.min(lrScale, scale) / 2;
-          rollbacks++;
-          log(
-            `step ${failed}: ${bad[0]} loss is ${bad[1]}; rolled back to ${lastCheckpoint} (step ${step}) at ${formatScale(lrScale)} of the learning rate (retry ${rollbacks} of ${maxRollbacks})`,
-          );
-          continue;
-        }
-        throw new GantryError(
-          `step ${step}: ${bad[0]} loss is ${bad[1]}, training diverged; nothing was saved for this step (last good checkpoint: ${lastCheckpoint ?? 'none'}). Lower --lr or use --nan-policy rollback`,
-        );
+        await diverged(`${bad[0]} loss is ${bad[1]}`, 'nothing was saved for this step');
+        continue;
       }
-
       // A Wasserstein critic's loss is unbounded below, so "near zero" says nothing there.
       if ('D' in losses && task.lossName !== 'wgan-gp') {
         lowDSteps = losses.D! < 1e-3 ? lowDSteps + 1 : 0;
@@ -238,6 +245,11 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
         report.update();
       }
       if (o.checkpointEvery && step % o.checkpointEvery === 0) {
+        // Weights can overflow while the losses stay finite (saturated activations): a divergence too.
+        if (!weightsFinite(task.nets)) {
+          await diverged('weights contain NaN/Inf', 'not checkpointing');
+          continue;
+        }
         await checkpoint();
         rollbacks = 0; // progress was made and saved: the retry budget starts again
       }

@@ -441,7 +441,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
               ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
               ...inference.metadata?.(c),
               normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
-              inference: 'model.predict (batch-norm moving statistics, no dropout)',
+              inference: "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
             });
           }
           console.log(`exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`);
