@@ -32,7 +32,9 @@ const log = (line) => process.stderr.write(`${line}\n`);
 
 // Uncaught errors as one line, which the parent shows in the table.
 const die = (e) => {
-  process.stderr.write(`error: ${String(e?.message ?? e).split('\n')[0]}\n${e?.stack && !(e instanceof core.GantryError) ? `${e.stack}\n` : ''}`);
+  process.stderr.write(
+    `error: ${String(e?.message ?? e).split('\n')[0]}\n${e?.stack && !(e instanceof core.GantryError) ? `${e.stack}\n` : ''}`,
+  );
   process.exit(1);
 };
 process.on('uncaughtException', die);
@@ -79,7 +81,11 @@ function bestOf(fn) {
   const times = [];
   const started = now();
   while (times.length < 3 || (times.length < 20 && now() - started < 3000)) times.push(once());
-  return { bestMs: Math.min(...times.map((t) => t[0])), bestCpuMs: Math.min(...times.map((t) => t[1])), samples: times.length };
+  return {
+    bestMs: Math.min(...times.map((t) => t[0])),
+    bestCpuMs: Math.min(...times.map((t) => t[1])),
+    samples: times.length,
+  };
 }
 
 /** GFLOP/s of an n×n·n×n matMul (2n³ flops) on the current backend. */
@@ -147,13 +153,22 @@ async function buildTask() {
       beta1: 0.5,
       seed: 1,
       batchSize: B,
-      data: { count: B * 100, batch: () => { throw new Error('bench: batches are made by the bench'); } },
+      data: {
+        count: B * 100,
+        batch: () => {
+          throw new Error('bench: batches are made by the bench');
+        },
+      },
       config: net,
       mustMatch: [],
       auxClassifierWeight: net.auxWeight,
     });
     const k = conditional ? net.numClasses : 1;
-    const labels = () => tf.tensor1d(Array.from({ length: B }, (_, i) => i % k), 'int32');
+    const labels = () =>
+      tf.tensor1d(
+        Array.from({ length: B }, (_, i) => i % k),
+        'int32',
+      );
     const batch = {
       x: tf.randomUniform([B, net.imageSize, net.imageSize, 1], -1, 1),
       y: labels(),
@@ -176,15 +191,31 @@ async function buildTask() {
       beta1: 0.5,
       seed: 1,
       batchSize: B,
-      train: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } },
+      train: {
+        length: 100,
+        batch: async () => {
+          throw new Error('bench: batches are made by the bench');
+        },
+      },
     });
     const s = net.cropSize;
-    const batch = { a: tf.randomUniform([B, s, s, net.channels], -1, 1), b: tf.randomUniform([B, s, s, net.channels], -1, 1) };
-    return { task, batch, nets: { G: task.nets.generator, D: task.nets.discriminator }, impl: '@gantry/pix2pix Pix2pixTask' };
+    const batch = {
+      a: tf.randomUniform([B, s, s, net.channels], -1, 1),
+      b: tf.randomUniform([B, s, s, net.channels], -1, 1),
+    };
+    return {
+      task,
+      batch,
+      nets: { G: task.nets.generator, D: task.nets.discriminator },
+      impl: '@gantry/pix2pix Pix2pixTask',
+    };
   }
   if (row.variant === 'cyclegan') {
     const s = net.cropSize;
-    const batch = { a: tf.randomUniform([B, s, s, net.channels], -1, 1), b: tf.randomUniform([B, s, s, net.channels], -1, 1) };
+    const batch = {
+      a: tf.randomUniform([B, s, s, net.channels], -1, 1),
+      b: tf.randomUniform([B, s, s, net.channels], -1, 1),
+    };
     let mod;
     try {
       mod = await import('../packages/cyclegan/dist/index.js');
@@ -206,11 +237,21 @@ async function buildTask() {
       poolSize: net.poolSize,
     };
     if (mod?.CycleGanTask && mod.buildGenerator && mod.buildDiscriminator) {
-      const nets = { G_A: mod.buildGenerator(config, 'G_A'), G_B: mod.buildGenerator(config, 'G_B'), D_A: mod.buildDiscriminator(config, 'D_A'), D_B: mod.buildDiscriminator(config, 'D_B') };
+      const nets = {
+        G_A: mod.buildGenerator(config, 'G_A'),
+        G_B: mod.buildGenerator(config, 'G_B'),
+        D_A: mod.buildDiscriminator(config, 'D_A'),
+        D_B: mod.buildDiscriminator(config, 'D_B'),
+      };
       const task = new mod.CycleGanTask({
         config,
         nets,
-        data: { length: 100, batch: async () => { throw new Error('bench: batches are made by the bench'); } },
+        data: {
+          length: 100,
+          batch: async () => {
+            throw new Error('bench: batches are made by the bench');
+          },
+        },
         samples: { a: tf.zeros([1, s, s, net.channels]), b: tf.zeros([1, s, s, net.channels]) },
         loss,
         lr: 2e-4,
@@ -223,15 +264,37 @@ async function buildTask() {
       return { task, batch, nets: { G: nets.G_A, D: nets.D_A }, impl: '@gantry/cyclegan CycleGanTask' };
     }
     const task = fallbackCycleGan(config, loss);
-    return { task, batch, nets: { G: task.nets.G_A, D: task.nets.D_A }, impl: 'bench fallback (core resnetGenerator/patchDiscriminator/ImagePool)' };
+    return {
+      task,
+      batch,
+      nets: { G: task.nets.G_A, D: task.nets.D_A },
+      impl: 'bench fallback (core resnetGenerator/patchDiscriminator/ImagePool)',
+    };
   }
   throw new Error(`unknown variant ${row.variant}`);
 }
 
 /** CycleGAN's step from core's blocks, for when @gantry/cyclegan is not built (same structure as its task). */
 function fallbackCycleGan(c, loss) {
-  const G = (name) => core.resnetGenerator({ size: c.cropSize, inChannels: c.channels, outChannels: c.channels, ngf: c.ngf, blocks: c.blocks, norm: c.norm, name });
-  const D = (name) => core.patchDiscriminator({ size: c.cropSize, inChannels: c.channels, ndf: c.ndf, layers: c.dLayers, norm: c.norm, name });
+  const G = (name) =>
+    core.resnetGenerator({
+      size: c.cropSize,
+      inChannels: c.channels,
+      outChannels: c.channels,
+      ngf: c.ngf,
+      blocks: c.blocks,
+      norm: c.norm,
+      name,
+    });
+  const D = (name) =>
+    core.patchDiscriminator({
+      size: c.cropSize,
+      inChannels: c.channels,
+      ndf: c.ndf,
+      layers: c.dLayers,
+      norm: c.norm,
+      name,
+    });
   const nets = { G_A: G('G_A'), G_B: G('G_B'), D_A: D('D_A'), D_B: D('D_B') };
   const optimizers = { G: core.adam(2e-4, 0.5), D: core.adam(2e-4, 0.5) };
   const poolA = new core.ImagePool(net.poolSize, 1);
@@ -246,11 +309,16 @@ function fallbackCycleGan(c, loss) {
       const pA = poolA.query(fakeA);
       tf.dispose([fakeA, fakeB]);
       try {
-        return core.optimize(optimizers.D, [nets.D_A, nets.D_B], () => {
-          const dA = loss.discriminator(g(nets.D_A, b.b), g(nets.D_A, pB));
-          const dB = loss.discriminator(g(nets.D_B, b.a), g(nets.D_B, pA));
-          return { D: tf.add(dA, dB) };
-        }, 'D');
+        return core.optimize(
+          optimizers.D,
+          [nets.D_A, nets.D_B],
+          () => {
+            const dA = loss.discriminator(g(nets.D_A, b.b), g(nets.D_A, pB));
+            const dB = loss.discriminator(g(nets.D_B, b.a), g(nets.D_B, pA));
+            return { D: tf.add(dA, dB) };
+          },
+          'D',
+        );
       } finally {
         tf.dispose([pA, pB]);
       }
@@ -259,7 +327,10 @@ function fallbackCycleGan(c, loss) {
       const vars = core.trainableVariables([nets.G_A, nets.G_B]);
       let grads;
       let total = 0;
-      for (const [x, Gn, Fn, Dn] of [[b.a, nets.G_A, nets.G_B, nets.D_A], [b.b, nets.G_B, nets.G_A, nets.D_B]]) {
+      for (const [x, Gn, Fn, Dn] of [
+        [b.a, nets.G_A, nets.G_B, nets.D_A],
+        [b.b, nets.G_B, nets.G_A, nets.D_B],
+      ]) {
         const r = tf.variableGrads(() => {
           const fake = g(Gn, x);
           const parts = [loss.generator(g(Dn, fake)), tf.mul(net.lambdaCycle, core.l1(g(Fn, fake), x))];
@@ -339,10 +410,24 @@ if (args.profile) {
   }
   const rows = [...byKernel].sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = rows.reduce((a, [, e]) => a + e.ms, 0);
-  log(`profile: ${steps} steps, ${(total / steps).toFixed(0)} ms/step with profiling, kernels ${(kernelMs / steps).toFixed(0)} ms/step`);
-  for (const [name, e] of rows.slice(0, 25)) log(`  ${name.padEnd(24)} ${(e.ms / steps).toFixed(1).padStart(8)} ms/step  ${(e.calls / steps).toFixed(0).padStart(5)} calls/step  ${((100 * e.ms) / kernelMs).toFixed(1)}%`);
-  if (core.nativeStats?.calls) log(`  native: ${core.nativeStats.calls} calls, ${core.nativeStats.fallbacks} fell back; oneDNN implementations: ${[...core.nativeStats.impls].map(([k, v]) => `${k} ×${v}`).join(', ')}`);
-  writeResult({ mode: 'profile', row, backend, msPerStep: total / steps, kernels: Object.fromEntries(rows.map(([n, e]) => [n, { msPerStep: e.ms / steps, callsPerStep: e.calls / steps }])) });
+  log(
+    `profile: ${steps} steps, ${(total / steps).toFixed(0)} ms/step with profiling, kernels ${(kernelMs / steps).toFixed(0)} ms/step`,
+  );
+  for (const [name, e] of rows.slice(0, 25))
+    log(
+      `  ${name.padEnd(24)} ${(e.ms / steps).toFixed(1).padStart(8)} ms/step  ${(e.calls / steps).toFixed(0).padStart(5)} calls/step  ${((100 * e.ms) / kernelMs).toFixed(1)}%`,
+    );
+  if (core.nativeStats?.calls)
+    log(
+      `  native: ${core.nativeStats.calls} calls, ${core.nativeStats.fallbacks} fell back; oneDNN implementations: ${[...core.nativeStats.impls].map(([k, v]) => `${k} ×${v}`).join(', ')}`,
+    );
+  writeResult({
+    mode: 'profile',
+    row,
+    backend,
+    msPerStep: total / steps,
+    kernels: Object.fromEntries(rows.map(([n, e]) => [n, { msPerStep: e.ms / steps, callsPerStep: e.calls / steps }])),
+  });
   process.exit(0);
 }
 
@@ -358,9 +443,17 @@ if (args.soak) {
     ms.push(now() - t0);
     if (s % every === 0 || s === total) {
       settle();
-      const point = { step: s, tensors: tf.memory().numTensors, rssMiB: rssMiB(), heapMiB: process.memoryUsage().heapUsed / 2 ** 20, msPerStep: median(ms.slice(-every)) };
+      const point = {
+        step: s,
+        tensors: tf.memory().numTensors,
+        rssMiB: rssMiB(),
+        heapMiB: process.memoryUsage().heapUsed / 2 ** 20,
+        msPerStep: median(ms.slice(-every)),
+      };
       trace.push(point);
-      log(`  soak ${s}/${total}: tensors ${point.tensors}, RSS ${point.rssMiB.toFixed(0)} MiB, ${point.msPerStep.toFixed(0)} ms/step`);
+      log(
+        `  soak ${s}/${total}: tensors ${point.tensors}, RSS ${point.rssMiB.toFixed(0)} MiB, ${point.msPerStep.toFixed(0)} ms/step`,
+      );
     }
   }
   const end = trace.at(-1);
@@ -380,7 +473,10 @@ if (args.soak) {
     rssAfterMiB: end.rssMiB,
     rssDriftPct: ((end.rssMiB - rssAfterWarmup) / rssAfterWarmup) * 100,
     // Growth over the second half of the run: a leak keeps growing there, a warming-up allocator does not.
-    rssDriftSecondHalfPct: ((end.rssMiB - trace[Math.floor((trace.length - 1) / 2)].rssMiB) / trace[Math.floor((trace.length - 1) / 2)].rssMiB) * 100,
+    rssDriftSecondHalfPct:
+      ((end.rssMiB - trace[Math.floor((trace.length - 1) / 2)].rssMiB) /
+        trace[Math.floor((trace.length - 1) / 2)].rssMiB) *
+      100,
     gcBeforeSamples: typeof globalThis.gc === 'function',
     peakRssMiB: peakRssMiB(),
     trace,
@@ -394,7 +490,11 @@ const times = [];
 // wall-clock time, which includes waiting for a core.
 const cpuTimes = [];
 const started = now();
-while (fixed != null ? times.length < fixed : times.length < row.minSteps || (times.length < row.maxSteps && now() - started < row.budgetS * 1000)) {
+while (
+  fixed != null
+    ? times.length < fixed
+    : times.length < row.minSteps || (times.length < row.maxSteps && now() - started < row.budgetS * 1000)
+) {
   const c0 = process.cpuUsage();
   const t0 = now();
   step(i++);

@@ -67,7 +67,8 @@ const fail = (msg) => {
   process.exit(2);
 };
 const steps = opts.steps != null ? Number(opts.steps) : undefined;
-if (steps != null && !(Number.isInteger(steps) && steps > 0)) fail(`--steps ${opts.steps}: expected a positive integer`);
+if (steps != null && !(Number.isInteger(steps) && steps > 0))
+  fail(`--steps ${opts.steps}: expected a positive integer`);
 const outDir = path.resolve(opts.out ?? path.join(here, 'results'));
 /** --threads as a number ('all': every core available to this process); undefined when not given. */
 const requestedThreads = (() => {
@@ -80,7 +81,8 @@ const requestedThreads = (() => {
 const say = (line) => process.stderr.write(`${line}\n`);
 
 for (const pkg of ['core', 'dcgan', 'cgan', 'pix2pix']) {
-  if (!fs.existsSync(path.join(root, 'packages', pkg, 'dist', 'index.js'))) fail(`packages/${pkg}/dist is missing: run \`pnpm build\` first`);
+  if (!fs.existsSync(path.join(root, 'packages', pkg, 'dist', 'index.js')))
+    fail(`packages/${pkg}/dist is missing: run \`pnpm build\` first`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -88,7 +90,10 @@ for (const pkg of ['core', 'dcgan', 'cgan', 'pix2pix']) {
 const table = opts.quick ? QUICK_ROWS : FULL_ROWS;
 function selectRows(only) {
   if (!only) return table;
-  const wanted = only.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const picked = [];
   for (const w of wanted) {
     const hits = table.filter((r) => r.id === w || r.variant === w);
@@ -126,10 +131,17 @@ function runChild(cmd, args, { timeoutS, jsonOut, tag, env }) {
           return;
         } catch {}
       }
-      const lines = stderr.trim().split('\n').filter((l) => l.trim() && !/^\s+(\[torch\] )?(warm-up )?step /.test(l));
+      const lines = stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.trim() && !/^\s+(\[torch\] )?(warm-up )?step /.test(l));
       const errorLine = lines.findLast((l) => /^(error: |\w*Error\b|RuntimeError|SystemExit)/.test(l.trim()));
       const lastLines = errorLine ? errorLine.trim() : lines.slice(-2).join(' | ');
-      const why = timedOut ? `timed out after ${timeoutS} s` : signal ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exit code ${code}`;
+      const why = timedOut
+        ? `timed out after ${timeoutS} s`
+        : signal
+          ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}`
+          : `exit code ${code}`;
       resolve({ ok: false, seconds, error: `${why}${lastLines ? `: ${lastLines}` : ''}` });
     });
   });
@@ -144,12 +156,27 @@ function gantryChild(extra, { timeoutS, name, threadCount }) {
   const nodeFlags = extra.includes('--soak') ? ['--expose-gc'] : [];
   // The native kernels' thread count; the wasm backend itself is single-threaded in Node.
   const env = { GANTRY_THREADS: String(threadCount ?? requestedThreads ?? 1) };
-  return runChild(process.execPath, [...nodeFlags, path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '[gantry]', env });
+  return runChild(
+    process.execPath,
+    [...nodeFlags, path.join(here, 'gantry-step.mjs'), '--backend', opts.backend, '--json-out', jsonOut, ...extra],
+    { timeoutS, jsonOut, tag: '[gantry]', env },
+  );
 }
 
 function torchChild(script, extra, { timeoutS, name, threadCount }) {
   const jsonOut = jsonPath(`torch-${name}`);
-  return runChild(python, [path.join(here, 'reference', script), '--threads', String(threadCount ?? threads), '--json-out', jsonOut, ...extra], { timeoutS, jsonOut, tag: '' });
+  return runChild(
+    python,
+    [
+      path.join(here, 'reference', script),
+      '--threads',
+      String(threadCount ?? threads),
+      '--json-out',
+      jsonOut,
+      ...extra,
+    ],
+    { timeoutS, jsonOut, tag: '' },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -210,34 +237,63 @@ function summarise(row, r, macsPerStep, peakGflops) {
 // ---------------------------------------------------------------------------------------------------------------
 // Formatting.
 const fmtMs = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
-const fmtNum = (x, d = 1) => (x == null || !Number.isFinite(x) ? '–' : x >= 100 ? x.toFixed(0) : x < 1 ? x.toFixed(d + 1) : x.toFixed(d));
-const fmtMsCell = (s) => `${fmtMs(s.msPerStep.median)} (${fmtMs(s.msPerStep.min)}–${fmtMs(s.msPerStep.max)}, n=${s.timedSteps})`;
+const fmtNum = (x, d = 1) =>
+  x == null || !Number.isFinite(x) ? '–' : x >= 100 ? x.toFixed(0) : x < 1 ? x.toFixed(d + 1) : x.toFixed(d);
+const fmtMsCell = (s) =>
+  `${fmtMs(s.msPerStep.median)} (${fmtMs(s.msPerStep.min)}–${fmtMs(s.msPerStep.max)}, n=${s.timedSteps})`;
 
 // With one thread "% peak" is by CPU time (robust to other load); with more, by wall-clock time.
-const gflopsCell = (s) => `${fmtNum(s.gflops)} / ${fmtNum(s.gflopsCpu)} (${fmtNum(threads === 1 && s.pctOfPeakCpu != null ? s.pctOfPeakCpu : s.pctOfPeak)}%)`;
+const gflopsCell = (s) =>
+  `${fmtNum(s.gflops)} / ${fmtNum(s.gflopsCpu)} (${fmtNum(threads === 1 && s.pctOfPeakCpu != null ? s.pctOfPeakCpu : s.pctOfPeak)}%)`;
 
 function markdownTable(results) {
-  const head = ['row', 'batch', 'Gantry ms/step: median (min–max, n)', 'img/s', 'GFLOP/s wall / CPU (% peak)', 'peak RSS MiB', 'tensors start → warm → end', 'PyTorch ms/step', 'PyTorch GFLOP/s wall / CPU (% peak)', 'Gantry / PyTorch', 'ratio by CPU time'];
-  if (scaling) head.push(`Gantry speed-up 1 → ${threads} threads`, `PyTorch speed-up 1 → ${threads} threads`, 'ratio at 1 thread');
+  const head = [
+    'row',
+    'batch',
+    'Gantry ms/step: median (min–max, n)',
+    'img/s',
+    'GFLOP/s wall / CPU (% peak)',
+    'peak RSS MiB',
+    'tensors start → warm → end',
+    'PyTorch ms/step',
+    'PyTorch GFLOP/s wall / CPU (% peak)',
+    'Gantry / PyTorch',
+    'ratio by CPU time',
+  ];
+  if (scaling)
+    head.push(`Gantry speed-up 1 → ${threads} threads`, `PyTorch speed-up 1 → ${threads} threads`, 'ratio at 1 thread');
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`];
   for (const r of results) {
     const g = r.gantry;
     const t = r.torch;
     const cells = [r.label, String(r.batch)];
     if (g && !g.error) {
-      const tensors = g.tensors ? `${g.tensors.before} → ${g.tensors.afterWarmup} → ${g.tensors.after}${g.tensors.after !== g.tensors.afterWarmup ? ` (${g.tensors.after > g.tensors.afterWarmup ? '+' : ''}${g.tensors.after - g.tensors.afterWarmup}${r.variant === 'cyclegan' ? ', image pools filling' : ''})` : ''}` : '–';
+      const tensors = g.tensors
+        ? `${g.tensors.before} → ${g.tensors.afterWarmup} → ${g.tensors.after}${g.tensors.after !== g.tensors.afterWarmup ? ` (${g.tensors.after > g.tensors.afterWarmup ? '+' : ''}${g.tensors.after - g.tensors.afterWarmup}${r.variant === 'cyclegan' ? ', image pools filling' : ''})` : ''}`
+        : '–';
       cells.push(fmtMsCell(g), fmtNum(g.imagesPerSec, 2), gflopsCell(g), fmtNum(g.peakRssMiB, 0), tensors);
     } else {
       cells.push(`failed: ${g?.error ?? '?'}`, '–', '–', '–', '–');
     }
     if (t && !t.error) cells.push(fmtMsCell(t), gflopsCell(t));
     else cells.push(t?.error ? `failed: ${t.error}` : 'not run', '–');
-    cells.push(r.ratio != null ? `**${r.ratio.toFixed(2)}×**` : r.ratioNote, r.ratioCpu != null ? `${r.ratioCpu.toFixed(2)}×` : '–');
+    cells.push(
+      r.ratio != null ? `**${r.ratio.toFixed(2)}×**` : r.ratioNote,
+      r.ratioCpu != null ? `${r.ratioCpu.toFixed(2)}×` : '–',
+    );
     if (scaling) {
       const s = r.oneThread ?? {};
       cells.push(
-        s.speedupGantry != null ? `${s.speedupGantry.toFixed(2)}× (${fmtMs(s.gantryMs)} ms at 1)` : s.gantryError ? `failed: ${s.gantryError}` : '–',
-        s.speedupTorch != null ? `${s.speedupTorch.toFixed(2)}× (${fmtMs(s.torchMs)} ms at 1)` : s.torchError ? `failed: ${s.torchError}` : '–',
+        s.speedupGantry != null
+          ? `${s.speedupGantry.toFixed(2)}× (${fmtMs(s.gantryMs)} ms at 1)`
+          : s.gantryError
+            ? `failed: ${s.gantryError}`
+            : '–',
+        s.speedupTorch != null
+          ? `${s.speedupTorch.toFixed(2)}× (${fmtMs(s.torchMs)} ms at 1)`
+          : s.torchError
+            ? `failed: ${s.torchError}`
+            : '–',
         s.ratio != null ? `${s.ratio.toFixed(2)}×` : '–',
       );
     }
@@ -249,13 +305,22 @@ function markdownTable(results) {
 function peakLines(peak) {
   const l = [];
   const g = peak.gantry;
-  if (g) l.push(`Gantry backend ${g.backend.name}: matMul ${g.matmul.n}² ${fmtNum(pk(g.matmul))} GFLOP/s, conv2d 3×3 ${g.conv3x3.channels}→${g.conv3x3.channels} on 32×32 ${fmtNum(pk(g.conv3x3))} GFLOP/s`);
+  if (g)
+    l.push(
+      `Gantry backend ${g.backend.name}: matMul ${g.matmul.n}² ${fmtNum(pk(g.matmul))} GFLOP/s, conv2d 3×3 ${g.conv3x3.channels}→${g.conv3x3.channels} on 32×32 ${fmtNum(pk(g.conv3x3))} GFLOP/s`,
+    );
   const t = peak.torch;
   if (t) {
-    const blas = t.blas?.loaded?.length ? t.blas.loaded.map((p) => `${path.basename(path.dirname(p))}/${path.basename(p)}`).join(', ') : '?';
-    l.push(`PyTorch ${t.version} (${t.threads} thread${t.threads === 1 ? '' : 's'}): conv2d 3×3 (oneDNN) ${fmtNum(pk(t['torch-conv3x3']))} GFLOP/s, torch.matmul ${t.n}² ${fmtNum(pk(t.torch))} GFLOP/s (BLAS: ${blas}), numpy ${fmtNum(pk(t.numpy))} GFLOP/s`);
+    const blas = t.blas?.loaded?.length
+      ? t.blas.loaded.map((p) => `${path.basename(path.dirname(p))}/${path.basename(p)}`).join(', ')
+      : '?';
+    l.push(
+      `PyTorch ${t.version} (${t.threads} thread${t.threads === 1 ? '' : 's'}): conv2d 3×3 (oneDNN) ${fmtNum(pk(t['torch-conv3x3']))} GFLOP/s, torch.matmul ${t.n}² ${fmtNum(pk(t.torch))} GFLOP/s (BLAS: ${blas}), numpy ${fmtNum(pk(t.numpy))} GFLOP/s`,
+    );
   }
-  l.push(`machine peak used for "% peak": ${fmtNum(peak.machineGflops)} GFLOP/s (${peak.source}, ${threads} thread${threads === 1 ? '' : 's'})`);
+  l.push(
+    `machine peak used for "% peak": ${fmtNum(peak.machineGflops)} GFLOP/s (${peak.source}, ${threads} thread${threads === 1 ? '' : 's'})`,
+  );
   return l;
 }
 
@@ -264,26 +329,39 @@ function peakLines(peak) {
 const python = opts.python ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 let torchInfo = { available: false, reason: '--no-torch' };
 if (!opts['no-torch']) {
-  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
+  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   torchInfo =
     probe.status === 0
       ? { available: true, version: probe.stdout.trim(), python }
-      : { available: false, reason: `\`${python} -c "import torch"\` failed (on Debian: apt-get install python3-torch)`, python };
+      : {
+          available: false,
+          reason: `\`${python} -c "import torch"\` failed (on Debian: apt-get install python3-torch)`,
+          python,
+        };
 }
 
 const loadStart = os.loadavg();
 const startedAt = new Date();
 fs.mkdirSync(outDir, { recursive: true });
-const stamp = startedAt.toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+const stamp = startedAt
+  .toISOString()
+  .replace(/[:.]/g, '-')
+  .replace(/-\d{3}Z$/, 'Z');
 
 // The backend (and its thread count) comes from the first Gantry child: the peak measurement.
-say(`bench: measuring matmul peak (Gantry backend '${opts.backend}'${torchInfo.available && !opts.soak ? ', PyTorch' : ''}) …`);
+say(
+  `bench: measuring matmul peak (Gantry backend '${opts.backend}'${torchInfo.available && !opts.soak ? ', PyTorch' : ''}) …`,
+);
 // --soak needs only the backend's name from this child: a token size.
 const peakSize = opts.soak ? 64 : opts.quick ? 256 : 1024;
 const gPeak = await gantryChild(['--peak', '--size', String(peakSize)], { timeoutS: 300, name: 'peak' });
 if (!gPeak.ok) fail(`the Gantry backend did not start: ${gPeak.error}`);
 const backend = gPeak.result.backend;
-const threads = requestedThreads ?? (backend.name === 'node' || backend.name === 'node-gpu' ? os.availableParallelism() : 1);
+const threads =
+  requestedThreads ?? (backend.name === 'node' || backend.name === 'node-gpu' ? os.availableParallelism() : 1);
 /** With more than one thread every row also runs at 1 thread, for each side's speed-up. */
 const scaling = threads > 1 && !opts.soak;
 let tPeak;
@@ -297,11 +375,24 @@ const pk = (probe) => (threads === 1 ? (probe?.gflopsCpu ?? probe?.gflops) : pro
 const peakCandidates = [
   ['Gantry matMul', pk(gPeak.result.matmul)],
   ['Gantry conv2d 3×3', pk(gPeak.result.conv3x3)],
-  ...(tPeak?.ok ? [['PyTorch conv2d 3×3 (oneDNN)', pk(tPeak.result['torch-conv3x3'])], ['torch.matmul', pk(tPeak.result.torch)], ['numpy matmul', pk(tPeak.result.numpy)]] : []),
+  ...(tPeak?.ok
+    ? [
+        ['PyTorch conv2d 3×3 (oneDNN)', pk(tPeak.result['torch-conv3x3'])],
+        ['torch.matmul', pk(tPeak.result.torch)],
+        ['numpy matmul', pk(tPeak.result.numpy)],
+      ]
+    : []),
 ].filter(([, v]) => Number.isFinite(v));
 const [peakSource, machineGflops] = peakCandidates.reduce((a, b) => (b[1] > a[1] ? b : a));
-const peak = { gantry: gPeak.result, torch: tPeak?.ok ? tPeak.result : null, machineGflops, source: `best: ${peakSource}, by ${threads === 1 ? 'CPU' : 'wall-clock'} time` };
-say(`bench: backend ${backend.name} (${backend.detail}); PyTorch threads ${threads}; peak ${machineGflops.toFixed(1)} GFLOP/s (${peakSource})`);
+const peak = {
+  gantry: gPeak.result,
+  torch: tPeak?.ok ? tPeak.result : null,
+  machineGflops,
+  source: `best: ${peakSource}, by ${threads === 1 ? 'CPU' : 'wall-clock'} time`,
+};
+say(
+  `bench: backend ${backend.name} (${backend.detail}); PyTorch threads ${threads}; peak ${machineGflops.toFixed(1)} GFLOP/s (${peakSource})`,
+);
 
 const machine = () => ({
   cpus: os.cpus().length,
@@ -324,7 +415,10 @@ if (opts.soak) {
   const warmup = Math.max(100, row.variant === 'cyclegan' ? Math.ceil(row.net.poolSize / row.batch) + 5 : 0);
   const soakRowCfg = { ...row, warmup };
   say(`bench: soak: ${row.label}, batch ${row.batch}, ${warmup} warm-up + ${total} steps …`);
-  const r = await gantryChild(['--row', JSON.stringify(soakRowCfg), '--soak', '--steps', String(total)], { timeoutS: row.timeoutS, name: `soak-${id}` });
+  const r = await gantryChild(['--row', JSON.stringify(soakRowCfg), '--soak', '--steps', String(total)], {
+    timeoutS: row.timeoutS,
+    name: `soak-${id}`,
+  });
   if (!r.ok) fail(`soak failed: ${r.error}`);
   const s = r.result;
   const tensorsOk = s.tensorDrift === 0;
@@ -335,13 +429,25 @@ if (opts.soak) {
     '| step | tensors | RSS MiB | JS heap used MiB | ms/step (median of the interval) |',
     '|--:|--:|--:|--:|--:|',
     `| warm-up end | ${s.tensorsAfterWarmup} | ${s.rssAfterWarmupMiB.toFixed(0)} | – | – |`,
-    ...s.trace.map((p) => `| ${p.step} | ${p.tensors} | ${p.rssMiB.toFixed(0)} | ${p.heapMiB.toFixed(0)} | ${fmtMs(p.msPerStep)} |`),
+    ...s.trace.map(
+      (p) => `| ${p.step} | ${p.tensors} | ${p.rssMiB.toFixed(0)} | ${p.heapMiB.toFixed(0)} | ${fmtMs(p.msPerStep)} |`,
+    ),
     '',
     `tensor count: ${s.tensorsAfterWarmup} → ${s.tensorsAfter} (${s.tensorDrift >= 0 ? '+' : ''}${s.tensorDrift}) — target: identical — ${tensorsOk ? 'PASS' : 'FAIL'}`,
     `RSS (sampled after a full GC): ${s.rssAfterWarmupMiB.toFixed(0)} → ${s.rssAfterMiB.toFixed(0)} MiB (${s.rssDriftPct >= 0 ? '+' : ''}${s.rssDriftPct.toFixed(1)}%) — target: ≤ 5% growth — ${rssOk ? 'PASS' : 'FAIL'}; over the second half ${s.rssDriftSecondHalfPct >= 0 ? '+' : ''}${s.rssDriftSecondHalfPct.toFixed(1)}%; peak RSS ${s.peakRssMiB.toFixed(0)} MiB`,
     `median ${fmtMs(s.msPerStep)} ms/step over ${total} steps (${s.seconds.toFixed(0)} s); machine load average at start ${loadStart.map((x) => x.toFixed(2)).join(' ')}`,
   ];
-  const json = { schema: 1, mode: 'soak', createdAt: startedAt.toISOString(), command: process.argv.slice(2), machine: machine(), backend, row: soakRowCfg, result: s, pass: { tensors: tensorsOk, rss: rssOk } };
+  const json = {
+    schema: 1,
+    mode: 'soak',
+    createdAt: startedAt.toISOString(),
+    command: process.argv.slice(2),
+    machine: machine(),
+    backend,
+    row: soakRowCfg,
+    result: s,
+    pass: { tensors: tensorsOk, rss: rssOk },
+  };
   fs.writeFileSync(path.join(outDir, `soak-${stamp}.json`), `${JSON.stringify(json, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, 'soak-latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   console.log(lines.join('\n'));
@@ -370,7 +476,11 @@ for (const row of rows) {
     g1 = await gantryChild(extra, { timeoutS: row.timeoutS, name: `${row.id}-1t`, threadCount: 1 });
     if (torchInfo.available) {
       say(`bench: ${row.id}: PyTorch at 1 thread …`);
-      t1 = await torchChild(`${row.variant}.py`, extra, { timeoutS: row.timeoutS, name: `${row.id}-1t`, threadCount: 1 });
+      t1 = await torchChild(`${row.variant}.py`, extra, {
+        timeoutS: row.timeoutS,
+        name: `${row.id}-1t`,
+        threadCount: 1,
+      });
     }
   }
   const fwdG = g.ok ? g.result.forwardMacsPerSample : undefined;
@@ -389,7 +499,9 @@ for (const row of rows) {
     torch: t ? (t.ok ? summarise(row, t.result, macsPerStep, machineGflops) : { error: t.error }) : null,
     ratio: null,
     ratioCpu: null,
-    ratioNote: torchInfo.available ? 'PyTorch failed' : `no PyTorch (${torchInfo.reason === '--no-torch' ? '--no-torch' : 'not installed'})`,
+    ratioNote: torchInfo.available
+      ? 'PyTorch failed'
+      : `no PyTorch (${torchInfo.reason === '--no-torch' ? '--no-torch' : 'not installed'})`,
   };
   if (fwdG && fwdT && (fwdG.G !== fwdT.G || fwdG.D !== fwdT.D)) {
     entry.warning = `networks differ: forward multiply-adds per sample Gantry ${JSON.stringify(fwdG)}, PyTorch ${JSON.stringify(fwdT)}`;
@@ -397,7 +509,8 @@ for (const row of rows) {
   }
   if (g.ok && t?.ok) {
     entry.ratio = entry.gantry.msPerStep.median / entry.torch.msPerStep.median;
-    if (entry.gantry.cpuMsPerStep && entry.torch.cpuMsPerStep) entry.ratioCpu = entry.gantry.cpuMsPerStep.median / entry.torch.cpuMsPerStep.median;
+    if (entry.gantry.cpuMsPerStep && entry.torch.cpuMsPerStep)
+      entry.ratioCpu = entry.gantry.cpuMsPerStep.median / entry.torch.cpuMsPerStep.median;
     entry.ratioNote = '';
   } else if (!g.ok) entry.ratioNote = 'Gantry failed';
   if (scaling) {
@@ -417,7 +530,9 @@ for (const row of rows) {
   }
   results.push(entry);
   const brief = (s) => (s && !s.error ? `${fmtMs(s.msPerStep.median)} ms/step` : `failed (${s?.error ?? 'not run'})`);
-  say(`bench: ${row.id}: Gantry ${brief(entry.gantry)}${t ? `, PyTorch ${brief(entry.torch)}` : ''}${entry.ratio != null ? `, ratio ${entry.ratio.toFixed(2)}×` : ''}${entry.oneThread?.speedupGantry != null ? `; speed-up 1 → ${threads} threads: Gantry ${entry.oneThread.speedupGantry.toFixed(2)}×${entry.oneThread.speedupTorch != null ? `, PyTorch ${entry.oneThread.speedupTorch.toFixed(2)}×` : ''}` : ''}`);
+  say(
+    `bench: ${row.id}: Gantry ${brief(entry.gantry)}${t ? `, PyTorch ${brief(entry.torch)}` : ''}${entry.ratio != null ? `, ratio ${entry.ratio.toFixed(2)}×` : ''}${entry.oneThread?.speedupGantry != null ? `; speed-up 1 → ${threads} threads: Gantry ${entry.oneThread.speedupGantry.toFixed(2)}×${entry.oneThread.speedupTorch != null ? `, PyTorch ${entry.oneThread.speedupTorch.toFixed(2)}×` : ''}` : ''}`,
+  );
 }
 
 const endedAt = new Date();
@@ -447,8 +562,12 @@ const md = [
   `- a step = one D update + one G update (Adam) + loss read-back; batches made once, outside the timing; warm-up steps untimed; timed steps per row by a time budget (${rows.map((r) => `${r.id} ${r.minSteps}–${r.maxSteps}`).join(', ')}), so the paper-size rows get only a few`,
   `- tensors: live tf.memory() tensors before the first step → after warm-up → after the timed steps (should not change after warm-up${rows.some((r) => r.variant === 'cyclegan') ? '; CycleGAN grows by one per step until its image pools hold 50 images' : ''})`,
   '- Gantry / PyTorch: ratio of the median wall-clock ms per step, both measured in this run with the same thread count; "ratio by CPU time": the same with the processes\' CPU time per step, which other load on the machine disturbs less',
-  ...(scaling ? [`- speed-up 1 → ${threads} threads: each side's median ms/step at 1 thread (run right after the row, same steps) / at ${threads} threads; "ratio at 1 thread": Gantry / PyTorch at 1 thread`] : []),
-  '- GFLOP/s: 2 × the step\'s multiply-adds (conv, transposed conv, dense; backward = 2× forward) / median wall-clock time (JSON gflopsCpu: / median CPU time); % peak against the machine peak above; the PyTorch references mirror Gantry\'s step and networks (forward multiply-adds checked equal)',
+  ...(scaling
+    ? [
+        `- speed-up 1 → ${threads} threads: each side's median ms/step at 1 thread (run right after the row, same steps) / at ${threads} threads; "ratio at 1 thread": Gantry / PyTorch at 1 thread`,
+      ]
+    : []),
+  "- GFLOP/s: 2 × the step's multiply-adds (conv, transposed conv, dense; backward = 2× forward) / median wall-clock time (JSON gflopsCpu: / median CPU time); % peak against the machine peak above; the PyTorch references mirror Gantry's step and networks (forward multiply-adds checked equal)",
   ...results.filter((r) => r.warning).map((r) => `- WARNING ${r.id}: ${r.warning}`),
 ].join('\n');
 const file = path.join(outDir, `bench-${stamp}${opts.quick ? '-quick' : ''}.json`);
@@ -456,6 +575,8 @@ fs.writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
 fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
 fs.writeFileSync(path.join(outDir, 'latest.md'), `${md}\n`);
 console.log(md);
-say(`bench: wrote ${path.relative(process.cwd(), file) || file} (and latest.json, latest.md) in ${json.seconds.toFixed(0)} s`);
+say(
+  `bench: wrote ${path.relative(process.cwd(), file) || file} (and latest.json, latest.md) in ${json.seconds.toFixed(0)} s`,
+);
 fs.rmSync(tmp, { recursive: true, force: true });
 process.exit(results.some((r) => r.gantry.error) ? 1 : 0);

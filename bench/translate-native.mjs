@@ -73,11 +73,28 @@ async function child(row) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-native-'));
   try {
     const input = path.join(tmp, 'photo.png');
-    await sharp(scene(row.width, row.height), { raw: { width: row.width, height: row.height, channels: 3 } }).png().toFile(input);
+    await sharp(scene(row.width, row.height), { raw: { width: row.width, height: row.height, channels: 3 } })
+      .png()
+      .toFile(input);
     const g =
       row.kind === 'unet'
-        ? core.unetGenerator({ size: 256, inChannels: 3, outChannels: 3, numDowns: row.numDowns, ngf: row.ngf, norm: row.norm, dropout: row.dropout })
-        : core.resnetGenerator({ size: 256, inChannels: 3, outChannels: 3, ngf: row.ngf, blocks: row.blocks, norm: row.norm });
+        ? core.unetGenerator({
+            size: 256,
+            inChannels: 3,
+            outChannels: 3,
+            numDowns: row.numDowns,
+            ngf: row.ngf,
+            norm: row.norm,
+            dropout: row.dropout,
+          })
+        : core.resnetGenerator({
+            size: 256,
+            inChannels: 3,
+            outChannels: 3,
+            ngf: row.ngf,
+            blocks: row.blocks,
+            norm: row.norm,
+          });
     const t = await core.imageTranslator(g, false);
     // Warm-up at 256×256 (kernels' first-call setup), untimed.
     tf.dispose(t.fn(tf.zeros([1, 256, 256, 3])));
@@ -106,7 +123,16 @@ async function child(row) {
     });
     const totalMs = performance.now() - t0;
     const r = summary.reports[0];
-    return { backend: backend.detail, totalS: totalMs / 1000, forwardS: forwardMs / 1000, forwardCpuS: forwardCpu, tiles: r.run.tiles, tile: r.run.tile, peakRssMiB: peakRssMiB(), multiple: t.multiple };
+    return {
+      backend: backend.detail,
+      totalS: totalMs / 1000,
+      forwardS: forwardMs / 1000,
+      forwardCpuS: forwardCpu,
+      tiles: r.run.tiles,
+      tile: r.run.tile,
+      peakRssMiB: peakRssMiB(),
+      multiple: t.multiple,
+    };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -148,17 +174,40 @@ if (opt.child) {
 
 const names = opt.only ? opt.only.split(',') : Object.keys(ROWS);
 const torchOk = !opt['no-torch'] && spawnSync(opt.python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-console.log(`native-resolution translate, ${opt.width}×${opt.height}, ${opt.threads} thread(s); ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`);
-console.log('| generator | tiles | Gantry forward s (CPU s) | Gantry translate s, file to file | Gantry peak RSS MiB | PyTorch forward s (CPU s) | PyTorch peak RSS MiB | ratio wall (CPU) |');
+console.log(
+  `native-resolution translate, ${opt.width}×${opt.height}, ${opt.threads} thread(s); ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`,
+);
+console.log(
+  '| generator | tiles | Gantry forward s (CPU s) | Gantry translate s, file to file | Gantry peak RSS MiB | PyTorch forward s (CPU s) | PyTorch peak RSS MiB | ratio wall (CPU) |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const name of names) {
   const base = ROWS[name];
   if (!base) throw new Error(`unknown generator ${name} (expected ${Object.keys(ROWS).join(', ')})`);
-  const row = { ...base, backend: opt.backend, width: Number(opt.width), height: Number(opt.height), tile: opt.tile, maxMemory: opt['max-memory'] ? Number(opt['max-memory']) : undefined };
+  const row = {
+    ...base,
+    backend: opt.backend,
+    width: Number(opt.width),
+    height: Number(opt.height),
+    tile: opt.tile,
+    maxMemory: opt['max-memory'] ? Number(opt['max-memory']) : undefined,
+  };
   const env = { ...process.env, GANTRY_THREADS: opt.threads };
-  let gr = { forwardS: Number.NaN, forwardCpuS: Number.NaN, totalS: Number.NaN, peakRssMiB: Number.NaN, tiles: 0, multiple: row.kind === 'unet' ? 2 ** row.numDowns : 4, backend: 'not run' };
+  let gr = {
+    forwardS: Number.NaN,
+    forwardCpuS: Number.NaN,
+    totalS: Number.NaN,
+    peakRssMiB: Number.NaN,
+    tiles: 0,
+    multiple: row.kind === 'unet' ? 2 ** row.numDowns : 4,
+    backend: 'not run',
+  };
   if (!opt['torch-only']) {
-    const g = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(row)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    const g = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(row)], {
+      env,
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
     if (g.status !== 0) {
       console.log(`| ${name} | failed: ${(g.stderr || g.stdout).trim().split('\n').slice(-3).join(' ')} |`);
       continue;
@@ -168,8 +217,20 @@ for (const name of names) {
   console.error(`${name} Gantry: ${JSON.stringify(gr)}`);
   let tr;
   if (torchOk) {
-    const p = spawnSync(opt.python, ['-c', TORCH, JSON.stringify({ ...row, threads: Number(opt.threads), multiple: gr.multiple }), path.join(here, 'reference')], { encoding: 'utf8', maxBuffer: 1 << 24 });
-    tr = p.status === 0 ? JSON.parse(p.stdout.trim().split('\n').at(-1)) : { error: `exit ${p.status ?? p.signal} ${(p.stderr || '').trim().split('\n').at(-1) ?? ''}` };
+    const p = spawnSync(
+      opt.python,
+      [
+        '-c',
+        TORCH,
+        JSON.stringify({ ...row, threads: Number(opt.threads), multiple: gr.multiple }),
+        path.join(here, 'reference'),
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
+    tr =
+      p.status === 0
+        ? JSON.parse(p.stdout.trim().split('\n').at(-1))
+        : { error: `exit ${p.status ?? p.signal} ${(p.stderr || '').trim().split('\n').at(-1) ?? ''}` };
     console.error(`${name} PyTorch: ${JSON.stringify(tr)}`);
   }
   const tiles = gr.tiles > 1 ? `${gr.tiles} × ${gr.tile} px` : gr.tiles === 1 ? 'whole image' : 'not run';
@@ -177,7 +238,13 @@ for (const name of names) {
     ? ['n/a', 'n/a', 'n/a']
     : tr.error
       ? [`failed: ${tr.error}`, '', '']
-      : [`${tr.forwardS.toFixed(1)} (${tr.forwardCpuS.toFixed(1)})`, tr.peakRssMiB.toFixed(0), `${(gr.forwardS / tr.forwardS).toFixed(2)}× (${(gr.forwardCpuS / tr.forwardCpuS).toFixed(2)}×)`];
-  console.log(`| ${name} | ${tiles} | ${gr.forwardS.toFixed(1)} (${gr.forwardCpuS.toFixed(1)}) | ${gr.totalS.toFixed(1)} | ${gr.peakRssMiB.toFixed(0)} | ${torchCols.join(' | ')} |`);
+      : [
+          `${tr.forwardS.toFixed(1)} (${tr.forwardCpuS.toFixed(1)})`,
+          tr.peakRssMiB.toFixed(0),
+          `${(gr.forwardS / tr.forwardS).toFixed(2)}× (${(gr.forwardCpuS / tr.forwardCpuS).toFixed(2)}×)`,
+        ];
+  console.log(
+    `| ${name} | ${tiles} | ${gr.forwardS.toFixed(1)} (${gr.forwardCpuS.toFixed(1)}) | ${gr.totalS.toFixed(1)} | ${gr.peakRssMiB.toFixed(0)} | ${torchCols.join(' | ')} |`,
+  );
   console.error(`${name}: ${gr.backend}${tr && !tr.error ? `; torch ${tr.torch} at ${tr.size.join('×')}` : ''}`);
 }

@@ -12,17 +12,23 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runApp } from './run-app.js';
 
 /** The fields of model.json and state.json that these tests tamper with. */
-type SavedJson = { weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[]; step: unknown };
+type SavedJson = {
+  weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[];
+  step: unknown;
+};
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bad-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 
 const torchFixture = (f: string) => path.join(import.meta.dirname, '..', 'packages/core/src/torch/fixtures', f);
 
-const app = (name: string, args: string[]) => runApp(name, args, { GANTRY_RUNS: at('runs'), GANTRY_DATA_CACHE: at('cache'), INIT_CWD: tmp });
+const app = (name: string, args: string[]) =>
+  runApp(name, args, { GANTRY_RUNS: at('runs'), GANTRY_DATA_CACHE: at('cache'), INIT_CWD: tmp });
 
 const png = (file: string, width: number, height: number) =>
-  sharp({ create: { width, height, channels: 3, background: '#7a8' } }).png().toFile(file);
+  sharp({ create: { width, height, channels: 3, background: '#7a8' } })
+    .png()
+    .toFile(file);
 
 /** IDX images file with a given magic number and count, optionally cut short. */
 function idxImages(file: string, magic: number, count: number, truncate = false) {
@@ -43,7 +49,17 @@ function idxLabels(file: string, count: number) {
 
 beforeAll(async () => {
   // Datasets with one thing wrong each.
-  for (const d of ['onlyA/trainA', 'empty', 'wrong/images', 'corrupt/train', 'odd/train', 'good/train', 'good/test', 'notimages/train']) fs.mkdirSync(at(d), { recursive: true });
+  for (const d of [
+    'onlyA/trainA',
+    'empty',
+    'wrong/images',
+    'corrupt/train',
+    'odd/train',
+    'good/train',
+    'good/test',
+    'notimages/train',
+  ])
+    fs.mkdirSync(at(d), { recursive: true });
   fs.writeFileSync(at('corrupt/train/0.png'), '');
   await png(at('onlyA/trainA/0.png'), 32, 32);
   fs.writeFileSync(at('notimages/train/readme.txt'), 'not an image');
@@ -56,17 +72,68 @@ beforeAll(async () => {
   idxImages(at('idx-short/train-images-idx3-ubyte.gz'), 0x803, 10, true);
   idxLabels(at('idx-short/train-labels-idx1-ubyte'), 10);
   // Image folders for dcgan and cgan: one class only, images but no class folders, a class without images.
-  for (const d of ['oneclass/cats', 'flatimages', 'emptyclass/cats', 'emptyclass/dogs']) fs.mkdirSync(at(d), { recursive: true });
+  for (const d of ['oneclass/cats', 'flatimages', 'emptyclass/cats', 'emptyclass/dogs'])
+    fs.mkdirSync(at(d), { recursive: true });
   for (const f of ['oneclass/cats/0.png', 'flatimages/0.png', 'emptyclass/cats/0.png']) await png(at(f), 16, 16);
   fs.writeFileSync(at('emptyclass/dogs/readme.txt'), 'no images');
   fs.writeFileSync(at('a-file'), 'x');
   fs.writeFileSync(at('photo.txt'), 'not an image');
   // Tiny trained models for the sampling commands.
-  const cg = await app('cgan', ['train', '--steps', '2', '--batch-size', '8', '--limit', '64', '--ngf', '4', '--ndf', '4', '--out', at('cgan-run'), '--progress', 'false']);
+  const cg = await app('cgan', [
+    'train',
+    '--steps',
+    '2',
+    '--batch-size',
+    '8',
+    '--limit',
+    '64',
+    '--ngf',
+    '4',
+    '--ndf',
+    '4',
+    '--out',
+    at('cgan-run'),
+    '--progress',
+    'false',
+  ]);
   expect(cg.code, cg.err).toBe(0);
-  const p2p = await app('pix2pix', ['train', '--data', at('good'), '--netG', 'unet_32', '--crop-size', '32', '--load-size', '32', '--ngf', '4', '--ndf', '4', '--steps', '1', '--out', at('p2p-run'), '--progress', 'false']);
+  const p2p = await app('pix2pix', [
+    'train',
+    '--data',
+    at('good'),
+    '--netG',
+    'unet_32',
+    '--crop-size',
+    '32',
+    '--load-size',
+    '32',
+    '--ngf',
+    '4',
+    '--ndf',
+    '4',
+    '--steps',
+    '1',
+    '--out',
+    at('p2p-run'),
+    '--progress',
+    'false',
+  ]);
   expect(p2p.code, p2p.err).toBe(0);
-  const g = await app('gan', ['train', '--steps', '10', '--checkpoint-every', '5', '--batch-size', '16', '--limit', '64', '--out', at('gan-run'), '--progress', 'false']);
+  const g = await app('gan', [
+    'train',
+    '--steps',
+    '10',
+    '--checkpoint-every',
+    '5',
+    '--batch-size',
+    '16',
+    '--limit',
+    '64',
+    '--out',
+    at('gan-run'),
+    '--progress',
+    'false',
+  ]);
   expect(g.code, g.err).toBe(0);
   // Copies of that run with one thing wrong each (the run's newest checkpoint is step 10).
   const copy = (name: string) => {
@@ -102,7 +169,10 @@ beforeAll(async () => {
   copy('gan-full');
   fs.rmSync(at('gan-full', 'losses.jsonl'));
   fs.symlinkSync('/dev/full', at('gan-full', 'losses.jsonl'));
-  fs.writeFileSync(at('bomb.svg'), '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000" fill="#888"/></svg>');
+  fs.writeFileSync(
+    at('bomb.svg'),
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000" fill="#888"/></svg>',
+  );
 }, 300_000);
 
 type Case = [app: string, what: string, args: string[], message: RegExp, writes: string];
@@ -110,84 +180,492 @@ const cgan = (c: string) => ['--checkpoint', at('cgan-run'), ...(c ? [c] : [])].
 
 const cases: Case[] = [
   // MNIST apps: flags
-  ['cgan', 'label out of range', ['generate', '--label', '12', ...cgan(''), '--out', at('o1')], /--label: '12' is not a class \(expected 0-9/, 'o1'],
-  ['cgan', 'label not a number', ['generate', '--label', 'x', ...cgan(''), '--out', at('o2')], /--label: 'x' is not a class/, 'o2'],
-  ['cgan', 'missing checkpoint', ['generate', '--checkpoint', 'nope', '--out', at('o3')], /--checkpoint nope: no such run or checkpoint/, 'o3'],
-  ['cgan', 'negative count', ['generate', '--count', '-1', ...cgan(''), '--out', at('o4')], /--count: expected a positive integer up to 100000 \(one PNG file each\), got '-1'/, 'o4'],
-  ['cgan', 'non-numeric batch size', ['train', '--batch-size', 'abc', '--out', at('o5')], /--batch-size: expected a positive integer up to 1024 \(memory\), got 'abc'/, 'o5'],
-  ['cgan', 'negative learning rate', ['train', '--lr', '-0.1', '--out', at('o6')], /--lr: expected a positive number, got '-0.1'/, 'o6'],
-  ['cgan', 'zero discriminator learning rate', ['train', '--d-lr', '0', '--out', at('o33')], /--d-lr: expected a positive number, got '0'/, 'o33'],
-  ['cgan', 'weight-average decay out of range', ['train', '--ema', '1.5', '--out', at('o32')], /--ema: expected a decay in \[0, 1\), got '1.5'/, 'o32'],
-  ['cgan', 'negative R1 weight', ['train', '--r1', '-1', '--out', at('o34')], /--r1: expected a non-negative number, got '-1'/, 'o34'],
-  ['cgan', 'negative mode-seeking weight', ['train', '--mode-seeking', '-0.1', '--out', at('o35')], /--mode-seeking: expected a non-negative number, got '-0.1'/, 'o35'],
+  [
+    'cgan',
+    'label out of range',
+    ['generate', '--label', '12', ...cgan(''), '--out', at('o1')],
+    /--label: '12' is not a class \(expected 0-9/,
+    'o1',
+  ],
+  [
+    'cgan',
+    'label not a number',
+    ['generate', '--label', 'x', ...cgan(''), '--out', at('o2')],
+    /--label: 'x' is not a class/,
+    'o2',
+  ],
+  [
+    'cgan',
+    'missing checkpoint',
+    ['generate', '--checkpoint', 'nope', '--out', at('o3')],
+    /--checkpoint nope: no such run or checkpoint/,
+    'o3',
+  ],
+  [
+    'cgan',
+    'negative count',
+    ['generate', '--count', '-1', ...cgan(''), '--out', at('o4')],
+    /--count: expected a positive integer up to 100000 \(one PNG file each\), got '-1'/,
+    'o4',
+  ],
+  [
+    'cgan',
+    'non-numeric batch size',
+    ['train', '--batch-size', 'abc', '--out', at('o5')],
+    /--batch-size: expected a positive integer up to 1024 \(memory\), got 'abc'/,
+    'o5',
+  ],
+  [
+    'cgan',
+    'negative learning rate',
+    ['train', '--lr', '-0.1', '--out', at('o6')],
+    /--lr: expected a positive number, got '-0.1'/,
+    'o6',
+  ],
+  [
+    'cgan',
+    'zero discriminator learning rate',
+    ['train', '--d-lr', '0', '--out', at('o33')],
+    /--d-lr: expected a positive number, got '0'/,
+    'o33',
+  ],
+  [
+    'cgan',
+    'weight-average decay out of range',
+    ['train', '--ema', '1.5', '--out', at('o32')],
+    /--ema: expected a decay in \[0, 1\), got '1.5'/,
+    'o32',
+  ],
+  [
+    'cgan',
+    'negative R1 weight',
+    ['train', '--r1', '-1', '--out', at('o34')],
+    /--r1: expected a non-negative number, got '-1'/,
+    'o34',
+  ],
+  [
+    'cgan',
+    'negative mode-seeking weight',
+    ['train', '--mode-seeking', '-0.1', '--out', at('o35')],
+    /--mode-seeking: expected a non-negative number, got '-0.1'/,
+    'o35',
+  ],
   ['cgan', 'unknown flag', ['train', '--bogus', '--out', at('o7')], /Unknown argument: bogus/, 'o7'],
-  ['cgan', 'unknown loss', ['train', '--loss', 'nope', '--out', at('o8')], /Invalid values: Argument: loss, Given: "nope"/, 'o8'],
-  ['cgan', 'unknown backend', ['train', '--backend', 'tpu', '--out', at('o9')], /--backend tpu: unknown backend; expected one of/, 'o9'],
-  ['cgan', 'batch larger than the dataset', ['train', '--limit', '10', '--batch-size', '64', '--out', at('o10')], /--batch-size 64: larger than the dataset \(10 digits\)/, 'o10'],
-  ['cgan', 'output path is a file', ['generate', ...cgan(''), '--out', at('a-file', 'sub')], /--out .*a-file\/sub: not a writable directory|a-file.*is a file/, 'a-file/sub'],
-  ['cgan', 'output path is an existing file', ['generate', ...cgan(''), '--out', at('a-file')], /--out .*a-file: is a file, expected a directory/, 'none'],
-  ['dcgan', 'checkpoint of another variant', ['generate', ...cgan(''), '--out', at('o13')], /a cgan checkpoint, expected dcgan/, 'o13'],
+  [
+    'cgan',
+    'unknown loss',
+    ['train', '--loss', 'nope', '--out', at('o8')],
+    /Invalid values: Argument: loss, Given: "nope"/,
+    'o8',
+  ],
+  [
+    'cgan',
+    'unknown backend',
+    ['train', '--backend', 'tpu', '--out', at('o9')],
+    /--backend tpu: unknown backend; expected one of/,
+    'o9',
+  ],
+  [
+    'cgan',
+    'batch larger than the dataset',
+    ['train', '--limit', '10', '--batch-size', '64', '--out', at('o10')],
+    /--batch-size 64: larger than the dataset \(10 digits\)/,
+    'o10',
+  ],
+  [
+    'cgan',
+    'output path is a file',
+    ['generate', ...cgan(''), '--out', at('a-file', 'sub')],
+    /--out .*a-file\/sub: not a writable directory|a-file.*is a file/,
+    'a-file/sub',
+  ],
+  [
+    'cgan',
+    'output path is an existing file',
+    ['generate', ...cgan(''), '--out', at('a-file')],
+    /--out .*a-file: is a file, expected a directory/,
+    'none',
+  ],
+  [
+    'dcgan',
+    'checkpoint of another variant',
+    ['generate', ...cgan(''), '--out', at('o13')],
+    /a cgan checkpoint, expected dcgan/,
+    'o13',
+  ],
   // MNIST apps: data
   ['cgan', 'missing IDX folder', ['train', '--data', 'no-such-dir', '--out', at('o14')], /no-such-dir/, 'o14'],
-  ['cgan', 'IDX file with a wrong magic number', ['train', '--data', at('idx-magic'), '--out', at('o15')], /train-images-idx3-ubyte\.gz.*magic/, 'o15'],
-  ['cgan', 'truncated IDX file', ['train', '--data', at('idx-short'), '--out', at('o16')], /train-images-idx3-ubyte\.gz.*(truncated|expected)/, 'o16'],
+  [
+    'cgan',
+    'IDX file with a wrong magic number',
+    ['train', '--data', at('idx-magic'), '--out', at('o15')],
+    /train-images-idx3-ubyte\.gz.*magic/,
+    'o15',
+  ],
+  [
+    'cgan',
+    'truncated IDX file',
+    ['train', '--data', at('idx-short'), '--out', at('o16')],
+    /train-images-idx3-ubyte\.gz.*(truncated|expected)/,
+    'o16',
+  ],
   // dcgan and cgan: folders of images
-  ['dcgan', 'missing image folder', ['train', '--data', at('no-such-folder'), '--out', at('o40')], /--data .*no-such-folder: folder not found \(expected MNIST IDX files or a folder of images\)/, 'o40'],
-  ['dcgan', 'empty folder', ['train', '--data', at('empty'), '--out', at('o41')], /--data .*empty: neither MNIST IDX files .* nor images/, 'o41'],
-  ['dcgan', 'folder without images', ['train', '--data', at('notimages', 'train'), '--out', at('o42')], /notimages\/train: neither MNIST IDX files/, 'o42'],
-  ['dcgan', 'unreadable image', ['train', '--data', at('corrupt'), '--image-size', '32', '--out', at('o43')], /corrupt\/train\/0\.png: not a readable image/, 'o43'],
-  ['dcgan', 'data that is a file', ['train', '--data', at('a-file'), '--out', at('o44')], /--data .*a-file: is a file/, 'o44'],
-  ['dcgan', 'unknown scenes', ['train', '--data', 'scenes:dusk', '--out', at('o45')], /--data scenes:dusk: unknown scenes \(expected scenes:day, scenes:night/, 'o45'],
-  ['dcgan', 'image size MNIST cannot have', ['train', '--image-size', '64', '--out', at('o46')], /--image-size 64: MNIST is 28 or 32/, 'o46'],
+  [
+    'dcgan',
+    'missing image folder',
+    ['train', '--data', at('no-such-folder'), '--out', at('o40')],
+    /--data .*no-such-folder: folder not found \(expected MNIST IDX files or a folder of images\)/,
+    'o40',
+  ],
+  [
+    'dcgan',
+    'empty folder',
+    ['train', '--data', at('empty'), '--out', at('o41')],
+    /--data .*empty: neither MNIST IDX files .* nor images/,
+    'o41',
+  ],
+  [
+    'dcgan',
+    'folder without images',
+    ['train', '--data', at('notimages', 'train'), '--out', at('o42')],
+    /notimages\/train: neither MNIST IDX files/,
+    'o42',
+  ],
+  [
+    'dcgan',
+    'unreadable image',
+    ['train', '--data', at('corrupt'), '--image-size', '32', '--out', at('o43')],
+    /corrupt\/train\/0\.png: not a readable image/,
+    'o43',
+  ],
+  [
+    'dcgan',
+    'data that is a file',
+    ['train', '--data', at('a-file'), '--out', at('o44')],
+    /--data .*a-file: is a file/,
+    'o44',
+  ],
+  [
+    'dcgan',
+    'unknown scenes',
+    ['train', '--data', 'scenes:dusk', '--out', at('o45')],
+    /--data scenes:dusk: unknown scenes \(expected scenes:day, scenes:night/,
+    'o45',
+  ],
+  [
+    'dcgan',
+    'image size MNIST cannot have',
+    ['train', '--image-size', '64', '--out', at('o46')],
+    /--image-size 64: MNIST is 28 or 32/,
+    'o46',
+  ],
   ['dcgan', 'RGB MNIST', ['train', '--channels', '3', '--out', at('o47')], /--channels 3: MNIST is grey/, 'o47'],
-  ['gan', 'image folder for the plain GAN', ['train', '--data', at('flatimages'), '--out', at('o48')], /gan trains on MNIST IDX files only/, 'o48'],
-  ['cgan', 'ImageFolder with one class', ['train', '--data', at('oneclass'), '--out', at('o49')], /oneclass: one class sub-folder \(cats\); a conditional model needs at least two/, 'o49'],
-  ['cgan', 'images without class folders', ['train', '--data', at('flatimages'), '--out', at('o50')], /flatimages: no class sub-folders/, 'o50'],
-  ['cgan', 'class folder without images', ['train', '--data', at('emptyclass'), '--out', at('o51')], /emptyclass\/dogs: no images \(expected .* in class folder dogs\)/, 'o51'],
+  [
+    'gan',
+    'image folder for the plain GAN',
+    ['train', '--data', at('flatimages'), '--out', at('o48')],
+    /gan trains on MNIST IDX files only/,
+    'o48',
+  ],
+  [
+    'cgan',
+    'ImageFolder with one class',
+    ['train', '--data', at('oneclass'), '--out', at('o49')],
+    /oneclass: one class sub-folder \(cats\); a conditional model needs at least two/,
+    'o49',
+  ],
+  [
+    'cgan',
+    'images without class folders',
+    ['train', '--data', at('flatimages'), '--out', at('o50')],
+    /flatimages: no class sub-folders/,
+    'o50',
+  ],
+  [
+    'cgan',
+    'class folder without images',
+    ['train', '--data', at('emptyclass'), '--out', at('o51')],
+    /emptyclass\/dogs: no images \(expected .* in class folder dogs\)/,
+    'o51',
+  ],
   // pix2pix: datasets
-  ['pix2pix', 'missing dataset folder', ['train', '--data', at('missing'), '--out', at('o17')], /missing: dataset folder not found/, 'o17'],
-  ['pix2pix', 'empty dataset folder', ['train', '--data', at('empty'), '--out', at('o18')], /empty: no train\/ folder/, 'o18'],
-  ['pix2pix', 'wrong layout', ['train', '--data', at('wrong'), '--out', at('o19')], /wrong: no train\/ folder \(expected pix2pix layout/, 'o19'],
-  ['pix2pix', 'zero-byte image', ['train', '--data', at('corrupt'), '--out', at('o20')], /corrupt\/train\/0\.png: not a readable image/, 'o20'],
-  ['pix2pix', 'A|B image with odd width', ['train', '--data', at('odd'), '--out', at('o21')], /odd\/train\/0\.png: width 65 is odd/, 'o21'],
-  ['pix2pix', 'no images among the files', ['train', '--data', at('notimages'), '--out', at('o22')], /notimages.*(no images|skipped)/, 'o22'],
+  [
+    'pix2pix',
+    'missing dataset folder',
+    ['train', '--data', at('missing'), '--out', at('o17')],
+    /missing: dataset folder not found/,
+    'o17',
+  ],
+  [
+    'pix2pix',
+    'empty dataset folder',
+    ['train', '--data', at('empty'), '--out', at('o18')],
+    /empty: no train\/ folder/,
+    'o18',
+  ],
+  [
+    'pix2pix',
+    'wrong layout',
+    ['train', '--data', at('wrong'), '--out', at('o19')],
+    /wrong: no train\/ folder \(expected pix2pix layout/,
+    'o19',
+  ],
+  [
+    'pix2pix',
+    'zero-byte image',
+    ['train', '--data', at('corrupt'), '--out', at('o20')],
+    /corrupt\/train\/0\.png: not a readable image/,
+    'o20',
+  ],
+  [
+    'pix2pix',
+    'A|B image with odd width',
+    ['train', '--data', at('odd'), '--out', at('o21')],
+    /odd\/train\/0\.png: width 65 is odd/,
+    'o21',
+  ],
+  [
+    'pix2pix',
+    'no images among the files',
+    ['train', '--data', at('notimages'), '--out', at('o22')],
+    /notimages.*(no images|skipped)/,
+    'o22',
+  ],
   // pix2pix: flags and translate
-  ['pix2pix', 'non-numeric crop size', ['train', '--crop-size', 'big', '--out', at('o23')], /--crop-size: expected a positive integer, got 'big'/, 'o23'],
-  ['pix2pix', 'unknown direction', ['train', '--direction', 'sideways', '--out', at('o24')], /Invalid values: Argument: direction, Given: "sideways"/, 'o24'],
-  ['pix2pix', 'translate a missing input', ['translate', '--checkpoint', at('p2p-run'), '--input', at('nope.jpg'), '--output', at('o25.png')], /nope\.jpg.*(not found|no such)/i, 'o25.png'],
-  ['pix2pix', 'translate a non-image file', ['translate', '--checkpoint', at('p2p-run'), '--input', at('photo.txt'), '--output', at('o26.png')], /photo\.txt: not a readable image/, 'o26.png'],
-  ['pix2pix', 'checkpoint of another variant', ['translate', '--checkpoint', at('cgan-run'), '--input', at('good/train/0.png'), '--output', at('o27.png')], /a cgan checkpoint, expected pix2pix/, 'o27.png'],
+  [
+    'pix2pix',
+    'non-numeric crop size',
+    ['train', '--crop-size', 'big', '--out', at('o23')],
+    /--crop-size: expected a positive integer, got 'big'/,
+    'o23',
+  ],
+  [
+    'pix2pix',
+    'unknown direction',
+    ['train', '--direction', 'sideways', '--out', at('o24')],
+    /Invalid values: Argument: direction, Given: "sideways"/,
+    'o24',
+  ],
+  [
+    'pix2pix',
+    'translate a missing input',
+    ['translate', '--checkpoint', at('p2p-run'), '--input', at('nope.jpg'), '--output', at('o25.png')],
+    /nope\.jpg.*(not found|no such)/i,
+    'o25.png',
+  ],
+  [
+    'pix2pix',
+    'translate a non-image file',
+    ['translate', '--checkpoint', at('p2p-run'), '--input', at('photo.txt'), '--output', at('o26.png')],
+    /photo\.txt: not a readable image/,
+    'o26.png',
+  ],
+  [
+    'pix2pix',
+    'checkpoint of another variant',
+    ['translate', '--checkpoint', at('cgan-run'), '--input', at('good/train/0.png'), '--output', at('o27.png')],
+    /a cgan checkpoint, expected pix2pix/,
+    'o27.png',
+  ],
   // CycleGAN
-  ['cyclegan', 'unaligned dataset without trainB', ['train', '--data', at('onlyA'), '--out', at('o28')], /onlyA\/trainB: folder not found \(expected CycleGAN layout/, 'o28'],
-  ['cyclegan', 'image size the generator cannot take', ['train', '--crop-size', '30', '--out', at('o29')], /--crop-size 30: the ResNet generator needs a multiple of 4/, 'o29'],
-  ['cyclegan', 'unknown translate direction', ['translate', '--direction', 'sideways', '--input', at('good/train/0.png'), '--output', at('o30.png')], /Invalid values: Argument: direction, Given: "sideways"/, 'o30.png'],
-  ['cyclegan', 'checkpoint of another variant', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', at('o31.png')], /a pix2pix checkpoint, expected cyclegan/, 'o31.png'],
+  [
+    'cyclegan',
+    'unaligned dataset without trainB',
+    ['train', '--data', at('onlyA'), '--out', at('o28')],
+    /onlyA\/trainB: folder not found \(expected CycleGAN layout/,
+    'o28',
+  ],
+  [
+    'cyclegan',
+    'image size the generator cannot take',
+    ['train', '--crop-size', '30', '--out', at('o29')],
+    /--crop-size 30: the ResNet generator needs a multiple of 4/,
+    'o29',
+  ],
+  [
+    'cyclegan',
+    'unknown translate direction',
+    ['translate', '--direction', 'sideways', '--input', at('good/train/0.png'), '--output', at('o30.png')],
+    /Invalid values: Argument: direction, Given: "sideways"/,
+    'o30.png',
+  ],
+  [
+    'cyclegan',
+    'checkpoint of another variant',
+    ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', at('o31.png')],
+    /a pix2pix checkpoint, expected cyclegan/,
+    'o31.png',
+  ],
   // Issue #21: ranges checked before any work
-  ['gan', 'Adam β1 out of range', ['train', '--beta1', '1.5', '--out', at('o40')], /--beta1: expected a number in \[0, 1\), got '1\.5'/, 'o40'],
-  ['gan', 'batch size over the memory limit', ['train', '--batch-size', '60000', '--out', at('o41')], /--batch-size: expected a positive integer up to 1024 \(memory\), got '60000'/, 'o41'],
-  ['gan', 'latent size over the limit', ['train', '--latent-dim', '1e8', '--out', at('o42')], /--latent-dim: expected a positive integer up to 4096 \(memory\), got '100000000'/, 'o42'],
-  ['gan', 'generate count over the limit', ['generate', '--count', '1e9', '--checkpoint', at('gan-run'), '--out', at('o43')], /--count: expected a positive integer up to 100000 \(one PNG file each\)/, 'o43'],
+  [
+    'gan',
+    'Adam β1 out of range',
+    ['train', '--beta1', '1.5', '--out', at('o40')],
+    /--beta1: expected a number in \[0, 1\), got '1\.5'/,
+    'o40',
+  ],
+  [
+    'gan',
+    'batch size over the memory limit',
+    ['train', '--batch-size', '60000', '--out', at('o41')],
+    /--batch-size: expected a positive integer up to 1024 \(memory\), got '60000'/,
+    'o41',
+  ],
+  [
+    'gan',
+    'latent size over the limit',
+    ['train', '--latent-dim', '1e8', '--out', at('o42')],
+    /--latent-dim: expected a positive integer up to 4096 \(memory\), got '100000000'/,
+    'o42',
+  ],
+  [
+    'gan',
+    'generate count over the limit',
+    ['generate', '--count', '1e9', '--checkpoint', at('gan-run'), '--out', at('o43')],
+    /--count: expected a positive integer up to 100000 \(one PNG file each\)/,
+    'o43',
+  ],
   // Issue #21: run directories
-  ['gan', 'train --out pointing at a file', ['train', '--steps', '2', '--out', at('a-file')], /--out .*a-file: is a file, expected a directory/, 'none'],
-  ['gan', 'train --out under a file', ['train', '--steps', '2', '--out', at('a-file', 'sub')], /--out .*a-file\/sub: .*a-file is a file, expected a directory/, 'a-file/sub'],
-  ['gan', 'train --out under /proc (no hang)', ['train', '--steps', '2', '--out', '/proc/gantry-bad-input/run'], /--out \/proc\/gantry-bad-input\/run: not a writable directory \(ENOENT/, 'none'],
-  ['cgan', 'generate --out under /proc (no hang)', ['generate', ...cgan(''), '--out', '/proc/gantry-bad-input/out'], /--out \/proc\/gantry-bad-input\/out: not a writable directory \(ENOENT/, 'none'],
-  ['cgan', 'train into another run\'s folder', ['train', '--steps', '2', '--limit', '64', '--out', at('cgan-run')], /--out .*cgan-run: already holds a run \(a run directory belongs to one run\); continue it with --resume/, 'none'],
+  [
+    'gan',
+    'train --out pointing at a file',
+    ['train', '--steps', '2', '--out', at('a-file')],
+    /--out .*a-file: is a file, expected a directory/,
+    'none',
+  ],
+  [
+    'gan',
+    'train --out under a file',
+    ['train', '--steps', '2', '--out', at('a-file', 'sub')],
+    /--out .*a-file\/sub: .*a-file is a file, expected a directory/,
+    'a-file/sub',
+  ],
+  [
+    'gan',
+    'train --out under /proc (no hang)',
+    ['train', '--steps', '2', '--out', '/proc/gantry-bad-input/run'],
+    /--out \/proc\/gantry-bad-input\/run: not a writable directory \(ENOENT/,
+    'none',
+  ],
+  [
+    'cgan',
+    'generate --out under /proc (no hang)',
+    ['generate', ...cgan(''), '--out', '/proc/gantry-bad-input/out'],
+    /--out \/proc\/gantry-bad-input\/out: not a writable directory \(ENOENT/,
+    'none',
+  ],
+  [
+    'cgan',
+    "train into another run's folder",
+    ['train', '--steps', '2', '--limit', '64', '--out', at('cgan-run')],
+    /--out .*cgan-run: already holds a run \(a run directory belongs to one run\); continue it with --resume/,
+    'none',
+  ],
   // Issue #21: model files are untrusted input
-  ['gan', 'truncated weights.bin', ['generate', '--checkpoint', at('gan-trunc-w'), '--out', at('o44')], /gan-trunc-w\/.*generator_ema\/weights\.bin: truncated \(1000 bytes/, 'o44'],
-  ['gan', 'weight path outside the checkpoint', ['generate', '--checkpoint', at('gan-outside'), '--out', at('o45')], /generator_ema\/model\.json: weight path '\.\.\/.*etc\/passwd' points outside the model folder/, 'o45'],
-  ['gan', 'NaN weights', ['generate', '--checkpoint', at('gan-nan'), '--out', at('o46')], /generator_ema\/weights\.bin: weight \S+ contains NaN \(refusing NaN\/Inf weights\)/, 'o46'],
-  ['gan', 'random weights', ['generate', '--checkpoint', at('gan-random'), '--out', at('o53')], /generator_ema\/weights\.bin: weight \S+ contains (NaN|-?Infinity) \(refusing NaN\/Inf weights\)/, 'o53'],
-  ['gan', 'state.json step not a number', ['generate', '--checkpoint', at('gan-step-abc'), '--out', at('o47')], /state\.json: 'step' is "abc", expected an integer in 0\.\.99999999/, 'o47'],
-  ['gan', 'state.json step out of range', ['generate', '--checkpoint', at('gan-step-big'), '--out', at('o48')], /state\.json: 'step' is 1000000000, expected an integer/, 'o48'],
-  ['pix2pix', 'translate --output under /proc (no hang)', ['translate', '--checkpoint', at('p2p-run'), '--input', at('good/train/0.png'), '--output', '/proc/gantry-bad-input/o.png'], /\/proc\/gantry-bad-input\/o\.png: cannot write \(ENOENT/, 'none'],
+  [
+    'gan',
+    'truncated weights.bin',
+    ['generate', '--checkpoint', at('gan-trunc-w'), '--out', at('o44')],
+    /gan-trunc-w\/.*generator_ema\/weights\.bin: truncated \(1000 bytes/,
+    'o44',
+  ],
+  [
+    'gan',
+    'weight path outside the checkpoint',
+    ['generate', '--checkpoint', at('gan-outside'), '--out', at('o45')],
+    /generator_ema\/model\.json: weight path '\.\.\/.*etc\/passwd' points outside the model folder/,
+    'o45',
+  ],
+  [
+    'gan',
+    'NaN weights',
+    ['generate', '--checkpoint', at('gan-nan'), '--out', at('o46')],
+    /generator_ema\/weights\.bin: weight \S+ contains NaN \(refusing NaN\/Inf weights\)/,
+    'o46',
+  ],
+  [
+    'gan',
+    'random weights',
+    ['generate', '--checkpoint', at('gan-random'), '--out', at('o53')],
+    /generator_ema\/weights\.bin: weight \S+ contains (NaN|-?Infinity) \(refusing NaN\/Inf weights\)/,
+    'o53',
+  ],
+  [
+    'gan',
+    'state.json step not a number',
+    ['generate', '--checkpoint', at('gan-step-abc'), '--out', at('o47')],
+    /state\.json: 'step' is "abc", expected an integer in 0\.\.99999999/,
+    'o47',
+  ],
+  [
+    'gan',
+    'state.json step out of range',
+    ['generate', '--checkpoint', at('gan-step-big'), '--out', at('o48')],
+    /state\.json: 'step' is 1000000000, expected an integer/,
+    'o48',
+  ],
+  [
+    'pix2pix',
+    'translate --output under /proc (no hang)',
+    [
+      'translate',
+      '--checkpoint',
+      at('p2p-run'),
+      '--input',
+      at('good/train/0.png'),
+      '--output',
+      '/proc/gantry-bad-input/o.png',
+    ],
+    /\/proc\/gantry-bad-input\/o\.png: cannot write \(ENOENT/,
+    'none',
+  ],
   // Issue #21: translate's input-size limit
-  ['pix2pix', 'translate an image over the default size limit', ['translate', '--checkpoint', at('p2p-run'), '--input', at('bomb.svg'), '--output', at('o49.png')], /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/, 'o49.png'],
-  ['pix2pix', 'translate an image over --max-megapixels', ['translate', '--checkpoint', at('p2p-run'), '--max-megapixels', '0.001', '--input', at('good/train/0.png'), '--output', at('o50.png')], /0\.png: 64×32 is 0\.0 megapixels, over the limit of 0\.001/, 'o50.png'],
+  [
+    'pix2pix',
+    'translate an image over the default size limit',
+    ['translate', '--checkpoint', at('p2p-run'), '--input', at('bomb.svg'), '--output', at('o49.png')],
+    /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/,
+    'o49.png',
+  ],
+  [
+    'pix2pix',
+    'translate an image over --max-megapixels',
+    [
+      'translate',
+      '--checkpoint',
+      at('p2p-run'),
+      '--max-megapixels',
+      '0.001',
+      '--input',
+      at('good/train/0.png'),
+      '--output',
+      at('o50.png'),
+    ],
+    /0\.png: 64×32 is 0\.0 megapixels, over the limit of 0\.001/,
+    'o50.png',
+  ],
   // import-torch (#23): PyTorch files
-  ['pix2pix', 'import-torch of a pickled module', ['import-torch', '--from', torchFixture('bad_whole_module.pth'), '--out', at('o36')], /bad_whole_module\.pth: refers to __main__\.ResnetGenerator/, 'o36'],
-  ['cyclegan', 'import-torch with a wrong shape', ['import-torch', '--from', torchFixture('bad_shape.pth'), '--out', at('o37')], /bad_shape\.pth: model\.4\.weight: shape \[3, 1, 3, 3\] in the file/, 'o37'],
-  ['cyclegan', 'import-torch of an unknown published name', ['import-torch', '--model', 'day2night', '--out', at('o38')], /--model day2night: not a published cyclegan generator/, 'o38'],
+  [
+    'pix2pix',
+    'import-torch of a pickled module',
+    ['import-torch', '--from', torchFixture('bad_whole_module.pth'), '--out', at('o36')],
+    /bad_whole_module\.pth: refers to __main__\.ResnetGenerator/,
+    'o36',
+  ],
+  [
+    'cyclegan',
+    'import-torch with a wrong shape',
+    ['import-torch', '--from', torchFixture('bad_shape.pth'), '--out', at('o37')],
+    /bad_shape\.pth: model\.4\.weight: shape \[3, 1, 3, 3\] in the file/,
+    'o37',
+  ],
+  [
+    'cyclegan',
+    'import-torch of an unknown published name',
+    ['import-torch', '--model', 'day2night', '--out', at('o38')],
+    /--model day2night: not a published cyclegan generator/,
+    'o38',
+  ],
 ];
 
 describe('bad input', () => {
@@ -223,18 +701,37 @@ const runCases: RunCase[] = [
   [
     'gan',
     'rollback retries are bounded, each at a lower rate',
-    ['train', '--resume', at('gan-rb'), '--steps', '40', '--lr', '1e10', '--nan-policy', 'rollback', '--progress', 'false'],
+    [
+      'train',
+      '--resume',
+      at('gan-rb'),
+      '--steps',
+      '40',
+      '--lr',
+      '1e10',
+      '--nan-policy',
+      'rollback',
+      '--progress',
+      'false',
+    ],
     /again after 5 rollbacks to .*step-00000010, the last at 1\/32 of the learning rate; training diverged \(lower --lr\)/,
     (err) => {
-      const scales = [...err.matchAll(/rolled back to .* at (\S+) of the learning rate \(retry (\d) of 5\)/g)].map((m) => m[1]);
+      const scales = [...err.matchAll(/rolled back to .* at (\S+) of the learning rate \(retry (\d) of 5\)/g)].map(
+        (m) => m[1],
+      );
       expect(scales).toEqual(['1/2', '1/4', '1/8', '1/16', '1/32']);
       expect(steps('gan-rb')).toEqual(['step-00000005', 'step-00000010']);
     },
   ],
-  ['gan', 'resume with a truncated optimizer file', ['train', '--resume', at('gan-trunc-opt'), '--steps', '12', '--progress', 'false'], /optim-G\.bin: truncated \(1000 bytes, the weight list needs/],
   [
     'gan',
-    'resume from a checkpoint older than the run\'s latest',
+    'resume with a truncated optimizer file',
+    ['train', '--resume', at('gan-trunc-opt'), '--steps', '12', '--progress', 'false'],
+    /optim-G\.bin: truncated \(1000 bytes, the weight list needs/,
+  ],
+  [
+    'gan',
+    "resume from a checkpoint older than the run's latest",
     ['train', '--resume', at('gan-older', 'checkpoints', 'step-00000005'), '--steps', '20', '--progress', 'false'],
     /step 5 is older than this run's latest checkpoint \(step 10\); a run directory holds one history/,
     () => expect(steps('gan-older')).toEqual(['step-00000005', 'step-00000010']),
@@ -260,7 +757,10 @@ describe('bad input after the run has started', () => {
     const r = await app(name, args);
     expect(r.code, r.err).toBe(2);
     const lines = r.err.trim().split('\n');
-    expect(lines.filter((l) => l.includes(': error: ')), r.err).toHaveLength(1);
+    expect(
+      lines.filter((l) => l.includes(': error: ')),
+      r.err,
+    ).toHaveLength(1);
     expect(lines.at(-1)).toMatch(new RegExp(`^${name}: error: `));
     expect(lines.at(-1)).toMatch(message);
     expect(r.err).not.toMatch(/\n\s+at /);
@@ -269,9 +769,21 @@ describe('bad input after the run has started', () => {
 
   it('--resume with another --out says that --out is ignored, and writes nothing there', async () => {
     fs.cpSync(at('gan-run'), at('gan-resume-out'), { recursive: true });
-    const r = await app('gan', ['train', '--resume', at('gan-resume-out'), '--out', at('o51'), '--steps', '11', '--progress', 'false']);
+    const r = await app('gan', [
+      'train',
+      '--resume',
+      at('gan-resume-out'),
+      '--out',
+      at('o51'),
+      '--steps',
+      '11',
+      '--progress',
+      'false',
+    ]);
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toContain(`warning: --out ${at('o51')} is ignored with --resume: the run continues in ${at('gan-resume-out')}`);
+    expect(r.err).toContain(
+      `warning: --out ${at('o51')} is ignored with --resume: the run continues in ${at('gan-resume-out')}`,
+    );
     expect(fs.existsSync(at('o51'))).toBe(false);
     expect(steps('gan-resume-out')).toContain('step-00000011');
   });
@@ -280,8 +792,13 @@ describe('bad input after the run has started', () => {
     const runs = at('runs-latest');
     fs.cpSync(at('gan-run'), path.join(runs, 'gan', '2026-01-01_00-00-00'), { recursive: true });
     // A newer run killed during its first checkpoint: only a partial checkpoint folder.
-    fs.mkdirSync(path.join(runs, 'gan', '2026-01-02_00-00-00', 'checkpoints', '.partial.tmp-1-abcdef'), { recursive: true });
-    const r = await runApp('gan', ['generate', '--count', '2', '--out', at('o52')], { GANTRY_RUNS: runs, INIT_CWD: tmp });
+    fs.mkdirSync(path.join(runs, 'gan', '2026-01-02_00-00-00', 'checkpoints', '.partial.tmp-1-abcdef'), {
+      recursive: true,
+    });
+    const r = await runApp('gan', ['generate', '--count', '2', '--out', at('o52')], {
+      GANTRY_RUNS: runs,
+      INIT_CWD: tmp,
+    });
     expect(r.code, r.err).toBe(0);
     expect(fs.readdirSync(at('o52')).sort()).toEqual(['0000.png', '0001.png', 'grid.png']);
   });

@@ -17,7 +17,17 @@ it('pnpm bench --quick --only dcgan --no-torch writes the table and the JSON', a
   try {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [path.join(root, 'bench', 'run.mjs'), '--quick', '--only', 'dcgan', '--no-torch', '--backend', 'wasm', '--out', out],
+      [
+        path.join(root, 'bench', 'run.mjs'),
+        '--quick',
+        '--only',
+        'dcgan',
+        '--no-torch',
+        '--backend',
+        'wasm',
+        '--out',
+        out,
+      ],
       { cwd: root, timeout: 55_000 },
     );
     expect(stdout).toContain('| DCGAN 28×28');
@@ -48,7 +58,8 @@ it('pnpm bench --quick --only dcgan --no-torch writes the table and the JSON', a
     expect(g.error).toBeUndefined();
     expect(g.timedSteps).toBe(3);
     expect(g.stepMs).toHaveLength(3);
-    for (const k of ['median', 'min', 'max', 'p25', 'p75', 'mean', 'stdev']) expect(Number.isFinite(g.msPerStep[k])).toBe(true);
+    for (const k of ['median', 'min', 'max', 'p25', 'p75', 'mean', 'stdev'])
+      expect(Number.isFinite(g.msPerStep[k])).toBe(true);
     expect(g.msPerStep.median).toBeGreaterThan(0);
     expect(g.imagesPerSec).toBeCloseTo((row.batch * 1000) / g.msPerStep.median, 6);
     expect(g.gflops).toBeGreaterThan(0);
@@ -70,7 +81,19 @@ it('pnpm bench --threads 2 also runs each row at 1 thread and prints the speed-u
   try {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [path.join(root, 'bench', 'run.mjs'), '--quick', '--only', 'dcgan', '--no-torch', '--backend', 'wasm', '--threads', '2', '--out', out],
+      [
+        path.join(root, 'bench', 'run.mjs'),
+        '--quick',
+        '--only',
+        'dcgan',
+        '--no-torch',
+        '--backend',
+        'wasm',
+        '--threads',
+        '2',
+        '--out',
+        out,
+      ],
       { cwd: root, timeout: 85_000 },
     );
     expect(stdout).toContain(`${os.cpus()[0]?.model}, ${os.cpus().length} CPUs, 2 threads`);
@@ -88,6 +111,11 @@ it('pnpm bench --threads 2 also runs each row at 1 thread and prints the speed-u
 }, 90_000);
 
 it('pnpm bench --threads with a bad value exits 2 with a one-line error', async () => {
-  const run = promisify(execFile)(process.execPath, [path.join(root, 'bench', 'run.mjs'), '--threads', 'many'], { cwd: root });
-  await expect(run).rejects.toMatchObject({ code: 2, stderr: "bench: --threads many: expected a positive integer or 'all'\n" });
+  const run = promisify(execFile)(process.execPath, [path.join(root, 'bench', 'run.mjs'), '--threads', 'many'], {
+    cwd: root,
+  });
+  await expect(run).rejects.toMatchObject({
+    code: 2,
+    stderr: "bench: --threads many: expected a positive integer or 'all'\n",
+  });
 });

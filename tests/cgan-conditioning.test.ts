@@ -5,17 +5,31 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { buildDiscriminator, buildGenerator, cgan } from '@gantry/cgan';
-import { adversarialLoss, initBackend, LatentGanTask, latentNoise, resolveTrainValues, seedWeights, train } from '@gantry/core';
+import {
+  adversarialLoss,
+  initBackend,
+  LatentGanTask,
+  latentNoise,
+  resolveTrainValues,
+  seedWeights,
+  train,
+} from '@gantry/core';
 import { loadMnist } from '@gantry/datasets';
 import { accuracy, classify, mnistImages, trainClassifier } from '@gantry/mnist';
+import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 
 it('changing only the label changes the class of the digit', async () => {
   await initBackend({ backend: 'wasm', log: () => {} });
   const data = await loadMnist({ split: 'train', limit: 8000 });
-  const { config } = resolveTrainValues(cgan, { latentDim: 32, ngf: 16, ndf: 16, conditioning: 'projection', embeddingDim: 16 });
+  const { config } = resolveTrainValues(cgan, {
+    latentDim: 32,
+    ngf: 16,
+    ndf: 16,
+    conditioning: 'projection',
+    embeddingDim: 16,
+  });
   seedWeights(3);
   const task = new LatentGanTask({
     variant: 'cgan',

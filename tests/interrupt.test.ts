@@ -11,9 +11,27 @@ import { describe, expect, it } from 'vitest';
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'apps', 'cgan', 'dist', 'cli.js');
 // Tiny networks and a checkpoint every step, so kills often land inside a checkpoint write.
-const small = ['--batch-size', '8', '--limit', '256', '--ngf', '4', '--ndf', '4', '--keep', '2', '--sample-every', '0', '--progress', 'false'];
+const small = [
+  '--batch-size',
+  '8',
+  '--limit',
+  '256',
+  '--ngf',
+  '4',
+  '--ndf',
+  '4',
+  '--keep',
+  '2',
+  '--sample-every',
+  '0',
+  '--progress',
+  'false',
+];
 
-function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; err: string }> } {
+function start(args: string[]): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; signal: string | null; err: string }>;
+} {
   const child = spawn(process.execPath, [cli, 'train', ...args], { env: { ...process.env, INIT_CWD: root } });
   let err = '';
   child.stderr!.on('data', (d) => {
@@ -25,10 +43,15 @@ function start(args: string[]): { child: ChildProcess; done: Promise<{ code: num
   return { child, done };
 }
 
-const lossLines = (run: string) => (fs.existsSync(path.join(run, 'losses.jsonl')) ? fs.readFileSync(path.join(run, 'losses.jsonl'), 'utf8').split('\n').length : 0);
+const lossLines = (run: string) =>
+  fs.existsSync(path.join(run, 'losses.jsonl'))
+    ? fs.readFileSync(path.join(run, 'losses.jsonl'), 'utf8').split('\n').length
+    : 0;
 
 const checkpoints = (run: string) =>
-  fs.existsSync(path.join(run, 'checkpoints')) ? fs.readdirSync(path.join(run, 'checkpoints')).filter((n) => n.startsWith('step-')) : [];
+  fs.existsSync(path.join(run, 'checkpoints'))
+    ? fs.readdirSync(path.join(run, 'checkpoints')).filter((n) => n.startsWith('step-'))
+    : [];
 
 async function waitFor(cond: () => boolean, child: ChildProcess, timeoutMs = 120_000) {
   const t0 = Date.now();
@@ -47,7 +70,14 @@ describe('interrupted training', () => {
     let kills = 0;
     // Kill at different moments after training has started: between steps and inside checkpoint writes.
     for (const delay of [0, 37, 91, 150, 233]) {
-      const { child, done } = start(['--steps', String(total), ...small, '--checkpoint-every', '1', ...(first ? ['--out', run] : ['--resume', run])]);
+      const { child, done } = start([
+        '--steps',
+        String(total),
+        ...small,
+        '--checkpoint-every',
+        '1',
+        ...(first ? ['--out', run] : ['--resume', run]),
+      ]);
       await waitFor(() => checkpoints(run).length > 0, child);
       const before = Math.max(...checkpoints(run).map((n) => Number(n.slice(5))));
       await new Promise((r) => setTimeout(r, delay));
@@ -78,7 +108,12 @@ describe('interrupted training', () => {
   it('Ctrl-C checkpoints the current step and exits with 130', async () => {
     const run = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-int-'));
     const { child, done } = start(['--steps', '100000', ...small, '--checkpoint-every', '0', '--out', run]);
-    await waitFor(() => fs.existsSync(path.join(run, 'losses.jsonl')) && fs.readFileSync(path.join(run, 'losses.jsonl'), 'utf8').split('\n').length > 3, child);
+    await waitFor(
+      () =>
+        fs.existsSync(path.join(run, 'losses.jsonl')) &&
+        fs.readFileSync(path.join(run, 'losses.jsonl'), 'utf8').split('\n').length > 3,
+      child,
+    );
     child.kill('SIGINT');
     const r = await done;
     expect(r.code).toBe(130);
@@ -118,7 +153,8 @@ describe('interrupted training', () => {
       expect(r.err).not.toMatch(/corrupted|free\(\)|Aborted|double free|Segmentation/);
       expect(r.err).toMatch(/quitting after this step without saving|interrupted at step/);
       // Whatever was saved is complete.
-      for (const n of checkpoints(run)) expect(fs.existsSync(path.join(run, 'checkpoints', n, 'state.json'))).toBe(true);
+      for (const n of checkpoints(run))
+        expect(fs.existsSync(path.join(run, 'checkpoints', n, 'state.json'))).toBe(true);
       const folder = path.join(run, 'checkpoints');
       if (fs.existsSync(folder)) expect(fs.readdirSync(folder).filter((n) => !n.startsWith('step-'))).toEqual([]);
     }
@@ -131,12 +167,18 @@ describe('interrupted training', () => {
     const second = start(['--resume', run, '--steps', '100000', ...small]);
     const r = await second.done;
     expect(r.code, r.err).toBe(2);
-    expect(r.err.trim().split('\n').at(-1)).toBe(`cgan: error: ${run}: in use by another training (pid ${first.child.pid}); wait for it to end or choose another run directory`);
+    expect(r.err.trim().split('\n').at(-1)).toBe(
+      `cgan: error: ${run}: in use by another training (pid ${first.child.pid}); wait for it to end or choose another run directory`,
+    );
     first.child.kill('SIGINT');
     const f = await first.done;
     expect(f.code, f.err).toBe(130);
     // Only the first training wrote the loss log: each step once, in order.
-    const logged = fs.readFileSync(path.join(run, 'losses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    const logged = fs
+      .readFileSync(path.join(run, 'losses.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
     expect(logged).toEqual(logged.map((_: number, i: number) => i + 1));
     // The lock is released: resuming now works.
     const third = start(['--resume', run, '--steps', String(Math.max(...logged) + 2), ...small]);
@@ -152,7 +194,11 @@ describe('interrupted training', () => {
     expect(codes, results.map((r) => r.err).join('\n')).toEqual([0, 2]);
     const loser = results.find((r) => r.code === 2)!;
     expect(loser.err.trim().split('\n').at(-1)).toMatch(/in use by another training \(pid \d+\)|already holds a run/);
-    const logged = fs.readFileSync(path.join(run, 'losses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    const logged = fs
+      .readFileSync(path.join(run, 'losses.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
     expect(logged).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(checkpoints(run)).toEqual(['step-00000015', 'step-00000020']); // --keep 2
   }, 300_000);

@@ -10,7 +10,8 @@ import { runApp } from './run-app.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-e2e-'));
 
-const app = (name: string, args: string[]) => runApp(name, args, { GANTRY_RUNS: path.join(tmp, 'runs'), INIT_CWD: tmp });
+const app = (name: string, args: string[]) =>
+  runApp(name, args, { GANTRY_RUNS: path.join(tmp, 'runs'), INIT_CWD: tmp });
 
 describe.each(['gan', 'dcgan', 'cgan'])('%s --help', (name) => {
   it('lists train, generate, evaluate and export', async () => {
@@ -21,7 +22,17 @@ describe.each(['gan', 'dcgan', 'cgan'])('%s --help', (name) => {
   it('documents the train flags with defaults', async () => {
     const r = await app(name, ['train', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--epochs', '--batch-size', '--lr', '--loss', '--seed', '--out', '--resume', '--sample-every', '--latent-dim']) {
+    for (const flag of [
+      '--epochs',
+      '--batch-size',
+      '--lr',
+      '--loss',
+      '--seed',
+      '--out',
+      '--resume',
+      '--sample-every',
+      '--latent-dim',
+    ]) {
       expect(r.out).toContain(flag);
     }
   });
@@ -30,11 +41,37 @@ describe.each(['gan', 'dcgan', 'cgan'])('%s --help', (name) => {
 describe('cgan train → generate', () => {
   const run = path.join(tmp, 'cgan-run');
   it('trains, writes samples and checkpoints, and resumes the step count', async () => {
-    const first = await app('cgan', ['train', '--steps', '3', '--batch-size', '16', '--limit', '512', '--ngf', '8', '--ndf', '8', '--out', run, '--progress', 'false']);
+    const first = await app('cgan', [
+      'train',
+      '--steps',
+      '3',
+      '--batch-size',
+      '16',
+      '--limit',
+      '512',
+      '--ngf',
+      '8',
+      '--ndf',
+      '8',
+      '--out',
+      run,
+      '--progress',
+      'false',
+    ]);
     expect(first.code, first.err).toBe(0);
     expect(first.err).toMatch(/^backend: \w+/m);
     expect(fs.readdirSync(path.join(run, 'checkpoints'))).toEqual(['step-00000003']);
-    const resumed = await app('cgan', ['train', '--steps', '6', '--resume', run, '--progress', 'false', '--sample-every', '3']);
+    const resumed = await app('cgan', [
+      'train',
+      '--steps',
+      '6',
+      '--resume',
+      run,
+      '--progress',
+      'false',
+      '--sample-every',
+      '3',
+    ]);
     expect(resumed.code, resumed.err).toBe(0);
     expect(resumed.err).toContain('at step 3');
     expect(resumed.err).toContain('done at step 6');
@@ -44,15 +81,52 @@ describe('cgan train → generate', () => {
 
   it('writes N PNGs named <label>-NNNN.png and a grid, reproducibly', async () => {
     const out = path.join(tmp, 'samples7');
-    const r = await app('cgan', ['generate', '--label', '7', '--count', '5', '--out', 'samples7', '--checkpoint', run, '--seed', '3']);
+    const r = await app('cgan', [
+      'generate',
+      '--label',
+      '7',
+      '--count',
+      '5',
+      '--out',
+      'samples7',
+      '--checkpoint',
+      run,
+      '--seed',
+      '3',
+    ]);
     expect(r.code, r.err).toBe(0);
-    expect(fs.readdirSync(out).sort()).toEqual(['7-0000.png', '7-0001.png', '7-0002.png', '7-0003.png', '7-0004.png', 'grid.png']);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      '7-0000.png',
+      '7-0001.png',
+      '7-0002.png',
+      '7-0003.png',
+      '7-0004.png',
+      'grid.png',
+    ]);
     const again = path.join(tmp, 'samples7b');
     await app('cgan', ['generate', '--label', '7', '--count', '5', '--out', again, '--checkpoint', run, '--seed', '3']);
     expect(fs.readFileSync(path.join(again, '7-0004.png'))).toEqual(fs.readFileSync(path.join(out, '7-0004.png')));
-    const many = await app('cgan', ['generate', '--label', '0,3,9', '--count', '2', '--out', path.join(tmp, 'multi'), '--checkpoint', run]);
+    const many = await app('cgan', [
+      'generate',
+      '--label',
+      '0,3,9',
+      '--count',
+      '2',
+      '--out',
+      path.join(tmp, 'multi'),
+      '--checkpoint',
+      run,
+    ]);
     expect(many.code, many.err).toBe(0);
-    expect(fs.readdirSync(path.join(tmp, 'multi')).sort()).toEqual(['0-0000.png', '0-0001.png', '3-0000.png', '3-0001.png', '9-0000.png', '9-0001.png', 'grid.png']);
+    expect(fs.readdirSync(path.join(tmp, 'multi')).sort()).toEqual([
+      '0-0000.png',
+      '0-0001.png',
+      '3-0000.png',
+      '3-0001.png',
+      '9-0000.png',
+      '9-0001.png',
+      'grid.png',
+    ]);
   });
 
   it('exports the generator with metadata', async () => {
@@ -60,6 +134,10 @@ describe('cgan train → generate', () => {
     const r = await app('cgan', ['export', '--out', out, '--checkpoint', run]);
     expect(r.code, r.err).toBe(0);
     expect(fs.readdirSync(out).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
-    expect(JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8'))).toMatchObject({ variant: 'cgan', latentDim: 100, imageSize: 28 });
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8'))).toMatchObject({
+      variant: 'cgan',
+      latentDim: 100,
+      imageSize: 28,
+    });
   });
 });

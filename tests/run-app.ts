@@ -7,7 +7,11 @@ export const repoRoot = path.resolve(import.meta.dirname, '..');
  * Runs a built app's CLI. Asynchronous on purpose: a synchronous child process would block the vitest worker,
  * whose RPC to the main process times out when a command runs long on a loaded machine.
  */
-export function runApp(name: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+export function runApp(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,

@@ -11,7 +11,9 @@ let mod;
 try {
   mod = await import('../dist/index.js');
 } catch (e) {
-  console.error(`error: cannot load @gantry/datasets (${e.code ?? e.message}); build it first: pnpm --filter @gantry/core build && pnpm --filter @gantry/datasets build`);
+  console.error(
+    `error: cannot load @gantry/datasets (${e.code ?? e.message}); build it first: pnpm --filter @gantry/core build && pnpm --filter @gantry/datasets build`,
+  );
   process.exit(1);
 }
 const { downloadDataset, PIX2PIX_DATASETS, CYCLEGAN_DATASETS } = mod;

@@ -13,7 +13,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { GantryError, check, workspaceRoot } from '@gantry/core';
+import { check, GantryError, workspaceRoot } from '@gantry/core';
 import { writeAlignedDataset, writeUnalignedDataset } from './scenes.js';
 
 export interface SceneDatasetSpec {
@@ -35,7 +35,10 @@ export function sceneDatasetPath(spec: SceneDatasetSpec): string {
   const seed = spec.seed ?? 0;
   // v3: day windows show (clearly visible) curtains where the room is lit at night; a new version never reuses an
   // old folder.
-  return join(spec.root ?? join(workspaceRoot(), 'data'), `scenes-v3-${spec.layout}-${spec.size}-${spec.count}${seed ? `-seed${seed}` : ''}`);
+  return join(
+    spec.root ?? join(workspaceRoot(), 'data'),
+    `scenes-v3-${spec.layout}-${spec.size}-${spec.count}${seed ? `-seed${seed}` : ''}`,
+  );
 }
 
 function complete(dir: string, layout: SceneDatasetSpec['layout']): boolean {
@@ -46,8 +49,14 @@ function complete(dir: string, layout: SceneDatasetSpec['layout']): boolean {
 
 /** Generates the scene dataset once (if its folder does not exist) and returns its path. */
 export async function ensureSceneDataset(spec: SceneDatasetSpec): Promise<string> {
-  check(spec.layout === 'aligned' || spec.layout === 'unaligned', `scenes: layout must be 'aligned' or 'unaligned', got '${spec.layout}'`);
-  check(Number.isInteger(spec.size) && spec.size >= 16 && spec.size <= 4096, `scenes: size must be an integer in 16..4096, got ${spec.size}`);
+  check(
+    spec.layout === 'aligned' || spec.layout === 'unaligned',
+    `scenes: layout must be 'aligned' or 'unaligned', got '${spec.layout}'`,
+  );
+  check(
+    Number.isInteger(spec.size) && spec.size >= 16 && spec.size <= 4096,
+    `scenes: size must be an integer in 16..4096, got ${spec.size}`,
+  );
   check(Number.isInteger(spec.count) && spec.count > 0, `scenes: count must be a positive integer, got ${spec.count}`);
   const dir = sceneDatasetPath(spec);
   if (complete(dir, spec.layout)) return dir;

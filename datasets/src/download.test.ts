@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
-import { GantryError, encodeImage } from '@gantry/core';
+import { encodeImage, GantryError } from '@gantry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDatasetLayout, datasetKind, datasetUrl, downloadDataset, extractArchive } from './download.js';
 import { noiseImage } from './testutil.js';
@@ -116,9 +116,15 @@ describe('dataset names', () => {
     expect(datasetKind('night2day')).toBe('pix2pix');
     expect(datasetKind('horse2zebra')).toBe('cyclegan');
     expect(datasetKind('facades', 'cyclegan')).toBe('cyclegan');
-    expect(datasetUrl('night2day', 'pix2pix')).toBe('http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/night2day.tar.gz');
-    expect(datasetUrl('horse2zebra', 'cyclegan')).toBe('http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip');
-    expect(() => datasetKind('cats2dogs')).toThrow(/unknown dataset 'cats2dogs' \(pix2pix: .*night2day.*cyclegan: .*horse2zebra/);
+    expect(datasetUrl('night2day', 'pix2pix')).toBe(
+      'http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/night2day.tar.gz',
+    );
+    expect(datasetUrl('horse2zebra', 'cyclegan')).toBe(
+      'http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip',
+    );
+    expect(() => datasetKind('cats2dogs')).toThrow(
+      /unknown dataset 'cats2dogs' \(pix2pix: .*night2day.*cyclegan: .*horse2zebra/,
+    );
   });
 });
 
@@ -126,7 +132,9 @@ describe('downloadDataset offline', () => {
   it('says in one line that the host cannot be reached and where to put the file', async () => {
     const dir = join(tmp, 'offline');
     const offlineFetch = (async () => {
-      throw new TypeError('fetch failed', { cause: Object.assign(new Error('getaddrinfo ENOTFOUND efrosgans.eecs.berkeley.edu'), { code: 'ENOTFOUND' }) });
+      throw new TypeError('fetch failed', {
+        cause: Object.assign(new Error('getaddrinfo ENOTFOUND efrosgans.eecs.berkeley.edu'), { code: 'ENOTFOUND' }),
+      });
     }) as typeof fetch;
     const msg = await failure(downloadDataset('night2day', { dir, fetch: offlineFetch }));
     expect(msg).toBe(
@@ -140,15 +148,23 @@ describe('downloadDataset offline', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r)); // nothing listens there now
-    const msg = await failure(downloadDataset('facades', { dir: join(tmp, 'refused'), url: `http://127.0.0.1:${port}/facades.tar.gz` }));
-    expect(msg).toMatch(/^cannot reach 127\.0\.0\.1:\d+: connection refused \[ECONNREFUSED\]; download .* by hand into /);
+    const msg = await failure(
+      downloadDataset('facades', { dir: join(tmp, 'refused'), url: `http://127.0.0.1:${port}/facades.tar.gz` }),
+    );
+    expect(msg).toMatch(
+      /^cannot reach 127\.0\.0\.1:\d+: connection refused \[ECONNREFUSED\]; download .* by hand into /,
+    );
   });
 
   it('rejects unknown names and the unhosted CycleGAN cityscapes', async () => {
     expect(await failure(downloadDataset('nope', { dir: tmp }))).toMatch(/unknown dataset 'nope'/);
-    expect(await failure(downloadDataset('cityscapes', { dir: tmp, kind: 'cyclegan' }))).toMatch(/not hosted for CycleGAN/);
+    expect(await failure(downloadDataset('cityscapes', { dir: tmp, kind: 'cyclegan' }))).toMatch(
+      /not hosted for CycleGAN/,
+    );
     expect(await failure(downloadDataset('../x', { dir: tmp }))).toMatch(/must be a plain name/);
-    expect(await failure(downloadDataset('facades', { dir: tmp, sha256: 'abc' }))).toMatch(/--sha256 must be 64 hex digits/);
+    expect(await failure(downloadDataset('facades', { dir: tmp, sha256: 'abc' }))).toMatch(
+      /--sha256 must be 64 hex digits/,
+    );
   });
 });
 
@@ -167,36 +183,47 @@ describe('downloadDataset from a local server', () => {
     expect(readdirSync(dir)).toEqual(['facades']); // archive and temp folders gone
     expect(progress.at(-1)).toBe(files.get('/facades.tar.gz')!.length);
     // Second call: already there.
-    const again = await downloadDataset('facades', { dir, fetch: (() => Promise.reject(new Error('no network'))) as typeof fetch });
+    const again = await downloadDataset('facades', {
+      dir,
+      fetch: (() => Promise.reject(new Error('no network'))) as typeof fetch,
+    });
     expect(again.existed).toBe(true);
   });
 
   it('rejects a checksum mismatch and removes the download', async () => {
     const dir = join(tmp, 'badsha');
-    const msg = await failure(downloadDataset('facades', { dir, url: `${base}/facades.tar.gz`, sha256: '0'.repeat(64) }));
-    expect(msg).toMatch(/facades\.tar\.gz: SHA-256 [0-9a-f]{64} does not match the expected 0{64} \(download removed; run this again\)/);
+    const msg = await failure(
+      downloadDataset('facades', { dir, url: `${base}/facades.tar.gz`, sha256: '0'.repeat(64) }),
+    );
+    expect(msg).toMatch(
+      /facades\.tar\.gz: SHA-256 [0-9a-f]{64} does not match the expected 0{64} \(download removed; run this again\)/,
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 
   it('reports HTTP errors, a wrong layout and a broken archive', async () => {
-    expect(await failure(downloadDataset('facades', { dir: join(tmp, 'h404'), url: `${base}/missing.tar.gz` }))).toMatch(
-      /missing\.tar\.gz: HTTP 404 Not Found \(expected the dataset archive/,
-    );
+    expect(
+      await failure(downloadDataset('facades', { dir: join(tmp, 'h404'), url: `${base}/missing.tar.gz` })),
+    ).toMatch(/missing\.tar\.gz: HTTP 404 Not Found \(expected the dataset archive/);
     const dir = join(tmp, 'wrong');
     expect(await failure(downloadDataset('wrong', { dir, url: `${base}/wrong.tar.gz`, kind: 'pix2pix' }))).toMatch(
       /wrong\.tar\.gz \(extracted\): no train\/ folder \(expected a pix2pix dataset/,
     );
     expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]);
-    expect(await failure(downloadDataset('facades', { dir: join(tmp, 'trunc'), url: `${base}/truncated.tar.gz` }))).toMatch(
-      /facades\.tar\.gz: not a valid tar archive/,
-    );
+    expect(
+      await failure(downloadDataset('facades', { dir: join(tmp, 'trunc'), url: `${base}/truncated.tar.gz` })),
+    ).toMatch(/facades\.tar\.gz: not a valid tar archive/);
   });
 
   it('uses an archive downloaded by hand without touching the network', async () => {
     const dir = join(tmp, 'manual');
     mkdirSync(dir);
     writeFileSync(join(dir, 'facades.tar.gz'), files.get('/facades.tar.gz')!);
-    const r = await downloadDataset('facades', { dir, keepArchive: true, fetch: (() => Promise.reject(new Error('no network'))) as typeof fetch });
+    const r = await downloadDataset('facades', {
+      dir,
+      keepArchive: true,
+      fetch: (() => Promise.reject(new Error('no network'))) as typeof fetch,
+    });
     expect(r.sha256).toBe(sha(files.get('/facades.tar.gz')!));
     expect(existsSync(join(dir, 'facades', 'train', '0.png'))).toBe(true);
     expect(existsSync(join(dir, 'facades.tar.gz'))).toBe(true);
@@ -213,6 +240,8 @@ describe('downloadDataset from a local server', () => {
     expect(await failure(checkDatasetLayout(join(dir, 'horse2zebra'), 'pix2pix'))).toMatch(/no train\/ folder/);
     writeFileSync(join(tmp, 'bad.zip'), 'PK not a zip');
     mkdirSync(join(tmp, 'badzip'));
-    expect(await failure(extractArchive(join(tmp, 'bad.zip'), join(tmp, 'badzip')))).toMatch(/bad\.zip: not a valid zip archive \(no end-of-central-directory record\)/);
+    expect(await failure(extractArchive(join(tmp, 'bad.zip'), join(tmp, 'badzip')))).toMatch(
+      /bad\.zip: not a valid zip archive \(no end-of-central-directory record\)/,
+    );
   });
 });

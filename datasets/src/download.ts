@@ -12,13 +12,20 @@ import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs
 import { dirname, join, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
-import { GantryError, check } from '@gantry/core';
+import { check, GantryError } from '@gantry/core';
 import { isDir, listImages } from './folder.js';
 
 export type DatasetKind = 'pix2pix' | 'cyclegan';
 
 /** Names served at http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/<name>.tar.gz */
-export const PIX2PIX_DATASETS = ['cityscapes', 'edges2handbags', 'edges2shoes', 'facades', 'maps', 'night2day'] as const;
+export const PIX2PIX_DATASETS = [
+  'cityscapes',
+  'edges2handbags',
+  'edges2shoes',
+  'facades',
+  'maps',
+  'night2day',
+] as const;
 /** Names served at http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/<name>.zip */
 export const CYCLEGAN_DATASETS = [
   'ae_photos',
@@ -93,14 +100,18 @@ export function datasetKind(name: string, kind?: DatasetKind): DatasetKind {
 
 /** The archive URL of a dataset. */
 export function datasetUrl(name: string, kind: DatasetKind): string {
-  return kind === 'pix2pix' ? `${DATASET_HOST}/pix2pix/datasets/${name}.tar.gz` : `${DATASET_HOST}/cyclegan/datasets/${name}.zip`;
+  return kind === 'pix2pix'
+    ? `${DATASET_HOST}/pix2pix/datasets/${name}.tar.gz`
+    : `${DATASET_HOST}/cyclegan/datasets/${name}.zip`;
 }
 
 /** Checks that `dir` holds a dataset of `kind`; throws a one-line GantryError naming `what` otherwise. */
 export async function checkDatasetLayout(dir: string, kind: DatasetKind, what = dir): Promise<void> {
   const need = kind === 'pix2pix' ? ['train'] : ['trainA', 'trainB'];
   const expected =
-    kind === 'pix2pix' ? 'a pix2pix dataset: train/ (and val/ or test/) with A|B images' : 'a CycleGAN dataset: trainA/, trainB/, testA/, testB/';
+    kind === 'pix2pix'
+      ? 'a pix2pix dataset: train/ (and val/ or test/) with A|B images'
+      : 'a CycleGAN dataset: trainA/, trainB/, testA/, testB/';
   for (const sub of need) {
     if (!(await isDir(join(dir, sub)))) throw new GantryError(`${what}: no ${sub}/ folder (expected ${expected})`);
     await listImages(join(dir, sub), dir, expected).catch(() => {
@@ -134,11 +145,21 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Downloads `url` to `dest` (via a `.part` file, renamed when complete); returns its SHA-256. Also used for model files. */
-export async function downloadToFile(url: string, dest: string, manualDir: string, opts: Pick<DownloadOptions, 'fetch' | 'onProgress' | 'connectTimeoutMs'> = {}): Promise<string> {
+export async function downloadToFile(
+  url: string,
+  dest: string,
+  manualDir: string,
+  opts: Pick<DownloadOptions, 'fetch' | 'onProgress' | 'connectTimeoutMs'> = {},
+): Promise<string> {
   return fetchToFile(url, dest, manualDir, opts);
 }
 
-async function fetchToFile(url: string, dest: string, manualDir: string, opts: Pick<DownloadOptions, 'fetch' | 'onProgress' | 'connectTimeoutMs'>): Promise<string> {
+async function fetchToFile(
+  url: string,
+  dest: string,
+  manualDir: string,
+  opts: Pick<DownloadOptions, 'fetch' | 'onProgress' | 'connectTimeoutMs'>,
+): Promise<string> {
   const f = opts.fetch ?? fetch;
   const host = (() => {
     try {
@@ -153,12 +174,16 @@ async function fetchToFile(url: string, dest: string, manualDir: string, opts: P
   try {
     res = await f(url, { signal: ctl.signal, redirect: 'follow' });
   } catch (e) {
-    throw new GantryError(`cannot reach ${host}: ${networkReason(e)}; download ${url} by hand into ${manualDir}/ and run this again`);
+    throw new GantryError(
+      `cannot reach ${host}: ${networkReason(e)}; download ${url} by hand into ${manualDir}/ and run this again`,
+    );
   } finally {
     clearTimeout(timer);
   }
   if (!res.ok || !res.body) {
-    throw new GantryError(`${url}: HTTP ${res.status} ${res.statusText} (expected the dataset archive; check the name, or download it by hand into ${manualDir}/)`);
+    throw new GantryError(
+      `${url}: HTTP ${res.status} ${res.statusText} (expected the dataset archive; check the name, or download it by hand into ${manualDir}/)`,
+    );
   }
   const total = Number(res.headers.get('content-length')) || undefined;
   const part = `${dest}.part-${process.pid}`;
@@ -176,13 +201,16 @@ async function fetchToFile(url: string, dest: string, manualDir: string, opts: P
     await fh.sync();
     await fh.close();
     fh = undefined;
-    if (total !== undefined && received !== total) throw new GantryError(`${url}: download cut off at ${received} of ${total} bytes; run this again`);
+    if (total !== undefined && received !== total)
+      throw new GantryError(`${url}: download cut off at ${received} of ${total} bytes; run this again`);
     await rename(part, dest);
   } catch (e) {
     await fh?.close().catch(() => {});
     await rm(part, { force: true });
     if (e instanceof GantryError) throw e;
-    throw new GantryError(`cannot download ${url}: ${networkReason(e)}; download it by hand into ${manualDir}/ and run this again`);
+    throw new GantryError(
+      `cannot download ${url}: ${networkReason(e)}; download it by hand into ${manualDir}/ and run this again`,
+    );
   }
   return h.digest('hex');
 }
@@ -192,7 +220,10 @@ const run = promisify(execFile);
 /** Extracts a .tar.gz (with the tar CLI) or a .zip (in JS) into `dest`, which must exist. */
 export async function extractArchive(archive: string, dest: string): Promise<void> {
   if (/\.zip$/i.test(archive)) return extractZip(archive, dest);
-  check(/\.(tar\.gz|tgz|tar)$/i.test(archive), `${archive}: unknown archive type (expected .tar.gz, .tgz, .tar or .zip)`);
+  check(
+    /\.(tar\.gz|tgz|tar)$/i.test(archive),
+    `${archive}: unknown archive type (expected .tar.gz, .tgz, .tar or .zip)`,
+  );
   try {
     await run('tar', ['-xf', archive, '-C', dest, '--no-same-owner'], { maxBuffer: 1 << 20 });
   } catch (e) {
@@ -296,8 +327,16 @@ async function findDatasetRoot(tmp: string, name: string): Promise<string> {
 
 /** Downloads (or reuses a hand-downloaded archive), verifies, extracts and checks a dataset. */
 export async function downloadDataset(name: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
-  check(/^[A-Za-z0-9_.-]+$/.test(name) && !name.startsWith('.'), `dataset name '${name}' must be a plain name like night2day`);
-  const kind = opts.url && opts.kind === undefined ? (/\.zip$/i.test(opts.url) ? 'cyclegan' : 'pix2pix') : datasetKind(name, opts.kind);
+  check(
+    /^[A-Za-z0-9_.-]+$/.test(name) && !name.startsWith('.'),
+    `dataset name '${name}' must be a plain name like night2day`,
+  );
+  const kind =
+    opts.url && opts.kind === undefined
+      ? /\.zip$/i.test(opts.url)
+        ? 'cyclegan'
+        : 'pix2pix'
+      : datasetKind(name, opts.kind);
   if (kind === 'cyclegan' && name === 'cityscapes' && !opts.url) {
     throw new GantryError(
       'cityscapes is not hosted for CycleGAN (license); get it from https://www.cityscapes-dataset.com and prepare it with the reference repo, or use the pix2pix copy (--kind pix2pix)',
@@ -307,22 +346,32 @@ export async function downloadDataset(name: string, opts: DownloadOptions = {}):
   const dir = resolve(opts.dir ?? 'data');
   const target = join(dir, name);
   const expectedSha = (opts.sha256 ?? KNOWN_SHA256[`${kind}/${name}`])?.toLowerCase();
-  if (opts.sha256 !== undefined) check(/^[0-9a-fA-F]{64}$/.test(opts.sha256), `--sha256 must be 64 hex digits, got '${opts.sha256}'`);
+  if (opts.sha256 !== undefined)
+    check(/^[0-9a-fA-F]{64}$/.test(opts.sha256), `--sha256 must be 64 hex digits, got '${opts.sha256}'`);
 
   if (await isDir(target)) {
     if (!opts.force) {
       await checkDatasetLayout(target, kind).catch((e: GantryError) => {
-        throw new GantryError(`${e.message.split(' (expected')[0]} — ${target} exists but is incomplete; delete it or pass --force`);
+        throw new GantryError(
+          `${e.message.split(' (expected')[0]} — ${target} exists but is incomplete; delete it or pass --force`,
+        );
       });
       return { dir: target, kind, url, existed: true };
     }
-  } else if (await stat(target).then(() => true, () => false)) {
+  } else if (
+    await stat(target).then(
+      () => true,
+      () => false,
+    )
+  ) {
     throw new GantryError(`${target}: exists and is not a folder (expected the dataset folder)`);
   }
   try {
     await mkdir(dir, { recursive: true });
   } catch (e) {
-    throw new GantryError(`--dir ${dir}: cannot create folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new GantryError(
+      `--dir ${dir}: cannot create folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   const archive = join(dir, `${name}${kind === 'pix2pix' ? '.tar.gz' : '.zip'}`);
   const haveArchive = await stat(archive).then(

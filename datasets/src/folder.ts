@@ -8,8 +8,18 @@
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { GantryError, type RawImage, check, cropImage, flipImage, isImageFile, readImage, resizeImage } from '@gantry/core';
-import { type Rng, randInt } from '@gantry/core';
+import {
+  check,
+  cropImage,
+  flipImage,
+  GantryError,
+  isImageFile,
+  type RawImage,
+  type Rng,
+  randInt,
+  readImage,
+  resizeImage,
+} from '@gantry/core';
 
 export interface ImageList {
   /** Absolute paths, sorted by name (natural order: 2.png before 10.png). */
@@ -29,7 +39,15 @@ export async function isDir(dir: string): Promise<boolean> {
 }
 
 function isSafeName(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\\') && !isAbsolute(name) && !name.includes('\0');
+  return (
+    name !== '' &&
+    name !== '.' &&
+    name !== '..' &&
+    !name.includes('/') &&
+    !name.includes('\\') &&
+    !isAbsolute(name) &&
+    !name.includes('\0')
+  );
 }
 
 /** Whether `p` lies inside `root` (both resolved). */
@@ -121,7 +139,10 @@ export function resolveTransform(opts: TransformOptions, split: string): Transfo
   check(Number.isInteger(cropSize) && cropSize >= 1, `cropSize must be a positive integer, got ${cropSize}`);
   check(Number.isInteger(loadSize) && loadSize >= 1, `loadSize must be a positive integer, got ${loadSize}`);
   if (preprocess === 'resize_and_crop') {
-    check(loadSize >= cropSize, `loadSize ${loadSize} is smaller than cropSize ${cropSize} (images are resized to loadSize, then cropped to cropSize)`);
+    check(
+      loadSize >= cropSize,
+      `loadSize ${loadSize} is smaller than cropSize ${cropSize} (images are resized to loadSize, then cropped to cropSize)`,
+    );
   }
   const channels = opts.channels ?? 3;
   check(channels === 1 || channels === 3, `channels must be 1 or 3, got ${channels}`);
@@ -172,7 +193,8 @@ export function checkSameSize(imgs: RawImage[], files: string[]): void {
   imgs.forEach((im, i) => {
     check(
       im.width === first.width && im.height === first.height,
-      () => `${files[i]}: ${im.width}x${im.height} differs from ${files[0]} (${first.width}x${first.height}); with preprocess 'none' a batch needs equal sizes`,
+      () =>
+        `${files[i]}: ${im.width}x${im.height} differs from ${files[0]} (${first.width}x${first.height}); with preprocess 'none' a batch needs equal sizes`,
     );
   });
 }

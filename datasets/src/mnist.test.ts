@@ -88,12 +88,16 @@ describe('loadMnist', () => {
       expect(e.message).not.toContain('\n');
       return e.message as string;
     };
-    expect(await msg({ dir: d, split: 'test' })).toMatch(/t10k-images-idx3-ubyte: file not found \(expected the MNIST images IDX file t10k-images-idx3-ubyte or t10k-images-idx3-ubyte\.gz/);
+    expect(await msg({ dir: d, split: 'test' })).toMatch(
+      /t10k-images-idx3-ubyte: file not found \(expected the MNIST images IDX file t10k-images-idx3-ubyte or t10k-images-idx3-ubyte\.gz/,
+    );
 
     const { img, lbl } = writeIdx(d, 'train', 4);
     // Labels file given where images are expected: wrong magic.
     writeFileSync(join(d, 'train-images-idx3-ubyte'), lbl);
-    expect(await msg({ dir: d })).toMatch(/train-images-idx3-ubyte: wrong magic number 0x00000801 \(expected 0x00000803/);
+    expect(await msg({ dir: d })).toMatch(
+      /train-images-idx3-ubyte: wrong magic number 0x00000801 \(expected 0x00000803/,
+    );
 
     writeFileSync(join(d, 'train-images-idx3-ubyte'), img.subarray(0, img.length - 1));
     expect(await msg({ dir: d })).toMatch(/truncated IDX file \(header says 4x2x3 = 24 bytes of data, file holds 23\)/);

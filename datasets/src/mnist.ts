@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { GantryError, bytesToTensor, check, int32Tensor1d } from '@gantry/core';
+import { bytesToTensor, check, GantryError, int32Tensor1d } from '@gantry/core';
 import type { Tensor1D, Tensor4D } from './types.js';
 
 export type MnistSplit = 'train' | 'test';
@@ -60,7 +60,9 @@ async function readIdxFile(dir: string, name: string, what: string): Promise<{ b
     }
     return { bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), path };
   }
-  throw new GantryError(`${join(dir, name)}: file not found (expected the MNIST ${what} IDX file ${name} or ${name}.gz in ${dir})`);
+  throw new GantryError(
+    `${join(dir, name)}: file not found (expected the MNIST ${what} IDX file ${name} or ${name}.gz in ${dir})`,
+  );
 }
 
 /** Parses an unsigned-byte IDX file with `ndims` dimensions; returns the dims and the data bytes. */
@@ -75,12 +77,15 @@ export function parseIdx(bytes: Uint8Array, ndims: number, path: string): { dims
     );
   }
   const header = 4 + 4 * ndims;
-  if (bytes.length < header) throw new GantryError(`${path}: truncated IDX file (${bytes.length} bytes, header needs ${header})`);
+  if (bytes.length < header)
+    throw new GantryError(`${path}: truncated IDX file (${bytes.length} bytes, header needs ${header})`);
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(view.getUint32(4 + 4 * i));
   const size = dims.reduce((a, b) => a * b, 1);
   if (bytes.length - header < size) {
-    throw new GantryError(`${path}: truncated IDX file (header says ${dims.join('x')} = ${size} bytes of data, file holds ${bytes.length - header})`);
+    throw new GantryError(
+      `${path}: truncated IDX file (header says ${dims.join('x')} = ${size} bytes of data, file holds ${bytes.length - header})`,
+    );
   }
   return { dims, data: bytes.subarray(header, header + size) };
 }
@@ -90,7 +95,10 @@ export async function loadMnist(opts: LoadMnistOptions = {}): Promise<MnistData>
   const split = opts.split ?? 'train';
   check(split === 'train' || split === 'test', `mnist: split must be 'train' or 'test', got '${split}'`);
   const limit = opts.limit;
-  check(limit === undefined || (Number.isInteger(limit) && limit > 0), `mnist: limit must be a positive integer, got ${limit}`);
+  check(
+    limit === undefined || (Number.isInteger(limit) && limit > 0),
+    `mnist: limit must be a positive integer, got ${limit}`,
+  );
   const dir = opts.dir ?? mnistDataDir();
   const names = mnistFileNames(split);
   // One after the other, so a folder missing both files always reports the images file first.
@@ -100,7 +108,10 @@ export async function loadMnist(opts: LoadMnistOptions = {}): Promise<MnistData>
   const lbl = parseIdx(lblFile.bytes, 1, lblFile.path);
   const [n, rows, cols] = img.dims as [number, number, number];
   const nl = lbl.dims[0]!;
-  check(n === nl, `${imgFile.path}: holds ${n} images but ${lblFile.path} holds ${nl} labels (expected the same count)`);
+  check(
+    n === nl,
+    `${imgFile.path}: holds ${n} images but ${lblFile.path} holds ${nl} labels (expected the same count)`,
+  );
   check(rows > 0 && cols > 0, `${imgFile.path}: image size ${rows}x${cols} (expected positive rows and cols)`);
   const count = limit === undefined ? n : Math.min(limit, n);
   // slice() copies, so a small `limit` does not keep the whole file alive.

@@ -1,10 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GantryError, initBackend } from '@gantry/core';
+import { GantryError, initBackend, mulberry32 } from '@gantry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlignedDataset } from './paired.js';
-import { mulberry32 } from '@gantry/core';
 import { hconcat, noiseImage, writePng } from './testutil.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gantry-paired-'));
@@ -38,7 +37,12 @@ describe('AlignedDataset', () => {
     expect(ds.length).toBe(4);
     expect(ds.layout).toBe('aligned');
     expect(ds.skipped).toBe(3);
-    expect(ds.sources.map((s) => ('ab' in s ? s.ab.split('/').pop() : ''))).toEqual(['1.png', '2.png', '3.png', '4.png']);
+    expect(ds.sources.map((s) => ('ab' in s ? s.ab.split('/').pop() : ''))).toEqual([
+      '1.png',
+      '2.png',
+      '3.png',
+      '4.png',
+    ]);
   });
 
   it('augments A and B identically (B = A stays equal) and in [-1, 1]', async () => {
@@ -93,10 +97,22 @@ describe('AlignedDataset', () => {
 
   it('defaults to 286 -> 256 with flips for train, and no flip / no enlargement otherwise', async () => {
     const train = await AlignedDataset.open(same);
-    expect(train.transform).toEqual({ preprocess: 'resize_and_crop', loadSize: 286, cropSize: 256, flip: true, channels: 3 });
+    expect(train.transform).toEqual({
+      preprocess: 'resize_and_crop',
+      loadSize: 286,
+      cropSize: 256,
+      flip: true,
+      channels: 3,
+    });
     await writePng(join(same, 'test', '0.png'), hconcat(noiseImage(8, 8, 0), noiseImage(8, 8, 0)));
     const test = await AlignedDataset.open(same, { split: 'test' });
-    expect(test.transform).toEqual({ preprocess: 'resize_and_crop', loadSize: 256, cropSize: 256, flip: false, channels: 3 });
+    expect(test.transform).toEqual({
+      preprocess: 'resize_and_crop',
+      loadSize: 256,
+      cropSize: 256,
+      flip: false,
+      channels: 3,
+    });
     const gray = await AlignedDataset.open(same, { split: 'test', channels: 1, cropSize: 8 });
     expect((await gray.batch([0], mulberry32(0))).a.shape).toEqual([1, 8, 8, 1]);
   });
@@ -121,10 +137,14 @@ describe('AlignedDataset', () => {
     }
     // Mismatched names.
     await writePng(layouts.outer('A', 'extra.png'), noiseImage(24, 24, 0));
-    await expect(AlignedDataset.open(join(tmp, 'outer'))).rejects.toThrow(/B: no B image for 1 A image \(first: extra\.png\); A and B folders must hold files with the same names/);
+    await expect(AlignedDataset.open(join(tmp, 'outer'))).rejects.toThrow(
+      /B: no B image for 1 A image \(first: extra\.png\); A and B folders must hold files with the same names/,
+    );
     rmSync(layouts.outer('A', 'extra.png'));
     await writePng(layouts.outer('B', 'lonely.png'), noiseImage(24, 24, 0));
-    await expect(AlignedDataset.open(join(tmp, 'outer'))).rejects.toThrow(/no A image for 1 B image \(first: lonely\.png\)/);
+    await expect(AlignedDataset.open(join(tmp, 'outer'))).rejects.toThrow(
+      /no A image for 1 B image \(first: lonely\.png\)/,
+    );
     // Only A/ inside the split.
     await writePng(join(tmp, 'half', 'train', 'A', '0.png'), noiseImage(8, 8, 0));
     await expect(AlignedDataset.open(join(tmp, 'half'))).rejects.toThrow(/has A\/ but no B\//);
@@ -145,15 +165,24 @@ describe('AlignedDataset', () => {
     await err(AlignedDataset.open(join(tmp, 'emptyroot')), /emptyroot: no train\/ folder \(expected pix2pix layout/);
     mkdirSync(join(tmp, 'empty', 'train'), { recursive: true });
     writeFileSync(join(tmp, 'empty', 'train', 'notes.txt'), 'x');
-    await err(AlignedDataset.open(join(tmp, 'empty')), /train: no images \(expected A\|B images side by side.*1 other entry skipped\)/);
+    await err(
+      AlignedDataset.open(join(tmp, 'empty')),
+      /train: no images \(expected A\|B images side by side.*1 other entry skipped\)/,
+    );
     mkdirSync(join(tmp, 'cyc', 'trainA'), { recursive: true });
     await err(AlignedDataset.open(join(tmp, 'cyc')), /looks like an unaligned \(CycleGAN\) dataset/);
     await writePng(join(tmp, 'odd', 'train', '0.png'), noiseImage(41, 20, 0));
-    await err(AlignedDataset.open(join(tmp, 'odd')), /0\.png: width 41 is odd; aligned A\|B images must be two equal halves side by side/);
+    await err(
+      AlignedDataset.open(join(tmp, 'odd')),
+      /0\.png: width 41 is odd; aligned A\|B images must be two equal halves side by side/,
+    );
     await writePng(join(tmp, 'small', 'train', '0.png'), hconcat(noiseImage(20, 20, 0), noiseImage(20, 20, 0)));
     const small = await AlignedDataset.open(join(tmp, 'small'), { preprocess: 'crop', cropSize: 32 });
     await err(small.batch([0], mulberry32(0)), /0\.png: 20x20 image is smaller than cropSize 32/);
-    await err(AlignedDataset.open(join(tmp, 'small'), { loadSize: 100, cropSize: 128 }), /loadSize 100 is smaller than cropSize 128/);
+    await err(
+      AlignedDataset.open(join(tmp, 'small'), { loadSize: 100, cropSize: 128 }),
+      /loadSize 100 is smaller than cropSize 128/,
+    );
     await err(AlignedDataset.open(join(tmp, 'small'), { split: '../small' }), /split must be a plain folder name/);
     await err(small.batch([1], mulberry32(0)), /index 1 out of range 0\.\.0/);
     // A corrupt file with an image extension is reported when loaded.

@@ -7,10 +7,9 @@
  * with the same parameters for A and B.
  */
 import { basename, extname, join, resolve } from 'node:path';
-import { GantryError, type RawImage, check, cropImage, imagesToTensor, readImageSize } from '@gantry/core';
+import type { Rng } from '@gantry/core';
+import { check, cropImage, GantryError, imagesToTensor, type RawImage, readImageSize } from '@gantry/core';
 import {
-  type Transform,
-  type TransformOptions,
   applyTransform,
   checkIndices,
   checkSameSize,
@@ -19,8 +18,9 @@ import {
   listImages,
   loadImage,
   resolveTransform,
+  type Transform,
+  type TransformOptions,
 } from './folder.js';
-import type { Rng } from '@gantry/core';
 import type { Tensor4D } from './types.js';
 
 export type Direction = 'AtoB' | 'BtoA';
@@ -46,7 +46,11 @@ export interface PairBatch {
 
 const stem = (f: string) => basename(f, extname(f));
 
-async function matchFolders(dirA: string, dirB: string, root: string): Promise<{ pairs: PairSource[]; skipped: number }> {
+async function matchFolders(
+  dirA: string,
+  dirB: string,
+  root: string,
+): Promise<{ pairs: PairSource[]; skipped: number }> {
   const [la, lb] = await Promise.all([
     listImages(dirA, root, 'the A images of a paired dataset'),
     listImages(dirB, root, 'the B images of a paired dataset'),
@@ -93,10 +97,14 @@ export class AlignedDataset {
     const split = opts.split ?? 'train';
     const direction = opts.direction ?? 'AtoB';
     check(direction === 'AtoB' || direction === 'BtoA', `direction must be 'AtoB' or 'BtoA', got '${direction}'`);
-    check(split !== '' && !split.includes('/') && !split.includes('\\') && split !== '..' && split !== '.', `split must be a plain folder name, got '${split}'`);
+    check(
+      split !== '' && !split.includes('/') && !split.includes('\\') && split !== '..' && split !== '.',
+      `split must be a plain folder name, got '${split}'`,
+    );
     const t = resolveTransform(opts, split);
     const r = resolve(root);
-    if (!(await isDir(r))) throw new GantryError(`${root}: dataset folder not found (expected a pix2pix dataset with ${split}/ inside)`);
+    if (!(await isDir(r)))
+      throw new GantryError(`${root}: dataset folder not found (expected a pix2pix dataset with ${split}/ inside)`);
     const splitDir = join(r, split);
     const expected = `pix2pix layout ${root}/${split}/*.jpg with A|B side by side, or ${root}/${split}/A and ${root}/${split}/B`;
 
@@ -106,11 +114,25 @@ export class AlignedDataset {
         const { pairs, skipped } = await matchFolders(join(splitDir, 'A'), join(splitDir, 'B'), r);
         return new AlignedDataset(r, split, direction, 'folders', pairs, t, skipped);
       }
-      if (hasA !== hasB) throw new GantryError(`${splitDir}: has ${hasA ? 'A/' : 'B/'} but no ${hasA ? 'B/' : 'A/'} (expected ${expected})`);
+      if (hasA !== hasB)
+        throw new GantryError(
+          `${splitDir}: has ${hasA ? 'A/' : 'B/'} but no ${hasA ? 'B/' : 'A/'} (expected ${expected})`,
+        );
       const { files, skipped } = await listImages(splitDir, r, `A|B images side by side (${expected})`);
       const { width } = await readImageSize(files[0]!);
-      check(width % 2 === 0, `${files[0]}: width ${width} is odd; aligned A|B images must be two equal halves side by side`);
-      return new AlignedDataset(r, split, direction, 'aligned', files.map((ab) => ({ ab })), t, skipped);
+      check(
+        width % 2 === 0,
+        `${files[0]}: width ${width} is odd; aligned A|B images must be two equal halves side by side`,
+      );
+      return new AlignedDataset(
+        r,
+        split,
+        direction,
+        'aligned',
+        files.map((ab) => ({ ab })),
+        t,
+        skipped,
+      );
     }
     for (const [dirA, dirB] of [
       [join(r, 'A', split), join(r, 'B', split)],
@@ -122,7 +144,9 @@ export class AlignedDataset {
       }
     }
     if ((await isDir(join(r, `${split}A`))) || (await isDir(join(r, 'trainA')))) {
-      throw new GantryError(`${root}: looks like an unaligned (CycleGAN) dataset with trainA/trainB; expected ${expected} (use UnalignedDataset)`);
+      throw new GantryError(
+        `${root}: looks like an unaligned (CycleGAN) dataset with trainA/trainB; expected ${expected} (use UnalignedDataset)`,
+      );
     }
     throw new GantryError(`${root}: no ${split}/ folder (expected ${expected})`);
   }
@@ -137,7 +161,10 @@ export class AlignedDataset {
     const src = this.sources[i]!;
     if ('ab' in src) {
       const ab = await loadImage(src.ab, this.transform);
-      check(ab.width % 2 === 0, `${src.ab}: width ${ab.width} is odd; aligned A|B images must be two equal halves side by side`);
+      check(
+        ab.width % 2 === 0,
+        `${src.ab}: width ${ab.width} is odd; aligned A|B images must be two equal halves side by side`,
+      );
       const w = ab.width / 2;
       return { A: cropImage(ab, 0, 0, w, ab.height), B: cropImage(ab, w, 0, w, ab.height), files: [src.ab, src.ab] };
     }

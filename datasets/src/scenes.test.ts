@@ -82,7 +82,16 @@ describe('writeAlignedDataset', () => {
     const root = join(tmp, 'aligned');
     const counts = await writeAlignedDataset(root, { count: 10, size: 32, seed: 3 });
     expect(counts).toEqual({ train: 8, val: 1, test: 1 });
-    expect(readdirSync(join(root, 'train'))).toEqual(['0000.png', '0001.png', '0002.png', '0003.png', '0004.png', '0005.png', '0006.png', '0007.png']);
+    expect(readdirSync(join(root, 'train'))).toEqual([
+      '0000.png',
+      '0001.png',
+      '0002.png',
+      '0003.png',
+      '0004.png',
+      '0005.png',
+      '0006.png',
+      '0007.png',
+    ]);
     expect(readdirSync(join(root, 'val'))).toEqual(['0000.png']);
     expect(readdirSync(tmp).filter((n) => n.includes('.tmp-'))).toEqual([]);
     const img = await readImage(join(root, 'train', '0000.png'));
@@ -98,13 +107,17 @@ describe('writeAlignedDataset', () => {
     expect(left).toBeLessThan(right * 0.5); // night | day
 
     await expect(writeAlignedDataset(root, { count: 2, size: 32 })).rejects.toThrow(/already exists and is not empty/);
-    expect(await writeAlignedDataset(root, { count: 2, size: 32, overwrite: true, splits: { train: 1, val: 0, test: 0 } })).toEqual({
+    expect(
+      await writeAlignedDataset(root, { count: 2, size: 32, overwrite: true, splits: { train: 1, val: 0, test: 0 } }),
+    ).toEqual({
       train: 2,
       val: 0,
       test: 0,
     });
     expect(readdirSync(root)).toEqual(['train']);
-    await expect(writeAlignedDataset(join(tmp, 'x'), { count: 2, splits: { train: 0.5, val: 0.1, test: 0.1 } })).rejects.toThrow(/splits must sum to 1/);
+    await expect(
+      writeAlignedDataset(join(tmp, 'x'), { count: 2, splits: { train: 0.5, val: 0.1, test: 0.1 } }),
+    ).rejects.toThrow(/splits must sum to 1/);
     await expect(writeAlignedDataset(join(tmp, 'x'), { count: 0 })).rejects.toThrow(/count must be a positive integer/);
   });
 
@@ -118,7 +131,9 @@ describe('writeAlignedDataset', () => {
 
   it('refuses a file in the way', async () => {
     writeFileSync(join(tmp, 'file'), 'x');
-    await expect(writeAlignedDataset(join(tmp, 'file'), { count: 1, size: 16 })).rejects.toThrow(/exists and is not a folder/);
+    await expect(writeAlignedDataset(join(tmp, 'file'), { count: 1, size: 16 })).rejects.toThrow(
+      /exists and is not a folder/,
+    );
   });
 });
 

@@ -8,8 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GantryError, check, encodeImage } from '@gantry/core';
-import { type Rng, mixSeed, mulberry32, uniform } from '@gantry/core';
+import { check, encodeImage, GantryError, mixSeed, mulberry32, type Rng, uniform } from '@gantry/core';
 
 export type SceneMode = 'day' | 'night';
 
@@ -62,7 +61,12 @@ function makeScene(seed: number, size: number): Scene {
   const S = size;
   const horizon = Math.round(S * uniform(rng, 0.7, 0.8));
   const sidewalk = Math.max(2, Math.round(S * uniform(rng, 0.035, 0.05)));
-  const sun = { x: S * uniform(rng, 0.1, 0.9), y: S * uniform(rng, 0.08, 0.28), r: S * uniform(rng, 0.035, 0.06), phase: uniform(rng, 0.25, 0.7) };
+  const sun = {
+    x: S * uniform(rng, 0.1, 0.9),
+    y: S * uniform(rng, 0.08, 0.28),
+    r: S * uniform(rng, 0.035, 0.06),
+    phase: uniform(rng, 0.25, 0.7),
+  };
   const clouds: Scene['clouds'] = [];
   const nClouds = Math.floor(uniform(rng, 0, 4));
   for (let c = 0; c < nClouds; c++) {
@@ -71,12 +75,18 @@ function makeScene(seed: number, size: number): Scene {
     const w = S * uniform(rng, 0.08, 0.18);
     const puffs = 3 + Math.floor(rng() * 3);
     for (let p = 0; p < puffs; p++) {
-      clouds.push({ x: cx + uniform(rng, -w, w), y: cy + uniform(rng, -w * 0.15, w * 0.15), rx: w * uniform(rng, 0.4, 0.7), ry: w * uniform(rng, 0.22, 0.35) });
+      clouds.push({
+        x: cx + uniform(rng, -w, w),
+        y: cy + uniform(rng, -w * 0.15, w * 0.15),
+        rx: w * uniform(rng, 0.4, 0.7),
+        ry: w * uniform(rng, 0.22, 0.35),
+      });
     }
   }
   const stars: Scene['stars'] = [];
   const nStars = Math.round(S * S * 0.004);
-  for (let s = 0; s < nStars; s++) stars.push({ x: Math.floor(rng() * S), y: Math.floor(rng() * horizon), b: uniform(rng, 0.45, 1) });
+  for (let s = 0; s < nStars; s++)
+    stars.push({ x: Math.floor(rng() * S), y: Math.floor(rng() * horizon), b: uniform(rng, 0.45, 1) });
 
   const buildings: Building[] = [];
   for (const back of [true, false]) {
@@ -156,7 +166,8 @@ class Canvas {
     this.px[i + 2] = this.px[i + 2]! + c[2] * k;
   }
   rect(x0: number, y0: number, x1: number, y1: number, c: RGB): void {
-    for (let y = Math.max(0, y0); y < Math.min(this.S, y1); y++) for (let x = Math.max(0, x0); x < Math.min(this.S, x1); x++) this.set(x, y, c);
+    for (let y = Math.max(0, y0); y < Math.min(this.S, y1); y++)
+      for (let x = Math.max(0, x0); x < Math.min(this.S, x1); x++) this.set(x, y, c);
   }
   /** Adds a radial glow: colour * strength * (1 - d/r)^2. `sy` squashes it vertically (ellipse). */
   glow(cx: number, cy: number, r: number, c: RGB, strength: number, sy = 1, yMin = 0): void {
@@ -189,7 +200,11 @@ class Canvas {
   }
 }
 
-const lerp = (a: RGB, b: RGB, t: number): RGB => [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
+const lerp = (a: RGB, b: RGB, t: number): RGB => [
+  a[0] + (b[0] - a[0]) * t,
+  a[1] + (b[1] - a[1]) * t,
+  a[2] + (b[2] - a[2]) * t,
+];
 const scale = (a: RGB, k: number): RGB => [a[0] * k, a[1] * k, a[2] * k];
 const plus = (a: RGB, b: RGB): RGB => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
 
@@ -260,7 +275,8 @@ function paint(scene: Scene, mode: SceneMode): Uint8Array {
   for (const b of scene.buildings) {
     const w = b.x1 - b.x0;
     let body: RGB;
-    if (night) body = plus(scale(b.color, 0.1), [6, 8, 18]); // moonlit: dark, bluish
+    if (night)
+      body = plus(scale(b.color, 0.1), [6, 8, 18]); // moonlit: dark, bluish
     else body = b.color;
     if (b.back) body = lerp(body, haze, night ? 0.35 : 0.4);
     const shadeW = Math.max(1, Math.round(w * 0.18));
@@ -341,7 +357,10 @@ function paint(scene: Scene, mode: SceneMode): Uint8Array {
 
 /** Renders one size x size RGB scene (HWC bytes). The same seed gives the same scene in both modes. */
 export function renderScene(seed: number, size: number, mode: SceneMode): Uint8Array {
-  check(Number.isInteger(size) && size >= 16 && size <= 4096, `renderScene: size must be an integer in 16..4096, got ${size}`);
+  check(
+    Number.isInteger(size) && size >= 16 && size <= 4096,
+    `renderScene: size must be an integer in 16..4096, got ${size}`,
+  );
   check(mode === 'day' || mode === 'night', `renderScene: mode must be 'day' or 'night', got '${mode}'`);
   return paint(makeScene(seed, size), mode);
 }
@@ -404,9 +423,11 @@ async function buildAtomically(root: string, overwrite: boolean, build: (dir: st
     () => undefined,
   );
   if (exists) {
-    if (!exists.isDirectory()) throw new GantryError(`${root}: exists and is not a folder (expected a new dataset folder)`);
+    if (!exists.isDirectory())
+      throw new GantryError(`${root}: exists and is not a folder (expected a new dataset folder)`);
     const empty = (await readdir(target)).length === 0;
-    if (!empty && !overwrite) throw new GantryError(`${root}: already exists and is not empty (delete it or pass overwrite)`);
+    if (!empty && !overwrite)
+      throw new GantryError(`${root}: already exists and is not empty (delete it or pass overwrite)`);
   }
   await mkdir(dirname(target), { recursive: true });
   const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`);
@@ -429,7 +450,10 @@ function checkCommon(o: SceneDatasetOptions): { count: number; size: number; see
   const size = o.size ?? 256;
   const seed = o.seed ?? 0;
   check(Number.isInteger(o.count) && o.count > 0, `scenes: count must be a positive integer, got ${o.count}`);
-  check(Number.isInteger(size) && size >= 16 && size <= 4096, `scenes: size must be an integer in 16..4096, got ${size}`);
+  check(
+    Number.isInteger(size) && size >= 16 && size <= 4096,
+    `scenes: size must be an integer in 16..4096, got ${size}`,
+  );
   check(Number.isInteger(seed), `scenes: seed must be an integer, got ${seed}`);
   return { count: o.count, size, seed };
 }
@@ -439,11 +463,18 @@ function checkCommon(o: SceneDatasetOptions): { count: number; size: number; see
  * A = night and B = day (the night2day convention; use direction BtoA to learn day -> night).
  * Pair i (over all splits) uses scene seed mixSeed(seed, i).
  */
-export async function writeAlignedDataset(root: string, opts: AlignedSceneOptions): Promise<{ train: number; val: number; test: number }> {
+export async function writeAlignedDataset(
+  root: string,
+  opts: AlignedSceneOptions,
+): Promise<{ train: number; val: number; test: number }> {
   const { count, size, seed } = checkCommon(opts);
   const fr = { train: 0.8, val: 0.1, test: 0.1, ...opts.splits };
-  for (const [k, v] of Object.entries(fr)) check(v >= 0 && v <= 1, `scenes: splits.${k} must be a fraction in [0, 1], got ${v}`);
-  check(Math.abs(fr.train + fr.val + fr.test - 1) < 1e-6, `scenes: splits must sum to 1, got ${fr.train + fr.val + fr.test}`);
+  for (const [k, v] of Object.entries(fr))
+    check(v >= 0 && v <= 1, `scenes: splits.${k} must be a fraction in [0, 1], got ${v}`);
+  check(
+    Math.abs(fr.train + fr.val + fr.test - 1) < 1e-6,
+    `scenes: splits must sum to 1, got ${fr.train + fr.val + fr.test}`,
+  );
   const train = Math.round(count * fr.train);
   const val = Math.min(count - train, Math.round(count * fr.val));
   const counts = { train, val, test: count - train - val };

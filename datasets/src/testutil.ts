@@ -1,8 +1,7 @@
 // Helpers shared by the tests (not exported from the package index).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type RawImage, writeRawImage } from '@gantry/core';
-import { mulberry32 } from '@gantry/core';
+import { mulberry32, type RawImage, writeRawImage } from '@gantry/core';
 
 /** A w x h RGB image of seeded noise plus a gradient, so crops and flips are distinguishable. */
 export function noiseImage(w: number, h: number, seed: number, offset = 0): RawImage {
@@ -10,7 +9,8 @@ export function noiseImage(w: number, h: number, seed: number, offset = 0): RawI
   const data = new Uint8Array(w * h * 3);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < w; x++)
-      for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = Math.min(255, Math.max(0, Math.round((x * 255) / w / 2 + rng() * 100 + offset)));
+      for (let c = 0; c < 3; c++)
+        data[(y * w + x) * 3 + c] = Math.min(255, Math.max(0, Math.round((x * 255) / w / 2 + rng() * 100 + offset)));
   return { data, width: w, height: h, channels: 3 };
 }
 

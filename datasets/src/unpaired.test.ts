@@ -1,9 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GantryError, initBackend } from '@gantry/core';
+import { GantryError, initBackend, mulberry32 } from '@gantry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from '@gantry/core';
 import { noiseImage, writePng } from './testutil.js';
 import { UnalignedDataset } from './unpaired.js';
 
@@ -44,7 +43,13 @@ describe('UnalignedDataset', () => {
     for (let s = 0; s < 10; s++) draws.add((await ds.batch(idx, mulberry32(s))).filesB.join());
     expect(draws.size).toBeGreaterThan(1);
     const serial = await UnalignedDataset.open(root, { cropSize: 16, loadSize: 18, serialBatches: true });
-    expect((await serial.batch(idx, mulberry32(0))).filesB.map((f) => f.split('/').pop())).toEqual(['b0.png', 'b1.png', 'b2.png', 'b0.png', 'b1.png']);
+    expect((await serial.batch(idx, mulberry32(0))).filesB.map((f) => f.split('/').pop())).toEqual([
+      'b0.png',
+      'b1.png',
+      'b2.png',
+      'b0.png',
+      'b1.png',
+    ]);
   });
 
   it('reports missing folders, with a hint for pix2pix layouts', async () => {
@@ -52,10 +57,14 @@ describe('UnalignedDataset', () => {
     mkdirSync(join(tmp, 'p2p', 'train'), { recursive: true });
     const e = await UnalignedDataset.open(join(tmp, 'p2p')).catch((x) => x);
     expect(e).toBeInstanceOf(GantryError);
-    expect(e.message).toMatch(/trainA: folder not found \(expected CycleGAN layout .*looks like a paired pix2pix dataset \(use AlignedDataset\)\)/);
+    expect(e.message).toMatch(
+      /trainA: folder not found \(expected CycleGAN layout .*looks like a paired pix2pix dataset \(use AlignedDataset\)\)/,
+    );
     mkdirSync(join(tmp, 'halfcyc', 'trainA'), { recursive: true });
     mkdirSync(join(tmp, 'halfcyc', 'trainB'), { recursive: true });
     await writePng(join(tmp, 'halfcyc', 'trainA', 'x.png'), noiseImage(8, 8, 0));
-    await expect(UnalignedDataset.open(join(tmp, 'halfcyc'))).rejects.toThrow(/trainB: no images \(expected domain B images/);
+    await expect(UnalignedDataset.open(join(tmp, 'halfcyc'))).rejects.toThrow(
+      /trainB: no images \(expected domain B images/,
+    );
   });
 });

@@ -5,10 +5,8 @@
  * length is max(|A|, |B|). A and B get independent random crops and flips.
  */
 import { join, resolve } from 'node:path';
-import { GantryError, check, imagesToTensor } from '@gantry/core';
+import { check, GantryError, imagesToTensor, type Rng, randInt } from '@gantry/core';
 import {
-  type Transform,
-  type TransformOptions,
   applyTransform,
   checkIndices,
   checkSameSize,
@@ -17,8 +15,9 @@ import {
   listImages,
   loadImage,
   resolveTransform,
+  type Transform,
+  type TransformOptions,
 } from './folder.js';
-import { type Rng, randInt } from '@gantry/core';
 import type { Tensor4D } from './types.js';
 
 export interface UnalignedOptions extends TransformOptions {
@@ -50,20 +49,31 @@ export class UnalignedDataset {
 
   static async open(root: string, opts: UnalignedOptions = {}): Promise<UnalignedDataset> {
     const split = opts.split ?? 'train';
-    check(split !== '' && !split.includes('/') && !split.includes('\\') && split !== '..' && split !== '.', `split must be a plain folder name, got '${split}'`);
+    check(
+      split !== '' && !split.includes('/') && !split.includes('\\') && split !== '..' && split !== '.',
+      `split must be a plain folder name, got '${split}'`,
+    );
     const t = resolveTransform(opts, split);
     const r = resolve(root);
-    if (!(await isDir(r))) throw new GantryError(`${root}: dataset folder not found (expected a CycleGAN dataset with ${split}A/ and ${split}B/ inside)`);
+    if (!(await isDir(r)))
+      throw new GantryError(
+        `${root}: dataset folder not found (expected a CycleGAN dataset with ${split}A/ and ${split}B/ inside)`,
+      );
     const dirA = join(r, `${split}A`);
     const dirB = join(r, `${split}B`);
     const expected = `CycleGAN layout ${root}/${split}A and ${root}/${split}B`;
     for (const d of [dirA, dirB]) {
       if (!(await isDir(d))) {
-        const hint = (await isDir(join(r, split))) ? `; ${root}/${split}/ looks like a paired pix2pix dataset (use AlignedDataset)` : '';
+        const hint = (await isDir(join(r, split)))
+          ? `; ${root}/${split}/ looks like a paired pix2pix dataset (use AlignedDataset)`
+          : '';
         throw new GantryError(`${d}: folder not found (expected ${expected}${hint})`);
       }
     }
-    const [la, lb] = await Promise.all([listImages(dirA, r, `domain A images (${expected})`), listImages(dirB, r, `domain B images (${expected})`)]);
+    const [la, lb] = await Promise.all([
+      listImages(dirA, r, `domain A images (${expected})`),
+      listImages(dirB, r, `domain B images (${expected})`),
+    ]);
     return new UnalignedDataset(r, split, la.files, lb.files, t, opts.serialBatches ?? false, la.skipped + lb.skipped);
   }
 
@@ -88,7 +98,9 @@ export class UnalignedDataset {
     checkIndices(indices, this.length, 'UnalignedDataset');
     const idx = Array.from(indices);
     const filesA = idx.map((i) => this.filesA[i % this.sizeA]!);
-    const filesB = idx.map((i) => (this.serialBatches ? this.filesB[i % this.sizeB]! : this.filesB[randInt(rng, 0, this.sizeB - 1)]!));
+    const filesB = idx.map((i) =>
+      this.serialBatches ? this.filesB[i % this.sizeB]! : this.filesB[randInt(rng, 0, this.sizeB - 1)]!,
+    );
     const [rawA, rawB] = await Promise.all([
       Promise.all(filesA.map((f) => loadImage(f, this.transform))),
       Promise.all(filesB.map((f) => loadImage(f, this.transform))),

@@ -27,7 +27,9 @@ const nodeHeaders = [
   '/usr/local/include/node',
 ].find((d) => fs.existsSync(path.join(d, 'node_api.h')));
 if (!nodeHeaders) skip("Node's headers (node_api.h) not found");
-const dnnlHeader = ['/usr/include/oneapi/dnnl/dnnl.hpp', '/usr/local/include/oneapi/dnnl/dnnl.hpp'].find((f) => fs.existsSync(f));
+const dnnlHeader = ['/usr/include/oneapi/dnnl/dnnl.hpp', '/usr/local/include/oneapi/dnnl/dnnl.hpp'].find((f) =>
+  fs.existsSync(f),
+);
 if (!dnnlHeader) skip('oneDNN headers not found: apt-get install libdnnl-dev');
 const cxx = process.env.CXX ?? 'g++';
 
@@ -41,8 +43,22 @@ if (fs.existsSync(out)) {
 }
 fs.mkdirSync(path.dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
-const args = ['-O3', '-fno-math-errno', '-std=c++17', '-fPIC', '-shared', '-fopenmp', '-DNODE_GYP_MODULE_NAME=gantry_native', '-DNAPI_VERSION=8',
-  `-I${nodeHeaders}`, `-I${path.dirname(path.dirname(path.dirname(dnnlHeader)))}`, source, '-o', tmp, '-ldnnl'];
+const args = [
+  '-O3',
+  '-fno-math-errno',
+  '-std=c++17',
+  '-fPIC',
+  '-shared',
+  '-fopenmp',
+  '-DNODE_GYP_MODULE_NAME=gantry_native',
+  '-DNAPI_VERSION=8',
+  `-I${nodeHeaders}`,
+  `-I${path.dirname(path.dirname(path.dirname(dnnlHeader)))}`,
+  source,
+  '-o',
+  tmp,
+  '-ldnnl',
+];
 try {
   execFileSync(cxx, args, { stdio: ['ignore', 'inherit', 'inherit'] });
 } catch (e) {

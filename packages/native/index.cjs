@@ -10,7 +10,10 @@ if (process.env.GANTRY_NATIVE === '0') {
   try {
     binding = require(path.join(__dirname, 'build', 'gantry_native.node'));
   } catch (e) {
-    why = e && e.code === 'MODULE_NOT_FOUND' ? 'not built: install g++ and libdnnl-dev, then pnpm build' : String(e && e.message).split('\n')[0];
+    why =
+      e && e.code === 'MODULE_NOT_FOUND'
+        ? 'not built: install g++ and libdnnl-dev, then pnpm build'
+        : String(e?.message).split('\n')[0];
   }
 }
 module.exports = { binding, why };

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runVariant } from '@gantry/core';
 import { cgan } from '@gantry/cgan';
+import { runVariant } from '@gantry/core';
 
 await runVariant(cgan);

@@ -1,6 +1,17 @@
 /** `gantry runs`, `gantry compare RUN RUN` and `gantry report [RUN…]`: what works across every variant's runs. */
 import * as path from 'node:path';
-import { compareRuns, comparisonTable, GantryError, listRuns, readRunData, resolveRun, runsRoot, runsTable, userPath, writeReport } from '@gantry/core';
+import {
+  compareRuns,
+  comparisonTable,
+  GantryError,
+  listRuns,
+  readRunData,
+  resolveRun,
+  runsRoot,
+  runsTable,
+  userPath,
+  writeReport,
+} from '@gantry/core';
 import type { Argv } from 'yargs';
 
 const rootOption = {
@@ -33,7 +44,9 @@ export function gantryCommands(y: Argv): Argv {
           return;
         }
         console.log(runsTable(rows));
-        console.log(`\n${rows.length} run(s) in ${root}; open <run>/report.html for curves and samples (pnpm gantry report RUN rewrites it)`);
+        console.log(
+          `\n${rows.length} run(s) in ${root}; open <run>/report.html for curves and samples (pnpm gantry report RUN rewrites it)`,
+        );
       },
     )
     .command(
@@ -41,7 +54,10 @@ export function gantryCommands(y: Argv): Argv {
       'put two runs side by side: settings, recent losses, evaluation figures',
       (c) =>
         c
-          .positional('a', { type: 'string', describe: 'a run: directory, <variant>/<stamp>, a stamp, a variant (its latest run) or latest' })
+          .positional('a', {
+            type: 'string',
+            describe: 'a run: directory, <variant>/<stamp>, a stamp, a variant (its latest run) or latest',
+          })
           .positional('b', { type: 'string', describe: 'the other run' })
           .options({
             ...rootOption,
@@ -51,7 +67,8 @@ export function gantryCommands(y: Argv): Argv {
       (a) => {
         const root = rootOf(a);
         const [da, db] = [resolveRun(String(a.a), root), resolveRun(String(a.b), root)];
-        if (path.resolve(da) === path.resolve(db)) throw new GantryError(`compare: '${a.a}' and '${a.b}' are the same run (${da})`);
+        if (path.resolve(da) === path.resolve(db))
+          throw new GantryError(`compare: '${a.a}' and '${a.b}' are the same run (${da})`);
         const c = compareRuns(readRunData(da, root), readRunData(db, root), { perClass: a.perClass as boolean });
         console.log(a.json ? JSON.stringify(c, null, 2) : comparisonTable(c));
       },
@@ -67,7 +84,9 @@ export function gantryCommands(y: Argv): Argv {
       (a) => {
         const root = rootOf(a);
         const named = (a.runs as string[] | undefined) ?? [];
-        const dirs = a.all ? listRuns(root).map((r) => r.dir) : (named.length ? named : ['latest']).map((r) => resolveRun(r, root));
+        const dirs = a.all
+          ? listRuns(root).map((r) => r.dir)
+          : (named.length ? named : ['latest']).map((r) => resolveRun(r, root));
         for (const d of dirs) console.log(writeReport(d, { root }));
       },
     );

@@ -41,7 +41,11 @@ const shots = process.env.GANTRY_SCREENSHOTS ? path.resolve(process.env.GANTRY_S
 /** Random weights large enough that outputs vary visibly (fresh N(0, 0.02) weights give a flat grey). */
 function randomise(model: tf.LayersModel, seed: number): void {
   const values = model.weights.map((w, i) =>
-    /moving_variance|gamma/.test(w.name) ? w.read().clone() : /moving_mean|beta|bias/.test(w.name) ? tf.zerosLike(w.read()) : tf.randomNormal(w.shape as number[], 0, 0.35, 'float32', seed + i),
+    /moving_variance|gamma/.test(w.name)
+      ? w.read().clone()
+      : /moving_mean|beta|bias/.test(w.name)
+        ? tf.zerosLike(w.read())
+        : tf.randomNormal(w.shape as number[], 0, 0.35, 'float32', seed + i),
   );
   model.setWeights(values);
   tf.dispose(values);
@@ -55,7 +59,17 @@ async function exportModel(model: tf.LayersModel, dir: string, meta?: object): P
 /** The three exports the page loads, in the layout of the apps' `export` commands. */
 async function makeModels(root: string): Promise<void> {
   await tf.setBackend('cpu');
-  const cgan = cganGenerator({ latentDim: 8, imageSize: 28, numClasses: 10, ngf: 4, ndf: 4, conditioning: 'projection', embeddingDim: 4, auxWeight: 0, conditionalBn: true });
+  const cgan = cganGenerator({
+    latentDim: 8,
+    imageSize: 28,
+    numClasses: 10,
+    ngf: 4,
+    ndf: 4,
+    conditioning: 'projection',
+    embeddingDim: 4,
+    auxWeight: 0,
+    conditionalBn: true,
+  });
   randomise(cgan, 1);
   await exportModel(cgan, path.join(root, 'cgan'), {
     variant: 'cgan',
@@ -66,7 +80,15 @@ async function makeModels(root: string): Promise<void> {
     labels: Array.from({ length: 10 }, (_, i) => String(i)),
     normalisation: 'tanh: pixel = (value + 1) * 127.5',
   });
-  const unet = unetGenerator({ size: 32, inChannels: 3, outChannels: 3, numDowns: 5, ngf: 4, norm: 'batch', dropout: true });
+  const unet = unetGenerator({
+    size: 32,
+    inChannels: 3,
+    outChannels: 3,
+    numDowns: 5,
+    ngf: 4,
+    norm: 'batch',
+    dropout: true,
+  });
   randomise(unet, 2);
   await exportModel(unet, path.join(root, 'pix2pix'), {
     variant: 'pix2pix',
@@ -85,7 +107,14 @@ async function makeModels(root: string): Promise<void> {
   }
   fs.writeFileSync(
     path.join(root, 'cyclegan', 'metadata.json'),
-    JSON.stringify({ variant: 'cyclegan', kind: 'image-to-image', imageSize: 16, channels: 3, generators: { G_A: 'A → B', G_B: 'B → A' }, domains: { A: 'day', B: 'night' } }),
+    JSON.stringify({
+      variant: 'cyclegan',
+      kind: 'image-to-image',
+      imageSize: 16,
+      channels: 3,
+      generators: { G_A: 'A → B', G_B: 'B → A' },
+      domains: { A: 'day', B: 'night' },
+    }),
   );
   fs.writeFileSync(path.join(root, 'index.json'), JSON.stringify({ models: ['cgan', 'pix2pix', 'cyclegan'] }));
   cgan.dispose();
@@ -105,7 +134,9 @@ const TYPES: Record<string, string> = {
 function serve(models: string): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const [root, rel] = url.startsWith('/models/') ? [models, url.slice('/models/'.length)] : [dist, url === '/' ? 'index.html' : url.slice(1)];
+    const [root, rel] = url.startsWith('/models/')
+      ? [models, url.slice('/models/'.length)]
+      : [dist, url === '/' ? 'index.html' : url.slice(1)];
     const file = path.resolve(root, rel);
     if (!file.startsWith(root) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       res.writeHead(404).end('not found');
@@ -138,117 +169,141 @@ function canvasStats(page: Page, selector: string) {
   });
 }
 
-describe.skipIf(!hasChromium)(hasChromium ? 'in headless Chromium' : `in headless Chromium (skipped: ${CHROMIUM} is not installed)`, () => {
-  let browser: Browser;
-  let server: http.Server;
-  let base: string;
-  const errors: string[] = [];
+describe.skipIf(!hasChromium)(
+  hasChromium ? 'in headless Chromium' : `in headless Chromium (skipped: ${CHROMIUM} is not installed)`,
+  () => {
+    let browser: Browser;
+    let server: http.Server;
+    let base: string;
+    const errors: string[] = [];
 
-  const newPage = async () => {
-    const page = await browser.newPage({ viewport: { width: 1180, height: 760 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
+    const newPage = async () => {
+      const page = await browser.newPage({ viewport: { width: 1180, height: 760 } });
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(e.message));
+      return page;
+    };
+
+    beforeAll(async () => {
+      if (!fs.existsSync(path.join(dist, 'index.html'))) {
+        const r = spawnSync(process.execPath, [path.join(webDir, 'node_modules', 'vite', 'bin', 'vite.js'), 'build'], {
+          cwd: webDir,
+          encoding: 'utf8',
+        });
+        if (r.status !== 0) throw new Error(`web build failed:\n${r.stderr}`);
+      }
+      const models = path.join(tmp, 'models');
+      await makeModels(models);
+      server = await serve(models);
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
     });
-    page.on('pageerror', (e) => errors.push(e.message));
-    return page;
-  };
 
-  beforeAll(async () => {
-    if (!fs.existsSync(path.join(dist, 'index.html'))) {
-      const r = spawnSync(process.execPath, [path.join(webDir, 'node_modules', 'vite', 'bin', 'vite.js'), 'build'], { cwd: webDir, encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`web build failed:\n${r.stderr}`);
-    }
-    const models = path.join(tmp, 'models');
-    await makeModels(models);
-    server = await serve(models);
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    server?.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-
-  it('draws digits for a label, follows the noise slider, and translates an uploaded day image', async () => {
-    const page = await newPage();
-    await page.goto(`${base}?backend=cpu`);
-    await page.waitForSelector('body[data-digits="ready"][data-translated="ready"]', { timeout: 30_000 });
-    expect(await page.textContent('#backend')).toBe('backend: cpu');
-
-    const digit = await canvasStats(page, '#digit');
-    expect(digit.drawn).toBe(28 * 28);
-    expect(digit.range).toBeGreaterThan(60);
-    expect(await page.$$eval('#digit-row canvas', (cs) => cs.length)).toBe(10);
-
-    // Another label and another point on the noise path give another digit.
-    await page.evaluate(() => delete document.body.dataset.digits);
-    await page.selectOption('#digit-label', '3');
-    await page.$eval('#noise', (el) => {
-      (el as HTMLInputElement).value = '60';
-      el.dispatchEvent(new Event('input'));
+    afterAll(async () => {
+      await browser?.close();
+      server?.close();
+      fs.rmSync(tmp, { recursive: true, force: true });
     });
-    await page.waitForSelector('body[data-digits="ready"]');
-    await page.waitForFunction(() => !document.querySelector('#digits-status')?.textContent?.startsWith('loading'));
-    expect((await canvasStats(page, '#digit')).sum).not.toBe(digit.sum);
 
-    // Upload an image (a non-square gradient "scene"): both translators redraw.
-    const upload = path.join(tmp, 'day.png');
-    const scene = tf.tidy(() => {
-      const y = tf.linspace(-1, 1, 48).reshape([48, 1, 1]);
-      const x = tf.linspace(-1, 1, 64).reshape([1, 64, 1]);
-      return tf.concat([tf.add(y.mul(0), x), y.mul(-1).add(x.mul(0)), tf.mul(x, y)], 2) as tf.Tensor3D;
+    it('draws digits for a label, follows the noise slider, and translates an uploaded day image', async () => {
+      const page = await newPage();
+      await page.goto(`${base}?backend=cpu`);
+      await page.waitForSelector('body[data-digits="ready"][data-translated="ready"]', { timeout: 30_000 });
+      expect(await page.textContent('#backend')).toBe('backend: cpu');
+
+      const digit = await canvasStats(page, '#digit');
+      expect(digit.drawn).toBe(28 * 28);
+      expect(digit.range).toBeGreaterThan(60);
+      expect(await page.$$eval('#digit-row canvas', (cs) => cs.length)).toBe(10);
+
+      // Another label and another point on the noise path give another digit.
+      await page.evaluate(() => delete document.body.dataset.digits);
+      await page.selectOption('#digit-label', '3');
+      await page.$eval('#noise', (el) => {
+        (el as HTMLInputElement).value = '60';
+        el.dispatchEvent(new Event('input'));
+      });
+      await page.waitForSelector('body[data-digits="ready"]');
+      await page.waitForFunction(() => !document.querySelector('#digits-status')?.textContent?.startsWith('loading'));
+      expect((await canvasStats(page, '#digit')).sum).not.toBe(digit.sum);
+
+      // Upload an image (a non-square gradient "scene"): both translators redraw.
+      const upload = path.join(tmp, 'day.png');
+      const scene = tf.tidy(() => {
+        const y = tf.linspace(-1, 1, 48).reshape([48, 1, 1]);
+        const x = tf.linspace(-1, 1, 64).reshape([1, 64, 1]);
+        return tf.concat([tf.add(y.mul(0), x), y.mul(-1).add(x.mul(0)), tf.mul(x, y)], 2) as tf.Tensor3D;
+      });
+      fs.writeFileSync(upload, await encodePng(scene));
+      scene.dispose();
+      const before = await canvasStats(page, '#pix2pix-out');
+      await page.evaluate(() => delete document.body.dataset.translated);
+      await page.setInputFiles('#upload', upload);
+      await page.waitForSelector('body[data-translated="ready"]');
+      for (const id of ['#input', '#pix2pix-out', '#cyclegan-out']) {
+        const s = await canvasStats(page, id);
+        expect(s.drawn, id).toBe(s.pixels);
+        expect(s.range, id).toBeGreaterThan(30);
+        // Native resolution: the 64×48 upload, not the 32×32 (pix2pix) or 16×16 (CycleGAN) the models were exported at.
+        expect(
+          await page.$eval(id, (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]),
+          id,
+        ).toEqual([64, 48]);
+      }
+      expect(await page.textContent('#translate-status')).toContain("at the picture's own 64×48 pixels");
+      expect((await canvasStats(page, '#pix2pix-out')).sum).not.toBe(before.sum);
+      expect(await page.textContent('#cyclegan-caption')).toContain('day → night');
+      expect(await page.textContent('#pix2pix-caption')).toContain('day → night');
+
+      await page.screenshot({ path: path.join(shots, 'demo.png') });
+      expect(errors).toEqual([]);
+      await page.close();
     });
-    fs.writeFileSync(upload, await encodePng(scene));
-    scene.dispose();
-    const before = await canvasStats(page, '#pix2pix-out');
-    await page.evaluate(() => delete document.body.dataset.translated);
-    await page.setInputFiles('#upload', upload);
-    await page.waitForSelector('body[data-translated="ready"]');
-    for (const id of ['#input', '#pix2pix-out', '#cyclegan-out']) {
-      const s = await canvasStats(page, id);
-      expect(s.drawn, id).toBe(s.pixels);
-      expect(s.range, id).toBeGreaterThan(30);
-      // Native resolution: the 64×48 upload, not the 32×32 (pix2pix) or 16×16 (CycleGAN) the models were exported at.
-      expect(await page.$eval(id, (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]), id).toEqual([64, 48]);
-    }
-    expect(await page.textContent('#translate-status')).toContain("at the picture's own 64×48 pixels");
-    expect((await canvasStats(page, '#pix2pix-out')).sum).not.toBe(before.sum);
-    expect(await page.textContent('#cyclegan-caption')).toContain('day → night');
-    expect(await page.textContent('#pix2pix-caption')).toContain('day → night');
 
-    await page.screenshot({ path: path.join(shots, 'demo.png') });
-    expect(errors).toEqual([]);
-    await page.close();
-  });
+    it('renders a run report offline: charts drawn, samples shown, no console errors', async () => {
+      const run = path.join(tmp, 'runs', 'cgan', 'run');
+      fs.mkdirSync(path.join(run, 'samples'), { recursive: true });
+      fs.writeFileSync(
+        path.join(run, 'run.json'),
+        JSON.stringify({
+          variant: 'cgan',
+          backend: 'wasm',
+          created: new Date().toISOString(),
+          options: { steps: 200 },
+        }),
+      );
+      const lines = Array.from({ length: 200 }, (_, i) =>
+        JSON.stringify({ step: i + 1, epoch: i / 100, D: 1 + Math.sin(i / 9) / 3, G: 1.5 - i / 400, time: i * 50 }),
+      );
+      fs.writeFileSync(path.join(run, 'losses.jsonl'), `${lines.join('\n')}\n`);
+      for (const s of [100, 200]) {
+        const img = tf.tidy(() => tf.randomUniform([28, 28, 1], -1, 1, 'float32', s) as tf.Tensor3D);
+        fs.writeFileSync(path.join(run, 'samples', `step-${String(s).padStart(8, '0')}.png`), await encodePng(img));
+        img.dispose();
+      }
+      fs.writeFileSync(
+        path.join(run, 'evaluation.json'),
+        JSON.stringify({ generated: { frechet: 10, meanAccuracy: 0.8 }, real: { frechet: 1 } }),
+      );
+      const file = writeReport(run, { root: path.join(tmp, 'runs') });
 
-  it('renders a run report offline: charts drawn, samples shown, no console errors', async () => {
-    const run = path.join(tmp, 'runs', 'cgan', 'run');
-    fs.mkdirSync(path.join(run, 'samples'), { recursive: true });
-    fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ variant: 'cgan', backend: 'wasm', created: new Date().toISOString(), options: { steps: 200 } }));
-    const lines = Array.from({ length: 200 }, (_, i) => JSON.stringify({ step: i + 1, epoch: i / 100, D: 1 + Math.sin(i / 9) / 3, G: 1.5 - i / 400, time: i * 50 }));
-    fs.writeFileSync(path.join(run, 'losses.jsonl'), `${lines.join('\n')}\n`);
-    for (const s of [100, 200]) {
-      const img = tf.tidy(() => tf.randomUniform([28, 28, 1], -1, 1, 'float32', s) as tf.Tensor3D);
-      fs.writeFileSync(path.join(run, 'samples', `step-${String(s).padStart(8, '0')}.png`), await encodePng(img));
-      img.dispose();
-    }
-    fs.writeFileSync(path.join(run, 'evaluation.json'), JSON.stringify({ generated: { frechet: 10, meanAccuracy: 0.8 }, real: { frechet: 1 } }));
-    const file = writeReport(run, { root: path.join(tmp, 'runs') });
-
-    const page = await newPage();
-    // Offline for real: any request that is not the file itself fails.
-    await page.route('**/*', (route) => (route.request().url().startsWith('file:') ? route.continue() : route.abort()));
-    await page.goto(pathToFileURL(file).href);
-    await page.waitForSelector('html[data-rendered="true"]');
-    const charts = await page.$$eval('canvas', (cs) => cs.map((c) => c.id));
-    expect(charts).toEqual(['chart-0', 'chart-1']);
-    for (const id of charts) expect((await canvasStats(page, `#${id}`)).drawn, id).toBeGreaterThan(1000);
-    expect(await page.$eval('#sample-big', (img) => (img as HTMLImageElement).naturalWidth)).toBe(28);
-    expect(await page.textContent('#sample-caption')).toContain('step 200');
-    await page.screenshot({ path: path.join(shots, 'report-test.png'), fullPage: true });
-    expect(errors).toEqual([]);
-    await page.close();
-  });
-});
+      const page = await newPage();
+      // Offline for real: any request that is not the file itself fails.
+      await page.route('**/*', (route) =>
+        route.request().url().startsWith('file:') ? route.continue() : route.abort(),
+      );
+      await page.goto(pathToFileURL(file).href);
+      await page.waitForSelector('html[data-rendered="true"]');
+      const charts = await page.$$eval('canvas', (cs) => cs.map((c) => c.id));
+      expect(charts).toEqual(['chart-0', 'chart-1']);
+      for (const id of charts) expect((await canvasStats(page, `#${id}`)).drawn, id).toBeGreaterThan(1000);
+      expect(await page.$eval('#sample-big', (img) => (img as HTMLImageElement).naturalWidth)).toBe(28);
+      expect(await page.textContent('#sample-caption')).toContain('step 200');
+      await page.screenshot({ path: path.join(shots, 'report-test.png'), fullPage: true });
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+  },
+);

@@ -1,6 +1,17 @@
 /** The demo page: wires the controls to the models in models.ts. State for tests: body[data-digits|data-translated]. */
 import * as tf from '@tensorflow/tfjs';
-import { generate, type ImageMeta, type LatentMeta, type Loaded, loadMeta, loadModel, modelIndex, normals, slerp, translate } from './models.js';
+import {
+  generate,
+  type ImageMeta,
+  type LatentMeta,
+  type Loaded,
+  loadMeta,
+  loadModel,
+  modelIndex,
+  normals,
+  slerp,
+  translate,
+} from './models.js';
 
 const params = new URLSearchParams(location.search);
 /** Where exported models live: `models/` next to the page, or `?models=URL/`. */
@@ -57,7 +68,9 @@ async function renderDigits(): Promise<void> {
     const z = slerp(normals(g.meta.latentDim, digits.seed * 2), normals(g.meta.latentDim, digits.seed * 2 + 1), t);
     const label = Number($<HTMLSelectElement>('digit-label').value || 0);
     const classes = g.meta.labels ? g.meta.labels.length : 10;
-    const rowZ = g.meta.labels ? Array.from({ length: classes }, () => z) : Array.from({ length: 10 }, (_, i) => normals(g.meta.latentDim, 1000 + digits.seed * 10 + i));
+    const rowZ = g.meta.labels
+      ? Array.from({ length: classes }, () => z)
+      : Array.from({ length: 10 }, (_, i) => normals(g.meta.latentDim, 1000 + digits.seed * 10 + i));
     const rowLabels = g.meta.labels ? Array.from({ length: classes }, (_, i) => i) : undefined;
     const images = generate(g, [z, ...rowZ], g.meta.labels ? [label, ...rowLabels!] : undefined);
     const parts = tf.unstack(images) as tf.Tensor3D[];
@@ -102,14 +115,21 @@ async function selectDigitModel(name: string): Promise<void> {
   $<HTMLSelectElement>('digit-label').replaceChildren(...(labels ?? []).map((l, i) => new Option(l, String(i))));
   if (labels && labels.length > 7) $<HTMLSelectElement>('digit-label').value = '7';
   await renderDigits();
-  status('digits-status', `${g.meta.variant}: ${g.describe}, ${g.meta.imageSize}×${g.meta.imageSize}, noise of ${g.meta.latentDim} dimensions. The slider walks from one noise vector to another.`);
+  status(
+    'digits-status',
+    `${g.meta.variant}: ${g.describe}, ${g.meta.imageSize}×${g.meta.imageSize}, noise of ${g.meta.latentDim} dimensions. The slider walks from one noise vector to another.`,
+  );
 }
 
 async function initDigits(names: string[]): Promise<void> {
   const select = $<HTMLSelectElement>('digit-model');
   if (!names.length) {
     $('digits-card').classList.add('empty');
-    status('digits-status', 'No digit model exported: pnpm --filter cgan export --out apps/web/public/models/cgan, then rebuild.', true);
+    status(
+      'digits-status',
+      'No digit model exported: pnpm --filter cgan export --out apps/web/public/models/cgan, then rebuild.',
+      true,
+    );
     return;
   }
   // Conditional models first: they can draw the digit you ask for.
@@ -210,7 +230,11 @@ async function initTranslation(names: string[]): Promise<void> {
   }
   if (!translators.length) {
     $('translate-card').classList.add('empty');
-    status('translate-status', 'No translation model exported: pnpm --filter pix2pix export --out apps/web/public/models/pix2pix (and cyclegan), then rebuild.', true);
+    status(
+      'translate-status',
+      'No translation model exported: pnpm --filter pix2pix export --out apps/web/public/models/pix2pix (and cyclegan), then rebuild.',
+      true,
+    );
   }
   $('example').addEventListener('click', () => void runTranslation(exampleScene()).catch(fail('translate-status')));
   $<HTMLInputElement>('upload').addEventListener('change', async (e) => {
@@ -219,7 +243,9 @@ async function initTranslation(names: string[]): Promise<void> {
     try {
       await runTranslation(await createImageBitmap(file));
     } catch (err) {
-      fail('translate-status')(new Error(`${file.name}: not an image this browser can read (${(err as Error).message})`));
+      fail('translate-status')(
+        new Error(`${file.name}: not an image this browser can read (${(err as Error).message})`),
+      );
     }
   });
   await runTranslation(exampleScene());

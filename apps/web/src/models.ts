@@ -2,10 +2,11 @@
  * Loading exported Gantry generators (what `export --out DIR` writes: model.json + weights.bin + metadata.json,
  * CycleGAN: G_A/ and G_B/) and running them with TF.js in the browser.
  */
-import * as tf from '@tensorflow/tfjs';
+
 // Registers Gantry's custom layers: InstanceNormalization and ReflectionPadding2D (pix2pix/CycleGAN generators),
 // ClassConditionalAffine (the cGAN generator's conditional batch norm).
-import { type FloatImage, forwardPadded, imageTranslator, type ImageTranslator } from '@gantry/layers';
+import { type FloatImage, forwardPadded, type ImageTranslator, imageTranslator } from '@gantry/layers';
+import * as tf from '@tensorflow/tfjs';
 
 export interface LatentMeta {
   variant: string;
@@ -135,7 +136,9 @@ export function generate(g: Loaded<LatentMeta>, z: Float32Array[], labels?: numb
     const flat = new Float32Array(n * g.meta.latentDim);
     for (const [i, v] of z.entries()) flat.set(v, i * g.meta.latentDim);
     const zt = tf.tensor2d(flat, [n, g.meta.latentDim]);
-    const inputs = g.meta.labels ? [zt, tf.tensor2d(Int32Array.from(labels ?? new Array(n).fill(0)), [n, 1], 'int32')] : zt;
+    const inputs = g.meta.labels
+      ? [zt, tf.tensor2d(Int32Array.from(labels ?? new Array(n).fill(0)), [n, 1], 'int32')]
+      : zt;
     return toUnit(g.model.predict(inputs) as tf.Tensor) as tf.Tensor4D;
   });
 }
@@ -144,10 +147,17 @@ export function generate(g: Loaded<LatentMeta>, z: Float32Array[], labels?: numb
  * Runs an image-to-image generator on a picture at the picture's own size (native resolution: reflect-padded to the
  * generator's stride multiple and cropped back, whatever size the model was exported at): [-1, 1] in, [0, 1] out.
  */
-export async function translate(g: Loaded<ImageMeta>, source: HTMLCanvasElement | HTMLImageElement | ImageBitmap): Promise<tf.Tensor3D> {
+export async function translate(
+  g: Loaded<ImageMeta>,
+  source: HTMLCanvasElement | HTMLImageElement | ImageBitmap,
+): Promise<tf.Tensor3D> {
   const t = g.translator!;
   const x = tf.tidy(() => {
-    let img = tf.browser.fromPixels(source as HTMLCanvasElement, 3).toFloat().div(127.5).sub(1) as tf.Tensor3D;
+    let img = tf.browser
+      .fromPixels(source as HTMLCanvasElement, 3)
+      .toFloat()
+      .div(127.5)
+      .sub(1) as tf.Tensor3D;
     if (t.inChannels === 1) img = tf.mean(img, -1, true) as tf.Tensor3D;
     return img;
   });

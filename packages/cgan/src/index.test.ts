@@ -1,5 +1,14 @@
+import {
+  adversarialLoss,
+  ClassConditionalAffine,
+  initBackend,
+  type LabelledImages,
+  type LatentGanOptions,
+  LatentGanTask,
+  modeSeekingLoss,
+  seedWeights,
+} from '@gantry/core';
 import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, ClassConditionalAffine, initBackend, type LabelledImages, LatentGanTask, type LatentGanOptions, modeSeekingLoss, seedWeights } from '@gantry/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDiscriminator, buildGenerator, type CganConfig } from './index.js';
 
@@ -21,20 +30,23 @@ beforeAll(async () => {
 });
 
 describe.each(['projection', 'concat'] as const)('cgan networks (%s)', (conditioning) => {
-  it.each([{}, { conditionalBn: true }, { conditionalBn: true, finalConv: true }])('G maps (z, label) to 28×28 images in [-1, 1]; the label alone changes the image (%o)', (options) => {
-    seedWeights(1);
-    const g = buildGenerator(config(conditioning, 0, options));
-    const z = tf.tile(tf.randomNormal([1, 16], 0, 1, 'float32', 3), [10, 1]);
-    const labels = tf.tensor2d([...Array(10).keys()], [10, 1], 'int32');
-    const images = g.predict([z, labels]) as tf.Tensor;
-    expect(images.shape).toEqual([10, 28, 28, 1]);
-    expect(tf.max(images).dataSync()[0]).toBeLessThanOrEqual(1);
-    expect(tf.min(images).dataSync()[0]).toBeGreaterThanOrEqual(-1);
-    // Same noise, different labels: every pair of images differs.
-    const flat = images.reshape([10, -1]).arraySync() as number[][];
-    for (let a = 0; a < 10; a++) for (let b = a + 1; b < 10; b++) expect(flat[a]).not.toEqual(flat[b]);
-    tf.dispose([z, labels, images]);
-  });
+  it.each([{}, { conditionalBn: true }, { conditionalBn: true, finalConv: true }])(
+    'G maps (z, label) to 28×28 images in [-1, 1]; the label alone changes the image (%o)',
+    (options) => {
+      seedWeights(1);
+      const g = buildGenerator(config(conditioning, 0, options));
+      const z = tf.tile(tf.randomNormal([1, 16], 0, 1, 'float32', 3), [10, 1]);
+      const labels = tf.tensor2d([...Array(10).keys()], [10, 1], 'int32');
+      const images = g.predict([z, labels]) as tf.Tensor;
+      expect(images.shape).toEqual([10, 28, 28, 1]);
+      expect(tf.max(images).dataSync()[0]).toBeLessThanOrEqual(1);
+      expect(tf.min(images).dataSync()[0]).toBeGreaterThanOrEqual(-1);
+      // Same noise, different labels: every pair of images differs.
+      const flat = images.reshape([10, -1]).arraySync() as number[][];
+      for (let a = 0; a < 10; a++) for (let b = a + 1; b < 10; b++) expect(flat[a]).not.toEqual(flat[b]);
+      tf.dispose([z, labels, images]);
+    },
+  );
 
   it("D's score depends on the label it is given", () => {
     seedWeights(2);
@@ -163,7 +175,9 @@ describe('mode-seeking term (--mode-seeking)', () => {
     // Two pairs (samples 0–2 and 1–3), the odd fifth sample keeps its own label and is not compared.
     const term = (labels: number[]) =>
       tf.tidy(() => {
-        const images = task.nets.generator.apply([batch.z, tf.tensor2d(labels, [5, 1], 'int32')], { training: true }) as tf.Tensor;
+        const images = task.nets.generator.apply([batch.z, tf.tensor2d(labels, [5, 1], 'int32')], {
+          training: true,
+        }) as tf.Tensor;
         return 0.5 * modeSeekingLoss(images, batch.z, 2).dataSync()[0]!;
       });
     const paired = term([y[0]!, y[1]!, y[0]!, y[1]!, y[4]!]);

@@ -9,9 +9,21 @@
  * are class-conditional by default (Dumoulin et al. 2017, the generator of Miyato & Koyama 2018): the label also
  * picks each norm's scale and shift, so it shapes every layer rather than only the input.
  */
-import * as tf from '@tensorflow/tfjs';
-import { activation, concat, conditionalBatchNorm, convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM, nextInitSeed, normLayer } from '@gantry/core';
+
+import {
+  activation,
+  concat,
+  conditionalBatchNorm,
+  convBlock,
+  deconvBlock,
+  denseBlock,
+  flag,
+  MAX_LATENT_DIM,
+  nextInitSeed,
+  normLayer,
+} from '@gantry/core';
 import { IMAGE_FOLDER_FLAGS, type MnistGanConfig, mnistVariant } from '@gantry/mnist';
+import * as tf from '@tensorflow/tfjs';
 
 export type Conditioning = 'projection' | 'concat';
 
@@ -42,7 +54,9 @@ export function cganLevels(size: number): { levels: number; base: number } {
 function labelEmbedding(label: Sym, c: CganConfig, dim: number): Sym {
   // Seeded like every other weight, so the same --seed builds the same networks.
   const init = tf.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextInitSeed() });
-  const e = tf.layers.embedding({ inputDim: c.numClasses, outputDim: dim, embeddingsInitializer: init }).apply(label) as Sym;
+  const e = tf.layers
+    .embedding({ inputDim: c.numClasses, outputDim: dim, embeddingsInitializer: init })
+    .apply(label) as Sym;
   return tf.layers.flatten().apply(e) as Sym;
 }
 
@@ -51,13 +65,15 @@ export function buildGenerator(c: CganConfig): tf.LayersModel {
   const label = tf.input({ shape: [1], dtype: 'int32', name: 'label' });
   const zy = concat([z, labelEmbedding(label, c, c.embeddingDim)]);
   // batch norm → ReLU; with --conditional-bn the norm's scale and shift are the label's own.
-  const normRelu = (x: Sym) => activation(c.conditionalBn ? conditionalBatchNorm(x, label, c.numClasses) : normLayer(x, 'batch'), 'relu');
+  const normRelu = (x: Sym) =>
+    activation(c.conditionalBn ? conditionalBatchNorm(x, label, c.numClasses) : normLayer(x, 'batch'), 'relu');
   // The width doubles per level towards the smallest map: ngf·2 at 7×7 for MNIST (ngf·2^(levels−1) in general).
   const { levels, base } = cganLevels(c.imageSize);
   const top = c.ngf * 2 ** (levels - 1);
   let x = normRelu(denseBlock(zy, base * base * top, 'none', 'none', false));
   x = tf.layers.reshape({ targetShape: [base, base, top] }).apply(x) as Sym;
-  for (let level = levels - 2; level >= 0; level--) x = normRelu(deconvBlock(x, { filters: c.ngf * 2 ** level, bias: false }));
+  for (let level = levels - 2; level >= 0; level--)
+    x = normRelu(deconvBlock(x, { filters: c.ngf * 2 ** level, bias: false }));
   // With --final-conv, a full-size stage of ngf/2 channels and a 3×3 conv make the image; else one deconv does.
   if (c.finalConv) x = normRelu(deconvBlock(x, { filters: Math.max(1, c.ngf >> 1), bias: false }));
   const out = { filters: c.channels ?? 1, bias: true, act: 'tanh' } as const;
@@ -71,11 +87,14 @@ export function buildDiscriminator(c: CganConfig): tf.LayersModel {
   const label = tf.input({ shape: [1], dtype: 'int32', name: 'label' });
   let x: Sym = image;
   if (c.conditioning === 'concat') {
-    const map = tf.layers.reshape({ targetShape: [size, size, 1] }).apply(denseBlock(labelEmbedding(label, c, c.embeddingDim), size * size, 'none')) as Sym;
+    const map = tf.layers
+      .reshape({ targetShape: [size, size, 1] })
+      .apply(denseBlock(labelEmbedding(label, c, c.embeddingDim), size * size, 'none')) as Sym;
     x = concat([image, map]);
   }
   x = convBlock(x, { filters: c.ndf, act: 'leaky' });
-  for (let level = 1; level < cganLevels(size).levels; level++) x = convBlock(x, { filters: c.ndf * 2 ** level, norm: 'batch', act: 'leaky' });
+  for (let level = 1; level < cganLevels(size).levels; level++)
+    x = convBlock(x, { filters: c.ndf * 2 ** level, norm: 'batch', act: 'leaky' });
   const features = tf.layers.flatten().apply(x) as Sym;
   let score = denseBlock(features, 1, 'none');
   if (c.conditioning === 'projection') {
@@ -97,9 +116,13 @@ export const cgan = mnistVariant({
     ndf: flag.positiveInt('discriminator width', { default: 16 }),
     conditioning: flag.choice(['projection', 'concat'] as const, 'how D sees the label', { default: 'projection' }),
     embeddingDim: flag.positiveInt("size of G's label embedding", { default: 50 }),
-    conditionalBn: flag.boolean("per-class scale and shift in G's batch norms (Dumoulin et al. 2017)", { default: true }),
+    conditionalBn: flag.boolean("per-class scale and shift in G's batch norms (Dumoulin et al. 2017)", {
+      default: true,
+    }),
     finalConv: flag.boolean('end G with a full-size stage of ngf/2 channels and a 3×3 conv', { default: false }),
-    auxWeight: flag.nonNegativeNumber('weight of the ACGAN auxiliary classifier loss in D and G (0: none)', { default: 0.3 }),
+    auxWeight: flag.nonNegativeNumber('weight of the ACGAN auxiliary classifier loss in D and G (0: none)', {
+      default: 0.3,
+    }),
     ...IMAGE_FOLDER_FLAGS,
   },
   // What lowered the Fréchet distance most of what was tried (docs/results): a wide G against a D held back by
@@ -132,7 +155,17 @@ export const cgan = mnistVariant({
     conditionalBn: v.conditionalBn,
     finalConv: v.finalConv,
   }),
-  mustMatch: ['latentDim', 'numClasses', 'ngf', 'ndf', 'conditioning', 'embeddingDim', 'auxWeight', 'conditionalBn', 'finalConv'],
+  mustMatch: [
+    'latentDim',
+    'numClasses',
+    'ngf',
+    'ndf',
+    'conditioning',
+    'embeddingDim',
+    'auxWeight',
+    'conditionalBn',
+    'finalConv',
+  ],
   buildGenerator,
   buildDiscriminator,
   imageFolders: true,

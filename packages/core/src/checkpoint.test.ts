@@ -9,7 +9,10 @@ import { convBlock } from './networks.js';
 import { adam } from './optim.js';
 
 /** The fields of model.json and state.json that these tests tamper with. */
-type SavedJson = { weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[]; step: unknown };
+type SavedJson = {
+  weightsManifest: { paths: string[]; weights: { shape: unknown; dtype: unknown }[] }[];
+  step: unknown;
+};
 
 // A disk that fills up on demand: writes into a checkpoint being assembled fail with ENOSPC.
 const disk = vi.hoisted(() => ({ full: false }));
@@ -39,12 +42,28 @@ describe('saveCheckpoint', () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-ckpt-'));
     const m = model();
     const opt = adam(0.01);
-    opt.minimize(() => tf.sum(tf.square(m.apply(tf.ones([1, 3])) as tf.Tensor)) as tf.Scalar, false, m.trainableWeights.map((w) => w.read() as tf.Variable));
-    const dir = await saveCheckpoint(runDir, { state: { variant: 'v', step: 1, epoch: 0, config: { a: 1 } }, nets: { m }, optimizers: { opt } });
+    opt.minimize(
+      () => tf.sum(tf.square(m.apply(tf.ones([1, 3])) as tf.Tensor)) as tf.Scalar,
+      false,
+      m.trainableWeights.map((w) => w.read() as tf.Variable),
+    );
+    const dir = await saveCheckpoint(runDir, {
+      state: { variant: 'v', step: 1, epoch: 0, config: { a: 1 } },
+      nets: { m },
+      optimizers: { opt },
+    });
     const m2 = model();
     const opt2 = adam(0.01);
-    await restoreCheckpoint(dir, { variant: 'v', nets: { m: m2 }, optimizers: { opt: opt2 }, config: { a: 1 }, mustMatch: ['a'] });
-    expect(m2.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(m.getWeights().map((w) => Array.from(w.dataSync())));
+    await restoreCheckpoint(dir, {
+      variant: 'v',
+      nets: { m: m2 },
+      optimizers: { opt: opt2 },
+      config: { a: 1 },
+      mustMatch: ['a'],
+    });
+    expect(m2.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(
+      m.getWeights().map((w) => Array.from(w.dataSync())),
+    );
     const [s1, s2] = [await opt.getWeights(), await opt2.getWeights()];
     expect(s2.map((w) => Array.from(w.tensor.dataSync()))).toEqual(s1.map((w) => Array.from(w.tensor.dataSync())));
   });
@@ -53,7 +72,8 @@ describe('saveCheckpoint', () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-full-'));
     const m = model();
     const opt = adam();
-    const save = (step: number) => saveCheckpoint(runDir, { state: { variant: 'v', step, epoch: 0, config: {} }, nets: { m }, optimizers: { opt } });
+    const save = (step: number) =>
+      saveCheckpoint(runDir, { state: { variant: 'v', step, epoch: 0, config: {} }, nets: { m }, optimizers: { opt } });
     await save(1);
     disk.full = true;
     try {
@@ -68,14 +88,30 @@ describe('saveCheckpoint', () => {
   it('refuses a checkpoint of another variant or configuration', async () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-other-'));
     const m = model();
-    const dir = await saveCheckpoint(runDir, { state: { variant: 'dcgan', step: 1, epoch: 0, config: { size: 28 } }, nets: { m }, optimizers: {} });
-    await expect(restoreCheckpoint(dir, { variant: 'cgan', nets: { m }, optimizers: {}, config: {}, mustMatch: [] })).rejects.toThrow(/a dcgan checkpoint, expected cgan/);
-    await expect(restoreCheckpoint(dir, { variant: 'dcgan', nets: { m }, optimizers: {}, config: { size: 32 }, mustMatch: ['size'] })).rejects.toThrow(/size=28, not 32/);
+    const dir = await saveCheckpoint(runDir, {
+      state: { variant: 'dcgan', step: 1, epoch: 0, config: { size: 28 } },
+      nets: { m },
+      optimizers: {},
+    });
+    await expect(
+      restoreCheckpoint(dir, { variant: 'cgan', nets: { m }, optimizers: {}, config: {}, mustMatch: [] }),
+    ).rejects.toThrow(/a dcgan checkpoint, expected cgan/);
+    await expect(
+      restoreCheckpoint(dir, {
+        variant: 'dcgan',
+        nets: { m },
+        optimizers: {},
+        config: { size: 32 },
+        mustMatch: ['size'],
+      }),
+    ).rejects.toThrow(/size=28, not 32/);
     const bigger = (() => {
       const x = tf.input({ shape: [4] });
       return tf.model({ inputs: x, outputs: tf.layers.dense({ units: 2 }).apply(x) as tf.SymbolicTensor });
     })();
-    await expect(restoreCheckpoint(dir, { variant: 'dcgan', nets: { m: bigger }, optimizers: {}, config: {}, mustMatch: [] })).rejects.toThrow(/does not fit this model/);
+    await expect(
+      restoreCheckpoint(dir, { variant: 'dcgan', nets: { m: bigger }, optimizers: {}, config: {}, mustMatch: [] }),
+    ).rejects.toThrow(/does not fit this model/);
   });
 });
 
@@ -84,9 +120,28 @@ describe('checkpoint files are untrusted input', () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-untrusted-'));
     const m = model();
     const opt = adam(0.01);
-    opt.minimize(() => tf.sum(tf.square(m.apply(tf.ones([1, 3])) as tf.Tensor)) as tf.Scalar, false, m.trainableWeights.map((w) => w.read() as tf.Variable));
-    const dir = await saveCheckpoint(runDir, { state: { variant: 'v', step: 3, epoch: 0, config: {} }, nets: { m }, optimizers: { opt } });
-    return { runDir, dir, restore: () => restoreCheckpoint(dir, { variant: 'v', nets: { m: model() }, optimizers: { opt: adam(0.01) }, config: {}, mustMatch: [] }) };
+    opt.minimize(
+      () => tf.sum(tf.square(m.apply(tf.ones([1, 3])) as tf.Tensor)) as tf.Scalar,
+      false,
+      m.trainableWeights.map((w) => w.read() as tf.Variable),
+    );
+    const dir = await saveCheckpoint(runDir, {
+      state: { variant: 'v', step: 3, epoch: 0, config: {} },
+      nets: { m },
+      optimizers: { opt },
+    });
+    return {
+      runDir,
+      dir,
+      restore: () =>
+        restoreCheckpoint(dir, {
+          variant: 'v',
+          nets: { m: model() },
+          optimizers: { opt: adam(0.01) },
+          config: {},
+          mustMatch: [],
+        }),
+    };
   };
   const editJson = (file: string, edit: (j: SavedJson) => void) => {
     const j = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedJson;
@@ -101,13 +156,17 @@ describe('checkpoint files are untrusted input', () => {
       editJson(json, (j) => {
         j.weightsManifest[0].paths = [p];
       });
-      await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/model\.json: weight path '.*' points outside the model folder/);
+      await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(
+        /model\.json: weight path '.*' points outside the model folder/,
+      );
     }
     fs.symlinkSync('/etc/hostname', path.join(dir, 'm', 'link.bin'));
     editJson(json, (j) => {
       j.weightsManifest[0].paths = ['link.bin'];
     });
-    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/weight path 'link\.bin' links outside the model folder/);
+    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(
+      /weight path 'link\.bin' links outside the model folder/,
+    );
   });
 
   it('refuses truncated or padded weights and optimizer files, naming the file', async () => {
@@ -115,10 +174,14 @@ describe('checkpoint files are untrusted input', () => {
     const weights = path.join(dir, 'm', 'weights.bin');
     const full = fs.readFileSync(weights);
     fs.writeFileSync(weights, full.subarray(0, full.length - 5));
-    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/m\/weights\.bin: truncated \(27 bytes, the weight list needs at least 32\)/);
+    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(
+      /m\/weights\.bin: truncated \(27 bytes, the weight list needs at least 32\)/,
+    );
     await expect(restore()).rejects.toThrow(/weights\.bin: truncated/);
     fs.writeFileSync(weights, Buffer.concat([full, Buffer.alloc(4)]));
-    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/weights\.bin: 36 bytes, but the weight list describes 32/);
+    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(
+      /weights\.bin: 36 bytes, but the weight list describes 32/,
+    );
     fs.writeFileSync(weights, full);
     const optim = path.join(dir, 'optim-opt.bin');
     fs.writeFileSync(optim, fs.readFileSync(optim).subarray(0, 10));
@@ -132,7 +195,9 @@ describe('checkpoint files are untrusted input', () => {
     const bad = Buffer.from(full);
     bad.writeFloatLE(Number.NaN, 8);
     fs.writeFileSync(weights, bad);
-    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/m\/weights\.bin: weight .* contains NaN \(refusing NaN\/Inf weights\)/);
+    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(
+      /m\/weights\.bin: weight .* contains NaN \(refusing NaN\/Inf weights\)/,
+    );
     bad.writeFloatLE(Number.POSITIVE_INFINITY, 8);
     fs.writeFileSync(weights, bad);
     await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/contains Infinity/);
@@ -147,7 +212,9 @@ describe('checkpoint files are untrusted input', () => {
     editJson(json, (j) => {
       j.weightsManifest[0].weights[0].dtype = 'complex64';
     });
-    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(/has dtype complex64, expected float32, int32 or bool/);
+    await expect(loadModel(path.join(dir, 'm'))).rejects.toThrow(
+      /has dtype complex64, expected float32, int32 or bool/,
+    );
     fs.writeFileSync(json, original);
     expect((await loadModel(path.join(dir, 'm'))).countParams()).toBe(8);
   });
@@ -177,7 +244,8 @@ describe('checkpoint files are untrusted input', () => {
     const { dir } = await trained();
     const m = model();
     const opt = adam(0.01);
-    const restore = () => restoreCheckpoint(dir, { variant: 'v', nets: { m }, optimizers: { opt }, config: {}, mustMatch: [] });
+    const restore = () =>
+      restoreCheckpoint(dir, { variant: 'v', nets: { m }, optimizers: { opt }, config: {}, mustMatch: [] });
     await restore();
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) await restore();
@@ -187,10 +255,21 @@ describe('checkpoint files are untrusted input', () => {
   it('never prunes the checkpoint just written, even with later steps in the folder', async () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-prune-'));
     const m = model();
-    const save = (step: number) => saveCheckpoint(runDir, { state: { variant: 'v', step, epoch: 0, config: {} }, nets: { m }, optimizers: {}, keep: 2 });
+    const save = (step: number) =>
+      saveCheckpoint(runDir, {
+        state: { variant: 'v', step, epoch: 0, config: {} },
+        nets: { m },
+        optimizers: {},
+        keep: 2,
+      });
     for (const step of [50, 60]) await save(step);
     for (const step of [5, 10, 15]) await save(step);
-    expect(listCheckpoints(runDir).map((d) => path.basename(d))).toEqual(['step-00000010', 'step-00000015', 'step-00000050', 'step-00000060']);
+    expect(listCheckpoints(runDir).map((d) => path.basename(d))).toEqual([
+      'step-00000010',
+      'step-00000015',
+      'step-00000050',
+      'step-00000060',
+    ]);
   });
 });
 
@@ -202,10 +281,16 @@ describe('checkpoints of an older layer structure', () => {
     };
     // 'same' padding (before #23) against PyTorch's symmetric padding: the same weights, another network.
     const old = net();
-    const dir = await saveCheckpoint(fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-structure-')), { state: { variant: 'v', step: 1, epoch: 0, config: {} }, nets: { m: old }, optimizers: {} });
+    const dir = await saveCheckpoint(fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-structure-')), {
+      state: { variant: 'v', step: 1, epoch: 0, config: {} },
+      nets: { m: old },
+      optimizers: {},
+    });
     const now = net(1);
     expect(now.weights.map((w) => w.shape)).toEqual(old.weights.map((w) => w.shape));
-    await expect(restoreCheckpoint(dir, { variant: 'v', nets: { m: now }, optimizers: {}, config: {}, mustMatch: [] })).rejects.toThrow(
+    await expect(
+      restoreCheckpoint(dir, { variant: 'v', nets: { m: now }, optimizers: {}, config: {}, mustMatch: [] }),
+    ).rejects.toThrow(
       /has an older layer structure than this version's networks .*cannot resume training; start a new run$/,
     );
     const same = net();

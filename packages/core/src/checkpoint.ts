@@ -70,7 +70,12 @@ function readModelJson(dir: string): ModelJson {
     throw new GantryError(`${file}: not a TF.js layers model (no modelTopology/weightsManifest)`);
   }
   for (const g of json.weightsManifest) {
-    if (!isObject(g) || !Array.isArray(g.paths) || !Array.isArray(g.weights) || !g.paths.every((p) => typeof p === 'string')) {
+    if (
+      !isObject(g) ||
+      !Array.isArray(g.paths) ||
+      !Array.isArray(g.weights) ||
+      !g.paths.every((p) => typeof p === 'string')
+    ) {
       throw new GantryError(`${file}: weightsManifest entries must have 'paths' (file names) and 'weights' lists`);
     }
   }
@@ -85,7 +90,11 @@ const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uin
  * integers, every dtype one TF.js stores, the total size equal to the file's (a truncated or padded file is
  * refused), and no NaN/Inf among float32 values. `files` names the byte ranges' files for the messages.
  */
-export function checkWeightData(specs: unknown, data: ArrayBuffer, files: { file: string; bytes: number }[]): tf.io.WeightsManifestEntry[] {
+export function checkWeightData(
+  specs: unknown,
+  data: ArrayBuffer,
+  files: { file: string; bytes: number }[],
+): tf.io.WeightsManifestEntry[] {
   const name = (offset: number) => {
     let end = 0;
     for (const f of files) {
@@ -98,28 +107,41 @@ export function checkWeightData(specs: unknown, data: ArrayBuffer, files: { file
   if (!Array.isArray(specs)) throw new GantryError(`${all}: no weight list for this file`);
   let offset = 0;
   for (const s of specs as unknown[]) {
-    if (!isObject(s) || typeof s.name !== 'string' || !Array.isArray(s.shape)) throw new GantryError(`${all}: a weight entry without a name or shape`);
+    if (!isObject(s) || typeof s.name !== 'string' || !Array.isArray(s.shape))
+      throw new GantryError(`${all}: a weight entry without a name or shape`);
     if (!s.shape.every((d) => Number.isInteger(d) && (d as number) >= 0 && (d as number) < 2 ** 31)) {
-      throw new GantryError(`${all}: weight ${s.name} has shape ${JSON.stringify(s.shape)}, expected non-negative integers`);
+      throw new GantryError(
+        `${all}: weight ${s.name} has shape ${JSON.stringify(s.shape)}, expected non-negative integers`,
+      );
     }
     const q = isObject(s.quantization) ? s.quantization : undefined;
     const dtype = String(q ? q.dtype : s.dtype);
     const per = DTYPE_BYTES[dtype];
-    if (!per || (!q && !['float32', 'int32', 'bool'].includes(dtype))) throw new GantryError(`${all}: weight ${s.name} has dtype ${dtype}, expected float32, int32 or bool`);
+    if (!per || (!q && !['float32', 'int32', 'bool'].includes(dtype)))
+      throw new GantryError(`${all}: weight ${s.name} has dtype ${dtype}, expected float32, int32 or bool`);
     const count = (s.shape as number[]).reduce((a, b) => a * b, 1);
     const bytes = count * per;
     if (offset + bytes > data.byteLength) {
-      throw new GantryError(`${name(data.byteLength - 1)}: truncated (${data.byteLength} bytes, the weight list needs at least ${offset + bytes})`);
+      throw new GantryError(
+        `${name(data.byteLength - 1)}: truncated (${data.byteLength} bytes, the weight list needs at least ${offset + bytes})`,
+      );
     }
     if (dtype === 'float32' && !q) {
-      const values = offset % 4 === 0 ? new Float32Array(data, offset, count) : new Float32Array(data.slice(offset, offset + bytes));
+      const values =
+        offset % 4 === 0 ? new Float32Array(data, offset, count) : new Float32Array(data.slice(offset, offset + bytes));
       for (let i = 0; i < count; i++) {
-        if (!Number.isFinite(values[i]!)) throw new GantryError(`${name(offset + 4 * i)}: weight ${s.name} contains ${values[i]} (refusing NaN/Inf weights)`);
+        if (!Number.isFinite(values[i]!))
+          throw new GantryError(
+            `${name(offset + 4 * i)}: weight ${s.name} contains ${values[i]} (refusing NaN/Inf weights)`,
+          );
       }
     }
     offset += bytes;
   }
-  if (offset !== data.byteLength) throw new GantryError(`${name(data.byteLength - 1)}: ${data.byteLength} bytes, but the weight list describes ${offset}`);
+  if (offset !== data.byteLength)
+    throw new GantryError(
+      `${name(data.byteLength - 1)}: ${data.byteLength} bytes, but the weight list describes ${offset}`,
+    );
   return specs as tf.io.WeightsManifestEntry[];
 }
 
@@ -130,9 +152,11 @@ function weightPath(dir: string, p: string, manifest: string): string {
     const rel = path.relative(root, f);
     return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
   };
-  if (path.isAbsolute(p) || !inside(path.resolve(dir), file)) throw new GantryError(`${manifest}: weight path '${p}' points outside the model folder`);
+  if (path.isAbsolute(p) || !inside(path.resolve(dir), file))
+    throw new GantryError(`${manifest}: weight path '${p}' points outside the model folder`);
   if (!fs.existsSync(file)) throw new GantryError(`${file}: weights file missing`);
-  if (!inside(fs.realpathSync(dir), fs.realpathSync(file))) throw new GantryError(`${manifest}: weight path '${p}' links outside the model folder`);
+  if (!inside(fs.realpathSync(dir), fs.realpathSync(file)))
+    throw new GantryError(`${manifest}: weight path '${p}' links outside the model folder`);
   if (!fs.statSync(file).isFile()) throw new GantryError(`${file}: not a weights file`);
   return file;
 }
@@ -209,7 +233,11 @@ export function restoreModelWeights(model: tf.LayersModel, dir: string): void {
       expected.length !== values.length
         ? `${values.length} weights saved, ${expected.length} expected`
         : expected
-            .map((w, i) => (w.shape.join('x') === values[i]!.shape.join('x') ? '' : `${w.name}: saved ${values[i]!.shape}, expected ${w.shape}`))
+            .map((w, i) =>
+              w.shape.join('x') === values[i]!.shape.join('x')
+                ? ''
+                : `${w.name}: saved ${values[i]!.shape}, expected ${w.shape}`,
+            )
             .find((m) => m);
     if (mismatch) throw new GantryError(`checkpoint ${dir} does not fit this model (${mismatch})`);
     model.setWeights(values);
@@ -285,10 +313,13 @@ export async function saveCheckpoint(runDir: string, o: SaveCheckpointOptions): 
   const keep = o.keep ?? 0;
   if (keep > 0) {
     const older = listCheckpoints(runDir).filter((d) => d !== final && stepOf(d) < o.state.step);
-    for (const old of older.slice(0, Math.max(0, older.length - (keep - 1)))) fs.rmSync(old, { recursive: true, force: true });
+    for (const old of older.slice(0, Math.max(0, older.length - (keep - 1))))
+      fs.rmSync(old, { recursive: true, force: true });
   }
   // Leftovers of checkpoints interrupted by a kill are never complete: clear them.
-  for (const n of fs.readdirSync(root)) if (n.startsWith('.partial.tmp-') && !n.includes(`-${process.pid}-`)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  for (const n of fs.readdirSync(root))
+    if (n.startsWith('.partial.tmp-') && !n.includes(`-${process.pid}-`))
+      fs.rmSync(path.join(root, n), { recursive: true, force: true });
   return final;
 }
 
@@ -315,18 +346,32 @@ export function readCheckpointState(dir: string): CheckpointState {
     state = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new GantryError(`${dir}: ${code === 'ENOENT' ? 'not a Gantry checkpoint (no state.json)' : 'state.json is unreadable'}`);
+    throw new GantryError(
+      `${dir}: ${code === 'ENOENT' ? 'not a Gantry checkpoint (no state.json)' : 'state.json is unreadable'}`,
+    );
   }
-  const bad = (field: string, expected: string, value: unknown) => new GantryError(`${file}: '${field}' is ${JSON.stringify(value) ?? 'missing'}, expected ${expected}`);
+  const bad = (field: string, expected: string, value: unknown) =>
+    new GantryError(`${file}: '${field}' is ${JSON.stringify(value) ?? 'missing'}, expected ${expected}`);
   if (!isObject(state)) throw new GantryError(`${file}: expected a JSON object`);
-  if (typeof state.variant !== 'string' || !/^[\w-]{1,64}$/.test(state.variant)) throw bad('variant', 'a variant name', state.variant);
-  if (!Number.isInteger(state.step) || (state.step as number) < 0 || (state.step as number) > MAX_STEP) throw bad('step', `an integer in 0..${MAX_STEP}`, state.step);
+  if (typeof state.variant !== 'string' || !/^[\w-]{1,64}$/.test(state.variant))
+    throw bad('variant', 'a variant name', state.variant);
+  if (!Number.isInteger(state.step) || (state.step as number) < 0 || (state.step as number) > MAX_STEP)
+    throw bad('step', `an integer in 0..${MAX_STEP}`, state.step);
   const named = stepOf(dir);
-  if (Number.isInteger(named) && named !== state.step) throw bad('step', `${named}, the step in the checkpoint's name`, state.step);
-  if (state.epoch !== undefined && !(typeof state.epoch === 'number' && Number.isFinite(state.epoch) && state.epoch >= 0)) throw bad('epoch', 'a non-negative number', state.epoch);
+  if (Number.isInteger(named) && named !== state.step)
+    throw bad('step', `${named}, the step in the checkpoint's name`, state.step);
+  if (
+    state.epoch !== undefined &&
+    !(typeof state.epoch === 'number' && Number.isFinite(state.epoch) && state.epoch >= 0)
+  )
+    throw bad('epoch', 'a non-negative number', state.epoch);
   if (!isObject(state.config)) throw bad('config', 'an object', state.config);
-  if (state.lrScale !== undefined && !(typeof state.lrScale === 'number' && state.lrScale > 0 && state.lrScale <= 1)) throw bad('lrScale', 'a number in (0, 1]', state.lrScale);
-  if (state.optimizers !== undefined && !(isObject(state.optimizers) && Object.values(state.optimizers).every(Array.isArray))) {
+  if (state.lrScale !== undefined && !(typeof state.lrScale === 'number' && state.lrScale > 0 && state.lrScale <= 1))
+    throw bad('lrScale', 'a number in (0, 1]', state.lrScale);
+  if (
+    state.optimizers !== undefined &&
+    !(isObject(state.optimizers) && Object.values(state.optimizers).every(Array.isArray))
+  ) {
     throw bad('optimizers', 'an object of weight lists', '…');
   }
   const checked = state as CheckpointState;
@@ -339,7 +384,13 @@ export function readCheckpointState(dir: string): CheckpointState {
  */
 export async function restoreCheckpoint(
   dir: string,
-  o: { variant: string; nets: Record<string, tf.LayersModel>; optimizers: Record<string, tf.Optimizer>; config: Record<string, unknown>; mustMatch: string[] },
+  o: {
+    variant: string;
+    nets: Record<string, tf.LayersModel>;
+    optimizers: Record<string, tf.Optimizer>;
+    config: Record<string, unknown>;
+    mustMatch: string[];
+  },
 ): Promise<CheckpointState> {
   const state = readCheckpointState(dir);
   if (state.variant !== o.variant) {
@@ -347,7 +398,9 @@ export async function restoreCheckpoint(
   }
   for (const key of o.mustMatch) {
     if (JSON.stringify(state.config[key]) !== JSON.stringify(o.config[key])) {
-      throw new GantryError(`checkpoint ${dir} was trained with ${key}=${JSON.stringify(state.config[key])}, not ${JSON.stringify(o.config[key])}`);
+      throw new GantryError(
+        `checkpoint ${dir} was trained with ${key}=${JSON.stringify(state.config[key])}, not ${JSON.stringify(o.config[key])}`,
+      );
     }
   }
   for (const [name, model] of Object.entries(o.nets)) restoreModelWeights(model, path.join(dir, name));
@@ -370,7 +423,9 @@ export async function restoreCheckpoint(
       tf.dispose(previous.map((w) => w.tensor));
     } catch (err) {
       tf.dispose(previous.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
-      throw new GantryError(`checkpoint ${dir}: optimizer state '${name}' does not fit (${(err as Error).message.split('\n')[0]})`);
+      throw new GantryError(
+        `checkpoint ${dir}: optimizer state '${name}' does not fit (${(err as Error).message.split('\n')[0]})`,
+      );
     } finally {
       tf.dispose(Object.values(named));
     }

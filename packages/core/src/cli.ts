@@ -11,24 +11,29 @@ import { latestCheckpoint } from './checkpoint.js';
 import { GantryError } from './errors.js';
 import { formatLosses } from './progress.js';
 import { checkNewRunDir, latestRun, lockRunDir, newRunDir, removeIfUnused, userPath, writeRunInfo } from './run.js';
-import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import type { LrSchedule } from './schedules.js';
 import { measureBytesPerPixel } from './tiles.js';
+import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
 import { nativeArgs, type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
 /** A yargs coerce for a numeric flag of a command outside the variant commands (`gantry`, `translate`). */
 export function numberFlag(flag: string, test: (n: number) => boolean, expected: string) {
   return (v: unknown): number => {
     const n = typeof v === 'number' ? v : Number(v);
-    if (Array.isArray(v) || v === '' || v == null || !test(n)) throw new GantryError(`--${flag}: expected ${expected}, got '${v}'`);
+    if (Array.isArray(v) || v === '' || v == null || !test(n))
+      throw new GantryError(`--${flag}: expected ${expected}, got '${v}'`);
     return n;
   };
 }
-export const positiveInt = (flag: string) => numberFlag(flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+export const positiveInt = (flag: string) =>
+  numberFlag(flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
 
 /** Flags every command has. */
 export const commonOptions = {
-  backend: { type: 'string', describe: 'compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)' },
+  backend: {
+    type: 'string',
+    describe: 'compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)',
+  },
   verbose: { type: 'boolean', default: false, describe: 'print stack traces on errors' },
 } satisfies Record<string, Options>;
 
@@ -53,10 +58,16 @@ export interface TrainSettings {
 }
 
 /** Resolves `--resume`: "latest", a run directory or a checkpoint directory, to a run and its checkpoint. */
-export function resolveResume(variant: string, value: string, flag = '--resume'): { runDir: string; checkpoint: string } {
+export function resolveResume(
+  variant: string,
+  value: string,
+  flag = '--resume',
+): { runDir: string; checkpoint: string } {
   const runDir = value === 'latest' || value === '' ? latestRun(variant) : userPath(value);
-  if (!runDir || !fs.existsSync(runDir)) throw new GantryError(`${flag} ${value}: no such run or checkpoint${value === 'latest' ? ` of ${variant}` : ''}`);
-  if (fs.existsSync(path.join(runDir, 'state.json'))) return { runDir: path.dirname(path.dirname(runDir)), checkpoint: runDir };
+  if (!runDir || !fs.existsSync(runDir))
+    throw new GantryError(`${flag} ${value}: no such run or checkpoint${value === 'latest' ? ` of ${variant}` : ''}`);
+  if (fs.existsSync(path.join(runDir, 'state.json')))
+    return { runDir: path.dirname(path.dirname(runDir)), checkpoint: runDir };
   const checkpoint = latestCheckpoint(runDir);
   if (!checkpoint) throw new GantryError(`${flag} ${value}: no complete checkpoint in ${runDir}`);
   return { runDir, checkpoint };
@@ -67,7 +78,10 @@ export function resolveCheckpoint(variant: string, value: string | undefined): s
   if (value) return resolveResume(variant, value, '--checkpoint').checkpoint;
   const run = latestRun(variant);
   const checkpoint = run && latestCheckpoint(run);
-  if (!checkpoint) throw new GantryError(`no trained ${variant} model found: run \`pnpm --filter ${variant} train\` first or pass --checkpoint`);
+  if (!checkpoint)
+    throw new GantryError(
+      `no trained ${variant} model found: run \`pnpm --filter ${variant} train\` first or pass --checkpoint`,
+    );
   return checkpoint;
 }
 
@@ -104,7 +118,8 @@ export async function runTraining<D extends { length: number; unit: string }>(
   try {
     if (!resumed) checkNewRunDir(runDir, args.out ? '--out' : 'run directory'); // again under the lock
     const data = await plan.openData();
-    if (args.batchSize > data.length) throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} ${data.unit})`);
+    if (args.batchSize > data.length)
+      throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} ${data.unit})`);
     task = await plan.createTask(data);
     steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
     if (!resumed) {
@@ -112,7 +127,14 @@ export async function runTraining<D extends { length: number; unit: string }>(
         variant,
         backend: backend.name,
         created: new Date().toISOString(),
-        options: { ...task.config, steps, epochs: steps / task.stepsPerEpoch, lr: args.lr, beta1: args.beta1, seed: args.seed },
+        options: {
+          ...task.config,
+          steps,
+          epochs: steps / task.stepsPerEpoch,
+          lr: args.lr,
+          beta1: args.beta1,
+          seed: args.seed,
+        },
         args: plan.saved,
       });
     }

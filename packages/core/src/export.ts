@@ -20,7 +20,11 @@ export function exportOptions(variant: string) {
  * `tf.loadLayersModel` user. `models` maps a sub-folder ('' for `out` itself) to a model. Everything is
  * assembled in a temporary folder first, so an interrupted export leaves the previous one intact.
  */
-export async function exportModels(out: string, models: Record<string, tf.LayersModel>, metadata: Record<string, unknown>): Promise<void> {
+export async function exportModels(
+  out: string,
+  models: Record<string, tf.LayersModel>,
+  metadata: Record<string, unknown>,
+): Promise<void> {
   ensureWritableDir(out);
   const tmp = path.join(out, `.export-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -43,7 +43,8 @@ export const camel = (name: string) => name.replace(/-([a-z])/g, (_, c: string) 
 function numeric(test: (n: number) => boolean, expected: string) {
   return (raw: unknown, name: string): number => {
     const n = typeof raw === 'number' ? raw : Number(raw);
-    if (Array.isArray(raw) || raw === '' || raw == null || !test(n)) throw new GantryError(`--${name}: expected ${expected}, got '${raw}'`);
+    if (Array.isArray(raw) || raw === '' || raw == null || !test(n))
+      throw new GantryError(`--${name}: expected ${expected}, got '${raw}'`);
     return n;
   };
 }
@@ -51,7 +52,12 @@ function numeric(test: (n: number) => boolean, expected: string) {
 type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient'>>;
 
 /** A number flag whose values pass `test`; the error says what was `expected`. */
-function numberFlag(describe: string, test: (n: number) => boolean, expected: string, extra: Extra<number> = {}): Flag<number> {
+function numberFlag(
+  describe: string,
+  test: (n: number) => boolean,
+  expected: string,
+  extra: Extra<number> = {},
+): Flag<number> {
   return { describe, type: 'number', parse: numeric(test, expected), ...extra };
 }
 
@@ -61,7 +67,12 @@ export const flag = {
     numberFlag(describe, (n) => Number.isInteger(n) && n > 0, 'a positive integer', extra),
   /** A positive integer with an upper limit; the error names the limit and why it is there. */
   positiveIntUpTo: (describe: string, max: number, why: string, extra?: Extra<number>) =>
-    numberFlag(describe, (n) => Number.isInteger(n) && n > 0 && n <= max, `a positive integer up to ${max} (${why})`, extra),
+    numberFlag(
+      describe,
+      (n) => Number.isInteger(n) && n > 0 && n <= max,
+      `a positive integer up to ${max} (${why})`,
+      extra,
+    ),
   nonNegativeInt: (describe: string, extra?: Extra<number>) =>
     numberFlag(describe, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer', extra),
   positiveNumber: (describe: string, extra?: Extra<number>) =>
@@ -85,7 +96,8 @@ export const flag = {
       choices,
       parse: (raw, name) => {
         const v = numbers ? Number(raw) : String(raw);
-        if (!choices.includes(v as T)) throw new GantryError(`--${name}: expected one of ${choices.join(', ')}, got '${raw}'`);
+        if (!choices.includes(v as T))
+          throw new GantryError(`--${name}: expected one of ${choices.join(', ')}, got '${raw}'`);
         return v as T;
       },
       ...extra,
@@ -103,7 +115,8 @@ export const flag = {
     type: 'string',
     parse: (raw, name) => {
       if (raw === undefined) return undefined;
-      if (typeof raw !== 'string' || raw === '') throw new GantryError(`--${name}: expected a value, got '${raw ?? ''}'`);
+      if (typeof raw !== 'string' || raw === '')
+        throw new GantryError(`--${name}: expected a value, got '${raw ?? ''}'`);
       return raw;
     },
     ...extra,
@@ -133,7 +146,9 @@ export function yargsOptions(specs: FlagSpecs, defaults: Record<string, unknown>
 
 /** The deprecated flag names that appear in `argv`, with the names that replace them. */
 export function deprecatedFlagsUsed(specs: FlagSpecs, argv: readonly string[]): { used: string; instead: string }[] {
-  const typed = new Set(argv.filter((t) => t.startsWith('--')).map((t) => t.slice(2).split('=')[0]!.replace(/^no-/, '')));
+  const typed = new Set(
+    argv.filter((t) => t.startsWith('--')).map((t) => t.slice(2).split('=')[0]!.replace(/^no-/, '')),
+  );
   return Object.entries(specs).flatMap(([key, f]) =>
     (f.deprecated ?? []).filter((d) => typed.has(d)).map((d) => ({ used: d, instead: kebab(key) })),
   );

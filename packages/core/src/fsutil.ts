@@ -35,7 +35,8 @@ export function mkdirp(dir: string): void {
   for (;;) {
     const st = fs.statSync(at, { throwIfNoEntry: false });
     if (st) {
-      if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: ${at} is not a directory`), { code: 'ENOTDIR', path: at });
+      if (!st.isDirectory())
+        throw Object.assign(new Error(`ENOTDIR: ${at} is not a directory`), { code: 'ENOTDIR', path: at });
       break;
     }
     missing.push(at);
@@ -89,7 +90,10 @@ export function ensureWritableDir(dir: string, flag = '--out'): void {
   } catch (err) {
     if (err instanceof GantryError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' || code === 'EPERM' ? `${code}: this file system does not allow new folders here` : (code ?? (err as Error).message);
+    const why =
+      code === 'ENOENT' || code === 'EPERM'
+        ? `${code}: this file system does not allow new folders here`
+        : (code ?? (err as Error).message);
     throw new GantryError(`${flag} ${dir}: not a writable directory (${why})`);
   }
 }

@@ -16,7 +16,11 @@ import { forwardTiled, measureBytesPerPixel, tileOrigins, tilePlan } from './til
 /** Weights large enough that outputs vary (fresh N(0, 0.02) weights give a nearly flat output). */
 function randomise(model: tf.LayersModel, seed: number, std = 0.2): void {
   const values = model.weights.map((w, i) =>
-    /moving_variance|gamma/.test(w.name) ? tf.onesLike(w.read()) : /moving_mean|beta|bias/.test(w.name) ? tf.zerosLike(w.read()) : tf.randomNormal(w.shape as number[], 0, std, 'float32', seed + i),
+    /moving_variance|gamma/.test(w.name)
+      ? tf.onesLike(w.read())
+      : /moving_mean|beta|bias/.test(w.name)
+        ? tf.zerosLike(w.read())
+        : tf.randomNormal(w.shape as number[], 0, std, 'float32', seed + i),
   );
   model.setWeights(values);
   tf.dispose(values);
@@ -28,7 +32,11 @@ function scene(height: number, width: number, channels = 3, texture = 1): FloatI
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let k = 0; k < channels; k++) {
-        const v = -0.9 + (1.6 * y) / height + texture * (0.25 * Math.sin(x / 7 + k) * Math.cos(y / 11) + 0.1 * Math.sin((x * y) / 97)) + 0.2 * Math.sin(x / 40 + y / 60 + k);
+        const v =
+          -0.9 +
+          (1.6 * y) / height +
+          texture * (0.25 * Math.sin(x / 7 + k) * Math.cos(y / 11) + 0.1 * Math.sin((x * y) / 97)) +
+          0.2 * Math.sin(x / 40 + y / 60 + k);
         data[(y * width + x) * channels + k] = Math.max(-1, Math.min(1, v));
       }
     }
@@ -40,7 +48,15 @@ const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => M
 
 describe('freeSizeModel', () => {
   it('runs a fixed-size U-Net and ResNet generator at other sizes, with the same weights and the same output at the old size', async () => {
-    const unet = unetGenerator({ size: 32, inChannels: 3, outChannels: 3, numDowns: 5, ngf: 4, norm: 'batch', dropout: true });
+    const unet = unetGenerator({
+      size: 32,
+      inChannels: 3,
+      outChannels: 3,
+      numDowns: 5,
+      ngf: 4,
+      norm: 'batch',
+      dropout: true,
+    });
     const resnet = resnetGenerator({ size: 16, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
     for (const [model, size, multiple] of [
       [unet, 32, 32],
@@ -74,9 +90,18 @@ describe('freeSizeModel', () => {
   });
 
   it("without --eval uses the image's own batch-norm statistics and dropout, and never changes the running statistics", async () => {
-    const unet = unetGenerator({ size: 32, inChannels: 3, outChannels: 3, numDowns: 5, ngf: 4, norm: 'batch', dropout: true });
+    const unet = unetGenerator({
+      size: 32,
+      inChannels: 3,
+      outChannels: 3,
+      numDowns: 5,
+      ngf: 4,
+      norm: 'batch',
+      dropout: true,
+    });
     randomise(unet, 7);
-    const stats = () => unet.weights.filter((w) => /moving_mean/.test(w.name)).map((w) => Array.from(w.read().dataSync()));
+    const stats = () =>
+      unet.weights.filter((w) => /moving_mean/.test(w.name)).map((w) => Array.from(w.read().dataSync()));
     const before = stats();
     const train = await imageTranslator(unet, false);
     const evalT = await imageTranslator(unet, true);
@@ -128,7 +153,12 @@ describe('padding to the stride multiple', () => {
     const out = await forwardPadded(fn, img, 8);
     expect(seen).toEqual([[1, 24, 32, 3]]);
     expect([out.height, out.width, out.channels]).toEqual([21, 30, 3]);
-    expect(maxAbsDiff(out.data, img.data.map((v) => -v))).toBe(0);
+    expect(
+      maxAbsDiff(
+        out.data,
+        img.data.map((v) => -v),
+      ),
+    ).toBe(0);
   });
 });
 
@@ -180,7 +210,9 @@ describe('tiles', () => {
         const [ya, yb] = [iy === 0 ? 0 : cutsY[iy - 1]!, iy === p.ys.length - 1 ? 256 : cutsY[iy]!];
         const cutsX = p.xs.slice(1).map((s, i) => (s + p.xs[i]! + p.tw) / 2);
         const [xa, xb] = [ix === 0 ? 0 : cutsX[ix - 1]!, ix === p.xs.length - 1 ? 256 : cutsX[ix]!];
-        for (let y = ya; y < yb; y++) for (let x = xa; x < xb; x++) for (let k = 0; k < 3; k++) hard[(y * 256 + x) * 3 + k] = out.data[((y - y0) * p.tw + x - x0) * 3 + k]!;
+        for (let y = ya; y < yb; y++)
+          for (let x = xa; x < xb; x++)
+            for (let k = 0; k < 3; k++) hard[(y * 256 + x) * 3 + k] = out.data[((y - y0) * p.tw + x - x0) * 3 + k]!;
       }
     }
     // Mean |change| between rows 4 apart (the random network's transposed convolutions print a period-4 pattern,
@@ -221,6 +253,7 @@ describe('tiles', () => {
 function cropWindow(img: FloatImage, y0: number, x0: number, h: number, w: number): FloatImage {
   const c = img.channels;
   const out = new Float32Array(h * w * c);
-  for (let y = 0; y < h; y++) out.set(img.data.subarray(((y0 + y) * img.width + x0) * c, ((y0 + y) * img.width + x0 + w) * c), y * w * c);
+  for (let y = 0; y < h; y++)
+    out.set(img.data.subarray(((y0 + y) * img.width + x0) * c, ((y0 + y) * img.width + x0 + w) * c), y * w * c);
   return { data: out, height: h, width: w, channels: c };
 }

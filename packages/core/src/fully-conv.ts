@@ -31,7 +31,9 @@ export class BatchStatsNormalization extends BatchNormalization {
     return super.call(inputs, { ...kwargs, training: true });
   }
 }
-tf.serialization.registerClass(BatchStatsNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+tf.serialization.registerClass(
+  BatchStatsNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+);
 
 /** Dropout that is on also under `predict` (see BatchStatsNormalization). */
 export class ActiveDropout extends Dropout {
@@ -40,7 +42,9 @@ export class ActiveDropout extends Dropout {
     return super.call(inputs, { ...kwargs, training: true });
   }
 }
-tf.serialization.registerClass(ActiveDropout as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+tf.serialization.registerClass(
+  ActiveDropout as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+);
 
 export interface FreeSizeOptions {
   /**
@@ -65,7 +69,10 @@ function layersOf(topology: Json): Json[] {
 export async function freeSizeModel(model: tf.LayersModel, o: FreeSizeOptions = {}): Promise<tf.LayersModel> {
   const batchStats = o.batchStatistics ?? false;
   const shape = model.inputs[0]?.shape;
-  if (shape?.length !== 4 || model.inputs.length !== 1) throw new Error(`expected an image model with one [batch, H, W, C] input, got ${JSON.stringify(model.inputs.map((i) => i.shape))}`);
+  if (shape?.length !== 4 || model.inputs.length !== 1)
+    throw new Error(
+      `expected an image model with one [batch, H, W, C] input, got ${JSON.stringify(model.inputs.map((i) => i.shape))}`,
+    );
   const topology = model.toJSON(null, false) as unknown as Json;
   let changed = false;
   for (const layer of layersOf(topology)) {
@@ -148,7 +155,8 @@ export function reflectPad(img: FloatImage, height: number, width: number, top: 
 export function cropFloatImage(img: FloatImage, y0: number, x0: number, h: number, w: number): FloatImage {
   const c = img.channels;
   const out = new Float32Array(h * w * c);
-  for (let y = 0; y < h; y++) out.set(img.data.subarray(((y0 + y) * img.width + x0) * c, ((y0 + y) * img.width + x0 + w) * c), y * w * c);
+  for (let y = 0; y < h; y++)
+    out.set(img.data.subarray(((y0 + y) * img.width + x0) * c, ((y0 + y) * img.width + x0 + w) * c), y * w * c);
   return { data: out, height: h, width: w, channels: c };
 }
 
@@ -182,7 +190,8 @@ export function padPlan(n: number, m: number): { size: number; before: number } 
 export async function forwardPadded(fn: ImageFn, img: FloatImage, multiple: number): Promise<FloatImage> {
   const py = padPlan(img.height, multiple);
   const px = padPlan(img.width, multiple);
-  const padded = py.size === img.height && px.size === img.width ? img : reflectPad(img, py.size, px.size, py.before, px.before);
+  const padded =
+    py.size === img.height && px.size === img.width ? img : reflectPad(img, py.size, px.size, py.before, px.before);
   const out = await forwardImage(fn, padded);
   return padded === img ? out : cropFloatImage(out, py.before, px.before, img.height, img.width);
 }

@@ -29,7 +29,9 @@ export function parseLabels(value: string, classes: readonly string[]): number[]
     const n = Number(s);
     if (s === '' || !Number.isInteger(n) || n < 0 || n >= classes.length) {
       const names = classes.every((c, i) => c === String(i)) ? `0-${classes.length - 1}` : classes.join(', ');
-      throw new GantryError(`--label: '${s}' is not a class (expected ${names}, a list like ${classes.slice(0, 2).join(',')}, or all)`);
+      throw new GantryError(
+        `--label: '${s}' is not a class (expected ${names}, a list like ${classes.slice(0, 2).join(',')}, or all)`,
+      );
     }
     return n;
   });
@@ -74,7 +76,10 @@ export async function writeLatentSamples(generator: tf.LayersModel, o: LatentSam
             Array.from({ length: Math.min(ENCODERS, n - i) }, async (_, j) => {
               const k = i + j;
               const name = `${label === undefined ? '' : `${o.classes![label]}-`}${String(start + k).padStart(4, '0')}.png`;
-              const png = await encodeImage({ data: bytes.subarray(k * size, (k + 1) * size), width: w, height: h, channels: c as 1 | 3 }, 'png');
+              const png = await encodeImage(
+                { data: bytes.subarray(k * size, (k + 1) * size), width: w, height: h, channels: c as 1 | 3 },
+                'png',
+              );
               // Written beside and renamed: a stopped run never leaves a half-written image.
               const file = path.join(o.out, name);
               await fs.promises.writeFile(`${file}.tmp`, png);
@@ -87,7 +92,9 @@ export async function writeLatentSamples(generator: tf.LayersModel, o: LatentSam
     }
     const grid = tf.concat(gridRows);
     try {
-      await saveImageGrid(grid, path.join(o.out, 'grid.png'), { cols: labels.length > 1 ? perGroupInGrid : Math.ceil(Math.sqrt(grid.shape[0])) });
+      await saveImageGrid(grid, path.join(o.out, 'grid.png'), {
+        cols: labels.length > 1 ? perGroupInGrid : Math.ceil(Math.sqrt(grid.shape[0])),
+      });
     } finally {
       grid.dispose();
     }

@@ -14,14 +14,24 @@ function naiveSsim(x: Float32Array, y: Float32Array, h: number, w: number, c: nu
   for (let ch = 0; ch < c; ch++)
     for (let i = 0; i + k <= h; i++)
       for (let j = 0; j + k <= w; j++) {
-        let mx = 0, my = 0, xx = 0, yy = 0, xy = 0;
+        let mx = 0,
+          my = 0,
+          xx = 0,
+          yy = 0,
+          xy = 0;
         for (let a = 0; a < k; a++)
           for (let b = 0; b < k; b++) {
             const wt = (g[a]! * g[b]!) / (s * s);
             const p = ((i + a) * w + (j + b)) * c + ch;
-            mx += wt * x[p]!; my += wt * y[p]!; xx += wt * x[p]! ** 2; yy += wt * y[p]! ** 2; xy += wt * x[p]! * y[p]!;
+            mx += wt * x[p]!;
+            my += wt * y[p]!;
+            xx += wt * x[p]! ** 2;
+            yy += wt * y[p]! ** 2;
+            xy += wt * x[p]! * y[p]!;
           }
-        const sx = xx - mx * mx, sy = yy - my * my, sxy = xy - mx * my;
+        const sx = xx - mx * mx,
+          sy = yy - my * my,
+          sxy = xy - mx * my;
         total += ((2 * mx * my + C1) * (2 * sxy + C2)) / ((mx * mx + my * my + C1) * (sx + sy + C2));
         count++;
       }
@@ -57,7 +67,10 @@ describe('image metrics', () => {
     const bv = b01.dataSync() as Float32Array;
     const per = 24 * 20 * 3;
     for (let i = 0; i < 2; i++) {
-      expect(got[i]).toBeCloseTo(naiveSsim(av.subarray(i * per, (i + 1) * per), bv.subarray(i * per, (i + 1) * per), 24, 20, 3), 4);
+      expect(got[i]).toBeCloseTo(
+        naiveSsim(av.subarray(i * per, (i + 1) * per), bv.subarray(i * per, (i + 1) * per), 24, 20, 3),
+        4,
+      );
     }
     expect(ssim(a, b)).toBeCloseTo(ssim(a01, b01, { range: '[0,1]' }), 5);
     expect(psnr(a, b)).toBeCloseTo(psnr(a01, b01, { range: '[0,1]' }), 4);

@@ -36,7 +36,9 @@ function rangeWidth(range: ValueRange | undefined): number {
 function as4d(a: tf.Tensor, b: tf.Tensor, what: string): [tf.Tensor4D, tf.Tensor4D] {
   check(a.shape.join('x') === b.shape.join('x'), `${what}: shapes differ ([${a.shape}] vs [${b.shape}])`);
   check(a.rank === 3 || a.rank === 4, `${what}: expected [N,H,W,C] or [H,W,C], got [${a.shape}]`);
-  return a.rank === 3 ? [tf.expandDims(a, 0) as tf.Tensor4D, tf.expandDims(b, 0) as tf.Tensor4D] : [a as tf.Tensor4D, b as tf.Tensor4D];
+  return a.rank === 3
+    ? [tf.expandDims(a, 0) as tf.Tensor4D, tf.expandDims(b, 0) as tf.Tensor4D]
+    : [a as tf.Tensor4D, b as tf.Tensor4D];
 }
 
 /** Mean absolute difference over all elements, in the tensors' units. */
@@ -67,7 +69,8 @@ function gaussianKernel(size: number, sigma: number, channels: number): tf.Tenso
   const g = Array.from({ length: size }, (_, i) => Math.exp(-((i - half) ** 2) / (2 * sigma * sigma)));
   const sum = g.reduce((s, x) => s + x, 0);
   const w: number[] = [];
-  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) for (let c = 0; c < channels; c++) w.push((g[i]! * g[j]!) / (sum * sum));
+  for (let i = 0; i < size; i++)
+    for (let j = 0; j < size; j++) for (let c = 0; c < channels; c++) w.push((g[i]! * g[j]!) / (sum * sum));
   return tf.tensor4d(w, [size, size, channels, 1]);
 }
 

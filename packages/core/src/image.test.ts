@@ -13,8 +13,9 @@ import {
   encodePng,
   flipImage,
   imageGrid,
-  imageToTensor,
   imagesToTensor,
+  imageToTensor,
+  type RawImage,
   readImage,
   readImageSize,
   resizeImage,
@@ -22,7 +23,6 @@ import {
   tensorToImage,
   tensorToPng,
   writeImage,
-  type RawImage,
 } from './image.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gantry-image-'));
@@ -58,10 +58,13 @@ describe('readImage', () => {
 
   it('converts grayscale to RGB and RGB to grayscale', async () => {
     const gray = new Uint8Array(4 * 4).map((_, i) => i * 16);
-    await sharp(gray, { raw: { width: 4, height: 4, channels: 1 } }).png().toFile(join(dir, 'g.png'));
+    await sharp(gray, { raw: { width: 4, height: 4, channels: 1 } })
+      .png()
+      .toFile(join(dir, 'g.png'));
     const rgb = await readImage(join(dir, 'g.png'));
     expect(rgb.channels).toBe(3);
-    for (let i = 0; i < 16; i++) expect([rgb.data[3 * i], rgb.data[3 * i + 1], rgb.data[3 * i + 2]]).toEqual([gray[i], gray[i], gray[i]]);
+    for (let i = 0; i < 16; i++)
+      expect([rgb.data[3 * i], rgb.data[3 * i + 1], rgb.data[3 * i + 2]]).toEqual([gray[i], gray[i], gray[i]]);
     const g1 = await readImage(join(dir, 'g.png'), { channels: 1 });
     expect(g1.channels).toBe(1);
     expect(g1.data).toEqual(gray);
@@ -71,7 +74,9 @@ describe('readImage', () => {
 
   it('flattens alpha onto white', async () => {
     const rgba = new Uint8Array([255, 0, 0, 255, 0, 0, 255, 0]); // opaque red, fully transparent blue
-    await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toFile(join(dir, 'a.png'));
+    await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } })
+      .png()
+      .toFile(join(dir, 'a.png'));
     const img = await readImage(join(dir, 'a.png'));
     expect(Array.from(img.data)).toEqual([255, 0, 0, 255, 255, 255]);
   });
@@ -139,7 +144,9 @@ describe('pixel helpers', () => {
     const img = pattern(10, 6);
     const c = cropImage(img, 2, 1, 4, 3);
     expect([c.width, c.height]).toEqual([4, 3]);
-    expect(Array.from(c.data.subarray(0, 3))).toEqual(Array.from(img.data.subarray((1 * 10 + 2) * 3, (1 * 10 + 2) * 3 + 3)));
+    expect(Array.from(c.data.subarray(0, 3))).toEqual(
+      Array.from(img.data.subarray((1 * 10 + 2) * 3, (1 * 10 + 2) * 3 + 3)),
+    );
     expect(() => cropImage(img, 8, 0, 4, 3)).toThrow(GantryError);
     const f = flipImage(img);
     expect(Array.from(f.data.subarray(0, 3))).toEqual(Array.from(img.data.subarray(27, 30)));
@@ -217,9 +224,9 @@ describe('writing', () => {
     const g = await imageGrid(imgs, { cols: 2, padding: 1, padValue: 7 });
     expect([g.width, g.height]).toEqual([2 * 4 + 3, 2 * 4 + 3]);
     expect(g.data[0]).toBe(7);
-    expect(Array.from(g.data.subarray(((1 * 11) + 6) * 3, ((1 * 11) + 6) * 3 + 3))).toEqual([255, 255, 255]); // tile 2
-    expect(g.data[((6 * 11) + 1) * 3]).toBe(0); // tile 3 (black)
-    expect(g.data[((6 * 11) + 6) * 3]).toBe(7); // empty 4th slot stays padding
+    expect(Array.from(g.data.subarray((1 * 11 + 6) * 3, (1 * 11 + 6) * 3 + 3))).toEqual([255, 255, 255]); // tile 2
+    expect(g.data[(6 * 11 + 1) * 3]).toBe(0); // tile 3 (black)
+    expect(g.data[(6 * 11 + 6) * 3]).toBe(7); // empty 4th slot stays padding
     await saveImageGrid(imgs, join(dir, 'grid.png'), { cols: 3 });
     const back = await readImage(join(dir, 'grid.png'));
     expect([back.width, back.height]).toEqual([3 * 4 + 8, 4 + 4]);

@@ -14,7 +14,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { GantryError, check } from './errors.js';
+import { check, GantryError } from './errors.js';
 import { mkdirp } from './fsutil.js';
 
 /** 8-bit interleaved (HWC) pixels. `channels` is 1 (gray), 3 (RGB) or 4 (RGBA, output only). */
@@ -91,7 +91,9 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
   try {
     const m = await sharp(path).metadata();
     check(m.width !== undefined && m.height !== undefined, `${path}: not a readable image (no size)`);
-    return m.autoOrient ? { width: m.autoOrient.width, height: m.autoOrient.height } : { width: m.width, height: m.height };
+    return m.autoOrient
+      ? { width: m.autoOrient.width, height: m.autoOrient.height }
+      : { width: m.width, height: m.height };
   } catch (e) {
     if (e instanceof GantryError) throw e;
     throw new GantryError(`${path}: not a readable image (${firstLine(e)})`);
@@ -126,7 +128,10 @@ export async function resizeImage(
   height: number,
   opts: { kernel?: 'nearest' | 'cubic' | 'lanczos3' | 'linear' } = {},
 ): Promise<RawImage> {
-  check(width >= 1 && height >= 1 && Number.isInteger(width) && Number.isInteger(height), `resizeImage: bad size ${width}x${height}`);
+  check(
+    width >= 1 && height >= 1 && Number.isInteger(width) && Number.isInteger(height),
+    `resizeImage: bad size ${width}x${height}`,
+  );
   if (width === img.width && height === img.height) return img;
   const { data, info } = await sharp(img.data, { raw: rawInput(img) })
     .resize(width, height, { fit: 'fill', kernel: opts.kernel ?? 'cubic' })
@@ -340,7 +345,16 @@ export async function atomicWriteAsync(path: string, data: Uint8Array | string):
   } catch (e) {
     await unlink(tmp).catch(() => {});
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EEXIST' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ENOENT' || code === 'EPERM')
+    if (
+      code === 'EACCES' ||
+      code === 'EEXIST' ||
+      code === 'EROFS' ||
+      code === 'ENOSPC' ||
+      code === 'ENOTDIR' ||
+      code === 'EISDIR' ||
+      code === 'ENOENT' ||
+      code === 'EPERM'
+    )
       throw new GantryError(`${path}: cannot write (${firstLine(e)})`);
     throw e;
   }

@@ -28,14 +28,17 @@ export interface InitSource {
 export function openInitSource(variant: string, value: string): InitSource {
   const { checkpoint } = resolveResume(variant, value, '--init-from');
   const state = readCheckpointState(checkpoint);
-  if (state.variant !== variant) throw new GantryError(`--init-from ${value}: a ${state.variant} model, expected ${variant}`);
-  if (!state.config || typeof state.config !== 'object') throw new GantryError(`--init-from ${value}: ${path.join(checkpoint, 'state.json')} has no config`);
+  if (state.variant !== variant)
+    throw new GantryError(`--init-from ${value}: a ${state.variant} model, expected ${variant}`);
+  if (!state.config || typeof state.config !== 'object')
+    throw new GantryError(`--init-from ${value}: ${path.join(checkpoint, 'state.json')} has no config`);
   const nets = fs
     .readdirSync(checkpoint, { withFileTypes: true })
     .filter((d) => d.isDirectory() && fs.existsSync(path.join(checkpoint, d.name, 'model.json')))
     .map((d) => d.name)
     .sort();
-  if (nets.length === 0) throw new GantryError(`--init-from ${value}: no network in ${checkpoint} (expected folders with model.json)`);
+  if (nets.length === 0)
+    throw new GantryError(`--init-from ${value}: no network in ${checkpoint} (expected folders with model.json)`);
   return { checkpoint, state, nets };
 }
 
@@ -55,7 +58,11 @@ export interface ArchKey {
  * flag was given with another value (a GantryError naming both). Keys the source lacks, and keys of networks it does
  * not hold, are left to the flags.
  */
-export function initArchitecture(source: InitSource, keys: readonly ArchKey[], args: Record<string, unknown>): Record<string, unknown> {
+export function initArchitecture(
+  source: InitSource,
+  keys: readonly ArchKey[],
+  args: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of keys) {
     if (k.net && !source.nets.includes(k.net)) continue;
@@ -65,7 +72,9 @@ export function initArchitecture(source: InitSource, keys: readonly ArchKey[], a
     const given = args[arg];
     if (given !== undefined && k.soft) continue;
     if (given !== undefined && JSON.stringify(given) !== JSON.stringify(have)) {
-      throw new GantryError(`--${k.flag} ${JSON.stringify(given)}: contradicts --init-from ${source.checkpoint}, whose ${k.key} is ${JSON.stringify(have)} (leave the flag out)`);
+      throw new GantryError(
+        `--${k.flag} ${JSON.stringify(given)}: contradicts --init-from ${source.checkpoint}, whose ${k.key} is ${JSON.stringify(have)} (leave the flag out)`,
+      );
     }
     out[arg] = have;
   }
@@ -76,9 +85,16 @@ export function initArchitecture(source: InitSource, keys: readonly ArchKey[], a
  * Loads the source's weights into the networks it holds (shapes checked, every mismatch named); returns the names
  * loaded. The networks the source lacks keep their fresh initialisation.
  */
-export function initWeights(source: InitSource, nets: Record<string, tf.LayersModel>, log: (line: string) => void = (l) => console.error(l)): string[] {
+export function initWeights(
+  source: InitSource,
+  nets: Record<string, tf.LayersModel>,
+  log: (line: string) => void = (l) => console.error(l),
+): string[] {
   const loaded = Object.keys(nets).filter((n) => source.nets.includes(n));
-  if (loaded.length === 0) throw new GantryError(`--init-from ${source.checkpoint}: holds ${source.nets.join(', ')}, none of ${Object.keys(nets).join(', ')}`);
+  if (loaded.length === 0)
+    throw new GantryError(
+      `--init-from ${source.checkpoint}: holds ${source.nets.join(', ')}, none of ${Object.keys(nets).join(', ')}`,
+    );
   for (const name of loaded) {
     try {
       restoreModelWeights(nets[name]!, path.join(source.checkpoint, name));
@@ -88,6 +104,8 @@ export function initWeights(source: InitSource, nets: Record<string, tf.LayersMo
     }
   }
   const fresh = Object.keys(nets).filter((n) => !loaded.includes(n));
-  log(`init-from ${source.checkpoint}: ${loaded.join(', ')} loaded${fresh.length ? `; ${fresh.join(', ')} fresh` : ''}; optimizers fresh, step 0`);
+  log(
+    `init-from ${source.checkpoint}: ${loaded.join(', ')} loaded${fresh.length ? `; ${fresh.join(', ')} fresh` : ''}; optimizers fresh, step 0`,
+  );
   return loaded;
 }

@@ -3,10 +3,10 @@
  * label, when conditional) to an image; D scores images (with the label). Variants supply only the networks.
  */
 import * as tf from '@tensorflow/tfjs';
+import { flag } from './flags.js';
 import { saveImageGrid } from './image.js';
 import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
 import { adam, lerp, optimize } from './optim.js';
-import { flag } from './flags.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
 
@@ -63,12 +63,21 @@ const R1_EVERY = 16;
 
 /** Flags of the options above that every noise → image variant offers (its presets set their defaults). */
 export const LATENT_GAN_FLAGS = {
-  ema: flag.number("decay of the generator's weight average used for sampling (0: sample from G itself)", (n) => n >= 0 && n < 1, 'a decay in [0, 1)', {
-    default: 0.999,
-  }),
+  ema: flag.number(
+    "decay of the generator's weight average used for sampling (0: sample from G itself)",
+    (n) => n >= 0 && n < 1,
+    'a decay in [0, 1)',
+    {
+      default: 0.999,
+    },
+  ),
   dLr: flag.positiveNumber("D's learning rate (default: --lr; TTUR, Heusel et al. 2017)"),
-  r1: flag.nonNegativeNumber("γ of the R1 penalty on D's gradient at real images (Mescheder et al. 2018; 0: none)", { default: 0 }),
-  modeSeeking: flag.nonNegativeNumber("weight of the mode-seeking term in G's loss (MSGAN, Mao et al. 2019; 0: none)", { default: 0 }),
+  r1: flag.nonNegativeNumber("γ of the R1 penalty on D's gradient at real images (Mescheder et al. 2018; 0: none)", {
+    default: 0,
+  }),
+  modeSeeking: flag.nonNegativeNumber("weight of the mode-seeking term in G's loss (MSGAN, Mao et al. 2019; 0: none)", {
+    default: 0,
+  }),
 };
 
 type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
@@ -176,11 +185,18 @@ export class LatentGanTask implements GanTask<Batch> {
         if (cls) d = tf.add(d, cls);
         // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the
         // logged D loss includes it on those steps.
-        if (this.o.r1Gamma && step % R1_EVERY === 0) d = tf.add(d, r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY));
+        if (this.o.r1Gamma && step % R1_EVERY === 0)
+          d = tf.add(
+            d,
+            r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY),
+          );
         if (this.o.loss.needsGradientPenalty) {
           // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
           const fakeForReal = this.generate(b.z, b.y, true);
-          d = tf.add(d, gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)));
+          d = tf.add(
+            d,
+            gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)),
+          );
         }
         return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
       },
@@ -202,7 +218,7 @@ export class LatentGanTask implements GanTask<Batch> {
         let g = this.o.loss.generator(score);
         if (cls) g = tf.add(g, cls);
         // The logged G loss includes the weighted term; 'G ms' shows it alone.
-        const diverse = pairs ? tf.mul(ms, modeSeekingLoss(fake, b.z, pairs)) as tf.Scalar : undefined;
+        const diverse = pairs ? (tf.mul(ms, modeSeekingLoss(fake, b.z, pairs)) as tf.Scalar) : undefined;
         if (diverse) g = tf.add(g, diverse);
         return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
       },

@@ -4,5 +4,6 @@
  * pulls in Node-only modules (fs, sharp); networks.ts and fully-conv.ts import nothing but TF.js, rng.ts and
  * backend/fused-ops.ts (TF.js only).
  */
+
+export { type FloatImage, forwardPadded, type ImageTranslator, imageTranslator } from './fully-conv.js';
 export { ClassConditionalAffine, InstanceNormalization, ReflectionPadding2D } from './networks.js';
-export { type FloatImage, forwardPadded, imageTranslator, type ImageTranslator } from './fully-conv.js';

@@ -15,7 +15,10 @@ beforeAll(async () => {
 describe('adversarial losses on known scores', () => {
   it('bce: D = E[softplus(−r)] + E[softplus(f)], G (non-saturating) = E[softplus(−f)]', () => {
     const loss = adversarialLoss('bce');
-    expect(v(loss.discriminator(real(), fake()))).toBeCloseTo((softplus(-2) + softplus(1)) / 2 + (softplus(0.5) + softplus(-3)) / 2, 5);
+    expect(v(loss.discriminator(real(), fake()))).toBeCloseTo(
+      (softplus(-2) + softplus(1)) / 2 + (softplus(0.5) + softplus(-3)) / 2,
+      5,
+    );
     expect(v(loss.generator(fake()))).toBeCloseTo((softplus(-0.5) + softplus(3)) / 2, 5);
   });
   it('lsgan: D = ½(E[(r−1)²] + E[f²]), G = E[(f−1)²]', () => {
@@ -36,7 +39,9 @@ describe('adversarial losses on known scores', () => {
     expect(GAN_LOSSES.filter((n) => adversarialLoss(n).needsGradientPenalty)).toEqual(['wgan-gp']);
   });
   it('rejects an unknown name in one line naming the flag', () => {
-    expect(() => adversarialLoss('nope')).toThrow(/^--loss: unknown loss 'nope' \(expected one of bce, lsgan, wgan-gp, hinge\)$/);
+    expect(() => adversarialLoss('nope')).toThrow(
+      /^--loss: unknown loss 'nope' \(expected one of bce, lsgan, wgan-gp, hinge\)$/,
+    );
   });
 });
 
@@ -45,7 +50,13 @@ describe('gradientPenalty', () => {
     // D(x) = Σ w·x has gradient w everywhere: ‖w‖ = 3 gives 10·(3 − 1)² = 40.
     const w = tf.tensor2d([[1, 2, 2]]);
     const critic = (x: tf.Tensor) => tf.sum(tf.mul(x, w), 1);
-    const gp = gradientPenalty(critic, tf.randomNormal([4, 3], 0, 1, 'float32', 1), tf.randomNormal([4, 3], 0, 1, 'float32', 2), 10, 3);
+    const gp = gradientPenalty(
+      critic,
+      tf.randomNormal([4, 3], 0, 1, 'float32', 1),
+      tf.randomNormal([4, 3], 0, 1, 'float32', 2),
+      10,
+      3,
+    );
     expect(v(gp)).toBeCloseTo(40, 3);
   });
   it('is zero for a 1-Lipschitz linear critic', () => {
@@ -58,7 +69,18 @@ describe('r1Penalty', () => {
   it('is (γ/2)·E[‖∇D(x)‖²] at the real samples', () => {
     // D(x) = Σ x² has gradient 2x: rows (1, 0) and (0, 2) give ‖∇‖² = 4 and 16, mean 10; γ = 0.5 → 2.5.
     const critic = (x: tf.Tensor) => tf.sum(tf.square(x), 1);
-    expect(v(r1Penalty(critic, tf.tensor2d([[1, 0], [0, 2]]), 0.5))).toBeCloseTo(2.5, 5);
+    expect(
+      v(
+        r1Penalty(
+          critic,
+          tf.tensor2d([
+            [1, 0],
+            [0, 2],
+          ]),
+          0.5,
+        ),
+      ),
+    ).toBeCloseTo(2.5, 5);
   });
 });
 

@@ -63,7 +63,10 @@ export function adversarialLoss(name: string): AdversarialLoss {
 /** ‖∇ₓD(x)‖₂² per sample: the quantity both gradient penalties below are built on. */
 function squaredGradientNorm(critic: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor): tf.Tensor {
   const grad = tf.grad((t: tf.Tensor) => tf.sum(critic(t)))(x);
-  return tf.sum(tf.square(grad), grad.shape.slice(1).map((_, i) => i + 1));
+  return tf.sum(
+    tf.square(grad),
+    grad.shape.slice(1).map((_, i) => i + 1),
+  );
 }
 
 /**

@@ -4,7 +4,10 @@
  */
 
 /** Mean vector and covariance (n − 1 normalised) of `n` rows of `dim` features. */
-export function meanAndCovariance(features: Float32Array | Float64Array, dim: number): { mean: Float64Array; cov: Float64Array } {
+export function meanAndCovariance(
+  features: Float32Array | Float64Array,
+  dim: number,
+): { mean: Float64Array; cov: Float64Array } {
   const n = features.length / dim;
   const mean = new Float64Array(dim);
   for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j]! += features[i * dim + j]!;
@@ -111,7 +114,9 @@ export function frechetDistance(a: Float32Array | Float64Array, b: Float32Array 
   const rootA = sqrtPsd(A.cov, dim);
   const inner = matmul(matmul(rootA, B.cov, dim), rootA, dim);
   // Symmetrise against rounding before the eigensolver.
-  for (let i = 0; i < dim; i++) for (let j = i + 1; j < dim; j++) inner[i * dim + j] = inner[j * dim + i] = (inner[i * dim + j]! + inner[j * dim + i]!) / 2;
+  for (let i = 0; i < dim; i++)
+    for (let j = i + 1; j < dim; j++)
+      inner[i * dim + j] = inner[j * dim + i] = (inner[i * dim + j]! + inner[j * dim + i]!) / 2;
   const { values } = symmetricEigen(inner, dim);
   let traceRoot = 0;
   for (const v of values) traceRoot += Math.sqrt(Math.max(0, v));

@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
-import { ClassConditionalAffine, countParams, InstanceNormalization, patchDiscriminator, ReflectionPadding2D, resnetGenerator } from './networks.js';
+import {
+  ClassConditionalAffine,
+  countParams,
+  InstanceNormalization,
+  patchDiscriminator,
+  ReflectionPadding2D,
+  resnetGenerator,
+} from './networks.js';
 import { seedWeights } from './rng.js';
 
 beforeAll(async () => {
@@ -19,7 +26,10 @@ describe('InstanceNormalization', () => {
   it('normalises each channel over H×W', () => {
     const layer = new InstanceNormalization();
     const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
-    close((layer.apply(x) as tf.Tensor).dataSync(), [-1.3416354199689269, -0.447211806656309, 0.447211806656309, 1.3416354199689269]);
+    close(
+      (layer.apply(x) as tf.Tensor).dataSync(),
+      [-1.3416354199689269, -0.447211806656309, 0.447211806656309, 1.3416354199689269],
+    );
   });
 
   it('keeps channels and samples apart', () => {
@@ -28,8 +38,8 @@ describe('InstanceNormalization', () => {
     // The second sample is the first scaled and shifted: instance norm must give it the same output.
     const x = tf.tensor4d([...one, ...one.map((v) => 3 * v + 7)], [2, 2, 2, 2]);
     const expected = [
-      -1.3416354199689269, -1.183215929574988, -0.447211806656309, -0.5070925412464234, 0.447211806656309, 0.16903084708214114, 1.3416354199689269,
-      1.5212776237392702,
+      -1.3416354199689269, -1.183215929574988, -0.447211806656309, -0.5070925412464234, 0.447211806656309,
+      0.16903084708214114, 1.3416354199689269, 1.5212776237392702,
     ];
     const y = (layer.apply(x) as tf.Tensor).dataSync();
     close(y.slice(0, 8), expected);

@@ -183,9 +183,7 @@ export function conditionalBatchNorm(x: Sym, labels: Sym, numClasses: number): S
 export function normLayer(x: Sym, norm: Norm, epsilon = 1e-5): Sym {
   if (norm === 'batch') {
     // PyTorch's momentum 0.1 is Keras' 0.9.
-    return tf.layers
-      .batchNormalization({ momentum: 0.9, epsilon, gammaInitializer: gammaInit() })
-      .apply(x) as Sym;
+    return tf.layers.batchNormalization({ momentum: 0.9, epsilon, gammaInitializer: gammaInit() }).apply(x) as Sym;
   }
   if (norm === 'instance') return new InstanceNormalization().apply(x) as Sym;
   return x;
@@ -239,7 +237,14 @@ function convLike(layer: typeof tf.layers.conv2d | typeof tf.layers.conv2dTransp
   const end = pad - (o.outputPadding ?? 0);
   if (transposed && (pad > 0 || end !== 0)) {
     if (end < 0) throw new Error(`deconv: output padding ${o.outputPadding} larger than padding ${pad}`);
-    y = tf.layers.cropping2D({ cropping: [[pad, end], [pad, end]] }).apply(y) as Sym;
+    y = tf.layers
+      .cropping2D({
+        cropping: [
+          [pad, end],
+          [pad, end],
+        ],
+      })
+      .apply(y) as Sym;
   }
   return activation(normLayer(y, norm), o.act ?? 'none');
 }
@@ -255,7 +260,14 @@ export function deconvBlock(x: Sym, o: ConvOptions): Sym {
 }
 
 /** dense → norm → activation. */
-export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none', bias = norm !== 'batch', epsilon?: number): Sym {
+export function denseBlock(
+  x: Sym,
+  units: number,
+  act: Activation,
+  norm: Norm = 'none',
+  bias = norm !== 'batch',
+  epsilon?: number,
+): Sym {
   const y = tf.layers.dense({ units, useBias: bias, kernelInitializer: weightInit() }).apply(x) as Sym;
   return activation(normLayer(y, norm, epsilon), act);
 }
@@ -361,8 +373,26 @@ export function resnetGenerator(o: ResnetOptions): tf.LayersModel {
   x = convBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, pad: 1, norm: o.norm, act: 'relu', bias });
   x = convBlock(x, { filters: o.ngf * 4, kernel: 3, stride: 2, pad: 1, norm: o.norm, act: 'relu', bias });
   for (let i = 0; i < o.blocks; i++) x = resnetBlock(x, o.ngf * 4, o.norm, o.dropout);
-  x = deconvBlock(x, { filters: o.ngf * 2, kernel: 3, stride: 2, pad: 1, outputPadding: 1, norm: o.norm, act: 'relu', bias });
-  x = deconvBlock(x, { filters: o.ngf, kernel: 3, stride: 2, pad: 1, outputPadding: 1, norm: o.norm, act: 'relu', bias });
+  x = deconvBlock(x, {
+    filters: o.ngf * 2,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+    outputPadding: 1,
+    norm: o.norm,
+    act: 'relu',
+    bias,
+  });
+  x = deconvBlock(x, {
+    filters: o.ngf,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+    outputPadding: 1,
+    norm: o.norm,
+    act: 'relu',
+    bias,
+  });
   x = new ReflectionPadding2D({ padding: 3 }).apply(x) as Sym;
   x = convBlock(x, { filters: o.outChannels, kernel: 7, stride: 1, padding: 'valid', bias: true, act: 'tanh' });
   return tf.model({ inputs: input, outputs: x, name: o.name ?? 'resnet_generator' });
@@ -390,7 +420,14 @@ export function patchDiscriminator(o: PatchOptions): tf.LayersModel {
   for (let n = 1; n < o.layers; n++) {
     x = convBlock(x, { filters: o.ndf * Math.min(2 ** n, 8), pad: 1, norm: o.norm, act: 'leaky', bias });
   }
-  x = convBlock(x, { filters: o.ndf * Math.min(2 ** o.layers, 8), stride: 1, pad: 1, norm: o.norm, act: 'leaky', bias });
+  x = convBlock(x, {
+    filters: o.ndf * Math.min(2 ** o.layers, 8),
+    stride: 1,
+    pad: 1,
+    norm: o.norm,
+    act: 'leaky',
+    bias,
+  });
   x = convBlock(x, { filters: 1, stride: 1, pad: 1, bias: true });
   return tf.model({ inputs: input, outputs: x, name: o.name ?? 'patch_discriminator' });
 }

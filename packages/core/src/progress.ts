@@ -18,12 +18,18 @@ export function formatLosses(losses: Record<string, number>): string {
  * A bar with step, epoch, losses, steps/s and ETA. Off a terminal (CI, pipes) cli-progress prints a line
  * every 10 s instead of redrawing.
  */
-export function startProgress(o: { total: number; start: number; enabled: boolean; log: (l: string) => void }): Progress {
+export function startProgress(o: {
+  total: number;
+  start: number;
+  enabled: boolean;
+  log: (l: string) => void;
+}): Progress {
   if (!o.enabled) return { update() {}, stop() {} };
   const started = Date.now();
   const bar = new cliProgress.SingleBar(
     {
-      format: '{bar} {percentage}% | step {value}/{total} | epoch {epoch} | {losses} | {rate} steps/s | ETA {eta_formatted}',
+      format:
+        '{bar} {percentage}% | step {value}/{total} | epoch {epoch} | {losses} | {rate} steps/s | ETA {eta_formatted}',
       barsize: 24,
       hideCursor: true,
       noTTYOutput: true,

@@ -86,7 +86,8 @@ export class EpochSampler {
 
   indices(step: number): Int32Array {
     const epoch = Math.floor(step / this.stepsPerEpoch);
-    if (this.current?.epoch !== epoch) this.current = { epoch, perm: permutation(this.count, mulberry32(mixSeed(this.seed, epoch, 11))) };
+    if (this.current?.epoch !== epoch)
+      this.current = { epoch, perm: permutation(this.count, mulberry32(mixSeed(this.seed, epoch, 11))) };
     const start = (step % this.stepsPerEpoch) * this.batchSize;
     return this.current.perm.subarray(start, start + this.batchSize);
   }

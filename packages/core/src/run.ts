@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
 import { latestCheckpoint } from './checkpoint.js';
-import { atomicWrite, ensureWritableDir, mkdirp } from './fsutil.js';
 import { GantryError } from './errors.js';
+import { atomicWrite, ensureWritableDir, mkdirp } from './fsutil.js';
 
 /** The directory holding pnpm-workspace.yaml above this package (the repository root). */
 export function workspaceRoot(): string {
@@ -140,8 +140,12 @@ export function lockRunDir(runDir: string, log: (line: string) => void = (l) => 
   ensureWritableDir(runDir);
   const lockPath = path.join(runDir, LOCK);
   const inUse = (holder: LockOwner | undefined) => {
-    const who = holder ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}` : 'another process';
-    return new GantryError(`${runDir}: in use by another training (${who}); wait for it to end or choose another run directory`);
+    const who = holder
+      ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}`
+      : 'another process';
+    return new GantryError(
+      `${runDir}: in use by another training (${who}); wait for it to end or choose another run directory`,
+    );
   };
   const owner = readOwner(runDir);
   const local = owner !== undefined && owner.host === os.hostname() && owner.pid !== process.pid;
@@ -161,7 +165,8 @@ export function lockRunDir(runDir: string, log: (line: string) => void = (l) => 
       onCompromised: (err) => log(`warning: the lock on ${runDir} could not be kept fresh (${err.message})`),
     });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw new GantryError(`${runDir}: cannot lock the run directory (${(err as Error).message})`);
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED')
+      throw new GantryError(`${runDir}: cannot lock the run directory (${(err as Error).message})`);
     throw inUse(readOwner(runDir));
   }
   const mine: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };

@@ -9,7 +9,8 @@ function shapes(width: number, height: number, f: (v: number, x: number, y: numb
       let v = 60 + (80 * x) / width;
       if ((x - width * 0.3) ** 2 + (y - height * 0.4) ** 2 < (height * 0.2) ** 2) v = 230;
       if (x > width * 0.6 && x < width * 0.75 && y > height * 0.2) v = 20;
-      for (let k = 0; k < 3; k++) data[(y * width + x) * 3 + k] = Math.max(0, Math.min(255, Math.round(f(v, x, y) * (1 - 0.1 * k))));
+      for (let k = 0; k < 3; k++)
+        data[(y * width + x) * 3 + k] = Math.max(0, Math.min(255, Math.round(f(v, x, y) * (1 - 0.1 * k))));
     }
   }
   return { data, width, height, channels: 3 };
@@ -55,8 +56,18 @@ describe('structureScore', () => {
 
   it('is 1 for the same scene, darkened, recoloured or inverted (edges, not tones)', () => {
     expect(structureScore(input, input).correlation).toBeCloseTo(1, 6);
-    expect(structureScore(input, shapes(120, 90, (v) => v * 0.3)).correlation).toBeGreaterThan(0.99);
-    expect(structureScore(input, shapes(120, 90, (v) => 255 - v)).correlation).toBeGreaterThan(0.99);
+    expect(
+      structureScore(
+        input,
+        shapes(120, 90, (v) => v * 0.3),
+      ).correlation,
+    ).toBeGreaterThan(0.99);
+    expect(
+      structureScore(
+        input,
+        shapes(120, 90, (v) => 255 - v),
+      ).correlation,
+    ).toBeGreaterThan(0.99);
   });
 
   it('is lower for a blurred scene, near 0 for noise or a different scene, and 0 for a flat output', () => {
@@ -87,7 +98,12 @@ describe('structureScore', () => {
   it('works on large and grayscale images, averaged down to at most 512 pixels a side', () => {
     const big = shapes(1500, 400);
     expect(lumaDownscaled(big, 3).width).toBe(500);
-    expect(structureScore(big, shapes(1500, 400, (v) => v / 2)).correlation).toBeGreaterThan(0.99);
+    expect(
+      structureScore(
+        big,
+        shapes(1500, 400, (v) => v / 2),
+      ).correlation,
+    ).toBeGreaterThan(0.99);
     const gray: BytesImage = { data: big.data.filter((_, i) => i % 3 === 0), width: 1500, height: 400, channels: 1 };
     expect(structureScore(gray, big).correlation).toBeGreaterThan(0.95);
   });

@@ -32,7 +32,8 @@ export function lumaDownscaled(img: BytesImage, k: number): { data: Float32Array
       let s = 0;
       for (let dy = 0; dy < ky; dy++) {
         let p = ((y * ky + dy) * img.width + x * kx) * c;
-        for (let dx = 0; dx < kx; dx++, p += c) s += gray ? img.data[p]! : 0.299 * img.data[p]! + 0.587 * img.data[p + 1]! + 0.114 * img.data[p + 2]!;
+        for (let dx = 0; dx < kx; dx++, p += c)
+          s += gray ? img.data[p]! : 0.299 * img.data[p]! + 0.587 * img.data[p + 1]! + 0.114 * img.data[p + 2]!;
       }
       out[y * w + x] = s / (kx * ky);
     }
@@ -49,8 +50,10 @@ export function sobelMagnitude(g: { data: Float32Array; width: number; height: n
   for (let y = 1; y < h - 1; y++) {
     for (let x = 1; x < w - 1; x++, i++) {
       const a = (yy: number, xx: number) => data[yy * w + xx]!;
-      const gx = a(y - 1, x + 1) + 2 * a(y, x + 1) + a(y + 1, x + 1) - a(y - 1, x - 1) - 2 * a(y, x - 1) - a(y + 1, x - 1);
-      const gy = a(y + 1, x - 1) + 2 * a(y + 1, x) + a(y + 1, x + 1) - a(y - 1, x - 1) - 2 * a(y - 1, x) - a(y - 1, x + 1);
+      const gx =
+        a(y - 1, x + 1) + 2 * a(y, x + 1) + a(y + 1, x + 1) - a(y - 1, x - 1) - 2 * a(y, x - 1) - a(y + 1, x - 1);
+      const gy =
+        a(y + 1, x - 1) + 2 * a(y + 1, x) + a(y + 1, x + 1) - a(y - 1, x - 1) - 2 * a(y - 1, x) - a(y - 1, x + 1);
       out[i] = Math.hypot(gx, gy);
     }
   }
@@ -97,7 +100,9 @@ export interface StructureScore {
  */
 export function structureScore(input: BytesImage, output: BytesImage, side = STRUCTURE_SIDE): StructureScore {
   if (input.width !== output.width || input.height !== output.height) {
-    throw new Error(`structure: input ${input.width}×${input.height} and output ${output.width}×${output.height} differ in size`);
+    throw new Error(
+      `structure: input ${input.width}×${input.height} and output ${output.width}×${output.height} differ in size`,
+    );
   }
   const k = Math.max(1, Math.ceil(Math.max(input.width, input.height) / side));
   const ea = sobelMagnitude(lumaDownscaled(input, k));
@@ -114,7 +119,10 @@ export function formatStructure(s: StructureScore, warnBelow = STRUCTURE_WARN): 
   if (!s.inputHasEdges) return { text: 'structure n/a (the input has no edges)' };
   const text = `structure ${s.correlation.toFixed(2)}`;
   if (s.correlation < warnBelow) {
-    return { text, warning: `warning: the output keeps little of the input's structure (edge correlation ${s.correlation.toFixed(2)} < ${warnBelow}); the model may not suit this kind of image` };
+    return {
+      text,
+      warning: `warning: the output keeps little of the input's structure (edge correlation ${s.correlation.toFixed(2)} < ${warnBelow}); the model may not suit this kind of image`,
+    };
   }
   return { text };
 }

@@ -23,7 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { GantryError } from './errors.js';
-import { type FloatImage, forwardImage, type ImageFn, padPlan, reflectPad, cropFloatImage } from './fully-conv.js';
+import { cropFloatImage, type FloatImage, forwardImage, type ImageFn, padPlan, reflectPad } from './fully-conv.js';
 
 export interface TileOptions {
   /** The network's stride multiple M (see `strideMultiple`). */
@@ -70,11 +70,23 @@ export function tilePlan(height: number, width: number, o: TileOptions) {
   const overlap = Math.max(1, Math.round(o.overlap ?? tile / 4));
   const step = Math.floor((tile - overlap) / m) * m;
   if (step < m && (th < py.size || tw < px.size)) {
-    throw new GantryError(`--tile ${tile}: leaves no room to advance with an overlap of ${overlap} px at a stride multiple of ${m} (use a larger tile or a smaller overlap)`);
+    throw new GantryError(
+      `--tile ${tile}: leaves no room to advance with an overlap of ${overlap} px at a stride multiple of ${m} (use a larger tile or a smaller overlap)`,
+    );
   }
   const context = Math.floor(overlap / 4);
   const ramp = Math.max(1, overlap - 2 * context);
-  return { py, px, th, tw, ys: tileOrigins(py.size, th, step), xs: tileOrigins(px.size, tw, step), context, ramp, overlap };
+  return {
+    py,
+    px,
+    th,
+    tw,
+    ys: tileOrigins(py.size, th, step),
+    xs: tileOrigins(px.size, tw, step),
+    context,
+    ramp,
+    overlap,
+  };
 }
 
 /**
@@ -97,7 +109,8 @@ export async function forwardTiled(fn: ImageFn, img: FloatImage, o: TileOptions)
       if (!acc) {
         channels = out.channels;
         acc = new Float32Array(H * W * channels);
-      } else if (out.channels !== channels) throw new Error(`the model returned ${out.channels} channels for one tile and ${channels} for another`);
+      } else if (out.channels !== channels)
+        throw new Error(`the model returned ${out.channels} channels for one tile and ${channels} for another`);
       for (let y = 0; y < p.th; y++) {
         for (let x = 0; x < p.tw; x++) {
           const w = wy[y]! * wx[x]!;
@@ -112,7 +125,9 @@ export async function forwardTiled(fn: ImageFn, img: FloatImage, o: TileOptions)
   }
   for (let i = 0; i < H * W; i++) for (let k = 0; k < channels; k++) acc![i * channels + k]! /= weight[i]!;
   const blended: FloatImage = { data: acc!, height: H, width: W, channels };
-  return H === img.height && W === img.width ? blended : cropFloatImage(blended, p.py.before, p.px.before, img.height, img.width);
+  return H === img.height && W === img.width
+    ? blended
+    : cropFloatImage(blended, p.py.before, p.px.before, img.height, img.width);
 }
 
 /**
@@ -121,7 +136,12 @@ export async function forwardTiled(fn: ImageFn, img: FloatImage, o: TileOptions)
  * pixel count, so this times the padded pixel count estimates a pass at any size; it leaves out the kernels' own
  * scratch memory and the allocator's slack, which the default budget leaves room for.
  */
-export async function measureBytesPerPixel(fn: ImageFn, multiple: number, channels: number, side?: number): Promise<number> {
+export async function measureBytesPerPixel(
+  fn: ImageFn,
+  multiple: number,
+  channels: number,
+  side?: number,
+): Promise<number> {
   const s = side ?? Math.ceil(64 / multiple) * multiple;
   const x = tf.zeros([1, s, s, channels]) as tf.Tensor4D;
   const before = tf.memory().numBytes;

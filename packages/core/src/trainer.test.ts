@@ -122,7 +122,9 @@ describe('train', () => {
     const b = tf.tidy(() => task.nets.generator.predict(z) as tf.Tensor);
     expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
     expect(fs.existsSync(path.join(runDir, 'samples', 'final.png'))).toBe(true);
-    expect(readLossLog(path.join(runDir, 'losses.jsonl')).map((e) => e.step)).toEqual([...Array(12)].map((_, i) => i + 1));
+    expect(readLossLog(path.join(runDir, 'losses.jsonl')).map((e) => e.step)).toEqual(
+      [...Array(12)].map((_, i) => i + 1),
+    );
     tf.dispose([z, a, b]);
     task.dispose();
   });
@@ -140,7 +142,8 @@ describe('train', () => {
     const a = weightsOf(straight);
     const b = weightsOf(second);
     expect(b.length).toBe(a.length);
-    for (let i = 0; i < a.length; i++) for (let j = 0; j < a[i]!.length; j++) expect(b[i]![j]!).toBeCloseTo(a[i]![j]!, 5);
+    for (let i = 0; i < a.length; i++)
+      for (let j = 0; j < a[i]!.length; j++) expect(b[i]![j]!).toBeCloseTo(a[i]![j]!, 5);
     for (const t of [straight, first, second]) t.dispose();
   });
 
@@ -161,11 +164,13 @@ describe('train', () => {
       w.write(tf.fill(w.shape as number[], Number.NaN));
     };
     const a = tinyTask(6);
-    await expect(train(a, { runDir, steps: 6, resume: true, onStep: poisonAt(a, 4) })).rejects.toThrow(/step 5: D loss is NaN/);
-    const b = tinyTask(6);
-    await expect(train(b, { runDir, steps: 6, resume: true, checkpointEvery: 1, onStep: poisonAt(b, 4) })).rejects.toThrow(
-      /step 4: weights contain NaN/,
+    await expect(train(a, { runDir, steps: 6, resume: true, onStep: poisonAt(a, 4) })).rejects.toThrow(
+      /step 5: D loss is NaN/,
     );
+    const b = tinyTask(6);
+    await expect(
+      train(b, { runDir, steps: 6, resume: true, checkpointEvery: 1, onStep: poisonAt(b, 4) }),
+    ).rejects.toThrow(/step 4: weights contain NaN/);
     expect(readCheckpointState(latestCheckpoint(runDir)!).step).toBe(3);
   });
 
@@ -187,7 +192,13 @@ describe('train', () => {
         w.write(tf.fill(w.shape as number[], Number.NaN));
       },
     });
-    expect(lines.some((l) => /step 6: D loss is NaN; rolled back .*step-00000004 \(step 4\) at 1\/2 of the learning rate \(retry 1 of 5\)/.test(l))).toBe(true);
+    expect(
+      lines.some((l) =>
+        /step 6: D loss is NaN; rolled back .*step-00000004 \(step 4\) at 1\/2 of the learning rate \(retry 1 of 5\)/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
     expect(result.step).toBe(8);
     expect(Object.values(result.losses).every(Number.isFinite)).toBe(true);
     expect(readCheckpointState(latestCheckpoint(runDir)!).lrScale).toBe(0.5);
@@ -215,7 +226,9 @@ describe('train', () => {
           w.write(tf.fill(w.shape as number[], Number.NaN));
         },
       }),
-    ).rejects.toThrow(/^step 6: D loss is NaN again after 3 rollbacks to .*step-00000004, the last at 1\/8 of the learning rate; training diverged \(lower --lr\)$/);
+    ).rejects.toThrow(
+      /^step 6: D loss is NaN again after 3 rollbacks to .*step-00000004, the last at 1\/8 of the learning rate; training diverged \(lower --lr\)$/,
+    );
     const rolled = lines.filter((l) => l.includes('rolled back'));
     expect(rolled.map((l) => /at (\S+) of the learning rate/.exec(l)?.[1])).toEqual(['1/2', '1/4', '1/8']);
     // Each retry really ran at a lower rate than the one before.
@@ -224,11 +237,13 @@ describe('train', () => {
     expect(readCheckpointState(latestCheckpoint(runDir)!).step).toBe(4);
   });
 
-  it('refuses to resume from a checkpoint older than the run\'s latest (one history per run directory)', async () => {
+  it("refuses to resume from a checkpoint older than the run's latest (one history per run directory)", async () => {
     const runDir = tmp();
     await train(tinyTask(9), { runDir, steps: 4, checkpointEvery: 2 });
     const older = listCheckpoints(runDir)[0]!;
-    await expect(train(tinyTask(9), { runDir, steps: 6, resume: older })).rejects.toThrow(/step 2 is older than this run's latest checkpoint \(step 4\)/);
+    await expect(train(tinyTask(9), { runDir, steps: 6, resume: older })).rejects.toThrow(
+      /step 2 is older than this run's latest checkpoint \(step 4\)/,
+    );
     expect(listCheckpoints(runDir).map((d) => path.basename(d))).toEqual(['step-00000002', 'step-00000004']);
   });
 });
@@ -242,7 +257,9 @@ describe('generator weight average', () => {
     const after = task.nets.generator.getWeights().map((w) => Array.from(w.dataSync()));
     const ema = task.nets.generator_ema!.getWeights().map((w) => Array.from(w.dataSync()));
     // Step 0: β = min(0.999, 1/10) = 0.1.
-    for (let i = 0; i < ema.length; i++) for (let j = 0; j < ema[i]!.length; j++) expect(ema[i]![j]!).toBeCloseTo(0.1 * before[i]![j]! + 0.9 * after[i]![j]!, 5);
+    for (let i = 0; i < ema.length; i++)
+      for (let j = 0; j < ema[i]!.length; j++)
+        expect(ema[i]![j]!).toBeCloseTo(0.1 * before[i]![j]! + 0.9 * after[i]![j]!, 5);
     expect(after).not.toEqual(before);
   });
 
@@ -266,7 +283,11 @@ describe('R1 penalty (r1Gamma)', () => {
       const task = tinyTask(11, 11, blobs(256), false, r1Gamma);
       const batch = task.nextBatch(step);
       // The penalty at D's weights before the step, as the step computes it.
-      const penalty = r1Penalty((x) => task.nets.discriminator.apply(x, { training: true }) as tf.Tensor, batch.x, 16 * r1Gamma);
+      const penalty = r1Penalty(
+        (x) => task.nets.discriminator.apply(x, { training: true }) as tf.Tensor,
+        batch.x,
+        16 * r1Gamma,
+      );
       const expected = penalty.dataSync()[0]!;
       const losses = task.discriminatorStep(batch, step);
       const d = losses.D!.dataSync()[0]!;

@@ -130,10 +130,23 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
 
   const checkpoint = async (): Promise<string | undefined> => {
     if (!weightsFinite(task.nets)) {
-      throw new GantryError(`step ${step}: weights contain NaN/Inf; not checkpointing (last good checkpoint: ${lastCheckpoint ?? 'none'})`);
+      throw new GantryError(
+        `step ${step}: weights contain NaN/Inf; not checkpointing (last good checkpoint: ${lastCheckpoint ?? 'none'})`,
+      );
     }
-    const state: CheckpointState = { variant: task.variant, step, epoch: Math.floor(step / task.stepsPerEpoch), config: task.config, lrScale };
-    lastCheckpoint = await saveCheckpoint(o.runDir, { state, nets: task.nets, optimizers: task.optimizers, keep: o.keep });
+    const state: CheckpointState = {
+      variant: task.variant,
+      step,
+      epoch: Math.floor(step / task.stepsPerEpoch),
+      config: task.config,
+      lrScale,
+    };
+    lastCheckpoint = await saveCheckpoint(o.runDir, {
+      state,
+      nets: task.nets,
+      optimizers: task.optimizers,
+      keep: o.keep,
+    });
     checkpointedStep = step;
     return lastCheckpoint;
   };
@@ -150,7 +163,9 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
       log(`\ninterrupt (${sig}): saving a checkpoint after this step (Ctrl-C again to quit without saving)`);
     } else if (signals === 2) {
       quit = true;
-      log(`interrupt: quitting after this step without saving (last checkpoint: ${lastCheckpoint ?? 'none'}; Ctrl-C again to kill at once)`);
+      log(
+        `interrupt: quitting after this step without saving (last checkpoint: ${lastCheckpoint ?? 'none'}; Ctrl-C again to kill at once)`,
+      );
     } else {
       // SIGKILL runs no exit handlers, so nothing native is torn down under a running kernel.
       process.kill(process.pid, 'SIGKILL');
@@ -200,7 +215,8 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
   try {
     while (step < stopAt && !interrupted) {
       const epoch = step / task.stepsPerEpoch;
-      for (const [k, opt] of Object.entries(task.optimizers)) setLearningRate(opt, baseLr[k]! * schedule(epoch) * lrScale);
+      for (const [k, opt] of Object.entries(task.optimizers))
+        setLearningRate(opt, baseLr[k]! * schedule(epoch) * lrScale);
 
       // Yield to the event loop once a step, or a Ctrl-C (a macrotask) would wait until the run ends.
       await new Promise((resolve) => setImmediate(resolve));
@@ -293,7 +309,10 @@ export function checkResumePoint(runDir: string, checkpoint: string): void {
   const latest = latestCheckpoint(runDir);
   if (!latest || path.resolve(latest) === path.resolve(checkpoint)) return;
   const stepOf = (d: string) => Number(/step-(\d+)$/.exec(d)?.[1] ?? Number.NaN);
-  if (stepOf(latest) > stepOf(checkpoint) && path.resolve(path.dirname(checkpoint)) === path.resolve(runDir, 'checkpoints')) {
+  if (
+    stepOf(latest) > stepOf(checkpoint) &&
+    path.resolve(path.dirname(checkpoint)) === path.resolve(runDir, 'checkpoints')
+  ) {
     throw new GantryError(
       `--resume ${checkpoint}: step ${stepOf(checkpoint)} is older than this run's latest checkpoint (step ${stepOf(latest)}); a run directory holds one history: resume the run itself (--resume ${runDir}) to continue from step ${stepOf(latest)}`,
     );

@@ -22,7 +22,10 @@ const quiet = { log: () => {} };
 
 function pattern(w: number, h: number, c = 3): RawImage {
   const data = new Uint8Array(w * h * c);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) data[(y * w + x) * c + k] = k === 3 ? (x < w / 2 ? 0 : 255) : 120 + ((x * 3 + y * 5 + k * 40) % 100);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let k = 0; k < c; k++)
+        data[(y * w + x) * c + k] = k === 3 ? (x < w / 2 ? 0 : 255) : 120 + ((x * 3 + y * 5 + k * 40) % 100);
   return { data, width: w, height: h, channels: c };
 }
 const mean = (v: Uint8Array) => v.reduce((s, x) => s + x, 0) / v.length;
@@ -32,7 +35,13 @@ describe('translatePaths', () => {
     const src = join(dir, 'wide.png');
     await writeRawImage(pattern(37, 23), src);
     seen.length = 0;
-    const s = await translatePaths(darken, { input: src, output: join(dir, 'wide-out.jpg'), modelSize: 16, resolution: 'model', ...quiet });
+    const s = await translatePaths(darken, {
+      input: src,
+      output: join(dir, 'wide-out.jpg'),
+      modelSize: 16,
+      resolution: 'model',
+      ...quiet,
+    });
     expect(s.failed).toEqual([]);
     expect(seen).toEqual([[1, 16, 16, 3]]);
     const out = await readImage(join(dir, 'wide-out.jpg'));
@@ -46,7 +55,13 @@ describe('translatePaths', () => {
     const src = join(dir, 'wide.png');
     seen.length = 0;
     const lines: string[] = [];
-    const s = await translatePaths(darken, { input: src, output: join(dir, 'wide-native.png'), modelSize: 16, multiple: 8, log: (l) => lines.push(l) });
+    const s = await translatePaths(darken, {
+      input: src,
+      output: join(dir, 'wide-native.png'),
+      modelSize: 16,
+      multiple: 8,
+      log: (l) => lines.push(l),
+    });
     expect(s.failed).toEqual([]);
     // 37×23 reflect-padded up to multiples of 8, in one pass.
     expect(seen).toEqual([[1, 24, 40, 3]]);
@@ -85,17 +100,34 @@ describe('translatePaths', () => {
     expect(seen.length).toBe(6);
     expect(lines[0]).toContain('structure 0.00; 6 tiles of 32 px');
     expect(lines[1]).toMatch(/tiled\.png: warning: the output keeps little of the input's structure/);
-    await expect(translatePaths(darken, { input: src, output: join(dir, 't.png'), modelSize: 8, tile: 16, tileOverlap: 16, ...quiet })).rejects.toThrow(
-      /--tile-overlap 16: must be smaller than --tile 16/,
-    );
-    await expect(translatePaths(darken, { input: src, output: join(dir, 't.png'), modelSize: 8, tile: -3, ...quiet })).rejects.toThrow(/--tile: expected/);
+    await expect(
+      translatePaths(darken, {
+        input: src,
+        output: join(dir, 't.png'),
+        modelSize: 8,
+        tile: 16,
+        tileOverlap: 16,
+        ...quiet,
+      }),
+    ).rejects.toThrow(/--tile-overlap 16: must be smaller than --tile 16/);
+    await expect(
+      translatePaths(darken, { input: src, output: join(dir, 't.png'), modelSize: 8, tile: -3, ...quiet }),
+    ).rejects.toThrow(/--tile: expected/);
   });
 
   it('honours EXIF orientation (the output is upright, with the displayed size)', async () => {
     const src = join(dir, 'rotated.jpg');
     const p = pattern(40, 20);
-    await sharp(p.data, { raw: { width: 40, height: 20, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toFile(src);
-    const s = await translatePaths(darken, { input: src, output: join(dir, 'rotated-out.png'), modelSize: 8, ...quiet });
+    await sharp(p.data, { raw: { width: 40, height: 20, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toFile(src);
+    const s = await translatePaths(darken, {
+      input: src,
+      output: join(dir, 'rotated-out.png'),
+      modelSize: 8,
+      ...quiet,
+    });
     expect(s.failed).toEqual([]);
     const m = await sharp(join(dir, 'rotated-out.png')).metadata();
     expect([m.width, m.height]).toEqual([20, 40]);
@@ -103,7 +135,10 @@ describe('translatePaths', () => {
 
   it('writes grayscale for grayscale input, and keeps alpha', async () => {
     const gray = join(dir, 'gray.png');
-    await sharp(pattern(30, 20, 1).data, { raw: { width: 30, height: 20, channels: 1 } }).toColourspace('b-w').png().toFile(gray);
+    await sharp(pattern(30, 20, 1).data, { raw: { width: 30, height: 20, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(gray);
     expect((await sharp(gray).metadata()).channels).toBe(1);
     await translatePaths(darken, { input: gray, output: join(dir, 'gray-out.png'), modelSize: 8, ...quiet });
     const gm = await sharp(join(dir, 'gray-out.png')).metadata();
@@ -122,7 +157,9 @@ describe('translatePaths', () => {
   it('reads WebP and writes into an existing folder under the input name', async () => {
     const src = join(dir, 'in.webp');
     const p = pattern(20, 20);
-    await sharp(p.data, { raw: { width: 20, height: 20, channels: 3 } }).webp().toFile(src);
+    await sharp(p.data, { raw: { width: 20, height: 20, channels: 3 } })
+      .webp()
+      .toFile(src);
     const outDir = join(dir, 'out-existing');
     mkdirSync(outDir);
     const s = await translatePaths(darken, { input: src, output: outDir, modelSize: 8, ...quiet });
@@ -134,7 +171,9 @@ describe('translatePaths', () => {
     const txt = join(dir, 'notes.txt');
     writeFileSync(txt, 'hello, not an image');
     const corrupt = join(dir, 'corrupt.jpg');
-    const good = await sharp(pattern(32, 32).data, { raw: { width: 32, height: 32, channels: 3 } }).jpeg().toBuffer();
+    const good = await sharp(pattern(32, 32).data, { raw: { width: 32, height: 32, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     writeFileSync(corrupt, good.subarray(0, good.length / 2));
     const empty = join(dir, 'empty.png');
     writeFileSync(empty, '');
@@ -142,7 +181,12 @@ describe('translatePaths', () => {
     writeFileSync(garbage, Buffer.from('\x89PNG\r\n\x1a\n this is not really a png'));
     for (const f of [txt, corrupt, empty, garbage]) {
       const lines: string[] = [];
-      const err = await translateCommand(darken, { input: f, output: join(dir, 'x.png'), modelSize: 8, log: (l) => lines.push(l) }).catch((e) => e);
+      const err = await translateCommand(darken, {
+        input: f,
+        output: join(dir, 'x.png'),
+        modelSize: 8,
+        log: (l) => lines.push(l),
+      }).catch((e) => e);
       // A single input's failure is the command's own one-line usage error.
       expect(err).toBeInstanceOf(GantryError);
       expect((err as GantryError).exitCode).toBe(2);
@@ -151,23 +195,33 @@ describe('translatePaths', () => {
       expect(lines).toEqual([]);
     }
     expect(readdirSync(dir).filter((n) => n.startsWith('x.png'))).toEqual([]); // nothing written, no temp files
-    await expect(translatePaths(darken, { input: join(dir, 'missing.png'), output: join(dir, 'y.png'), modelSize: 8, ...quiet })).rejects.toThrow(
-      /missing\.png: no such file or folder/,
-    );
+    await expect(
+      translatePaths(darken, { input: join(dir, 'missing.png'), output: join(dir, 'y.png'), modelSize: 8, ...quiet }),
+    ).rejects.toThrow(/missing\.png: no such file or folder/);
   });
 
   it('rejects a bad output extension, a file output for a folder, and overwriting the input', async () => {
     const src = join(dir, 'wide.png');
-    await expect(translatePaths(darken, { input: src, output: join(dir, 'o.gif'), modelSize: 8, ...quiet })).rejects.toThrow(/unsupported output extension/);
+    await expect(
+      translatePaths(darken, { input: src, output: join(dir, 'o.gif'), modelSize: 8, ...quiet }),
+    ).rejects.toThrow(/unsupported output extension/);
     const inDir = join(dir, 'folder-a');
     mkdirSync(inDir, { recursive: true });
     await writeRawImage(pattern(10, 10), join(inDir, 'a.png'));
-    await expect(translatePaths(darken, { input: inDir, output: src, modelSize: 8, ...quiet })).rejects.toThrow(/is a file, but --input is a folder/);
-    await expect(translatePaths(darken, { input: inDir, output: inDir, modelSize: 8, ...quiet })).rejects.toThrow(/input folder/);
-    await expect(translatePaths(darken, { input: src, output: src, modelSize: 8, ...quiet })).rejects.toThrow(/refusing to overwrite the input/);
+    await expect(translatePaths(darken, { input: inDir, output: src, modelSize: 8, ...quiet })).rejects.toThrow(
+      /is a file, but --input is a folder/,
+    );
+    await expect(translatePaths(darken, { input: inDir, output: inDir, modelSize: 8, ...quiet })).rejects.toThrow(
+      /input folder/,
+    );
+    await expect(translatePaths(darken, { input: src, output: src, modelSize: 8, ...quiet })).rejects.toThrow(
+      /refusing to overwrite the input/,
+    );
     const emptyDir = join(dir, 'empty-dir');
     mkdirSync(emptyDir);
-    await expect(translatePaths(darken, { input: emptyDir, output: join(dir, 'e-out'), modelSize: 8, ...quiet })).rejects.toThrow(/no files to translate/);
+    await expect(
+      translatePaths(darken, { input: emptyDir, output: join(dir, 'e-out'), modelSize: 8, ...quiet }),
+    ).rejects.toThrow(/no files to translate/);
   });
 
   it('in folder mode translates the good files, reports each failure and exits non-zero', async () => {
@@ -175,13 +229,20 @@ describe('translatePaths', () => {
     mkdirSync(join(inDir, 'sub'), { recursive: true });
     await writeRawImage(pattern(50, 30), join(inDir, '1.png'));
     await writeRawImage(pattern(20, 40), join(inDir, '2.jpg'));
-    await sharp(pattern(16, 16).data, { raw: { width: 16, height: 16, channels: 3 } }).tiff().toFile(join(inDir, '3.tif'));
+    await sharp(pattern(16, 16).data, { raw: { width: 16, height: 16, channels: 3 } })
+      .tiff()
+      .toFile(join(inDir, '3.tif'));
     writeFileSync(join(inDir, 'bad.png'), 'not a png');
     writeFileSync(join(inDir, 'readme.txt'), 'text');
     writeFileSync(join(inDir, '.DS_Store'), 'junk');
     const outDir = join(dir, 'mixed-out');
     const lines: string[] = [];
-    const err = await translateCommand(darken, { input: inDir, output: outDir, modelSize: 8, log: (l) => lines.push(l) }).catch((e) => e);
+    const err = await translateCommand(darken, {
+      input: inDir,
+      output: outDir,
+      modelSize: 8,
+      log: (l) => lines.push(l),
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(GantryError);
     expect((err as GantryError).exitCode).toBe(1);
     expect((err as Error).message).toBe('2 of 5 files failed: bad.png, readme.txt');
@@ -216,8 +277,15 @@ describe('translatePaths', () => {
     symlinkSync('nowhere.png', join(inDir, 'dangling.png'));
     const outDir = join(dir, 'links-out');
     const lines: string[] = [];
-    const err = await translateCommand(darken, { input: inDir, output: outDir, modelSize: 8, log: (l) => lines.push(l) }).catch((e) => e);
-    expect((err as Error).message).toMatch(/^2 of 3 files failed: (loop\.png, dangling\.png|dangling\.png, loop\.png)$/);
+    const err = await translateCommand(darken, {
+      input: inDir,
+      output: outDir,
+      modelSize: 8,
+      log: (l) => lines.push(l),
+    }).catch((e) => e);
+    expect((err as Error).message).toMatch(
+      /^2 of 3 files failed: (loop\.png, dangling\.png|dangling\.png, loop\.png)$/,
+    );
     expect(readdirSync(outDir)).toEqual(['a.png']);
     expect(lines).toContain(`${join(inDir, 'loop.png')}: cannot read (ELOOP: a symbolic link loop)`);
     expect(lines).toContain(`${join(inDir, 'dangling.png')}: cannot read (ENOENT: a link to nothing)`);
@@ -226,41 +294,73 @@ describe('translatePaths', () => {
   it('refuses inputs over the size limit from their header, before decoding (default and --max-megapixels)', async () => {
     // 16000×16000: an SVG costs a few bytes to write and tens of seconds and gigabytes to rasterise.
     const bomb = join(dir, 'bomb.svg');
-    writeFileSync(bomb, '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000" fill="#888"/></svg>');
-    const t0 = Date.now();
-    await expect(translatePaths(darken, { input: bomb, output: join(dir, 'bomb.png'), modelSize: 8, ...quiet })).rejects.toThrow(
-      /bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/,
+    writeFileSync(
+      bomb,
+      '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000" fill="#888"/></svg>',
     );
+    const t0 = Date.now();
+    await expect(
+      translatePaths(darken, { input: bomb, output: join(dir, 'bomb.png'), modelSize: 8, ...quiet }),
+    ).rejects.toThrow(/bomb\.svg: 16000×16000 is 256\.0 megapixels, over the limit of 50 \(--max-megapixels\)/);
     expect(Date.now() - t0).toBeLessThan(5000);
     const src = join(dir, 'wide.png'); // 37×23
-    await expect(translatePaths(darken, { input: src, output: join(dir, 'mp.png'), modelSize: 8, maxMegapixels: 0.0005, ...quiet })).rejects.toThrow(
-      /wide\.png: 37×23 is 0\.0 megapixels, over the limit of 0\.0005/,
-    );
-    await expect(translatePaths(darken, { input: src, output: join(dir, 'mp.png'), modelSize: 8, maxMegapixels: 0, ...quiet })).rejects.toThrow(
-      /--max-megapixels: expected a positive number, got '0'/,
-    );
+    await expect(
+      translatePaths(darken, {
+        input: src,
+        output: join(dir, 'mp.png'),
+        modelSize: 8,
+        maxMegapixels: 0.0005,
+        ...quiet,
+      }),
+    ).rejects.toThrow(/wide\.png: 37×23 is 0\.0 megapixels, over the limit of 0\.0005/);
+    await expect(
+      translatePaths(darken, { input: src, output: join(dir, 'mp.png'), modelSize: 8, maxMegapixels: 0, ...quiet }),
+    ).rejects.toThrow(/--max-megapixels: expected a positive number, got '0'/);
     expect(readdirSync(dir).filter((n) => n.startsWith('bomb.png') || n.startsWith('mp.png'))).toEqual([]);
   });
 
   it('fails at once for an output under /proc instead of hanging in mkdir (file and folder mode)', async () => {
     const t0 = Date.now();
-    await expect(translatePaths(darken, { input: join(dir, 'wide.png'), output: '/proc/gantry-test/out.png', modelSize: 8, ...quiet })).rejects.toThrow(
-      /\/proc\/gantry-test\/out\.png: cannot write \(ENOENT/,
-    );
+    await expect(
+      translatePaths(darken, {
+        input: join(dir, 'wide.png'),
+        output: '/proc/gantry-test/out.png',
+        modelSize: 8,
+        ...quiet,
+      }),
+    ).rejects.toThrow(/\/proc\/gantry-test\/out\.png: cannot write \(ENOENT/);
     const inDir = join(dir, 'folder-proc');
     mkdirSync(inDir);
     await writeRawImage(pattern(10, 10), join(inDir, 'a.png'));
-    await expect(translatePaths(darken, { input: inDir, output: '/proc/gantry-test/out', modelSize: 8, ...quiet })).rejects.toThrow(
-      /--output \/proc\/gantry-test\/out: cannot create folder \(ENOENT\)/,
-    );
+    await expect(
+      translatePaths(darken, { input: inDir, output: '/proc/gantry-test/out', modelSize: 8, ...quiet }),
+    ).rejects.toThrow(/--output \/proc\/gantry-test\/out: cannot create folder \(ENOENT\)/);
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
   it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
-    await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, ...quiet });
-    await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, resolution: 'model', ...quiet });
-    await translatePaths(darken, { input: join(dir, 'wide.png'), output: join(dir, 'leak.png'), modelSize: 8, multiple: 4, tile: 16, ...quiet });
+    await translatePaths(darken, {
+      input: join(dir, 'wide.png'),
+      output: join(dir, 'leak.png'),
+      modelSize: 8,
+      ...quiet,
+    });
+    await translatePaths(darken, {
+      input: join(dir, 'wide.png'),
+      output: join(dir, 'leak.png'),
+      modelSize: 8,
+      resolution: 'model',
+      ...quiet,
+    });
+    await translatePaths(darken, {
+      input: join(dir, 'wide.png'),
+      output: join(dir, 'leak.png'),
+      modelSize: 8,
+      multiple: 4,
+      tile: 16,
+      ...quiet,
+    });
     expect(tf.memory().numTensors).toBe(before);
     expect((await readFile(join(dir, 'leak.png'))).length).toBeGreaterThan(0);
   });

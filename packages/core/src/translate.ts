@@ -47,10 +47,20 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import type { Options } from 'yargs';
-import { GantryError, check } from './errors.js';
-import { type ImageFormat, type RawImage, decodeImage, encodeImage, formatFromPath, imageToTensor, resizeImage, tensorToImage, atomicWriteAsync } from './image.js';
+import { check, GantryError } from './errors.js';
 import { mkdirp } from './fsutil.js';
 import { type FloatImage, forwardPadded } from './fully-conv.js';
+import {
+  atomicWriteAsync,
+  decodeImage,
+  encodeImage,
+  formatFromPath,
+  type ImageFormat,
+  imageToTensor,
+  type RawImage,
+  resizeImage,
+  tensorToImage,
+} from './image.js';
 import { userPath } from './run.js';
 import { formatStructure, type StructureScore, structureScore } from './structure.js';
 import { forwardTiled, tilePlan } from './tiles.js';
@@ -119,12 +129,18 @@ function logWritten(log: (l: string) => void, src: string, dst: string, r: FileR
 
 /** The yargs options of a translate command (`c.options(translateOptions)`). */
 export const translateOptions = {
-  input: { type: 'string', alias: 'i', demandOption: true, describe: 'an image file (JPEG, PNG, WebP, GIF, TIFF, AVIF; any size) or a folder of them' },
+  input: {
+    type: 'string',
+    alias: 'i',
+    demandOption: true,
+    describe: 'an image file (JPEG, PNG, WebP, GIF, TIFF, AVIF; any size) or a folder of them',
+  },
   output: {
     type: 'string',
     alias: 'o',
     demandOption: true,
-    describe: 'output file (.png, .jpg or .webp) for a single input, or a folder (created if needed; names and formats follow the inputs)',
+    describe:
+      'output file (.png, .jpg or .webp) for a single input, or a folder (created if needed; names and formats follow the inputs)',
   },
   quality: { type: 'number', default: 92, describe: 'JPEG/WebP quality (1-100)' },
   'max-megapixels': {
@@ -136,18 +152,25 @@ export const translateOptions = {
     type: 'string',
     default: 'native',
     choices: ['native', 'model'],
-    describe: "native: run on the photo's own pixels (padded to the network's stride multiple); model: resize to the model's size and back",
+    describe:
+      "native: run on the photo's own pixels (padded to the network's stride multiple); model: resize to the model's size and back",
   },
   tile: {
     type: 'string',
     default: 'auto',
-    describe: 'native resolution: tile side in pixels for photos too large for one pass; auto: tile only above --max-memory; 0: never',
+    describe:
+      'native resolution: tile side in pixels for photos too large for one pass; auto: tile only above --max-memory; 0: never',
   },
   'tile-overlap': { type: 'number', describe: 'overlap of adjacent tiles in pixels (default: a quarter of the tile)' },
-  'max-memory': { type: 'number', describe: 'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1536)' },
+  'max-memory': {
+    type: 'number',
+    describe:
+      'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1536)',
+  },
   eval: {
     type: 'boolean',
-    describe: "batch norm with its running statistics and no dropout (the reference's --eval); --no-eval: the image's own statistics and dropout on, as the reference tests by default",
+    describe:
+      "batch norm with its running statistics and no dropout (the reference's --eval); --no-eval: the image's own statistics and dropout on, as the reference tests by default",
   },
 } satisfies Record<string, Options>;
 
@@ -173,7 +196,11 @@ interface Decoded {
 }
 
 /** Decodes any image sharp reads, upright (EXIF), keeping its alpha and whether it is grayscale. */
-export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3, maxMegapixels = DEFAULT_MAX_MEGAPIXELS): Promise<Decoded> {
+export async function decodeForTranslation(
+  file: string,
+  inChannels: 1 | 3 = 3,
+  maxMegapixels = DEFAULT_MAX_MEGAPIXELS,
+): Promise<Decoded> {
   let buf: Buffer;
   try {
     buf = await fs.promises.readFile(file);
@@ -193,14 +220,25 @@ export async function decodeForTranslation(file: string, inChannels: 1 | 3 = 3, 
   }
   const megapixels = ((meta.width ?? 0) * (meta.height ?? 0)) / 1e6;
   if (megapixels > maxMegapixels) {
-    throw new GantryError(`${file}: ${meta.width}×${meta.height} is ${megapixels.toFixed(1)} megapixels, over the limit of ${maxMegapixels} (--max-megapixels)`);
+    throw new GantryError(
+      `${file}: ${meta.width}×${meta.height} is ${megapixels.toFixed(1)} megapixels, over the limit of ${maxMegapixels} (--max-megapixels)`,
+    );
   }
   const image = await decodeImage(buf, file, { channels: inChannels });
-  const gray = meta.space === 'b-w' || meta.space === 'grey16' || meta.channels === 1 || (meta.channels === 2 && meta.hasAlpha === true);
+  const gray =
+    meta.space === 'b-w' ||
+    meta.space === 'grey16' ||
+    meta.channels === 1 ||
+    (meta.channels === 2 && meta.hasAlpha === true);
   let alpha: Uint8Array | undefined;
   if (meta.hasAlpha) {
     try {
-      const { data, info } = await sharp(buf, { autoOrient: true }).toColourspace('srgb').ensureAlpha().extractChannel(3).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(buf, { autoOrient: true })
+        .toColourspace('srgb')
+        .ensureAlpha()
+        .extractChannel(3)
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
       check(info.width === image.width && info.height === image.height, `${file}: alpha channel size mismatch`);
       alpha = new Uint8Array(data.buffer, data.byteOffset, data.length);
       // Fully opaque alpha is not worth carrying.
@@ -254,22 +292,46 @@ async function encodeOutput(img: RawImage, format: ImageFormat, quality = 92): P
   let p = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 2 } });
   if (format === 'jpeg') p = p.flatten({ background: '#ffffff' });
   p = p.toColourspace('b-w');
-  return format === 'png' ? p.png().toBuffer() : format === 'jpeg' ? p.jpeg({ quality }).toBuffer() : p.webp({ quality }).toBuffer();
+  return format === 'png'
+    ? p.png().toBuffer()
+    : format === 'jpeg'
+      ? p.jpeg({ quality }).toBuffer()
+      : p.webp({ quality }).toBuffer();
 }
 
 /** Argument errors of the native-resolution options, before any work. */
-export function checkNativeOptions(o: Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'>): void {
-  if (o.resolution !== undefined) check(o.resolution === 'native' || o.resolution === 'model', `--resolution: expected native or model, got '${o.resolution}'`);
-  if (o.tile !== undefined && o.tile !== 'auto') check(Number.isInteger(o.tile) && o.tile >= 0, `--tile: expected auto, 0 or a tile side in pixels, got '${o.tile}'`);
-  if (o.tileOverlap !== undefined) check(Number.isInteger(o.tileOverlap) && o.tileOverlap >= 1, `--tile-overlap: expected a positive number of pixels, got '${o.tileOverlap}'`);
-  if (o.maxMemory !== undefined) check(Number.isFinite(o.maxMemory) && o.maxMemory > 0, `--max-memory: expected a positive number of bytes, got '${o.maxMemory}'`);
+export function checkNativeOptions(
+  o: Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'>,
+): void {
+  if (o.resolution !== undefined)
+    check(
+      o.resolution === 'native' || o.resolution === 'model',
+      `--resolution: expected native or model, got '${o.resolution}'`,
+    );
+  if (o.tile !== undefined && o.tile !== 'auto')
+    check(
+      Number.isInteger(o.tile) && o.tile >= 0,
+      `--tile: expected auto, 0 or a tile side in pixels, got '${o.tile}'`,
+    );
+  if (o.tileOverlap !== undefined)
+    check(
+      Number.isInteger(o.tileOverlap) && o.tileOverlap >= 1,
+      `--tile-overlap: expected a positive number of pixels, got '${o.tileOverlap}'`,
+    );
+  if (o.maxMemory !== undefined)
+    check(
+      Number.isFinite(o.maxMemory) && o.maxMemory > 0,
+      `--max-memory: expected a positive number of bytes, got '${o.maxMemory}'`,
+    );
   if (typeof o.tile === 'number' && o.tile > 0 && o.tileOverlap !== undefined) {
     check(o.tileOverlap < o.tile, `--tile-overlap ${o.tileOverlap}: must be smaller than --tile ${o.tile}`);
   }
 }
 
 /** The native-resolution options from parsed flags (--resolution, --tile, --tile-overlap, --max-memory in MB). */
-export function nativeArgs(a: Record<string, unknown>): Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'> {
+export function nativeArgs(
+  a: Record<string, unknown>,
+): Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'> {
   const tileFlag = a.tile as string | number | undefined;
   let tile: number | 'auto' | undefined;
   if (tileFlag !== undefined) {
@@ -278,7 +340,8 @@ export function nativeArgs(a: Record<string, unknown>): Pick<TranslateOptions, '
     check(!Number.isNaN(tile), `--tile: expected auto, 0 or a tile side in pixels, got '${tileFlag}'`);
   }
   const mb = a.maxMemory as number | undefined;
-  if (mb !== undefined) check(Number.isFinite(mb) && mb > 0, `--max-memory: expected a positive number of MB, got '${mb}'`);
+  if (mb !== undefined)
+    check(Number.isFinite(mb) && mb > 0, `--max-memory: expected a positive number of MB, got '${mb}'`);
   const o = {
     resolution: a.resolution as Resolution | undefined,
     tile,
@@ -299,7 +362,11 @@ export function defaultMaxMemory(): number {
 }
 
 /** The tile side for an image (0: one pass), from `tile` and, for 'auto', the memory estimate. */
-export async function chooseTile(width: number, height: number, o: Pick<TranslateOptions, 'tile' | 'maxMemory' | 'bytesPerPixel' | 'multiple'>): Promise<number> {
+export async function chooseTile(
+  width: number,
+  height: number,
+  o: Pick<TranslateOptions, 'tile' | 'maxMemory' | 'bytesPerPixel' | 'multiple'>,
+): Promise<number> {
   const tile = o.tile ?? 'auto';
   if (tile !== 'auto') return tile;
   if (!o.bytesPerPixel) return 0;
@@ -342,7 +409,10 @@ export interface TranslateRun {
 export async function translateImageWith(
   fn: TranslateFn,
   decoded: Decoded,
-  o: Pick<TranslateOptions, 'modelSize' | 'resolution' | 'multiple' | 'tile' | 'tileOverlap' | 'maxMemory' | 'bytesPerPixel'>,
+  o: Pick<
+    TranslateOptions,
+    'modelSize' | 'resolution' | 'multiple' | 'tile' | 'tileOverlap' | 'maxMemory' | 'bytesPerPixel'
+  >,
 ): Promise<{ image: RawImage; run: TranslateRun }> {
   const { image, alpha, gray } = decoded;
   const resolution = o.resolution ?? 'native';
@@ -356,9 +426,19 @@ export async function translateImageWith(
     const tile = await chooseTile(image.width, image.height, o);
     const checked: TranslateFn = async (x) => {
       const y = await fn(x);
-      if (!(y.rank === 4 && y.shape[0] === 1 && y.shape[1] === x.shape[1] && y.shape[2] === x.shape[2] && (y.shape[3] === 1 || y.shape[3] === 3))) {
+      if (
+        !(
+          y.rank === 4 &&
+          y.shape[0] === 1 &&
+          y.shape[1] === x.shape[1] &&
+          y.shape[2] === x.shape[2] &&
+          (y.shape[3] === 1 || y.shape[3] === 3)
+        )
+      ) {
         y.dispose();
-        throw new GantryError(`translate: the model returned shape [${y.shape}] for input [${x.shape}], expected [1, ${x.shape[1]}, ${x.shape[2]}, 1 or 3]`);
+        throw new GantryError(
+          `translate: the model returned shape [${y.shape}] for input [${x.shape}], expected [1, ${x.shape[1]}, ${x.shape[2]}, 1 or 3]`,
+        );
       }
       return y;
     };
@@ -385,7 +465,11 @@ async function translateAtModelSize(fn: TranslateFn, image: RawImage, modelSize:
   try {
     y = await fn(x);
     check(
-      y.rank === 4 && y.shape[0] === 1 && y.shape[1] === modelSize && y.shape[2] === modelSize && (y.shape[3] === 1 || y.shape[3] === 3),
+      y.rank === 4 &&
+        y.shape[0] === 1 &&
+        y.shape[1] === modelSize &&
+        y.shape[2] === modelSize &&
+        (y.shape[3] === 1 || y.shape[3] === 3),
       `translate: the model returned shape [${y.shape}], expected [1, ${modelSize}, ${modelSize}, 1 or 3]`,
     );
     out = await tensorToImage(y);
@@ -411,7 +495,12 @@ export interface FileReport {
 
 function describeFile(r: FileReport): { text: string; warning?: string } {
   const s = formatStructure(r.structure);
-  const how = r.run.resolution === 'model' ? 'model resolution' : r.run.tiles > 1 ? `${r.run.tiles} tiles of ${r.run.tile} px` : '';
+  const how =
+    r.run.resolution === 'model'
+      ? 'model resolution'
+      : r.run.tiles > 1
+        ? `${r.run.tiles} tiles of ${r.run.tile} px`
+        : '';
   return { text: how ? `${s.text}; ${how}` : s.text, warning: s.warning };
 }
 
@@ -439,10 +528,17 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
   const log = o.log ?? ((l: string) => console.error(l));
   check(Number.isInteger(o.modelSize) && o.modelSize >= 1, `translate: bad model size ${o.modelSize}`);
   if (o.maxMegapixels !== undefined) {
-    check(Number.isFinite(o.maxMegapixels) && o.maxMegapixels > 0, `--max-megapixels: expected a positive number, got '${o.maxMegapixels}'`);
+    check(
+      Number.isFinite(o.maxMegapixels) && o.maxMegapixels > 0,
+      `--max-megapixels: expected a positive number, got '${o.maxMegapixels}'`,
+    );
   }
   checkNativeOptions(o);
-  if (o.quality !== undefined) check(Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100, `--quality: expected an integer in 1..100, got '${o.quality}'`);
+  if (o.quality !== undefined)
+    check(
+      Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100,
+      `--quality: expected an integer in 1..100, got '${o.quality}'`,
+    );
   const input = userPath(o.input);
   const output = userPath(o.output);
   const st = fs.statSync(input, { throwIfNoEntry: false });
@@ -474,7 +570,8 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
     if (outSt?.isDirectory()) dst = path.join(output, outputNameFor(path.basename(input)));
     else formatFromPath(output); // a bad output extension is an argument error, before any work
     // One file: its error is the command's error (one line, exit 2), not a per-file report.
-    if (path.resolve(input) === path.resolve(dst)) throw new GantryError(`${o.input}: refusing to overwrite the input (choose another --output)`);
+    if (path.resolve(input) === path.resolve(dst))
+      throw new GantryError(`${o.input}: refusing to overwrite the input (choose another --output)`);
     let r: FileReport;
     try {
       r = await translateFile(fn, input, dst, o);
@@ -489,13 +586,19 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
     return summary;
   }
 
-  if (outSt && !outSt.isDirectory()) throw new GantryError(`--output ${o.output}: is a file, but --input is a folder (expected an output folder)`);
-  if (path.resolve(input) === path.resolve(output)) throw new GantryError(`--output ${o.output}: is the input folder; choose another folder so the inputs are not overwritten`);
+  if (outSt && !outSt.isDirectory())
+    throw new GantryError(`--output ${o.output}: is a file, but --input is a folder (expected an output folder)`);
+  if (path.resolve(input) === path.resolve(output))
+    throw new GantryError(
+      `--output ${o.output}: is the input folder; choose another folder so the inputs are not overwritten`,
+    );
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(input, { withFileTypes: true });
   } catch (e) {
-    throw new GantryError(`--input ${o.input}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
+    throw new GantryError(
+      `--input ${o.input}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`,
+    );
   }
   const collator = new Intl.Collator('en', { numeric: true });
   const files: string[] = [];
@@ -529,7 +632,9 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
   try {
     mkdirp(output);
   } catch (e) {
-    throw new GantryError(`--output ${o.output}: cannot create folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
+    throw new GantryError(
+      `--output ${o.output}: cannot create folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`,
+    );
   }
   const taken = new Map<string, string>();
   for (const name of files) {

@@ -40,11 +40,17 @@ describe('flags', () => {
   it('take the value given, then the fallbacks in order, then the default', () => {
     expect(readFlags(specs, {})).toEqual({ width: 8, mode: undefined, rate: undefined });
     expect(readFlags(specs, { width: 3 }, { width: 5, mode: 'b' })).toEqual({ width: 3, mode: 'b', rate: undefined });
-    expect(readFlags(specs, {}, { rate: 0.5 }, { rate: 0.9, width: 2 })).toEqual({ width: 2, mode: undefined, rate: 0.5 });
+    expect(readFlags(specs, {}, { rate: 0.5 }, { rate: 0.9, width: 2 })).toEqual({
+      width: 2,
+      mode: undefined,
+      rate: 0.5,
+    });
   });
 
   it('check every value with a one-line error naming the flag', () => {
-    expect(() => readFlags(specs, { width: 'abc' })).toThrow(new GantryError("--width: expected a positive integer, got 'abc'"));
+    expect(() => readFlags(specs, { width: 'abc' })).toThrow(
+      new GantryError("--width: expected a positive integer, got 'abc'"),
+    );
     expect(() => readFlags(specs, { mode: 'c' })).toThrow(/--mode: expected one of a, b, got 'c'/);
     expect(() => readFlags(specs, { rate: 1 })).toThrow(/--rate: expected a number in \[0, 1\), got '1'/);
   });
@@ -72,7 +78,10 @@ describe('flags', () => {
 });
 
 /** A sixth variant in one definition: a dense G and D on random 8×8 images. */
-const toyFlags = { latentDim: flag.positiveInt('size of z', { default: 4 }), width: flag.positiveInt('hidden units', { deprecated: ['hidden'] }) };
+const toyFlags = {
+  latentDim: flag.positiveInt('size of z', { default: 4 }),
+  width: flag.positiveInt('hidden units', { deprecated: ['hidden'] }),
+};
 interface ToyConfig {
   latentDim: number;
   width: number;
@@ -83,8 +92,28 @@ const toy: VariantDefinition<typeof toyFlags, ToyConfig, { length: number; unit:
   trainDescribe: 'random 8×8 images',
   flags: toyFlags,
   presets: {
-    small: { describe: 'width 4', width: 4, constantEpochs: 1, decayEpochs: 1, batchSize: 4, lr: 1e-3, loss: 'bce', sampleEvery: 0, checkpointEvery: 2 },
-    wide: { describe: 'width 16', width: 16, constantEpochs: 2, decayEpochs: 0, batchSize: 8, lr: 1e-3, loss: 'lsgan', sampleEvery: 0, checkpointEvery: 0 },
+    small: {
+      describe: 'width 4',
+      width: 4,
+      constantEpochs: 1,
+      decayEpochs: 1,
+      batchSize: 4,
+      lr: 1e-3,
+      loss: 'bce',
+      sampleEvery: 0,
+      checkpointEvery: 2,
+    },
+    wide: {
+      describe: 'width 16',
+      width: 16,
+      constantEpochs: 2,
+      decayEpochs: 0,
+      batchSize: 8,
+      lr: 1e-3,
+      loss: 'lsgan',
+      sampleEvery: 0,
+      checkpointEvery: 0,
+    },
   },
   config: (v) => ({ latentDim: v.latentDim, width: v.width }),
   mustMatch: ['latentDim', 'width'],
@@ -107,7 +136,10 @@ const toy: VariantDefinition<typeof toyFlags, ToyConfig, { length: number; unit:
       beta1: t.beta1,
       seed: t.seed,
       batchSize: t.batchSize,
-      data: { count: 16, batch: (idx) => ({ x: tf.randomUniform([idx.length, 8, 8, 1], -1, 1), y: tf.zeros([idx.length], 'int32') }) },
+      data: {
+        count: 16,
+        batch: (idx) => ({ x: tf.randomUniform([idx.length, 8, 8, 1], -1, 1), y: tf.zeros([idx.length], 'int32') }),
+      },
       config: t.checkpointConfig,
       mustMatch: t.mustMatch,
     });
@@ -122,7 +154,10 @@ async function run(...argv: string[]): Promise<string> {
   console.log = (...a: unknown[]) => out.push(a.join(' '));
   console.error = (...a: unknown[]) => out.push(a.join(' '));
   try {
-    await variantCommands(toy, argv)(
+    await variantCommands(
+      toy,
+      argv,
+    )(
       yargs(argv)
         .option('backend', { type: 'string' })
         .strict()
@@ -144,8 +179,13 @@ describe('a variant definition', () => {
     const wide = resolveTrainValues(toy, { preset: 'wide', latentDim: 2 });
     expect(wide.config).toEqual({ latentDim: 2, width: 16 });
     expect([wide.train.batchSize, wide.train.loss]).toEqual([8, 'lsgan']);
-    expect(resolveTrainValues(toy, { width: 7 }, { width: 9, latentDim: 3 }).config).toEqual({ latentDim: 3, width: 7 });
-    expect(() => resolveTrainValues(toy, { preset: 'huge' })).toThrow(/--preset: unknown preset 'huge' \(expected small or wide\)/);
+    expect(resolveTrainValues(toy, { width: 7 }, { width: 9, latentDim: 3 }).config).toEqual({
+      latentDim: 3,
+      width: 7,
+    });
+    expect(() => resolveTrainValues(toy, { preset: 'huge' })).toThrow(
+      /--preset: unknown preset 'huge' \(expected small or wide\)/,
+    );
   });
 
   it('becomes train, resume, generate, export and runs commands', async () => {
@@ -164,19 +204,30 @@ describe('a variant definition', () => {
     const samples = path.join(tmp, 'samples');
     expect(await run('generate', '--count', '7', '--out', samples)).toContain('wrote 7 images');
     expect(fs.readdirSync(samples).sort()).toEqual([...Array.from({ length: 7 }, (_, i) => `000${i}.png`), 'grid.png']);
-    await expect(run('generate', '--label', '3', '--out', samples)).rejects.toThrow(/--label: .* is not a conditional model/);
+    await expect(run('generate', '--label', '3', '--out', samples)).rejects.toThrow(
+      /--label: .* is not a conditional model/,
+    );
 
     const web = path.join(tmp, 'web');
     await run('export', '--out', web);
-    expect(JSON.parse(fs.readFileSync(path.join(web, 'metadata.json'), 'utf8'))).toMatchObject({ variant: 'toy', kind: 'latent', latentDim: 4, imageSize: 8 });
+    expect(JSON.parse(fs.readFileSync(path.join(web, 'metadata.json'), 'utf8'))).toMatchObject({
+      variant: 'toy',
+      kind: 'latent',
+      latentDim: 4,
+      imageSize: 8,
+    });
     expect(await run('runs')).toMatch(/toy/);
   });
 
   it('refuses a bad flag before any work, and a deprecated name still works with a warning', async () => {
-    await expect(run('train', '--width', '0', '--out', path.join(tmp, 'bad'))).rejects.toThrow(/--width: expected a positive integer, got '0'/);
+    await expect(run('train', '--width', '0', '--out', path.join(tmp, 'bad'))).rejects.toThrow(
+      /--width: expected a positive integer, got '0'/,
+    );
     expect(fs.existsSync(path.join(tmp, 'bad'))).toBe(false);
     const old = path.join(tmp, 'runs', 'toy', 'old-name');
-    expect(await run('train', '--steps', '1', '--hidden', '5', '--out', old, '--no-progress')).toContain('warning: --hidden is deprecated; use --width');
+    expect(await run('train', '--steps', '1', '--hidden', '5', '--out', old, '--no-progress')).toContain(
+      'warning: --hidden is deprecated; use --width',
+    );
     expect(readRunInfo(old).args).toMatchObject({ width: 5 });
   });
 });

@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { Argv, Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from './backend/index.js';
@@ -17,26 +17,42 @@ import { latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from '.
 import { resolveCheckpoint, resolveResume, runCli, runTraining, type TrainSettings, translateFromArgs } from './cli.js';
 import { GantryError } from './errors.js';
 import { exportModels, saveEvaluation } from './export.js';
-import { deprecatedFlagsUsed, type Flag, MAX_BATCH_SIZE, MAX_GENERATE_COUNT, type FlagSpecs, type FlagValues, flag, kebab, readFlags, yargsOptions } from './flags.js';
+import {
+  deprecatedFlagsUsed,
+  type Flag,
+  type FlagSpecs,
+  type FlagValues,
+  flag,
+  kebab,
+  MAX_BATCH_SIZE,
+  MAX_GENERATE_COUNT,
+  readFlags,
+  yargsOptions,
+} from './flags.js';
+import { imageTranslator } from './fully-conv.js';
 import { writeLatentSamples } from './generate.js';
+import { type ArchKey, initArchitecture, initWeights, openInitSource } from './init-from.js';
 import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './losses.js';
 import { listRuns, runsTable } from './report/runs.js';
 import { readRunInfo, runsRoot, userPath } from './run.js';
 import { decayOverLast } from './schedules.js';
 import type { GanTask } from './trainer.js';
-import { imageTranslator } from './fully-conv.js';
-import { type ArchKey, initArchitecture, initWeights, openInitSource } from './init-from.js';
 import { translateOptions } from './translate.js';
 
 /** Flags every command of every app has. */
 export const COMMON_FLAGS = {
-  backend: flag.string('compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)', { transient: true }),
+  backend: flag.string(
+    'compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)',
+    { transient: true },
+  ),
 };
 
 /** Flags of every `train` command. Those without a default take the preset's value. */
 export const TRAIN_FLAGS = {
-  preset: flag.string('defaults for the flags below (see the variant\'s presets)'),
-  epochs: flag.positiveNumber('training epochs in all, fractions allowed (the last --decay-epochs of them decay the LR)'),
+  preset: flag.string("defaults for the flags below (see the variant's presets)"),
+  epochs: flag.positiveNumber(
+    'training epochs in all, fractions allowed (the last --decay-epochs of them decay the LR)',
+  ),
   decayEpochs: flag.nonNegativeNumber('epochs of linear LR decay to zero at the end of the training', {
     deprecated: ['epochs-decay'],
   }),
@@ -48,13 +64,19 @@ export const TRAIN_FLAGS = {
   seed: flag.nonNegativeInt('random seed (weights, noise, data order)', { default: 42 }),
   out: flag.string('run directory (default: runs/<variant>/<time>)', { transient: true }),
   resume: flag.string('resume a run: a run directory, a checkpoint, or "latest"', { transient: true }),
-  initFrom: flag.string('fine-tune: start from the networks of a checkpoint, run or imported model (architecture from it; optimizers fresh, step 0)'),
+  initFrom: flag.string(
+    'fine-tune: start from the networks of a checkpoint, run or imported model (architecture from it; optimizers fresh, step 0)',
+  ),
   sampleEvery: flag.nonNegativeInt('write a sample image every N steps (0: only at the end)'),
   checkpointEvery: flag.nonNegativeInt('checkpoint every N steps (0: only at the end)'),
   keep: flag.nonNegativeInt('keep the last K checkpoints (0: all)', { default: 3 }),
-  nanPolicy: flag.choice(['stop', 'rollback'] as const, 'on a NaN/Inf loss: stop, or roll back to the last checkpoint with half the LR', {
-    default: 'stop',
-  }),
+  nanPolicy: flag.choice(
+    ['stop', 'rollback'] as const,
+    'on a NaN/Inf loss: stop, or roll back to the last checkpoint with half the LR',
+    {
+      default: 'stop',
+    },
+  ),
   progress: flag.boolean('show a progress bar', { default: true, transient: true }),
 };
 
@@ -132,10 +154,19 @@ export interface EvaluateCommand<C, E extends FlagSpecs> {
   describe: string;
   flags: E;
   /** Computes, prints and returns the figures (core saves them as evaluation.json). */
-  run(trained: Trained<C>, values: FlagValues<E>, tools: { loadTrained(checkpoint: string | undefined): Promise<Trained<C>> }): Promise<Record<string, unknown>>;
+  run(
+    trained: Trained<C>,
+    values: FlagValues<E>,
+    tools: { loadTrained(checkpoint: string | undefined): Promise<Trained<C>> },
+  ): Promise<Record<string, unknown>>;
 }
 
-export interface VariantDefinition<F extends FlagSpecs, C extends object, D extends VariantData, E extends FlagSpecs = FlagSpecs> {
+export interface VariantDefinition<
+  F extends FlagSpecs,
+  C extends object,
+  D extends VariantData,
+  E extends FlagSpecs = FlagSpecs,
+> {
   /** Package, app and checkpoint name. */
   name: string;
   /** What it is, with its paper: the first line of `--help`. */
@@ -181,7 +212,9 @@ export type AnyVariant = VariantDefinition<any, any, any, any>;
 function savedValues(runDir: string): Record<string, unknown> {
   if (!fs.existsSync(path.join(runDir, 'run.json'))) return {};
   const info = readRunInfo(runDir);
-  return info.args && typeof info.args === 'object' ? migrateKeys(info.variant, info.args as Record<string, unknown>) : {};
+  return info.args && typeof info.args === 'object'
+    ? migrateKeys(info.variant, info.args as Record<string, unknown>)
+    : {};
 }
 
 function withoutTransient(specs: FlagSpecs, values: Record<string, unknown>): Record<string, unknown> {
@@ -189,10 +222,14 @@ function withoutTransient(specs: FlagSpecs, values: Record<string, unknown>): Re
 }
 
 /** Loads the trained model of `def` at `--checkpoint` (or the latest suitable run). */
-export async function loadTrained<C extends object>(def: TrainedOf<C>, checkpointArg: string | undefined): Promise<Trained<C>> {
+export async function loadTrained<C extends object>(
+  def: TrainedOf<C>,
+  checkpointArg: string | undefined,
+): Promise<Trained<C>> {
   const checkpoint = checkpointArg ? resolveCheckpoint(def.name, checkpointArg) : defaultCheckpoint(def);
   const state = readCheckpointState(checkpoint);
-  if (state.variant !== def.name) throw new GantryError(`--checkpoint ${checkpoint}: a ${state.variant} checkpoint, expected ${def.name}`);
+  if (state.variant !== def.name)
+    throw new GantryError(`--checkpoint ${checkpoint}: a ${state.variant} checkpoint, expected ${def.name}`);
   const config = state.config as C;
   const load = (net: string) => loadModel(path.join(checkpoint, net));
   const names = def.preferNets ?? ['generator'];
@@ -241,10 +278,14 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   const merged: Record<string, unknown> = { ...saved };
   for (const [k, v] of Object.entries(given)) if (v !== undefined) merged[k] = v;
   // --init-from: the source's architecture under the flags given (a resumed run has its weights already).
-  const initFrom = typeof given.initFrom === 'string' && given.resume === undefined ? openInitSource(def.name, given.initFrom) : undefined;
+  const initFrom =
+    typeof given.initFrom === 'string' && given.resume === undefined
+      ? openInitSource(def.name, given.initFrom)
+      : undefined;
   if (initFrom) {
     const keys = def.architecture ?? def.mustMatch.map((key) => ({ key, flag: kebab(key) }));
-    for (const [k, v] of Object.entries(initArchitecture(initFrom, keys, merged))) if (merged[k] === undefined) merged[k] = v;
+    for (const [k, v] of Object.entries(initArchitecture(initFrom, keys, merged)))
+      if (merged[k] === undefined) merged[k] = v;
   }
   const presetName = typeof merged.preset === 'string' ? merged.preset : presetNames[0]!;
   const preset = def.presets[presetName];
@@ -265,7 +306,8 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
   const backendOf = (a: Record<string, unknown>) => valuesOf(COMMON_FLAGS, a).backend;
 
   const train = async (a: Record<string, unknown>) => {
-    for (const d of deprecatedFlagsUsed(trainSpecs, argv)) log(`warning: --${d.used} is deprecated; use --${d.instead}`);
+    for (const d of deprecatedFlagsUsed(trainSpecs, argv))
+      log(`warning: --${d.used} is deprecated; use --${d.instead}`);
     const resume = valuesOf(TRAIN_FLAGS, a).resume;
     const saved = resume !== undefined ? savedValues(resolveResume(def.name, resume).runDir) : {};
     const { presetName, preset, train: t, values, config, initFrom } = resolveTrainValues(def, a, saved);
@@ -292,7 +334,12 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           loss: adversarialLoss(settings.loss),
           seed: settings.seed,
           batchSize: settings.batchSize,
-          checkpointConfig: { ...config, ...(data.root ? { data: data.root } : {}), loss: settings.loss, batchSize: settings.batchSize },
+          checkpointConfig: {
+            ...config,
+            ...(data.root ? { data: data.root } : {}),
+            loss: settings.loss,
+            batchSize: settings.batchSize,
+          },
           mustMatch: [...def.mustMatch],
           log,
         });
@@ -303,7 +350,9 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     });
   };
 
-  const checkpointFlag = { checkpoint: flag.string(`run or checkpoint directory (default: the latest ${def.name} run)`, { transient: true }) };
+  const checkpointFlag = {
+    checkpoint: flag.string(`run or checkpoint directory (default: the latest ${def.name} run)`, { transient: true }),
+  };
   const load = (checkpoint: string | undefined) => loadTrained<C>(def, checkpoint);
 
   return (y: Argv) => {
@@ -328,7 +377,12 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     const inference = def.inference;
     if (inference.kind === 'latent') {
       const generateFlags = {
-        count: flag.positiveIntUpTo('images to write (per label for a conditional model)', MAX_GENERATE_COUNT, 'one PNG file each', { default: 64 }),
+        count: flag.positiveIntUpTo(
+          'images to write (per label for a conditional model)',
+          MAX_GENERATE_COUNT,
+          'one PNG file each',
+          { default: 64 },
+        ),
         out: flag.string('output directory', { default: 'samples' }),
         seed: flag.nonNegativeInt('noise seed (same seed, same images)', { default: 0 }),
         ...checkpointFlag,
@@ -344,7 +398,8 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           const trained = await load(v.checkpoint);
           const generator = await trained.loadGenerator();
           const classes = inference.classNames?.(trained.config);
-          if (v.label !== undefined && !classes) throw new GantryError(`--label: ${trained.checkpoint} is not a conditional model`);
+          if (v.label !== undefined && !classes)
+            throw new GantryError(`--label: ${trained.checkpoint} is not a conditional model`);
           const written = await writeLatentSamples(generator, {
             out: userPath(v.out!),
             count: v.count,
@@ -360,7 +415,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
       const twoWay = (c: C) => inference.generators(c).BtoA !== undefined;
       const translateFlags = {
         ...checkpointFlag,
-        direction: flag.choice(['AtoB', 'BtoA'] as const, 'AtoB: the A → B generator, BtoA: B → A (two-generator models)', { default: 'AtoB' }),
+        direction: flag.choice(
+          ['AtoB', 'BtoA'] as const,
+          'AtoB: the A → B generator, BtoA: B → A (two-generator models)',
+          { default: 'AtoB' },
+        ),
       };
       out = out.command(
         'translate',
@@ -371,16 +430,29 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           await translateFromArgs(a, backendOf(a), async ({ evalMode }) => {
             const trained = await load(v.checkpoint);
             const nets = inference.generators(trained.config);
-            if (v.direction === 'BtoA' && !twoWay(trained.config)) throw new GantryError(`--direction BtoA: ${trained.checkpoint} has one generator (A → B)`);
-            const t = await imageTranslator(await trained.load(v.direction === 'BtoA' ? nets.BtoA! : nets.AtoB), evalMode);
-            return { fn: t.fn, multiple: t.multiple, modelSize: inference.cropSize(trained.config), inChannels: inference.channels(trained.config) };
+            if (v.direction === 'BtoA' && !twoWay(trained.config))
+              throw new GantryError(`--direction BtoA: ${trained.checkpoint} has one generator (A → B)`);
+            const t = await imageTranslator(
+              await trained.load(v.direction === 'BtoA' ? nets.BtoA! : nets.AtoB),
+              evalMode,
+            );
+            return {
+              fn: t.fn,
+              multiple: t.multiple,
+              modelSize: inference.cropSize(trained.config),
+              inChannels: inference.channels(trained.config),
+            };
           });
         },
       );
     }
     if (def.evaluate) {
       const ev = def.evaluate;
-      const evaluateFlags = { ...checkpointFlag, json: flag.string('also write the figures as JSON to this file', { transient: true }), ...ev.flags };
+      const evaluateFlags = {
+        ...checkpointFlag,
+        json: flag.string('also write the figures as JSON to this file', { transient: true }),
+        ...ev.flags,
+      };
       out = out.command(
         'evaluate',
         ev.describe,
@@ -419,15 +491,19 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           const common = { variant: def.name, checkpoint: trained.checkpoint };
           if (inference.kind === 'latent') {
             const classes = inference.classNames?.(c);
-            await exportModels(dir, { '': await trained.loadGenerator() }, {
-              ...common,
-              kind: 'latent',
-              imageSize: inference.imageSize(c),
-              channels: inference.channels(c),
-              latentDim: inference.latentDim(c),
-              labels: classes ?? null,
-              normalisation: 'tanh: pixel = (value + 1) * 127.5',
-            });
+            await exportModels(
+              dir,
+              { '': await trained.loadGenerator() },
+              {
+                ...common,
+                kind: 'latent',
+                imageSize: inference.imageSize(c),
+                channels: inference.channels(c),
+                latentDim: inference.latentDim(c),
+                labels: classes ?? null,
+                normalisation: 'tanh: pixel = (value + 1) * 127.5',
+              },
+            );
           } else {
             const nets = inference.generators(c);
             const models: Record<string, tf.LayersModel> = nets.BtoA
@@ -441,10 +517,13 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
               ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
               ...inference.metadata?.(c),
               normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
-              inference: "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
+              inference:
+                "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
             });
           }
-          console.log(`exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`);
+          console.log(
+            `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
+          );
         },
       )
       .command(
@@ -454,7 +533,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         () => {
           const root = runsRoot();
           const rows = listRuns(root, def.name);
-          console.log(rows.length ? runsTable(rows) : `no ${def.name} runs in ${root} (train one: pnpm --filter ${def.name} train)`);
+          console.log(
+            rows.length
+              ? runsTable(rows)
+              : `no ${def.name} runs in ${root} (train one: pnpm --filter ${def.name} train)`,
+          );
         },
       );
   };

@@ -1,9 +1,23 @@
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, GantryError, initBackend, initWeights, listCheckpoints, loadModel, openInitSource, optimize, readCheckpointState, resolveTrainValues, runVariant, seedWeights, train } from '@gantry/core';
+import {
+  adversarialLoss,
+  GantryError,
+  initBackend,
+  initWeights,
+  listCheckpoints,
+  loadModel,
+  openInitSource,
+  optimize,
+  readCheckpointState,
+  resolveTrainValues,
+  runVariant,
+  seedWeights,
+  train,
+} from '@gantry/core';
 import { UnalignedDataset, writeUnalignedDataset } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan } from './evaluate.js';
@@ -60,12 +74,25 @@ describe('cycle and identity losses', () => {
 describe('schedule and settings', () => {
   it('takes explicit flags over a resumed run, and that over the preset', () => {
     const cpu = resolveTrainValues(cyclegan, { preset: 'cpu' });
-    expect(cpu.config).toMatchObject({ cropSize: 128, ngf: 16, ndf: 16, blocks: 6, generator: 'resnet', dLayers: 3, norm: 'instance', loadSize: 143 });
+    expect(cpu.config).toMatchObject({
+      cropSize: 128,
+      ngf: 16,
+      ndf: 16,
+      blocks: 6,
+      generator: 'resnet',
+      dLayers: 3,
+      norm: 'instance',
+      loadSize: 143,
+    });
     expect([cpu.config.lambdaCycle, cpu.config.lambdaIdentity, cpu.config.poolSize]).toEqual([10, 0.5, 50]);
     const paper = resolveTrainValues(cyclegan, { preset: 'paper' });
     expect(paper.config).toMatchObject({ cropSize: 256, ngf: 64, ndf: 64, blocks: 9, loadSize: 286 });
     expect(paper.preset.constantEpochs + paper.preset.decayEpochs).toBe(200);
-    const resumed = resolveTrainValues(cyclegan, { preset: 'cpu', ngf: 8 }, { cropSize: 64, ngf: 32, blocks: 9, loadSize: 70, epochs: 3 });
+    const resumed = resolveTrainValues(
+      cyclegan,
+      { preset: 'cpu', ngf: 8 },
+      { cropSize: 64, ngf: 32, blocks: 9, loadSize: 70, epochs: 3 },
+    );
     expect(resumed.config).toMatchObject({ cropSize: 64, ngf: 8, blocks: 9, loadSize: 70 });
     expect(resumed.train.epochs).toBe(3);
   });
@@ -85,7 +112,9 @@ describe('schedule and settings', () => {
 describe('scene statistics', () => {
   it('has 25 documented features that tell dark from bright images', () => {
     const black = tf.fill([1, 16, 16, 3], -1) as tf.Tensor4D;
-    const warm = tf.tidy(() => tf.concat([tf.fill([1, 16, 16, 1], 1), tf.fill([1, 16, 16, 1], 0.6), tf.fill([1, 16, 16, 1], -0.6)], 3)) as tf.Tensor4D;
+    const warm = tf.tidy(() =>
+      tf.concat([tf.fill([1, 16, 16, 1], 1), tf.fill([1, 16, 16, 1], 0.6), tf.fill([1, 16, 16, 1], -0.6)], 3),
+    ) as tf.Tensor4D;
     const f = sceneStatistics(tf.concat([black, warm]) as tf.Tensor4D);
     expect(f.length).toBe(2 * SCENE_STAT_DIM);
     const [b, w] = [f.slice(0, SCENE_STAT_DIM), f.slice(SCENE_STAT_DIM)];
@@ -105,9 +134,17 @@ describe('training', () => {
       seedWeights(1);
       return new CycleGanTask({
         config,
-        nets: { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B'), D_A: buildDiscriminator(config, 'D_A'), D_B: buildDiscriminator(config, 'D_B') },
+        nets: {
+          G_A: buildGenerator(config, 'G_A'),
+          G_B: buildGenerator(config, 'G_B'),
+          D_A: buildDiscriminator(config, 'D_A'),
+          D_B: buildDiscriminator(config, 'D_B'),
+        },
         data: trainSet,
-        samples: { a: await loadImageFiles(trainSet.filesA.slice(0, 2), 32), b: await loadImageFiles(trainSet.filesB.slice(0, 2), 32) },
+        samples: {
+          a: await loadImageFiles(trainSet.filesA.slice(0, 2), 32),
+          b: await loadImageFiles(trainSet.filesB.slice(0, 2), 32),
+        },
         loss: adversarialLoss('lsgan'),
         lr: 2e-4,
         beta1: 0.5,
@@ -141,7 +178,15 @@ describe('training', () => {
     // The pools (2 images each) are full after two steps; from then on the tensor count must not grow.
     expect(new Set(tensors.slice(2)).size).toBe(1);
     const ckpt = listCheckpoints(runDir).at(-1)!;
-    for (const f of ['G_A/model.json', 'G_B/weights.bin', 'D_A/model.json', 'D_B/weights.bin', 'optim-G.bin', 'optim-D.bin']) expect(fs.existsSync(path.join(ckpt, f))).toBe(true);
+    for (const f of [
+      'G_A/model.json',
+      'G_B/weights.bin',
+      'D_A/model.json',
+      'D_B/weights.bin',
+      'optim-G.bin',
+      'optim-D.bin',
+    ])
+      expect(fs.existsSync(path.join(ckpt, f))).toBe(true);
     expect(readCheckpointState(ckpt)).toMatchObject({ variant: 'cyclegan', step: 6 });
     expect(fs.readdirSync(path.join(runDir, 'samples'))).toEqual(['step-00000003.png', 'step-00000006.png']);
     const grid = task.sampleGrid();
@@ -168,10 +213,23 @@ describe('generator step', () => {
     const trainSet = await UnalignedDataset.open(data, { cropSize: 32, loadSize: 36 });
     const make = async () => {
       seedWeights(5);
-      const nets = { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B'), D_A: buildDiscriminator(config, 'D_A'), D_B: buildDiscriminator(config, 'D_B') };
+      const nets = {
+        G_A: buildGenerator(config, 'G_A'),
+        G_B: buildGenerator(config, 'G_B'),
+        D_A: buildDiscriminator(config, 'D_A'),
+        D_B: buildDiscriminator(config, 'D_B'),
+      };
       const samples = { a: tf.zeros([1, 32, 32, 3]) as tf.Tensor4D, b: tf.zeros([1, 32, 32, 3]) as tf.Tensor4D };
       const o = { loss: adversarialLoss('lsgan'), lr: 1e-3, beta1: 0.5, seed: 1, batchSize: 1 };
-      return new CycleGanTask({ config: { ...config, poolSize: 0 }, nets, data: trainSet, samples, ...o, checkpointConfig: {}, mustMatch: [] });
+      return new CycleGanTask({
+        config: { ...config, poolSize: 0 },
+        nets,
+        data: trainSet,
+        samples,
+        ...o,
+        checkpointConfig: {},
+        mustMatch: [],
+      });
     };
     const split = await make();
     const whole = await make();
@@ -219,8 +277,33 @@ describe('train --init-from', () => {
     const quiet = vi.spyOn(console, 'error').mockImplementation(() => {});
     try {
       const src = path.join(tmp, 'init-src');
-      const tiny = ['--data', data, '--crop-size', '32', '--no-progress', '--backend', 'wasm', '--lambda-identity', '0'];
-      await runVariant(cyclegan, ['train', ...tiny, '--ngf', '4', '--ndf', '4', '--blocks', '1', '--d-layers', '2', '--steps', '1', '--out', src]);
+      const tiny = [
+        '--data',
+        data,
+        '--crop-size',
+        '32',
+        '--no-progress',
+        '--backend',
+        'wasm',
+        '--lambda-identity',
+        '0',
+      ];
+      await runVariant(cyclegan, [
+        'train',
+        ...tiny,
+        '--ngf',
+        '4',
+        '--ndf',
+        '4',
+        '--blocks',
+        '1',
+        '--d-layers',
+        '2',
+        '--steps',
+        '1',
+        '--out',
+        src,
+      ]);
       // An imported published model holds one generator: G_A alone, in the checkpoint layout.
       const ckpt = listCheckpoints(src).at(-1)!;
       const imported = path.join(tmp, 'imported');
@@ -232,7 +315,8 @@ describe('train --init-from', () => {
       seedWeights(9);
       const nets = { G_A: buildGenerator(config, 'G_A'), G_B: buildGenerator(config, 'G_B') };
       const saved = await loadModel(path.join(imported, 'G_A'));
-      const same = (m: tf.LayersModel) => m.getWeights().every((w, i) => tf.tidy(() => tf.all(tf.equal(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
+      const same = (m: tf.LayersModel) =>
+        m.getWeights().every((w, i) => tf.tidy(() => tf.all(tf.equal(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
       expect(same(nets.G_A)).toBe(false);
       expect(initWeights(source, nets, () => {})).toEqual(['G_A']);
       expect(same(nets.G_A)).toBe(true);
@@ -278,15 +362,33 @@ describe('CLI errors', () => {
   }
 
   it('reports bad flags in one line with exit code 2', async () => {
-    expect(await cli('train', '--bogus', '1')).toMatchObject({ code: 2, error: expect.stringMatching(/^cyclegan: error: .*bogus/) });
-    expect(await cli('train', '--ngf', '0')).toMatchObject({ code: 2, error: expect.stringContaining('--ngf: expected a positive integer') });
-    expect(await cli('train', '--crop-size', '30', '--data', data)).toMatchObject({ code: 2, error: expect.stringContaining('multiple of 4') });
-    expect(await cli('translate', '--direction', 'sideways', '-i', 'x', '-o', 'y')).toMatchObject({ code: 2, error: expect.stringContaining('direction') });
+    expect(await cli('train', '--bogus', '1')).toMatchObject({
+      code: 2,
+      error: expect.stringMatching(/^cyclegan: error: .*bogus/),
+    });
+    expect(await cli('train', '--ngf', '0')).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('--ngf: expected a positive integer'),
+    });
+    expect(await cli('train', '--crop-size', '30', '--data', data)).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('multiple of 4'),
+    });
+    expect(await cli('translate', '--direction', 'sideways', '-i', 'x', '-o', 'y')).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('direction'),
+    });
   });
 
   it('names a missing dataset, input or model', async () => {
-    expect(await cli('train', '--data', path.join(tmp, 'nope'), '--crop-size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('dataset folder not found') });
-    expect(await cli('train', '--data', path.join(data, 'trainA'), '--crop-size', '32')).toMatchObject({ code: 2, error: expect.stringContaining('folder not found') });
+    expect(await cli('train', '--data', path.join(tmp, 'nope'), '--crop-size', '32')).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('dataset folder not found'),
+    });
+    expect(await cli('train', '--data', path.join(data, 'trainA'), '--crop-size', '32')).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('folder not found'),
+    });
     expect(await cli('translate', '-i', path.join(tmp, 'missing.png'), '-o', path.join(tmp, 'out.png'))).toMatchObject({
       code: 2,
       error: expect.stringContaining('no such file or folder'),
@@ -296,9 +398,17 @@ describe('CLI errors', () => {
       code: 2,
       error: expect.stringContaining('no trained cyclegan model found'),
     });
-    expect(await cli('evaluate')).toMatchObject({ code: 2, error: expect.stringContaining('no trained cyclegan model found') });
-    expect(await cli('train', '--resume', 'latest')).toMatchObject({ code: 2, error: expect.stringMatching(/--resume latest: no such run/) });
-    expect(await cli('train', '--data', data, '--init-from', path.join(tmp, 'init-src'), '--ngf', '8', '--steps', '1')).toMatchObject({
+    expect(await cli('evaluate')).toMatchObject({
+      code: 2,
+      error: expect.stringContaining('no trained cyclegan model found'),
+    });
+    expect(await cli('train', '--resume', 'latest')).toMatchObject({
+      code: 2,
+      error: expect.stringMatching(/--resume latest: no such run/),
+    });
+    expect(
+      await cli('train', '--data', data, '--init-from', path.join(tmp, 'init-src'), '--ngf', '8', '--steps', '1'),
+    ).toMatchObject({
       code: 2,
       error: expect.stringMatching(/--ngf 8: contradicts --init-from .*whose ngf is 4/),
     });

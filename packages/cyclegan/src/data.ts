@@ -1,17 +1,26 @@
 /** Loading whole images for samples and evaluation (training batches come from @gantry/datasets' UnalignedDataset). */
 import * as path from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
 import { GantryError, imagesToTensor, readImage, resizeImage } from '@gantry/core';
 import { ensureSceneDataset, isDir, UnalignedDataset } from '@gantry/datasets';
+import type * as tf from '@tensorflow/tfjs';
 
 /** Reads `files`, resized (bicubic, whole image, no crop) to size×size, as [N, size, size, C] in [-1, 1]. */
-export async function loadImageFiles(files: readonly string[], size: number, channels: 1 | 3 = 3): Promise<tf.Tensor4D> {
+export async function loadImageFiles(
+  files: readonly string[],
+  size: number,
+  channels: 1 | 3 = 3,
+): Promise<tf.Tensor4D> {
   const imgs = await Promise.all(files.map(async (f) => resizeImage(await readImage(f, { channels }), size, size)));
   return imagesToTensor(imgs) as tf.Tensor4D;
 }
 
 /** The test split of an unaligned dataset (testA/testB), whole images at `size`; at most `limit` per domain. */
-export async function loadTestSplit(root: string, size: number, channels: 1 | 3 = 3, limit = Number.POSITIVE_INFINITY): Promise<{ a: tf.Tensor4D; b: tf.Tensor4D; root: string }> {
+export async function loadTestSplit(
+  root: string,
+  size: number,
+  channels: 1 | 3 = 3,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<{ a: tf.Tensor4D; b: tf.Tensor4D; root: string }> {
   if (!(await isDir(path.join(root, 'testA'))) || !(await isDir(path.join(root, 'testB')))) {
     throw new GantryError(`${root}: no test split (expected ${root}/testA and ${root}/testB)`);
   }

@@ -3,8 +3,9 @@
  * distance (features.ts) between translated images and real images of the target domain, next to the same
  * distance for the untranslated source images as the reference (what "doing nothing" scores).
  */
-import * as tf from '@tensorflow/tfjs';
+
 import { frechetDistance, meanL1, psnr } from '@gantry/core';
+import * as tf from '@tensorflow/tfjs';
 import { SCENE_STAT_DIM, sceneStatistics } from './features.js';
 
 export interface DirectionFigures {
@@ -48,7 +49,12 @@ function direction(g: tf.LayersModel, f: tf.LayersModel, source: tf.Tensor4D, ta
 }
 
 /** Evaluates G_A: A→B and G_B: B→A on test images of A and B ([N, S, S, 3] in [-1, 1]). */
-export function evaluateCycleGan(G_A: tf.LayersModel, G_B: tf.LayersModel, testA: tf.Tensor4D, testB: tf.Tensor4D): CycleGanEvaluation {
+export function evaluateCycleGan(
+  G_A: tf.LayersModel,
+  G_B: tf.LayersModel,
+  testA: tf.Tensor4D,
+  testB: tf.Tensor4D,
+): CycleGanEvaluation {
   return {
     images: { A: testA.shape[0], B: testB.shape[0] },
     AtoB: direction(G_A, G_B, testA, testB),
@@ -65,7 +71,11 @@ export function formatEvaluation(e: CycleGanEvaluation, names: { A: string; B: s
   const few = Math.min(e.images.A, e.images.B) <= SCENE_STAT_DIM;
   return [
     `test images: ${e.images.A} ${names.A}, ${e.images.B} ${names.B}; distance = Fréchet distance of ${SCENE_STAT_DIM} scene statistics (lower is closer)`,
-    ...(few ? [`note: ${SCENE_STAT_DIM} statistics from ${Math.min(e.images.A, e.images.B)} images give a rank-deficient covariance; the distances are rough`] : []),
+    ...(few
+      ? [
+          `note: ${SCENE_STAT_DIM} statistics from ${Math.min(e.images.A, e.images.B)} images give a rank-deficient covariance; the distances are rough`,
+        ]
+      : []),
     line(e.AtoB, names.A, names.B),
     line(e.BtoA, names.B, names.A),
   ].join('\n');

@@ -14,8 +14,9 @@
  * This is a "scene statistics Fréchet distance", not FID: it says whether translated images have the target
  * domain's brightness layout, colours, lit windows and texture, not whether their fine detail is realistic.
  */
-import * as tf from '@tensorflow/tfjs';
+
 import { check } from '@gantry/core';
+import * as tf from '@tensorflow/tfjs';
 
 export const SCENE_STAT_NAMES: readonly string[] = [
   ...Array.from({ length: 16 }, (_, i) => `lum[${Math.floor(i / 4)},${i % 4}]`),
@@ -45,8 +46,12 @@ export function sceneStatistics(images: tf.Tensor4D): Float32Array {
     const frac = (mask: tf.Tensor) => tf.reshape(tf.mean(tf.cast(mask, 'float32'), [1, 2, 3]), [n, 1]);
     const warm = frac(tf.logicalAnd(tf.greater(lum, 0.6), tf.greater(tf.sub(r, b), 0.15)));
     const dark = frac(tf.less(lum, 0.2));
-    const dx = tf.abs(tf.sub(tf.slice(lum, [0, 0, 1, 0], [-1, -1, -1, -1]), tf.slice(lum, [0, 0, 0, 0], [-1, -1, 63, -1])));
-    const dy = tf.abs(tf.sub(tf.slice(lum, [0, 1, 0, 0], [-1, -1, -1, -1]), tf.slice(lum, [0, 0, 0, 0], [-1, 63, -1, -1])));
+    const dx = tf.abs(
+      tf.sub(tf.slice(lum, [0, 0, 1, 0], [-1, -1, -1, -1]), tf.slice(lum, [0, 0, 0, 0], [-1, -1, 63, -1])),
+    );
+    const dy = tf.abs(
+      tf.sub(tf.slice(lum, [0, 1, 0, 0], [-1, -1, -1, -1]), tf.slice(lum, [0, 0, 0, 0], [-1, 63, -1, -1])),
+    );
     const edges = tf.reshape(tf.add(tf.mean(dx, [1, 2, 3]), tf.mean(dy, [1, 2, 3])), [n, 1]);
     return tf.concat([grid, mean, std, warm, dark, edges], 1).dataSync() as Float32Array;
   });

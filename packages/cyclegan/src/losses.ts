@@ -1,6 +1,7 @@
 /** CycleGAN's non-adversarial terms, built on core's L1. Inputs are image batches in [-1, 1]. */
-import * as tf from '@tensorflow/tfjs';
+
 import { l1 } from '@gantry/core';
+import * as tf from '@tensorflow/tfjs';
 
 /** Cycle consistency λ·‖F(G(x)) − x‖₁ (mean absolute error), for one direction. */
 export function cycleLoss(real: tf.Tensor, reconstructed: tf.Tensor, lambda: number): tf.Scalar {

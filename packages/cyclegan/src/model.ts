@@ -3,8 +3,9 @@
  * (ResNet with reflection padding and instance norm, or a U-Net) and two PatchGAN discriminators, D_A judging
  * domain B (real B vs G_A's fakes) and D_B judging domain A — the reference implementation's naming.
  */
-import type * as tf from '@tensorflow/tfjs';
+
 import { GantryError, type Norm, patchDiscriminator, resnetGenerator, unetGenerator } from '@gantry/core';
+import type * as tf from '@tensorflow/tfjs';
 
 export type GeneratorKind = 'resnet' | 'unet';
 
@@ -33,7 +34,16 @@ export interface CycleGanConfig {
 }
 
 /** Config keys a checkpoint must share with the networks it is restored into. */
-export const MUST_MATCH: readonly (keyof CycleGanConfig)[] = ['cropSize', 'channels', 'generator', 'blocks', 'ngf', 'ndf', 'dLayers', 'norm'];
+export const MUST_MATCH: readonly (keyof CycleGanConfig)[] = [
+  'cropSize',
+  'channels',
+  'generator',
+  'blocks',
+  'ngf',
+  'ndf',
+  'dLayers',
+  'norm',
+];
 
 /** The reference's load size for a crop size: 286 for 256, scaled for other sizes. */
 export function defaultLoadSize(size: number): number {
@@ -48,19 +58,47 @@ export function unetDowns(size: number): number {
 }
 
 export function checkConfig(c: CycleGanConfig): void {
-  if (c.generator === 'resnet' && c.cropSize % 4 !== 0) throw new GantryError(`--crop-size ${c.cropSize}: the ResNet generator needs a multiple of 4`);
-  if (c.generator === 'unet' && unetDowns(c.cropSize) < 5) throw new GantryError(`--crop-size ${c.cropSize}: the U-Net generator needs a multiple of 32`);
-  if (c.cropSize < 2 ** (c.dLayers + 1)) throw new GantryError(`--crop-size ${c.cropSize}: too small for a ${c.dLayers}-layer PatchGAN`);
-  if (c.loadSize < c.cropSize) throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
+  if (c.generator === 'resnet' && c.cropSize % 4 !== 0)
+    throw new GantryError(`--crop-size ${c.cropSize}: the ResNet generator needs a multiple of 4`);
+  if (c.generator === 'unet' && unetDowns(c.cropSize) < 5)
+    throw new GantryError(`--crop-size ${c.cropSize}: the U-Net generator needs a multiple of 32`);
+  if (c.cropSize < 2 ** (c.dLayers + 1))
+    throw new GantryError(`--crop-size ${c.cropSize}: too small for a ${c.dLayers}-layer PatchGAN`);
+  if (c.loadSize < c.cropSize)
+    throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
 }
 
 export function buildGenerator(c: CycleGanConfig, name: string): tf.LayersModel {
   if (c.generator === 'unet') {
-    return unetGenerator({ size: c.cropSize, inChannels: c.channels, outChannels: c.channels, numDowns: unetDowns(c.cropSize), ngf: c.ngf, norm: c.norm, dropout: false, name });
+    return unetGenerator({
+      size: c.cropSize,
+      inChannels: c.channels,
+      outChannels: c.channels,
+      numDowns: unetDowns(c.cropSize),
+      ngf: c.ngf,
+      norm: c.norm,
+      dropout: false,
+      name,
+    });
   }
-  return resnetGenerator({ size: c.cropSize, inChannels: c.channels, outChannels: c.channels, ngf: c.ngf, blocks: c.blocks, norm: c.norm, name });
+  return resnetGenerator({
+    size: c.cropSize,
+    inChannels: c.channels,
+    outChannels: c.channels,
+    ngf: c.ngf,
+    blocks: c.blocks,
+    norm: c.norm,
+    name,
+  });
 }
 
 export function buildDiscriminator(c: CycleGanConfig, name: string): tf.LayersModel {
-  return patchDiscriminator({ size: c.cropSize, inChannels: c.channels, ndf: c.ndf, layers: c.dLayers, norm: c.norm, name });
+  return patchDiscriminator({
+    size: c.cropSize,
+    inChannels: c.channels,
+    ndf: c.ndf,
+    layers: c.dLayers,
+    norm: c.norm,
+    name,
+  });
 }

@@ -8,9 +8,23 @@
  * reference updates G first and then D with the same (pre-update) fakes; either way D learns on fakes of the
  * pre-update generators, and the pool mixes in older fakes anyway.
  */
-import * as tf from '@tensorflow/tfjs';
-import { type AdversarialLoss, adam, type GanTask, gradientPenalty, ImagePool, type Losses, mixSeed, mulberry32, optimize, permutation, saveImageGrid, trainableVariables } from '@gantry/core';
+
+import {
+  type AdversarialLoss,
+  adam,
+  type GanTask,
+  gradientPenalty,
+  ImagePool,
+  type Losses,
+  mixSeed,
+  mulberry32,
+  optimize,
+  permutation,
+  saveImageGrid,
+  trainableVariables,
+} from '@gantry/core';
 import type { UnalignedDataset } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import { cycleLoss, identityLoss } from './losses.js';
 import type { CycleGanConfig } from './model.js';
 
@@ -75,7 +89,10 @@ export class CycleGanTask implements GanTask<Batch> {
       this.order = { epoch, perm: permutation(this.o.data.length, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
     }
     const start = (step % this.stepsPerEpoch) * this.o.batchSize;
-    const { a, b } = await this.o.data.batch(this.order.perm.subarray(start, start + this.o.batchSize), mulberry32(mixSeed(this.o.seed, step, 12)));
+    const { a, b } = await this.o.data.batch(
+      this.order.perm.subarray(start, start + this.o.batchSize),
+      mulberry32(mixSeed(this.o.seed, step, 12)),
+    );
     return { a: a as tf.Tensor4D, b: b as tf.Tensor4D };
   }
 
@@ -146,7 +163,10 @@ export class CycleGanTask implements GanTask<Batch> {
     ] as const) {
       part([G, F], () => {
         const fake = this.g(G, x);
-        return { [adv]: this.o.loss.generator(D.apply(fake, { training: true }) as tf.Tensor), cycle: cycleLoss(x, this.g(F, fake), lambda) };
+        return {
+          [adv]: this.o.loss.generator(D.apply(fake, { training: true }) as tf.Tensor),
+          cycle: cycleLoss(x, this.g(F, fake), lambda),
+        };
       });
       // F maps into x's domain, so F(x) should leave x unchanged.
       if (idtWeight > 0) part([F], () => ({ idt: identityLoss(x, this.g(F, x), lambda, idtWeight) }));

@@ -5,16 +5,26 @@
  * Paper ↔ code names, as in the reference implementation: G (A → B) is G_A, F (B → A) is G_B; D_Y, judging
  * domain B, is D_A; D_X, judging domain A, is D_B.
  */
-import * as tf from '@tensorflow/tfjs';
-import { flag, GantryError, NORMS, type VariantData, type VariantDefinition, userPath } from '@gantry/core';
+
+import { flag, GantryError, NORMS, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
 import { importTorchCliOptions, importTorchFromArgs, UnalignedDataset } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
-import { buildDiscriminator, buildGenerator, type CycleGanConfig, checkConfig, defaultLoadSize, MUST_MATCH } from './model.js';
+import {
+  buildDiscriminator,
+  buildGenerator,
+  type CycleGanConfig,
+  checkConfig,
+  defaultLoadSize,
+  MUST_MATCH,
+} from './model.js';
 import { CycleGanTask } from './task.js';
 
 const flags = {
-  cropSize: flag.positiveInt('image size the networks work at (random crops of the loaded images)', { deprecated: ['size'] }),
+  cropSize: flag.positiveInt('image size the networks work at (random crops of the loaded images)', {
+    deprecated: ['size'],
+  }),
   loadSize: flag.positiveInt('resize to this before the random crop (default: crop size × 286/256)'),
   flip: flag.boolean('random horizontal flips', { default: true }),
   generator: flag.choice(['resnet', 'unet'] as const, 'generator architecture', { default: 'resnet' }),
@@ -152,7 +162,8 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
   commands: [
     {
       name: 'import-torch',
-      describe: 'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
+      describe:
+        'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
       options: importTorchCliOptions('cyclegan'),
       run: (a) => importTorchFromArgs('cyclegan', a),
     },
@@ -169,7 +180,9 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
       const test = await loadTestSplit(root, config.cropSize, config.channels, v.limit ?? Number.POSITIVE_INFINITY);
       const figures = evaluateCycleGan(G_A, G_B, test.a, test.b);
       tf.dispose([test.a, test.b]);
-      console.log(`cyclegan ${checkpoint}\ndata: ${root}\n${formatEvaluation(figures, config.domains ?? { A: 'A', B: 'B' })}`);
+      console.log(
+        `cyclegan ${checkpoint}\ndata: ${root}\n${formatEvaluation(figures, config.domains ?? { A: 'A', B: 'B' })}`,
+      );
       return { data: root, ...figures };
     },
   },

@@ -4,9 +4,10 @@
  * 128 (three, four or five from 4×4: at 64×64 the paper's four stride-2 stages). Width doubles per level towards
  * the 4×4 end, in both networks.
  */
-import * as tf from '@tensorflow/tfjs';
+
 import { convBlock, deconvBlock, denseBlock, flag, MAX_LATENT_DIM } from '@gantry/core';
 import { IMAGE_FOLDER_FLAGS, type MnistGanConfig, mnistVariant } from '@gantry/mnist';
+import * as tf from '@tensorflow/tfjs';
 
 export interface DcganConfig extends MnistGanConfig {
   /** Generator width: filters of its last hidden layer (doubled per level towards z). */
@@ -24,7 +25,8 @@ export function buildGenerator(c: DcganConfig): tf.LayersModel {
   const z = tf.input({ shape: [c.latentDim] });
   let x = denseBlock(z, base * base * c.ngf * 2 ** (n - 1), 'relu', 'batch');
   x = tf.layers.reshape({ targetShape: [base, base, c.ngf * 2 ** (n - 1)] }).apply(x) as tf.SymbolicTensor;
-  for (let level = n - 2; level >= 0; level--) x = deconvBlock(x, { filters: c.ngf * 2 ** level, norm: 'batch', act: 'relu' });
+  for (let level = n - 2; level >= 0; level--)
+    x = deconvBlock(x, { filters: c.ngf * 2 ** level, norm: 'batch', act: 'relu' });
   const image = deconvBlock(x, { filters: c.channels ?? 1, bias: true, act: 'tanh' });
   return tf.model({ inputs: z, outputs: image, name: 'dcgan_generator' });
 }
@@ -33,7 +35,8 @@ export function buildDiscriminator(c: DcganConfig): tf.LayersModel {
   const image = tf.input({ shape: [c.imageSize, c.imageSize, c.channels ?? 1] });
   // No batch norm on D's first layer, as in the paper.
   let x = convBlock(image, { filters: c.ndf, act: 'leaky' });
-  for (let level = 1; level < levels(c.imageSize); level++) x = convBlock(x, { filters: c.ndf * 2 ** level, norm: 'batch', act: 'leaky' });
+  for (let level = 1; level < levels(c.imageSize); level++)
+    x = convBlock(x, { filters: c.ndf * 2 ** level, norm: 'batch', act: 'leaky' });
   x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
   const score = denseBlock(x, 1, 'none');
   return tf.model({ inputs: image, outputs: score, name: 'dcgan_discriminator' });

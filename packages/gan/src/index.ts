@@ -2,9 +2,10 @@
  * The original GAN (Goodfellow et al. 2014) as a multilayer perceptron on 28×28 MNIST digits,
  * with the non-saturating G loss and the layer sizes of the PyTorch-GAN re-implementation.
  */
-import * as tf from '@tensorflow/tfjs';
+
 import { activation, denseBlock, flag, MAX_LATENT_DIM } from '@gantry/core';
 import { type MnistGanConfig, mnistVariant } from '@gantry/mnist';
+import * as tf from '@tensorflow/tfjs';
 
 export interface GanConfig extends MnistGanConfig {
   imageSize: 28;

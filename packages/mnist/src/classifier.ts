@@ -4,10 +4,24 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { adam, atomicWrite, convBlock, denseBlock, dropout, loadModel, mixSeed, mulberry32, optimize, permutation, runsRoot, saveModel, seedWeights } from '@gantry/core';
+import {
+  adam,
+  atomicWrite,
+  convBlock,
+  denseBlock,
+  dropout,
+  loadModel,
+  mixSeed,
+  mulberry32,
+  optimize,
+  permutation,
+  runsRoot,
+  saveModel,
+  seedWeights,
+} from '@gantry/core';
 import type { MnistData } from '@gantry/datasets';
 import { mnistBatch } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 
 export const FEATURE_DIM = 128;
 const CLASSIFIER_EPOCHS = 3;
@@ -35,7 +49,10 @@ export function classifierDir(): string {
 }
 
 /** Trains the classifier on the training split (cross-entropy, Adam 1e-3). */
-export function trainClassifier(train: MnistData, o: { epochs: number; batchSize?: number; seed?: number; log?: (l: string) => void }): tf.LayersModel {
+export function trainClassifier(
+  train: MnistData,
+  o: { epochs: number; batchSize?: number; seed?: number; log?: (l: string) => void },
+): tf.LayersModel {
   const seed = o.seed ?? 1;
   seedWeights(seed);
   const model = buildClassifier();
@@ -57,7 +74,8 @@ export function trainClassifier(train: MnistData, o: { epochs: number; batchSize
         },
         'loss',
       );
-      if (s % 100 === 0) o.log?.(`classifier: epoch ${epoch + 1} step ${s}/${steps} loss ${losses.loss!.dataSync()[0]!.toFixed(4)}`);
+      if (s % 100 === 0)
+        o.log?.(`classifier: epoch ${epoch + 1} step ${s}/${steps} loss ${losses.loss!.dataSync()[0]!.toFixed(4)}`);
       tf.dispose([x, y, losses]);
     }
   }
@@ -66,7 +84,11 @@ export function trainClassifier(train: MnistData, o: { epochs: number; batchSize
 }
 
 /** Features [N, 128] and predicted classes [N] of images in [-1, 1], in batches. */
-export function classify(model: tf.LayersModel, images: tf.Tensor4D, batchSize = 500): { features: Float32Array; predictions: Int32Array } {
+export function classify(
+  model: tf.LayersModel,
+  images: tf.Tensor4D,
+  batchSize = 500,
+): { features: Float32Array; predictions: Int32Array } {
   const n = images.shape[0];
   const features = new Float32Array(n * FEATURE_DIM);
   const predictions = new Int32Array(n);
@@ -100,7 +122,10 @@ export async function loadOrTrainClassifier(
   }
   log('training the MNIST evaluation classifier (once; cached in runs/.classifier)');
   const model = trainClassifier(await data.train(), { epochs: CLASSIFIER_EPOCHS, log });
-  const { x, y } = mnistBatch(data.test, Int32Array.from({ length: data.test.count }, (_, i) => i));
+  const { x, y } = mnistBatch(
+    data.test,
+    Int32Array.from({ length: data.test.count }, (_, i) => i),
+  );
   const { predictions } = classify(model, x);
   const info: ClassifierInfo = { testAccuracy: accuracy(predictions, y.dataSync()), epochs: CLASSIFIER_EPOCHS };
   tf.dispose([x, y]);

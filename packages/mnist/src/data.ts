@@ -1,6 +1,6 @@
-import * as tf from '@tensorflow/tfjs';
 import type { LabelledImages } from '@gantry/core';
 import { loadMnist, type MnistData, mnistBatch } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 
 export type MnistImageSize = 28 | 32;
 

@@ -1,7 +1,8 @@
 /** Quality figures for generated MNIST digits, next to the same figures for real digits. */
-import * as tf from '@tensorflow/tfjs';
+
 import { frechetDistance, meanPairwiseDistance } from '@gantry/core';
 import { type MnistData, mnistBatch } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import { accuracy, classify, FEATURE_DIM } from './classifier.js';
 
 export interface ClassFigures {
@@ -28,20 +29,33 @@ function to28(images: tf.Tensor4D): tf.Tensor4D {
   return s === 28 ? images : (tf.slice(images, [0, (s - 28) / 2, (s - 28) / 2, 0], [-1, 28, 28, -1]) as tf.Tensor4D);
 }
 
-function figures(classifier: tf.LayersModel, images: tf.Tensor4D, requested: Int32Array | undefined, reference: Float32Array): EvaluationFigures {
+function figures(
+  classifier: tf.LayersModel,
+  images: tf.Tensor4D,
+  requested: Int32Array | undefined,
+  reference: Float32Array,
+): EvaluationFigures {
   const cropped = to28(images);
   const { features, predictions } = classify(classifier, cropped);
   if (cropped !== images) cropped.dispose();
   const perClass: ClassFigures[] = [];
   for (let label = 0; label < 10; label++) {
     // Diversity within a class is measured on the samples that were asked for (or classified as) that class.
-    const members = [...predictions.keys()].filter((i) => (requested ? requested[i] : predictions[i]) === label).slice(0, 300);
+    const members = [...predictions.keys()]
+      .filter((i) => (requested ? requested[i] : predictions[i]) === label)
+      .slice(0, 300);
     const feats = new Float32Array(members.length * FEATURE_DIM);
-    for (const [k, i] of members.entries()) feats.set(features.subarray(i * FEATURE_DIM, (i + 1) * FEATURE_DIM), k * FEATURE_DIM);
+    for (const [k, i] of members.entries())
+      feats.set(features.subarray(i * FEATURE_DIM, (i + 1) * FEATURE_DIM), k * FEATURE_DIM);
     const asked = requested ? [...requested.keys()].filter((i) => requested[i] === label) : [];
     perClass.push({
       label,
-      accuracy: requested ? accuracy(Int32Array.from(asked.map((i) => predictions[i]!)), asked.map(() => label)) : undefined,
+      accuracy: requested
+        ? accuracy(
+            Int32Array.from(asked.map((i) => predictions[i]!)),
+            asked.map(() => label),
+          )
+        : undefined,
       share: predictions.filter((p) => p === label).length / predictions.length,
       diversity: meanPairwiseDistance(feats, FEATURE_DIM),
     });
@@ -58,14 +72,22 @@ function figures(classifier: tf.LayersModel, images: tf.Tensor4D, requested: Int
 
 /** Test-set features: the reference distribution every Fréchet distance here is measured against. */
 export function referenceFeatures(classifier: tf.LayersModel, test: MnistData): Float32Array {
-  const { x, y } = mnistBatch(test, Int32Array.from({ length: test.count }, (_, i) => i));
+  const { x, y } = mnistBatch(
+    test,
+    Int32Array.from({ length: test.count }, (_, i) => i),
+  );
   const { features } = classify(classifier, x);
   tf.dispose([x, y]);
   return features;
 }
 
 /** Figures for real training digits against the test set: what a perfect generator would score. */
-export function evaluateReal(classifier: tf.LayersModel, train: MnistData, reference: Float32Array, count: number): EvaluationFigures {
+export function evaluateReal(
+  classifier: tf.LayersModel,
+  train: MnistData,
+  reference: Float32Array,
+  count: number,
+): EvaluationFigures {
   const idx = Int32Array.from({ length: Math.min(count, train.count) }, (_, i) => i);
   const { x, y } = mnistBatch(train, idx);
   const out = figures(classifier, x, y.dataSync() as Int32Array, reference);
@@ -74,7 +96,12 @@ export function evaluateReal(classifier: tf.LayersModel, train: MnistData, refer
 }
 
 /** Figures for generated images; `labels` are the requested classes for a conditional model. */
-export function evaluateGenerated(classifier: tf.LayersModel, images: tf.Tensor4D, labels: Int32Array | undefined, reference: Float32Array): EvaluationFigures {
+export function evaluateGenerated(
+  classifier: tf.LayersModel,
+  images: tf.Tensor4D,
+  labels: Int32Array | undefined,
+  reference: Float32Array,
+): EvaluationFigures {
   return figures(classifier, images, labels, reference);
 }
 
@@ -89,9 +116,16 @@ export function formatEvaluation(gen: EvaluationFigures, real: EvaluationFigures
     const g = gen.perClass[c]!;
     const r = real.perClass[c]!;
     const col = conditional ? `${pct(g.accuracy)} / ${pct(r.accuracy)}` : `${pct(g.share)} / ${pct(r.share)}`;
-    lines.push(`  ${c}   | ${col.padEnd(conditional ? 32 : 29)} | ${g.diversity.toFixed(2)} / ${r.diversity.toFixed(2)}`);
+    lines.push(
+      `  ${c}   | ${col.padEnd(conditional ? 32 : 29)} | ${g.diversity.toFixed(2)} / ${r.diversity.toFixed(2)}`,
+    );
   }
-  if (conditional) lines.push(`accuracy: mean ${pct(gen.meanAccuracy)}, worst class ${pct(gen.minAccuracy)} (real digits: mean ${pct(real.meanAccuracy)}, worst ${pct(real.minAccuracy)})`);
-  lines.push(`Fréchet distance to MNIST test (classifier features): generated ${gen.frechet.toFixed(3)}, real train digits ${real.frechet.toFixed(3)} (ratio ${(gen.frechet / Math.max(1e-9, real.frechet)).toFixed(2)}×)`);
+  if (conditional)
+    lines.push(
+      `accuracy: mean ${pct(gen.meanAccuracy)}, worst class ${pct(gen.minAccuracy)} (real digits: mean ${pct(real.meanAccuracy)}, worst ${pct(real.minAccuracy)})`,
+    );
+  lines.push(
+    `Fréchet distance to MNIST test (classifier features): generated ${gen.frechet.toFixed(3)}, real train digits ${real.frechet.toFixed(3)} (ratio ${(gen.frechet / Math.max(1e-9, real.frechet)).toFixed(2)}×)`,
+  );
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { initBackend, mulberry32 } from '@gantry/core';
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PARZEN_SIGMAS, parzenEvaluate, parzenLogLikelihoods } from './parzen.js';
 
@@ -10,7 +10,11 @@ beforeAll(async () => {
 /** log p(x) computed directly in float64: log of the mean of N Gaussian densities. */
 function bruteForce(samples: number[][], x: number[], sigma: number): number {
   const d = x.length;
-  const logs = samples.map((mu) => -mu.reduce((a, m, j) => a + (x[j]! - m) ** 2, 0) / (2 * sigma * sigma) - (d / 2) * Math.log(2 * Math.PI * sigma * sigma));
+  const logs = samples.map(
+    (mu) =>
+      -mu.reduce((a, m, j) => a + (x[j]! - m) ** 2, 0) / (2 * sigma * sigma) -
+      (d / 2) * Math.log(2 * Math.PI * sigma * sigma),
+  );
   const max = Math.max(...logs);
   return max + Math.log(logs.reduce((a, l) => a + Math.exp(l - max), 0) / samples.length);
 }

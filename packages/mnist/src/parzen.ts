@@ -22,7 +22,11 @@ const CHUNK = 250;
  * Log-likelihood of each row of `data` ([M, d], pixels in [0, 1]) under the Parzen window on `samples` ([N, d]),
  * for each σ in `sigmas`: result[s][m].
  */
-export function parzenLogLikelihoods(samples: tf.Tensor2D, data: tf.Tensor2D, sigmas: readonly number[]): Float64Array[] {
+export function parzenLogLikelihoods(
+  samples: tf.Tensor2D,
+  data: tf.Tensor2D,
+  sigmas: readonly number[],
+): Float64Array[] {
   const [n, d] = samples.shape;
   const m = data.shape[0];
   const out = sigmas.map(() => new Float64Array(m));
@@ -33,7 +37,9 @@ export function parzenLogLikelihoods(samples: tf.Tensor2D, data: tf.Tensor2D, si
       const perSigma = tf.tidy(() => {
         const x = tf.slice(data, [start, 0], [rows, d]);
         // ‖x − μ‖² = ‖x‖² + ‖μ‖² − 2 x·μ, clipped at 0 against rounding.
-        const dist = tf.relu(tf.sub(tf.add(tf.sum(tf.square(x), 1, true), sampleNorms), tf.mul(2, tf.matMul(x, samples, false, true))));
+        const dist = tf.relu(
+          tf.sub(tf.add(tf.sum(tf.square(x), 1, true), sampleNorms), tf.mul(2, tf.matMul(x, samples, false, true))),
+        );
         return tf.stack(sigmas.map((s) => tf.logSumExp(tf.div(dist, -2 * s * s), 1)));
       });
       const values = perSigma.dataSync();
@@ -63,8 +69,16 @@ export interface ParzenResult {
 const mean = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / v.length;
 
 /** Fits the window to `samples`, picks σ on `valid`, scores `test` (all [·, d] in [0, 1]). */
-export function parzenEvaluate(samples: tf.Tensor2D, valid: tf.Tensor2D, test: tf.Tensor2D, sigmas: readonly number[] = PARZEN_SIGMAS): ParzenResult {
-  const validation = parzenLogLikelihoods(samples, valid, sigmas).map((ll, k) => ({ sigma: sigmas[k]!, logLikelihood: mean(ll) }));
+export function parzenEvaluate(
+  samples: tf.Tensor2D,
+  valid: tf.Tensor2D,
+  test: tf.Tensor2D,
+  sigmas: readonly number[] = PARZEN_SIGMAS,
+): ParzenResult {
+  const validation = parzenLogLikelihoods(samples, valid, sigmas).map((ll, k) => ({
+    sigma: sigmas[k]!,
+    logLikelihood: mean(ll),
+  }));
   const best = validation.reduce((a, b) => (b.logLikelihood > a.logLikelihood ? b : a));
   const ll = parzenLogLikelihoods(samples, test, [best.sigma])[0]!;
   const mu = mean(ll);

@@ -3,14 +3,15 @@
  * its options, and evaluation with the project's MNIST classifier. A variant gives its networks, flags and
  * presets; `mnistVariant` makes the core definition from them.
  */
-import * as tf from '@tensorflow/tfjs';
+
+import * as path from 'node:path';
 import {
-  GantryError,
   type FlagSpecs,
   type FlagValues,
   flag,
-  type LabelledImages,
+  GantryError,
   LATENT_GAN_FLAGS,
+  type LabelledImages,
   LatentGanTask,
   latentNoise,
   mixSeed,
@@ -20,14 +21,14 @@ import {
   type VariantData,
   type VariantDefinition,
 } from '@gantry/core';
-import * as path from 'node:path';
+import type { MnistData } from '@gantry/datasets';
 import { cachedImages, dataFolderKind, imageSource, openImageCache } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import { loadOrTrainClassifier } from './classifier.js';
-import { type MnistImageSize, loadMnistSplit, mnistImages } from './data.js';
+import { loadMnistSplit, type MnistImageSize, mnistImages } from './data.js';
 import { evaluateGenerated, evaluateReal, formatEvaluation, referenceFeatures } from './evaluate.js';
 import { evaluateOnFolder, formatFolderEvaluation } from './folder-evaluate.js';
 import { PARZEN_SIGMAS, type ParzenResult, parzenEvaluate } from './parzen.js';
-import type { MnistData } from '@gantry/datasets';
 
 /** What every MNIST variant's config has. */
 export interface MnistGanConfig {
@@ -55,8 +56,14 @@ export const MNIST_FLAGS = {
 
 /** Flags of the variants that also train on a folder of images (dcgan, cgan): put them in the variant's flags. */
 export const IMAGE_FOLDER_FLAGS = {
-  imageSize: flag.choice([28, 32, 64, 128] as const, 'image size: 28 or 32 on MNIST (32 pads by 2 pixels; default 28), 32, 64 or 128 on a folder of images (default 64)'),
-  channels: flag.choice([1, 3] as const, 'image channels on a folder of images: 1 grey or 3 RGB (default 3; MNIST is 1)'),
+  imageSize: flag.choice(
+    [28, 32, 64, 128] as const,
+    'image size: 28 or 32 on MNIST (32 pads by 2 pixels; default 28), 32, 64 or 128 on a folder of images (default 64)',
+  ),
+  channels: flag.choice(
+    [1, 3] as const,
+    'image channels on a folder of images: 1 grey or 3 RGB (default 3; MNIST is 1)',
+  ),
   flip: flag.boolean('random horizontal flips of the training images (folders of images)', { default: false }),
 };
 
@@ -100,16 +107,23 @@ export type MnistRunConfig<C> = C & ImageFolderConfig & { ema: number; r1: numbe
 function dataConfig(spec: { name: string; imageFolders?: boolean }, v: Record<string, unknown>, conditional: boolean) {
   const { data } = readFlags(MNIST_FLAGS, v);
   const img = readFlags(IMAGE_FOLDER_FLAGS, v);
-  const source = data === undefined ? undefined : data === 'scenes' || data.startsWith('scenes:') ? data : userPath(data);
+  const source =
+    data === undefined ? undefined : data === 'scenes' || data.startsWith('scenes:') ? data : userPath(data);
   const folder = source !== undefined && dataFolderKind(source) === 'images';
   if (!folder) {
     if (img.imageSize !== undefined && img.imageSize !== 28 && img.imageSize !== 32) {
-      throw new GantryError(`--image-size ${img.imageSize}: MNIST is 28 or 32 (64 and 128 are for --data with a folder of images)`);
+      throw new GantryError(
+        `--image-size ${img.imageSize}: MNIST is 28 or 32 (64 and 128 are for --data with a folder of images)`,
+      );
     }
-    if (img.channels === 3) throw new GantryError('--channels 3: MNIST is grey (RGB is for --data with a folder of images)');
+    if (img.channels === 3)
+      throw new GantryError('--channels 3: MNIST is grey (RGB is for --data with a folder of images)');
     return { imageSize: (img.imageSize ?? 28) as MnistImageSize };
   }
-  if (!spec.imageFolders) throw new GantryError(`--data ${data}: ${spec.name} trains on MNIST IDX files only (dcgan and cgan take a folder of images)`);
+  if (!spec.imageFolders)
+    throw new GantryError(
+      `--data ${data}: ${spec.name} trains on MNIST IDX files only (dcgan and cgan take a folder of images)`,
+    );
   if (img.imageSize === 28) throw new GantryError('--image-size 28: a folder of images trains at 32, 64 or 128');
   const classNames = conditional ? imageSource(source, true).classes.map((c) => c.name) : undefined;
   if (!conditional) imageSource(source, false);
@@ -139,14 +153,27 @@ function digitRows(ds: MnistData, from: number, to: number): tf.Tensor2D {
 }
 
 /** The Parzen figures of 10,000 samples of `generator` and of 10,000 real training digits (what the paper reports). */
-async function parzenFigures(generator: tf.LayersModel, config: MnistGanConfig, seed: number): Promise<Record<string, ParzenResult>> {
+async function parzenFigures(
+  generator: tf.LayersModel,
+  config: MnistGanConfig,
+  seed: number,
+): Promise<Record<string, ParzenResult>> {
   const train = await loadMnistSplit('train');
   const test = await loadMnistSplit('test');
   const n = 10_000;
   const k = config.numClasses;
   const samples = tf.tidy(() => {
     const z = latentNoise(n, config.latentDim, mixSeed(seed, 77));
-    const inputs = k ? [z, tf.tensor2d(Int32Array.from({ length: n }, (_, i) => i % k), [n, 1], 'int32')] : z;
+    const inputs = k
+      ? [
+          z,
+          tf.tensor2d(
+            Int32Array.from({ length: n }, (_, i) => i % k),
+            [n, 1],
+            'int32',
+          ),
+        ]
+      : z;
     const images = generator.predict(inputs, { batchSize: 500 }) as tf.Tensor4D;
     // Only the 28×28 digit: a 32×32 model's 2-pixel border is padding.
     const digits = images.shape[1] === 28 ? images : tf.slice(images, [0, 2, 2, 0], [n, 28, 28, 1]);
@@ -165,7 +192,8 @@ async function parzenFigures(generator: tf.LayersModel, config: MnistGanConfig, 
 export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
   spec: MnistGanSpec<F, C>,
 ): VariantDefinition<MnistFlags<F>, MnistRunConfig<C>, MnistTrainingData, typeof EVALUATE_FLAGS> {
-  const classNames = (c: MnistGanConfig) => c.classNames ?? (c.numClasses ? Array.from({ length: c.numClasses }, (_, i) => String(i)) : undefined);
+  const classNames = (c: MnistGanConfig) =>
+    c.classNames ?? (c.numClasses ? Array.from({ length: c.numClasses }, (_, i) => String(i)) : undefined);
   return {
     name: spec.name,
     title: `${spec.title}, on MNIST${spec.imageFolders ? ' or a folder of your images' : ''}`,
@@ -177,7 +205,14 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
     config: (v) => {
       const m = readFlags(MNIST_FLAGS, v);
       const base = spec.config(v);
-      return { ...base, ...dataConfig(spec, v, base.numClasses !== undefined), ema: m.ema, r1: m.r1, modeSeeking: m.modeSeeking, dLr: m.dLr };
+      return {
+        ...base,
+        ...dataConfig(spec, v, base.numClasses !== undefined),
+        ema: m.ema,
+        r1: m.r1,
+        modeSeeking: m.modeSeeking,
+        dLr: m.dLr,
+      };
     },
     mustMatch: [...spec.mustMatch, 'ema', 'imageSize', 'channels', 'classNames'],
     async openData(config, v, log) {
@@ -189,7 +224,12 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
           limit,
           log,
         });
-        return { length: cache.count, unit: 'images', root: config.images, images: cachedImages(cache, { flip: config.flip }) };
+        return {
+          length: cache.count,
+          unit: 'images',
+          root: config.images,
+          images: cachedImages(cache, { flip: config.flip }),
+        };
       }
       const train = await loadMnistSplit('train', data, limit);
       return { length: train.count, unit: 'digits', images: mnistImages(train, config.imageSize as MnistImageSize) };
@@ -234,7 +274,10 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
         const generator = await trained.loadGenerator();
         const c = trained.config;
         if (c.images) {
-          if (v.parzen) throw new GantryError(`--parzen: ${trained.checkpoint} was trained on a folder of images; the Parzen window figure is for MNIST`);
+          if (v.parzen)
+            throw new GantryError(
+              `--parzen: ${trained.checkpoint} was trained on a folder of images; the Parzen window figure is for MNIST`,
+            );
           const cache = await openImageCache(imageSource(c.images, c.numClasses !== undefined), {
             imageSize: c.imageSize,
             channels: c.channels ?? 3,
@@ -247,12 +290,15 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
             conditional: c.numClasses !== undefined,
             runDir: path.join(trained.checkpoint, '..', '..'),
           });
-          console.log(`${spec.name} ${trained.checkpoint}\n${cache.count} training images in ${c.images}\n${formatFolderEvaluation(figures)}`);
+          console.log(
+            `${spec.name} ${trained.checkpoint}\n${cache.count} training images in ${c.images}\n${formatFolderEvaluation(figures)}`,
+          );
           return { images: figures };
         }
         if (v.parzen) {
           const parzen = await parzenFigures(generator, trained.config, v.seed);
-          const line = (r: ParzenResult) => `${r.logLikelihood.toFixed(1)} ± ${r.standardError.toFixed(1)} nats (σ ${r.sigma.toFixed(3)})`;
+          const line = (r: ParzenResult) =>
+            `${r.logLikelihood.toFixed(1)} ± ${r.standardError.toFixed(1)} nats (σ ${r.sigma.toFixed(3)})`;
           console.log(
             `${spec.name} ${trained.checkpoint}\nParzen window log-likelihood of the MNIST test digits (Goodfellow et al. 2014; σ grid ${PARZEN_SIGMAS.map((s) => s.toFixed(2)).join(', ')}):\n  generated (10,000 samples): ${line(parzen.generated!)}\n  real training digits (10,000): ${line(parzen.real!)}\n  the paper's GAN: 225 ± 2 nats`,
           );

@@ -2,8 +2,9 @@
  * pix2pix's networks and config (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial
  * Networks"): a U-Net generator and a conditional PatchGAN, and the checks on how their sizes fit together.
  */
-import type * as tf from '@tensorflow/tfjs';
+
 import { GantryError, type Norm, patchDiscriminator, unetGenerator } from '@gantry/core';
+import type * as tf from '@tensorflow/tfjs';
 
 /** U-Net generators by the crop size they bring down to 1×1: numDowns = log2(size). */
 export const NET_G = { unet_256: 8, unet_128: 7, unet_64: 6, unet_32: 5 } as const;
@@ -32,17 +33,30 @@ export interface Pix2pixConfig {
 }
 
 /** Config keys a checkpoint must share with the networks it is restored into. */
-export const MUST_MATCH: readonly (keyof Pix2pixConfig)[] = ['netG', 'ngf', 'ndf', 'dLayers', 'norm', 'cropSize', 'channels'];
+export const MUST_MATCH: readonly (keyof Pix2pixConfig)[] = [
+  'netG',
+  'ngf',
+  'ndf',
+  'dLayers',
+  'norm',
+  'cropSize',
+  'channels',
+];
 
 /** Checks that the U-Net fits the crop size (its bottleneck must be 1×1 or larger). */
 export function checkConfig(c: Pix2pixConfig): void {
   const downs = NET_G[c.netG];
-  if (downs === undefined) throw new GantryError(`--netG: unknown generator '${c.netG}' (expected ${Object.keys(NET_G).join(', ')})`);
+  if (downs === undefined)
+    throw new GantryError(`--netG: unknown generator '${c.netG}' (expected ${Object.keys(NET_G).join(', ')})`);
   if (c.cropSize % 2 ** downs !== 0) {
-    throw new GantryError(`--crop-size ${c.cropSize}: ${c.netG} halves the image ${downs} times, so the crop size must be a multiple of ${2 ** downs} (e.g. ${2 ** downs})`);
+    throw new GantryError(
+      `--crop-size ${c.cropSize}: ${c.netG} halves the image ${downs} times, so the crop size must be a multiple of ${2 ** downs} (e.g. ${2 ** downs})`,
+    );
   }
-  if (c.loadSize < c.cropSize) throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
-  if (c.cropSize < 2 ** (c.dLayers + 1)) throw new GantryError(`--d-layers ${c.dLayers}: too deep for --crop-size ${c.cropSize}`);
+  if (c.loadSize < c.cropSize)
+    throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
+  if (c.cropSize < 2 ** (c.dLayers + 1))
+    throw new GantryError(`--d-layers ${c.dLayers}: too deep for --crop-size ${c.cropSize}`);
 }
 
 export function buildGenerator(c: Pix2pixConfig): tf.LayersModel {
@@ -60,5 +74,12 @@ export function buildGenerator(c: Pix2pixConfig): tf.LayersModel {
 
 /** The conditional PatchGAN: it sees the input and the (real or generated) output stacked on channels. */
 export function buildDiscriminator(c: Pix2pixConfig): tf.LayersModel {
-  return patchDiscriminator({ size: c.cropSize, inChannels: 2 * c.channels, ndf: c.ndf, layers: c.dLayers, norm: c.norm, name: 'discriminator' });
+  return patchDiscriminator({
+    size: c.cropSize,
+    inChannels: 2 * c.channels,
+    ndf: c.ndf,
+    layers: c.dLayers,
+    norm: c.norm,
+    name: 'discriminator',
+  });
 }

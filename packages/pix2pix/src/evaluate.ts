@@ -5,9 +5,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { latestCheckpoint, meanL1, psnrPerImage, readCheckpointState, readRunInfo, runsRoot, ssimPerImage } from '@gantry/core';
+import {
+  latestCheckpoint,
+  meanL1,
+  psnrPerImage,
+  readCheckpointState,
+  readRunInfo,
+  runsRoot,
+  ssimPerImage,
+} from '@gantry/core';
 import type { AlignedDataset } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 
 export interface Scores {
   l1: number;
@@ -19,7 +27,12 @@ export interface Scores {
 export type Model = (a: tf.Tensor4D) => tf.Tensor4D;
 
 /** Scores each model on every pair of `ds` (inputs/targets at the dataset's crop size), in batches. */
-export async function scoreModels(ds: AlignedDataset, models: Record<string, Model>, batchSize = 8, limit = Number.POSITIVE_INFINITY): Promise<Record<string, Scores>> {
+export async function scoreModels(
+  ds: AlignedDataset,
+  models: Record<string, Model>,
+  batchSize = 8,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<Record<string, Scores>> {
   const sums: Record<string, { l1: number; psnr: number; ssim: number; count: number }> = {};
   for (const k of Object.keys(models)) sums[k] = { l1: 0, psnr: 0, ssim: 0, count: 0 };
   const n = Math.min(ds.length, limit);
@@ -43,14 +56,22 @@ export async function scoreModels(ds: AlignedDataset, models: Record<string, Mod
       tf.dispose([a, b]);
     }
   }
-  return Object.fromEntries(Object.entries(sums).map(([k, s]) => [k, { l1: s.l1 / s.count, psnr: s.psnr / s.count, ssim: s.ssim / s.count, count: s.count }]));
+  return Object.fromEntries(
+    Object.entries(sums).map(([k, s]) => [
+      k,
+      { l1: s.l1 / s.count, psnr: s.psnr / s.count, ssim: s.ssim / s.count, count: s.count },
+    ]),
+  );
 }
 
 /** A fixed-width table of scores, one row per model. */
 export function formatScores(rows: [string, Scores][]): string {
   const w = Math.max(...rows.map(([name]) => name.length), 5);
   const head = `${'model'.padEnd(w)}   L1 (on [-1,1]) ↓   PSNR (dB) ↑   SSIM ↑`;
-  const lines = rows.map(([name, s]) => `${name.padEnd(w)}   ${s.l1.toFixed(4).padStart(14)}   ${s.psnr.toFixed(2).padStart(11)}   ${s.ssim.toFixed(4).padStart(6)}`);
+  const lines = rows.map(
+    ([name, s]) =>
+      `${name.padEnd(w)}   ${s.l1.toFixed(4).padStart(14)}   ${s.psnr.toFixed(2).padStart(11)}   ${s.ssim.toFixed(4).padStart(6)}`,
+  );
   return [head, ...lines].join('\n');
 }
 

@@ -1,16 +1,37 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { adversarialLoss, GantryError, initArchitecture, initBackend, initWeights, latestCheckpoint, loadModel, openInitSource, readCheckpointState, readImage, seedWeights, train, writeRawImage } from '@gantry/core';
+import {
+  adversarialLoss,
+  GantryError,
+  initArchitecture,
+  initBackend,
+  initWeights,
+  latestCheckpoint,
+  loadModel,
+  openInitSource,
+  readCheckpointState,
+  readImage,
+  seedWeights,
+  train,
+  variantCommands,
+  writeRawImage,
+} from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
-import { variantCommands } from '@gantry/core';
-import { pix2pix } from './variant.js';
-import { buildDiscriminator, buildGenerator, checkConfig, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
+import {
+  buildDiscriminator,
+  buildGenerator,
+  checkConfig,
+  MUST_MATCH,
+  NET_G,
+  type NetG,
+  type Pix2pixConfig,
+} from './config.js';
 import { Pix2pixTask, type Pix2pixTaskOptions } from './task.js';
-
+import { pix2pix } from './variant.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gantry-pix2pix-'));
 const runs = join(tmp, 'runs');
@@ -26,7 +47,10 @@ afterAll(() => {
 });
 
 /** A task of config `c` with fresh networks; `o` gives the data and the optimisation settings. */
-const newTask = (c: Pix2pixConfig, o: Omit<Pix2pixTaskOptions, 'nets' | 'config' | 'checkpointConfig' | 'mustMatch' | 'loss' | 'beta1'>) =>
+const newTask = (
+  c: Pix2pixConfig,
+  o: Omit<Pix2pixTaskOptions, 'nets' | 'config' | 'checkpointConfig' | 'mustMatch' | 'loss' | 'beta1'>,
+) =>
   new Pix2pixTask({
     nets: { generator: buildGenerator(c), discriminator: buildDiscriminator(c) },
     config: c,
@@ -59,7 +83,10 @@ async function cli(args: string[]): Promise<string> {
   const log = console.log;
   console.log = (...a: unknown[]) => out.push(a.join(' '));
   try {
-    await variantCommands(pix2pix, args)(
+    await variantCommands(
+      pix2pix,
+      args,
+    )(
       yargs(args)
         .scriptName('pix2pix')
         .option('backend', { type: 'string' })
@@ -107,14 +134,18 @@ describe('networks', () => {
   it('selectable PatchGAN depth and norm; bad sizes are one-line errors', () => {
     const d1 = buildDiscriminator(config({ dLayers: 1 }));
     const size = config({}).cropSize;
-    expect(tf.tidy(() => (d1.predict(tf.zeros([1, size, size, 6])) as tf.Tensor).shape)).toEqual([1, size / 2 - 2, size / 2 - 2, 1]);
+    expect(tf.tidy(() => (d1.predict(tf.zeros([1, size, size, 6])) as tf.Tensor).shape)).toEqual([
+      1,
+      size / 2 - 2,
+      size / 2 - 2,
+      1,
+    ]);
     d1.dispose();
     const inst = buildGenerator(config({ norm: 'instance' }));
     expect(inst.layers.some((l) => l.getClassName() === 'InstanceNormalization')).toBe(true);
     expect(() => checkConfig(config({ netG: 'unet_128', cropSize: 96, loadSize: 100 }))).toThrow(/multiple of 128/);
     expect(() => checkConfig(config({ loadSize: 30 }))).toThrow(/smaller than --crop-size/);
   });
-
 });
 
 describe('training and the CLI', () => {
@@ -133,13 +164,24 @@ describe('training and the CLI', () => {
     const task = newTask(c, { lr: 2e-3, seed: 1, batchSize: 4, ...(await open()) });
     const runDir = join(tmp, 'run-a');
     const l1: number[] = [];
-    const r = await train(task, { runDir, steps: 24, sampleEvery: 12, checkpointEvery: 12, log: () => {}, onStep: (_, l) => l1.push(l.L1!) });
+    const r = await train(task, {
+      runDir,
+      steps: 24,
+      sampleEvery: 12,
+      checkpointEvery: 12,
+      log: () => {},
+      onStep: (_, l) => l1.push(l.L1!),
+    });
     expect(r.step).toBe(24);
     for (const k of ['D', 'G', 'G_GAN', 'L1']) expect(Number.isFinite(r.losses[k])).toBe(true);
     const first = l1.slice(0, 4).reduce((a, b) => a + b) / 4;
     const last = l1.slice(-4).reduce((a, b) => a + b) / 4;
     expect(last).toBeLessThan(first * 0.8);
-    expect(readdirSync(join(runDir, 'samples')).sort()).toEqual(['final.png', 'step-00000012.png', 'step-00000024.png']);
+    expect(readdirSync(join(runDir, 'samples')).sort()).toEqual([
+      'final.png',
+      'step-00000012.png',
+      'step-00000024.png',
+    ]);
     const strip = await readImage(join(runDir, 'samples', 'final.png'));
     expect(strip.width).toBe(3 * 32 + 4 * 2); // input | output | target
     expect(latestCheckpoint(runDir)).toMatch(/step-00000024$/);
@@ -155,7 +197,12 @@ describe('training and the CLI', () => {
   it('L1-only baseline (--lambda-gan 0) trains G alone', async () => {
     const c = config({ lambdaGan: 0 });
     seedWeights(2);
-    const task = newTask(c, { lr: 2e-4, seed: 2, batchSize: 2, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) });
+    const task = newTask(c, {
+      lr: 2e-4,
+      seed: 2,
+      batchSize: 2,
+      train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }),
+    });
     const dBefore = task.nets.discriminator.getWeights()[0]!.dataSync().slice();
     const r = await train(task, { runDir: join(tmp, 'run-l1'), steps: 2, log: () => {} });
     expect(Object.keys(r.losses).sort()).toEqual(['G', 'L1']);
@@ -164,7 +211,25 @@ describe('training and the CLI', () => {
   });
 
   it('CLI: train, translate (files, folders, errors), evaluate against identity and the L1-only baseline', async () => {
-    const common = ['--data', data, '--direction', 'BtoA', '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--load-size', '36', '--no-progress', '--backend', 'wasm'];
+    const common = [
+      '--data',
+      data,
+      '--direction',
+      'BtoA',
+      '--netG',
+      'unet_32',
+      '--ngf',
+      '4',
+      '--ndf',
+      '4',
+      '--crop-size',
+      '32',
+      '--load-size',
+      '36',
+      '--no-progress',
+      '--backend',
+      'wasm',
+    ];
     await cli(['train', ...common, '--steps', '3', '--lambda-gan', '0', '--out', join(runs, 'pix2pix', 'l1')]);
     await cli(['train', ...common, '--steps', '3', '--out', join(runs, 'pix2pix', 'gan')]);
     const ckpt = join(runs, 'pix2pix', 'gan');
@@ -176,33 +241,81 @@ describe('training and the CLI', () => {
     const night = await readImage(join(tmp, 'night.png'));
     expect([night.width, night.height]).toEqual([90, 50]);
     // The other resolution and test mode, tiles, and bad native-resolution flags.
-    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night-model.png'), '--resolution', 'model', '--eval']);
+    await cli([
+      'translate',
+      '--checkpoint',
+      ckpt,
+      '--input',
+      photo,
+      '--output',
+      join(tmp, 'night-model.png'),
+      '--resolution',
+      'model',
+      '--eval',
+    ]);
     expect((await readImage(join(tmp, 'night-model.png'))).width).toBe(90);
-    await cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'night-tiles.png'), '--tile', '64', '--tile-overlap', '16']);
+    await cli([
+      'translate',
+      '--checkpoint',
+      ckpt,
+      '--input',
+      photo,
+      '--output',
+      join(tmp, 'night-tiles.png'),
+      '--tile',
+      '64',
+      '--tile-overlap',
+      '16',
+    ]);
     expect((await readImage(join(tmp, 'night-tiles.png'))).height).toBe(50);
-    await expect(cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--tile', 'big'])).rejects.toThrow(/--tile: expected auto, 0 or a tile side/);
-    await expect(cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--resolution', 'huge'])).rejects.toThrow(/resolution/);
+    await expect(
+      cli(['translate', '--checkpoint', ckpt, '--input', photo, '--output', join(tmp, 'z.png'), '--tile', 'big']),
+    ).rejects.toThrow(/--tile: expected auto, 0 or a tile side/);
+    await expect(
+      cli([
+        'translate',
+        '--checkpoint',
+        ckpt,
+        '--input',
+        photo,
+        '--output',
+        join(tmp, 'z.png'),
+        '--resolution',
+        'huge',
+      ]),
+    ).rejects.toThrow(/resolution/);
 
     // Errors: a non-image and a corrupt image, alone and in a folder with good files.
     const bad = join(tmp, 'bad');
     mkdirSync(bad);
     writeFileSync(join(bad, 'notes.txt'), 'not an image');
     writeFileSync(join(bad, 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\nbroken'));
-    await writeRawImage({ data: new Uint8Array(40 * 30 * 3).fill(200), width: 40, height: 30, channels: 3 }, join(bad, 'good.png'));
+    await writeRawImage(
+      { data: new Uint8Array(40 * 30 * 3).fill(200), width: 40, height: 30, channels: 3 },
+      join(bad, 'good.png'),
+    );
     const errs: string[] = [];
     const warn = console.error;
     console.error = (...a: unknown[]) => errs.push(a.join(' '));
     try {
-      await expect(cli(['translate', '--checkpoint', ckpt, '--input', join(bad, 'notes.txt'), '--output', join(tmp, 'x.png')])).rejects.toThrow(/notes\.txt: not a readable image/);
-      await expect(cli(['translate', '--checkpoint', ckpt, '--input', bad, '--output', join(tmp, 'bad-out')])).rejects.toThrow('2 of 3 files failed: broken.png, notes.txt');
+      await expect(
+        cli(['translate', '--checkpoint', ckpt, '--input', join(bad, 'notes.txt'), '--output', join(tmp, 'x.png')]),
+      ).rejects.toThrow(/notes\.txt: not a readable image/);
+      await expect(
+        cli(['translate', '--checkpoint', ckpt, '--input', bad, '--output', join(tmp, 'bad-out')]),
+      ).rejects.toThrow('2 of 3 files failed: broken.png, notes.txt');
     } finally {
       console.error = warn;
     }
     expect(errs.some((l) => l.includes(join(bad, 'broken.png')) && l.includes('not a readable image'))).toBe(true);
     expect(readdirSync(join(tmp, 'bad-out'))).toEqual(['good.png']);
     expect(existsSync(join(tmp, 'x.png'))).toBe(false);
-    await expect(cli(['translate', '--checkpoint', join(tmp, 'nope'), '--input', photo, '--output', join(tmp, 'y.png')])).rejects.toThrow(/no such run/);
-    await expect(cli(['translate', '--checkpoint', ckpt, '--input', join(tmp, 'missing.jpg'), '--output', join(tmp, 'y.png')])).rejects.toThrow(/no such file or folder/);
+    await expect(
+      cli(['translate', '--checkpoint', join(tmp, 'nope'), '--input', photo, '--output', join(tmp, 'y.png')]),
+    ).rejects.toThrow(/no such run/);
+    await expect(
+      cli(['translate', '--checkpoint', ckpt, '--input', join(tmp, 'missing.jpg'), '--output', join(tmp, 'y.png')]),
+    ).rejects.toThrow(/no such file or folder/);
 
     const report = await cli(['evaluate', '--checkpoint', ckpt, '--limit', '4']);
     expect(report).toMatch(/identity\s+[\d.]+\s+[\d.]+\s+[\d.]+/);
@@ -213,18 +326,51 @@ describe('training and the CLI', () => {
   it('train --init-from: the architecture and weights of a checkpoint, fresh optimizers, step 0; contradicting flags refused', async () => {
     const src = join(runs, 'pix2pix', 'init-src');
     const base = ['--data', data, '--direction', 'BtoA', '--load-size', '36', '--no-progress', '--backend', 'wasm'];
-    await cli(['train', ...base, '--netG', 'unet_32', '--ngf', '4', '--ndf', '4', '--crop-size', '32', '--norm', 'instance', '--steps', '2', '--out', src]);
+    await cli([
+      'train',
+      ...base,
+      '--netG',
+      'unet_32',
+      '--ngf',
+      '4',
+      '--ndf',
+      '4',
+      '--crop-size',
+      '32',
+      '--norm',
+      'instance',
+      '--steps',
+      '2',
+      '--out',
+      src,
+    ]);
     const source = openInitSource('pix2pix', src);
     expect(source.nets).toEqual(['discriminator', 'generator']);
 
     // The core steps the command runs: architecture from the source (no network flags given), then its weights.
-    const arch = initArchitecture(source, [{ key: 'netG', flag: 'netG' }, { key: 'ngf', flag: 'ngf' }, { key: 'norm', flag: 'norm' }], {});
+    const arch = initArchitecture(
+      source,
+      [
+        { key: 'netG', flag: 'netG' },
+        { key: 'ngf', flag: 'ngf' },
+        { key: 'norm', flag: 'norm' },
+      ],
+      {},
+    );
     expect(arch).toEqual({ netG: 'unet_32', ngf: 4, norm: 'instance' });
     const c = config({ norm: 'instance' });
     seedWeights(5);
-    const task = newTask(c, { lr: 2e-4, seed: 5, batchSize: 1, train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }) });
+    const task = newTask(c, {
+      lr: 2e-4,
+      seed: 5,
+      batchSize: 1,
+      train: await AlignedDataset.open(data, { cropSize: 32, loadSize: 36, direction: 'BtoA' }),
+    });
     const saved = await loadModel(join(source.checkpoint, 'generator'));
-    const differs = () => task.nets.generator.getWeights().some((w, i) => tf.tidy(() => tf.any(tf.notEqual(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
+    const differs = () =>
+      task.nets.generator
+        .getWeights()
+        .some((w, i) => tf.tidy(() => tf.any(tf.notEqual(w, saved.getWeights()[i]!)).dataSync()[0] === 1));
     expect(differs()).toBe(true);
     expect(initWeights(source, task.nets, () => {})).toEqual(['generator', 'discriminator']);
     expect(differs()).toBe(false);
@@ -241,23 +387,48 @@ describe('training and the CLI', () => {
     const state = readCheckpointState(latestCheckpoint(out)!);
     expect(state.step).toBe(2);
     expect(state.config).toMatchObject({ netG: 'unet_32', ngf: 4, ndf: 4, norm: 'instance', cropSize: 32 });
-    await expect(cli(['train', ...base, '--init-from', src, '--ngf', '8', '--steps', '1', '--out', join(tmp, 'x')])).rejects.toThrow(
-      /--ngf 8: contradicts --init-from .*init-src.*whose ngf is 4/,
-    );
-    await expect(cli(['train', ...base, '--init-from', join(tmp, 'nope'), '--steps', '1', '--out', join(tmp, 'x')])).rejects.toThrow(/--init-from .*nope: no such run/);
+    await expect(
+      cli(['train', ...base, '--init-from', src, '--ngf', '8', '--steps', '1', '--out', join(tmp, 'x')]),
+    ).rejects.toThrow(/--ngf 8: contradicts --init-from .*init-src.*whose ngf is 4/);
+    await expect(
+      cli(['train', ...base, '--init-from', join(tmp, 'nope'), '--steps', '1', '--out', join(tmp, 'x')]),
+    ).rejects.toThrow(/--init-from .*nope: no such run/);
   });
 
   it('CLI --help lists the commands and the train flags', async () => {
     const help = async (args: string[]) =>
       new Promise<string>((resolve) => {
-        variantCommands(pix2pix, args)(yargs(args).scriptName('pix2pix').exitProcess(false)).parse(args, {}, (_err: unknown, _argv: unknown, output: string) => resolve(output));
+        variantCommands(
+          pix2pix,
+          args,
+        )(yargs(args).scriptName('pix2pix').exitProcess(false)).parse(
+          args,
+          {},
+          (_err: unknown, _argv: unknown, output: string) => resolve(output),
+        );
       });
     const top = await help(['--help']);
     for (const cmd of ['train', 'translate', 'evaluate', 'export']) expect(top).toContain(`pix2pix ${cmd}`);
     const t = await help(['train', '--help']);
-    for (const flag of ['--preset', '--netG', '--ngf', '--ndf', '--n-layers-d', '--norm', '--load-size', '--crop-size', '--direction', '--lambda-l1', '--lambda-gan', '--resume', '--data', '--init-from'])
+    for (const flag of [
+      '--preset',
+      '--netG',
+      '--ngf',
+      '--ndf',
+      '--n-layers-d',
+      '--norm',
+      '--load-size',
+      '--crop-size',
+      '--direction',
+      '--lambda-l1',
+      '--lambda-gan',
+      '--resume',
+      '--data',
+      '--init-from',
+    ])
       expect(t).toContain(flag);
     const tr = await help(['translate', '--help']);
-    for (const flag of ['--input', '--output', '--checkpoint', '--resolution', '--tile', '--max-memory', '--eval']) expect(tr).toContain(flag);
+    for (const flag of ['--input', '--output', '--checkpoint', '--resolution', '--tile', '--max-memory', '--eval'])
+      expect(tr).toContain(flag);
   });
 });

@@ -8,9 +8,21 @@
  * With λ_GAN = 0 (`train --lambda-gan 0`) D is not trained at all and G learns by L1 alone: the L1-only
  * baseline of the paper's Table 1, which `evaluate --baseline` compares against.
  */
-import * as tf from '@tensorflow/tfjs';
-import { type AdversarialLoss, adam, l1 as meanAbsoluteError, type GanTask, type Losses, EpochSampler, mixSeed, mulberry32, optimize, saveImageGrid } from '@gantry/core';
+
+import {
+  type AdversarialLoss,
+  adam,
+  EpochSampler,
+  type GanTask,
+  type Losses,
+  l1 as meanAbsoluteError,
+  mixSeed,
+  mulberry32,
+  optimize,
+  saveImageGrid,
+} from '@gantry/core';
 import type { AlignedDataset } from '@gantry/datasets';
+import * as tf from '@tensorflow/tfjs';
 import type { Pix2pixConfig } from './config.js';
 
 type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };

@@ -10,29 +10,50 @@
  * decoder's ngf·8 levels.
  */
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { flag, GantryError, type VariantData, type VariantDefinition, userPath } from '@gantry/core';
+import { flag, GantryError, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset, importTorchCliOptions, importTorchFromArgs } from '@gantry/datasets';
-import { buildDiscriminator, buildGenerator, checkConfig, type Direction, MUST_MATCH, NET_G, type NetG, type Pix2pixConfig } from './config.js';
+import * as tf from '@tensorflow/tfjs';
+import {
+  buildDiscriminator,
+  buildGenerator,
+  checkConfig,
+  type Direction,
+  MUST_MATCH,
+  NET_G,
+  type NetG,
+  type Pix2pixConfig,
+} from './config.js';
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
 
 const DIRECTIONS = ['AtoB', 'BtoA'] as const;
 
 const flags = {
-  netG: flag.choice(Object.keys(NET_G) as NetG[], 'U-Net depth: unet_N brings an N×N crop down to 1×1', { aliases: ['netG'] }),
+  netG: flag.choice(Object.keys(NET_G) as NetG[], 'U-Net depth: unet_N brings an N×N crop down to 1×1', {
+    aliases: ['netG'],
+  }),
   ngf: flag.positiveInt('generator width'),
   ndf: flag.positiveInt('discriminator width'),
-  dLayers: flag.positiveInt('PatchGAN depth: 3 = 70×70 patches (1: 16×16, 2: 34×34, 4: 142×142)', { default: 3, deprecated: ['n-layers-d'] }),
+  dLayers: flag.positiveInt('PatchGAN depth: 3 = 70×70 patches (1: 16×16, 2: 34×34, 4: 142×142)', {
+    default: 3,
+    deprecated: ['n-layers-d'],
+  }),
   norm: flag.choice(['batch', 'instance'] as const, 'normalisation layers', { default: 'batch' }),
   dropout: flag.boolean('dropout 0.5 in the decoder (--no-dropout to disable)', { default: true }),
   loadSize: flag.positiveInt('resize to this size before the random crop (default: crop size × 286/256)'),
   cropSize: flag.positiveInt("random crop size = the networks' resolution"),
-  direction: flag.choice(DIRECTIONS, 'AtoB: left/A → right/B (default: BtoA, day → night, on the generated scenes; AtoB with --data)'),
-  data: flag.string('pix2pix dataset: <root>/{train,val,test}/*.jpg (A|B side by side) or A/ and B/ folders; default: generated day/night scenes'),
+  direction: flag.choice(
+    DIRECTIONS,
+    'AtoB: left/A → right/B (default: BtoA, day → night, on the generated scenes; AtoB with --data)',
+  ),
+  data: flag.string(
+    'pix2pix dataset: <root>/{train,val,test}/*.jpg (A|B side by side) or A/ and B/ folders; default: generated day/night scenes',
+  ),
   sceneCount: flag.positiveInt('generated scene pairs (80/10/10 train/val/test)', { default: 1000 }),
   lambdaL1: flag.nonNegativeNumber('weight λ of the L1 term', { default: 100 }),
-  lambdaGan: flag.nonNegativeNumber('weight of the adversarial term (0: the L1-only baseline, D untrained)', { default: 1 }),
+  lambdaGan: flag.nonNegativeNumber('weight of the adversarial term (0: the L1-only baseline, D untrained)', {
+    default: 1,
+  }),
 };
 
 interface Pix2pixData extends VariantData {
@@ -122,7 +143,9 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
     { key: 'dLayers', flag: 'd-layers', net: 'discriminator' },
   ],
   async openData(config, v, log) {
-    const root = v.data ? userPath(v.data) : await ensureSceneDataset({ layout: 'aligned', size: config.cropSize, count: v.sceneCount, log });
+    const root = v.data
+      ? userPath(v.data)
+      : await ensureSceneDataset({ layout: 'aligned', size: config.cropSize, count: v.sceneCount, log });
     const { cropSize, direction } = config;
     const train = await AlignedDataset.open(root, { loadSize: config.loadSize, cropSize, direction, split: 'train' });
     // Sample strips show the first validation pairs (training pairs, uncropped, when there is no val split).
@@ -157,7 +180,8 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
   commands: [
     {
       name: 'import-torch',
-      describe: 'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
+      describe:
+        'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
       options: importTorchCliOptions('pix2pix'),
       run: (a) => importTorchFromArgs('pix2pix', a),
     },
@@ -170,21 +194,38 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       const root = v.data ? userPath(v.data) : config.data;
       if (!root) throw new GantryError(`${checkpoint}: no dataset recorded in the checkpoint; pass --data`);
       const direction: Direction = v.direction ?? config.direction;
-      const ds = await AlignedDataset.open(root, { split: v.split!, cropSize: config.cropSize, loadSize: config.cropSize, flip: false, direction });
+      const ds = await AlignedDataset.open(root, {
+        split: v.split!,
+        cropSize: config.cropSize,
+        loadSize: config.cropSize,
+        flip: false,
+        direction,
+      });
       const models: Record<string, Model> = { identity: (x) => tf.clone(x) };
-      const baseline = v.baseline ? (await tools.loadTrained(v.baseline)).checkpoint : config.lambdaGan > 0 ? findBaseline(config.cropSize, direction, checkpoint) : undefined;
+      const baseline = v.baseline
+        ? (await tools.loadTrained(v.baseline)).checkpoint
+        : config.lambdaGan > 0
+          ? findBaseline(config.cropSize, direction, checkpoint)
+          : undefined;
       if (baseline) {
         const b = await tools.loadTrained(baseline);
-        if (b.config.cropSize !== config.cropSize) throw new GantryError(`--baseline ${baseline}: crop size ${b.config.cropSize}, expected ${config.cropSize}`);
+        if (b.config.cropSize !== config.cropSize)
+          throw new GantryError(`--baseline ${baseline}: crop size ${b.config.cropSize}, expected ${config.cropSize}`);
         models['L1-only baseline'] = inference(await b.loadGenerator());
       }
-      models[config.lambdaGan > 0 ? 'pix2pix (GAN + L1)' : 'L1-only (this checkpoint)'] = inference(await trained.loadGenerator());
+      models[config.lambdaGan > 0 ? 'pix2pix (GAN + L1)' : 'L1-only (this checkpoint)'] = inference(
+        await trained.loadGenerator(),
+      );
       const scores = await scoreModels(ds, models, 8, v.limit ?? Number.POSITIVE_INFINITY);
       const n = Object.values(scores)[0]!.count;
-      console.log(`pix2pix ${checkpoint}\n${n} pairs of ${path.join(root, v.split!)} (${direction}) at ${config.cropSize}×${config.cropSize}\n`);
+      console.log(
+        `pix2pix ${checkpoint}\n${n} pairs of ${path.join(root, v.split!)} (${direction}) at ${config.cropSize}×${config.cropSize}\n`,
+      );
       console.log(formatScores(Object.entries(scores)));
       if (!baseline && config.lambdaGan > 0) {
-        console.log('\n(no L1-only baseline: train one with `pnpm --filter pix2pix train --lambda-gan 0` or pass --baseline)');
+        console.log(
+          '\n(no L1-only baseline: train one with `pnpm --filter pix2pix train --lambda-gan 0` or pass --baseline)',
+        );
       }
       return { baseline: baseline ?? null, data: root, split: v.split, direction, cropSize: config.cropSize, scores };
     },

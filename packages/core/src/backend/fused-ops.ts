@@ -100,11 +100,9 @@ export function registerFusedGradients(): void {
       return {
         x: () =>
           nativeGradient(INSTANCE_NORM_GRAD)
-            ? (tf
-                .engine()
-                .runKernel(INSTANCE_NORM_GRAD, { dy: dy as tf.Tensor, x: x! }, {
-                  epsilon,
-                } as unknown as tf.NamedAttrMap) as tf.Tensor)
+            ? (tf.engine().runKernel(INSTANCE_NORM_GRAD, { dy: dy as tf.Tensor, x: x! }, {
+                epsilon,
+              } as unknown as tf.NamedAttrMap) as tf.Tensor)
             : instanceNormGradComposed(dy as tf.Tensor, x!, epsilon),
       };
     },
@@ -122,12 +120,10 @@ export function registerFusedGradients(): void {
         const alpha = Number((attrs as { alpha?: number } | undefined)?.alpha ?? 0);
         return {
           x: () =>
-            tf
-              .engine()
-              .runKernel(ACTIVATION_GRAD, { dy: dy as tf.Tensor, v }, {
-                op,
-                alpha,
-              } as unknown as tf.NamedAttrMap) as tf.Tensor,
+            tf.engine().runKernel(ACTIVATION_GRAD, { dy: dy as tf.Tensor, v }, {
+              op,
+              alpha,
+            } as unknown as tf.NamedAttrMap) as tf.Tensor,
         };
       },
     });

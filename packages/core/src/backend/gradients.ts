@@ -72,7 +72,9 @@ export function registerGradientFixes(): void {
         paddings: Array<[number, number]>;
         mode: 'reflect' | 'symmetric';
       };
-      return { x: () => nativeMirrorPadGrad(dy as tf.Tensor, paddings, mode) ?? mirrorPadGrad(dy as tf.Tensor, paddings, mode) };
+      return {
+        x: () => nativeMirrorPadGrad(dy as tf.Tensor, paddings, mode) ?? mirrorPadGrad(dy as tf.Tensor, paddings, mode),
+      };
     },
   });
   for (const kernelName of ZERO_GRAD_KERNELS) {

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adam, lerp } from '../optim.js';
 import {
   instanceNorm as coreInstanceNorm,
   mirrorPadGrad,
@@ -15,7 +16,6 @@ import {
   setNativeEnabled,
   setNativeThreads,
 } from './index.js';
-import { adam, lerp } from '../optim.js';
 
 /** Tolerance for single kernels (observed ≤ 2e-6). */
 const KERNEL_TOL = 1e-4;
@@ -295,7 +295,10 @@ for (const path of PATHS) {
             const x = tf.tensor(xs, shape);
             return [
               tf.gather(x, idx),
-              tf.gather(x, tf.tensor2d(idx.slice(0, 2 * Math.floor(idx.length / 2)), [Math.floor(idx.length / 2), 2], 'int32')),
+              tf.gather(
+                x,
+                tf.tensor2d(idx.slice(0, 2 * Math.floor(idx.length / 2)), [Math.floor(idx.length / 2), 2], 'int32'),
+              ),
               tf.cast(tf.gather(tf.cast(tf.mul(x, 100), 'int32'), idx), 'float32'),
               tf.gather(x, idx2, 1),
             ];
@@ -403,7 +406,9 @@ for (const path of PATHS) {
       }
       /** Shapes from a few elements to past three threads' share of work (the kernels split at 16,384 elements). */
       const shape4 = (r: Rng) =>
-        r.next() < 0.25 ? [r.int(1, 2), r.int(30, 48), r.int(30, 48), r.int(8, 16)] : [r.int(1, 3), r.int(1, 9), r.int(1, 9), r.int(1, 6)];
+        r.next() < 0.25
+          ? [r.int(1, 2), r.int(30, 48), r.int(30, 48), r.int(8, 16)]
+          : [r.int(1, 3), r.int(1, 9), r.int(1, 9), r.int(1, 6)];
 
       it('binary arithmetic with broadcasting (add, sub, mul, div, squared difference, max, min) and gradients', () => {
         const ops = [tf.add, tf.sub, tf.mul, tf.div, tf.squaredDifference, tf.maximum, tf.minimum] as const;
@@ -417,7 +422,11 @@ for (const path of PATHS) {
             // shapes only for those.)
             const kind = op === tf.maximum || op === tf.minimum || op === tf.squaredDifference ? 0 : r.int(0, 3);
             const bShape =
-              kind === 0 ? full : kind === 1 ? full.slice(r.int(0, full.length - 1)) : full.map((d) => (r.next() < 0.5 ? 1 : d));
+              kind === 0
+                ? full
+                : kind === 1
+                  ? full.slice(r.int(0, full.length - 1))
+                  : full.map((d) => (r.next() < 0.5 ? 1 : d));
             const aShape = kind === 3 ? full.map((d, i) => (i === 0 && bShape[i] !== 1 ? 1 : d)) : full;
             const [as, bs, gs] = [
               r.normal(tf.util.sizeFromShape(aShape)),
@@ -526,13 +535,20 @@ for (const path of PATHS) {
             const o = mode === 'reflect' ? 1 : 0;
             if (Math.min(shape[1], shape[2]) - o < 1) continue;
             const pad = () => r.int(0, Math.min(3, Math.min(shape[1], shape[2]) - o));
-            const pads: Array<[number, number]> = [[0, 0], [pad(), pad()], [pad(), pad()], [0, 0]];
+            const pads: Array<[number, number]> = [
+              [0, 0],
+              [pad(), pad()],
+              [pad(), pad()],
+              [0, 0],
+            ];
             const xs = r.normal(tf.util.sizeFromShape(shape));
             const out = shape.map((d, i) => d + pads[i]![0] + pads[i]![1]);
             const gs = r.normal(tf.util.sizeFromShape(out));
             const res = onBoth(() => {
               const x = tf.tensor4d(xs, shape);
-              const g = tf.grad((t) => tf.sum(tf.mul(tf.mirrorPad(t as tf.Tensor4D, pads, mode), tf.tensor(gs, out))))(x);
+              const g = tf.grad((t) => tf.sum(tf.mul(tf.mirrorPad(t as tf.Tensor4D, pads, mode), tf.tensor(gs, out))))(
+                x,
+              );
               return [tf.mirrorPad(x, pads, mode), g];
             });
             expect(worstErr(res), JSON.stringify({ shape, pads, mode })).toBeLessThan(KERNEL_TOL);
@@ -548,7 +564,12 @@ for (const path of PATHS) {
           const res = onBoth(() => {
             const f = tf.tensor4d(fs, [3, 3, 3, 4]);
             const critic = (x: tf.Tensor, w: tf.Tensor) =>
-              tf.sum(tf.leakyRelu(coreInstanceNorm(tf.conv2d(reflectPad(x as tf.Tensor4D, 1), w as tf.Tensor4D, 1, 'valid'), 1e-5), 0.2));
+              tf.sum(
+                tf.leakyRelu(
+                  coreInstanceNorm(tf.conv2d(reflectPad(x as tf.Tensor4D, 1), w as tf.Tensor4D, 1, 'valid'), 1e-5),
+                  0.2,
+                ),
+              );
             const x = tf.tensor4d(xs, [2, 8, 8, 3]);
             // WGAN-GP's shape: the penalty on ∂critic/∂x, differentiated with respect to the weights.
             return tf.grad((w) => tf.sum(tf.square(tf.grad((t) => critic(t, w))(x))))(f);

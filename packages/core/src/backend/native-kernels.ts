@@ -495,7 +495,9 @@ function unary(op: number): (original: KernelFunc) => KernelFunc {
   return (original) => (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     if (!native || x.dtype !== 'float32') return original(args);
-    const alpha = Number((args.attrs as { alpha?: number } | undefined)?.alpha ?? (op === UNARY_OPS.LeakyRelu ? 0.2 : 0));
+    const alpha = Number(
+      (args.attrs as { alpha?: number } | undefined)?.alpha ?? (op === UNARY_OPS.LeakyRelu ? 0.2 : 0),
+    );
     const n = tf.util.sizeFromShape(x.shape);
     const out = withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
       native!.unary(heap, Float64Array.of(op, n, xo!, y, alpha)),

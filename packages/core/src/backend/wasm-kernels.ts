@@ -435,7 +435,11 @@ function gatherRowsKernel(original: KernelFunc): KernelFunc {
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
     const backend = args.backend as unknown as WasmBackendLike;
-    if (batchDims !== 0 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32'))
+    if (
+      batchDims !== 0 ||
+      tf.util.parseAxisParam(axis, x.shape)[0] !== 0 ||
+      (x.dtype !== 'float32' && x.dtype !== 'int32')
+    )
       return original(args);
     const rows = x.shape[0]!;
     const index = Int32Array.from(backend.readSync(indices.dataId));

@@ -60,7 +60,8 @@ function mtime(file: string): number {
 /** Keys of the entries other than step/epoch/time, in first-seen order, main losses (D…, G…) first. */
 export function seriesNames(entries: Record<string, number>[]): string[] {
   const seen = new Set<string>();
-  for (const e of entries) for (const k of Object.keys(e)) if (!RESERVED.has(k) && typeof e[k] === 'number') seen.add(k);
+  for (const e of entries)
+    for (const k of Object.keys(e)) if (!RESERVED.has(k) && typeof e[k] === 'number') seen.add(k);
   const rank = (k: string) => (k === 'D' ? 0 : k === 'G' ? 1 : k.startsWith('D') ? 2 : k.startsWith('G') ? 3 : 4);
   return [...seen].sort((a, b) => rank(a) - rank(b));
 }
@@ -166,7 +167,10 @@ export function headlineFigures(evaluation: Record<string, unknown> | undefined,
   if (!evaluation) return {};
   const flat = flattenFigures(evaluation);
   const picked = Object.entries(flat).filter(
-    ([k]) => !k.includes('[') && !/(^|\.)(real|identity|reference)(\.|$)|baseline/i.test(k) && HEADLINE.test(k.split('.').at(-1)!),
+    ([k]) =>
+      !k.includes('[') &&
+      !/(^|\.)(real|identity|reference)(\.|$)|baseline/i.test(k) &&
+      HEADLINE.test(k.split('.').at(-1)!),
   );
   return Object.fromEntries(picked.slice(0, max));
 }
@@ -194,5 +198,8 @@ export function findRuns(root: string): string[] {
     const t = info?.created ? Date.parse(info.created) : Number.NaN;
     return Number.isFinite(t) ? t : mtime(d);
   };
-  return runs.map((d) => [d, created(d)] as const).sort((a, b) => a[1] - b[1]).map(([d]) => d);
+  return runs
+    .map((d) => [d, created(d)] as const)
+    .sort((a, b) => a[1] - b[1])
+    .map(([d]) => d);
 }

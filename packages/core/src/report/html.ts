@@ -94,7 +94,11 @@ export function figuresHtml(value: unknown, title = ''): string {
     const keys = [...new Set(objects.flatMap(([, o]) => Object.keys(o).filter((k) => isScalar(o[k]))))];
     if (keys.length) {
       const head = `<tr><th></th>${names.map((n) => `<th>${esc(n)}</th>`).join('')}</tr>`;
-      const body = keys.map((k) => `<tr><th>${esc(k)}</th>${objects.map(([, o]) => `<td>${esc(formatFigure(o[k]))}</td>`).join('')}</tr>`).join('');
+      const body = keys
+        .map(
+          (k) => `<tr><th>${esc(k)}</th>${objects.map(([, o]) => `<td>${esc(formatFigure(o[k]))}</td>`).join('')}</tr>`,
+        )
+        .join('');
       out += `<table class="grid"><thead>${head}</thead><tbody>${body}</tbody></table>`;
     }
     for (const [k, o] of objects) {
@@ -118,7 +122,9 @@ export interface Curve {
 
 /** Downsamples one series of `entries[name]` by bucket means and adds a smoothed copy. */
 export function curve(entries: Record<string, number>[], name: string, maxPoints = 1000): Curve {
-  const pts = entries.filter((e) => typeof e[name] === 'number' && Number.isFinite(e[name])).map((e) => [e.step!, e[name]!] as [number, number]);
+  const pts = entries
+    .filter((e) => typeof e[name] === 'number' && Number.isFinite(e[name]))
+    .map((e) => [e.step!, e[name]!] as [number, number]);
   const span = Math.max(1, Math.round(pts.length / 40));
   const alpha = 2 / (span + 1);
   let ema = 0;
@@ -161,7 +167,11 @@ function mimeOf(file: string): string {
 }
 
 /** Evenly spaced picks of the samples within the count and byte budgets, first and last always kept. */
-function pickSamples(run: RunData, maxSamples: number, maxBytes: number): { step: number; final: boolean; file: string; src: string }[] {
+function pickSamples(
+  run: RunData,
+  maxSamples: number,
+  maxBytes: number,
+): { step: number; final: boolean; file: string; src: string }[] {
   const all = run.samples;
   const sizes = all.map((s) => {
     try {
@@ -184,7 +194,12 @@ function pickSamples(run: RunData, maxSamples: number, maxBytes: number): { step
     const s = all[i]!;
     try {
       const data = fs.readFileSync(path.join(run.dir, s.file));
-      out.push({ step: s.step, final: s.final, file: s.file, src: `data:${mimeOf(s.file)};base64,${data.toString('base64')}` });
+      out.push({
+        step: s.step,
+        final: s.final,
+        file: s.file,
+        src: `data:${mimeOf(s.file)};base64,${data.toString('base64')}`,
+      });
     } catch {
       // Removed between listing and reading: leave it out.
     }
@@ -194,7 +209,8 @@ function pickSamples(run: RunData, maxSamples: number, maxBytes: number): { step
 
 /** From the files alone: finished (final samples or all steps logged), running (logged lately) or stopped. */
 export function inferStatus(run: RunData, now = Date.now()): RunStatus {
-  if (run.samples.some((s) => s.final) || (run.totalSteps !== undefined && run.lastStep >= run.totalSteps)) return 'finished';
+  if (run.samples.some((s) => s.final) || (run.totalSteps !== undefined && run.lastStep >= run.totalSteps))
+    return 'finished';
   return now - run.updated < 120_000 ? 'running' : 'stopped';
 }
 
@@ -306,10 +322,20 @@ export function renderReport(run: RunData, o: ReportOptions = {}): string {
 
   const charts: { id: string; title: string; yLabel: string; curves: Curve[] }[] = [];
   for (const g of lossGroups(run.lossNames)) {
-    charts.push({ id: `chart-${charts.length}`, title: g.title, yLabel: 'loss', curves: g.names.map((n) => curve(run.losses, n, maxPoints)) });
+    charts.push({
+      id: `chart-${charts.length}`,
+      title: g.title,
+      yLabel: 'loss',
+      curves: g.names.map((n) => curve(run.losses, n, maxPoints)),
+    });
   }
   for (const n of run.metricNames) {
-    charts.push({ id: `chart-${charts.length}`, title: `Metric: ${n}`, yLabel: n, curves: [curve(run.metrics, n, maxPoints)] });
+    charts.push({
+      id: `chart-${charts.length}`,
+      title: `Metric: ${n}`,
+      yLabel: n,
+      curves: [curve(run.metrics, n, maxPoints)],
+    });
   }
   const samples = pickSamples(run, o.maxSamples ?? 16, o.sampleBytes ?? 6_000_000);
 
@@ -325,20 +351,34 @@ export function renderReport(run: RunData, o: ReportOptions = {}): string {
     ['steps/s', run.seconds ? (run.lastStep > 1 ? ((run.losses.length - 1) / run.seconds).toFixed(2) : '–') : '–'],
     ...run.lossNames.map((n): [string, unknown] => [`last ${n}`, last[n]]),
   ];
-  const extra = Object.entries(info ?? {}).filter(([k]) => !['variant', 'backend', 'created', 'options', 'args'].includes(k));
+  const extra = Object.entries(info ?? {}).filter(
+    ([k]) => !['variant', 'backend', 'created', 'options', 'args'].includes(k),
+  );
 
   const statusText =
-    status === 'running' ? `running · refreshes every ${o.refreshSeconds ?? 30} s` : status === 'finished' ? 'finished' : `stopped at step ${run.lastStep}`;
+    status === 'running'
+      ? `running · refreshes every ${o.refreshSeconds ?? 30} s`
+      : status === 'finished'
+        ? 'finished'
+        : `stopped at step ${run.lastStep}`;
   const refresh = status === 'running' ? `<meta http-equiv="refresh" content="${o.refreshSeconds ?? 30}">` : '';
   const payload = {
     id: run.id,
     charts,
     samples: samples.map((s) => ({ step: s.step, final: s.final, src: s.src })),
   };
-  const json = JSON.stringify(payload).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  const json = JSON.stringify(payload)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 
   const chartSections = charts.length
-    ? charts.map((c) => `<section><h2>${esc(c.title)}</h2><div class="chart"><canvas id="${c.id}" role="img" aria-label="${esc(c.title)}"></canvas></div></section>`).join('\n')
+    ? charts
+        .map(
+          (c) =>
+            `<section><h2>${esc(c.title)}</h2><div class="chart"><canvas id="${c.id}" role="img" aria-label="${esc(c.title)}"></canvas></div></section>`,
+        )
+        .join('\n')
     : '<section><h2>Losses</h2><p class="empty">No steps logged yet.</p></section>';
 
   const samplesSection = samples.length

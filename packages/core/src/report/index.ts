@@ -1,4 +1,4 @@
 export * from './data.js';
 export * from './html.js';
-export * from './write.js';
 export * from './runs.js';
+export * from './write.js';

@@ -21,10 +21,23 @@ async function fakeRun(dir: string, steps = 300, withEvaluation = true): Promise
   fs.mkdirSync(path.join(dir, 'samples'), { recursive: true });
   fs.writeFileSync(
     path.join(dir, 'run.json'),
-    JSON.stringify({ variant: 'cgan', backend: 'wasm', created: '2026-01-02T03:04:05.000Z', options: { ngf: 8, steps, lr: 2e-4 }, args: { seed: 42 } }),
+    JSON.stringify({
+      variant: 'cgan',
+      backend: 'wasm',
+      created: '2026-01-02T03:04:05.000Z',
+      options: { ngf: 8, steps, lr: 2e-4 },
+      args: { seed: 42 },
+    }),
   );
   const lines = Array.from({ length: steps }, (_, i) =>
-    JSON.stringify({ step: i + 1, epoch: (i + 1) / 100, D: 1.3 - i / steps, G: 0.7 + i / steps, D_real: 0.5, time: 1_000_000 + i * 100 }),
+    JSON.stringify({
+      step: i + 1,
+      epoch: (i + 1) / 100,
+      D: 1.3 - i / steps,
+      G: 0.7 + i / steps,
+      D_real: 0.5,
+      time: 1_000_000 + i * 100,
+    }),
   );
   fs.writeFileSync(path.join(dir, 'losses.jsonl'), `${lines.join('\n')}\n{"step": 9`); // a line cut short by a kill
   for (const s of [100, 200, 300]) {
@@ -38,7 +51,12 @@ async function fakeRun(dir: string, steps = 300, withEvaluation = true): Promise
       path.join(dir, 'evaluation.json'),
       JSON.stringify({
         checkpoint: '/x/checkpoints/step-00000300',
-        generated: { samples: 100, frechet: 12.5, meanAccuracy: 0.93, perClass: [{ label: 0, accuracy: 0.9, share: 0.1, diversity: 3 }] },
+        generated: {
+          samples: 100,
+          frechet: 12.5,
+          meanAccuracy: 0.93,
+          perClass: [{ label: 0, accuracy: 0.9, share: 0.1, diversity: 3 }],
+        },
         real: { samples: 100, frechet: 1.25, perClass: [{ label: 0, share: 0.1, diversity: 3.2 }] },
         classifierAccuracy: 0.991,
       }),
@@ -56,7 +74,12 @@ describe('run data', () => {
     expect(run.lastStep).toBe(300);
     expect(run.totalSteps).toBe(300);
     expect(run.lossNames).toEqual(['D', 'G', 'D_real']);
-    expect(run.samples.map((s) => s.file)).toEqual(['samples/step-00000100.png', 'samples/step-00000200.png', 'samples/step-00000300.png', 'samples/final.png']);
+    expect(run.samples.map((s) => s.file)).toEqual([
+      'samples/step-00000100.png',
+      'samples/step-00000200.png',
+      'samples/step-00000300.png',
+      'samples/final.png',
+    ]);
     expect(run.seconds).toBeCloseTo(29.9);
     expect(recentLosses(run.losses, ['D'], 1).D).toBeCloseTo(1.3 - 299 / 300);
   });
@@ -79,10 +102,21 @@ describe('run data', () => {
   });
 
   it('flattens figures and picks headline metrics of the generated images', () => {
-    const e = { generated: { samples: 10, frechet: 3, meanAccuracy: 0.9, perClass: [{ label: 7, accuracy: 1 }] }, real: { frechet: 1 }, classifierAccuracy: 0.99 };
+    const e = {
+      generated: { samples: 10, frechet: 3, meanAccuracy: 0.9, perClass: [{ label: 7, accuracy: 1 }] },
+      real: { frechet: 1 },
+      classifierAccuracy: 0.99,
+    };
     expect(flattenFigures(e)['generated.perClass[7].accuracy']).toBe(1);
-    expect(headlineFigures(e)).toEqual({ 'generated.frechet': 3, 'generated.meanAccuracy': 0.9, classifierAccuracy: 0.99 });
-    expect(headlineFigures({ scores: { model: { l1: 0.2, ssim: 0.5, count: 3 }, baseline: { l1: 0.3 } } })).toEqual({ 'scores.model.l1': 0.2, 'scores.model.ssim': 0.5 });
+    expect(headlineFigures(e)).toEqual({
+      'generated.frechet': 3,
+      'generated.meanAccuracy': 0.9,
+      classifierAccuracy: 0.99,
+    });
+    expect(headlineFigures({ scores: { model: { l1: 0.2, ssim: 0.5, count: 3 }, baseline: { l1: 0.3 } } })).toEqual({
+      'scores.model.l1': 0.2,
+      'scores.model.ssim': 0.5,
+    });
   });
 
   it('lists runs under a root, oldest first', async () => {
@@ -91,7 +125,10 @@ describe('run data', () => {
     await fakeRun(path.join(root, 'dcgan', 'r2'), 5, false);
     fs.mkdirSync(path.join(root, 'cgan', 'not-a-run'), { recursive: true });
     fs.mkdirSync(path.join(root, '.classifier', 'x'), { recursive: true });
-    expect(findRuns(root).map((d) => path.relative(root, d))).toEqual([path.join('cgan', 'r1'), path.join('dcgan', 'r2')]);
+    expect(findRuns(root).map((d) => path.relative(root, d))).toEqual([
+      path.join('cgan', 'r1'),
+      path.join('dcgan', 'r2'),
+    ]);
   });
 });
 
@@ -111,11 +148,17 @@ describe('report.html', () => {
     expect(html.includes('Discriminator loss'), 'Discriminator loss').toBe(true);
     expect(html.includes('Generator loss'), 'Generator loss').toBe(true);
     expect(html.includes('<th>backend</th><td>wasm</td>'), '<th>backend</th><td>wasm</td>').toBe(true);
-    expect(html.includes('<th>frechet</th><td>12.5</td><td>1.25</td>'), '<th>frechet</th><td>12.5</td><td>1.25</td>').toBe(true); // generated vs real side by side
+    expect(
+      html.includes('<th>frechet</th><td>12.5</td><td>1.25</td>'),
+      '<th>frechet</th><td>12.5</td><td>1.25</td>',
+    ).toBe(true); // generated vs real side by side
     expect(html.includes('finished'), 'finished').toBe(true);
     expect(html.includes('http-equiv="refresh"'), 'http-equiv="refresh"').toBe(false);
     const data = JSON.parse(/<script type="application\/json" id="gantry-data">(.*?)<\/script>/s.exec(html)![1]!);
-    expect(data.charts.map((c: { curves: { name: string }[] }) => c.curves.map((x) => x.name))).toEqual([['D', 'D_real'], ['G']]);
+    expect(data.charts.map((c: { curves: { name: string }[] }) => c.curves.map((x) => x.name))).toEqual([
+      ['D', 'D_real'],
+      ['G'],
+    ]);
     expect(data.samples.at(-1).final).toBe(true);
   });
 
@@ -123,8 +166,14 @@ describe('report.html', () => {
     const dir = await fakeRun(path.join(tmp, 'runs', 'cgan', 'c'), 50, false);
     fs.rmSync(path.join(dir, 'samples', 'final.png'));
     const run = readRunData(dir);
-    fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ variant: 'cgan', backend: 'cpu', created: 'x', options: { steps: 100 } }));
-    expect(renderReport(run, { status: 'running', refreshSeconds: 7 }).includes('<meta http-equiv="refresh" content="7">'), '<meta http-equiv="refresh" content="7">').toBe(true);
+    fs.writeFileSync(
+      path.join(dir, 'run.json'),
+      JSON.stringify({ variant: 'cgan', backend: 'cpu', created: 'x', options: { steps: 100 } }),
+    );
+    expect(
+      renderReport(run, { status: 'running', refreshSeconds: 7 }).includes('<meta http-equiv="refresh" content="7">'),
+      '<meta http-equiv="refresh" content="7">',
+    ).toBe(true);
     expect(renderReport(readRunData(dir)).includes('running · refreshes'), 'running · refreshes').toBe(true); // just written: looks alive
     const stopped = renderReport(readRunData(dir), { now: new Date(Date.now() + 3_600_000) });
     expect(stopped.includes('stopped at step 50'), 'stopped at step 50').toBe(true);
@@ -141,7 +190,10 @@ describe('report.html', () => {
   it('renders per-class figure arrays as tables and escapes strings', () => {
     const html = figuresHtml({ checkpoint: '<x>', perClass: [{ label: 1, accuracy: 0.5 }] });
     expect(html.includes('&lt;x&gt;'), '&lt;x&gt;').toBe(true);
-    expect(html.includes('<h4>perClass</h4><table class="grid"><thead><tr><th>label</th><th>accuracy</th></tr>'), '<h4>perClass</h4><table class="grid"><thead><tr><th>label</th><th>accuracy</th></tr>').toBe(true);
+    expect(
+      html.includes('<h4>perClass</h4><table class="grid"><thead><tr><th>label</th><th>accuracy</th></tr>'),
+      '<h4>perClass</h4><table class="grid"><thead><tr><th>label</th><th>accuracy</th></tr>',
+    ).toBe(true);
   });
 });
 

@@ -123,11 +123,17 @@ export function compareRuns(a: RunData, b: RunData, o: { perClass?: boolean } = 
   add('run', 'created', a.info?.created, b.info?.created);
   add('run', 'steps', a.lastStep, b.lastStep);
   add('run', 'training time (s)', a.seconds, b.seconds);
-  add('run', 'steps/s', a.seconds ? a.losses.length / a.seconds : undefined, b.seconds ? b.losses.length / b.seconds : undefined);
+  add(
+    'run',
+    'steps/s',
+    a.seconds ? a.losses.length / a.seconds : undefined,
+    b.seconds ? b.losses.length / b.seconds : undefined,
+  );
   const oa = (a.info?.options ?? {}) as Record<string, unknown>;
   const ob = (b.info?.options ?? {}) as Record<string, unknown>;
   for (const k of [...new Set([...Object.keys(oa), ...Object.keys(ob)])]) add('settings', k, oa[k], ob[k]);
-  for (const k of [...new Set([...a.lossNames, ...b.lossNames])]) add('loss (mean of last 50 steps)', k, ra.losses[k], rb.losses[k]);
+  for (const k of [...new Set([...a.lossNames, ...b.lossNames])])
+    add('loss (mean of last 50 steps)', k, ra.losses[k], rb.losses[k]);
   const fa = flattenFigures(a.evaluation ?? {});
   const fb = flattenFigures(b.evaluation ?? {});
   for (const k of [...new Set([...Object.keys(fa), ...Object.keys(fb)])]) {

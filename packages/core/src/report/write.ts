@@ -15,7 +15,8 @@ export function writeReport(runDir: string, o: ReportOptions & { root?: string }
   atomicWrite(file, renderReport(run, o));
   // A process killed mid-write leaves its temporary sibling behind: clear other processes' leftovers.
   for (const n of fs.readdirSync(run.dir)) {
-    if (n.startsWith(`${REPORT_FILE}.tmp-`) && !n.startsWith(`${REPORT_FILE}.tmp-${process.pid}-`)) fs.rmSync(path.join(run.dir, n), { force: true });
+    if (n.startsWith(`${REPORT_FILE}.tmp-`) && !n.startsWith(`${REPORT_FILE}.tmp-${process.pid}-`))
+      fs.rmSync(path.join(run.dir, n), { force: true });
   }
   return file;
 }
@@ -32,7 +33,10 @@ export interface ReportWriter {
  * never takes more than ~5% of the wall time (a slow write pushes the next one further out). A failure is one
  * warning in the log, then the report is left alone for the rest of the run; training never fails because of it.
  */
-export function reportWriter(runDir: string, o: { log?: (l: string) => void; minIntervalMs?: number } = {}): ReportWriter {
+export function reportWriter(
+  runDir: string,
+  o: { log?: (l: string) => void; minIntervalMs?: number } = {},
+): ReportWriter {
   const log = o.log ?? ((l: string) => console.error(l));
   const minInterval = o.minIntervalMs ?? Number(process.env.GANTRY_REPORT_INTERVAL_MS ?? 15_000);
   const disabled = process.env.GANTRY_REPORT === '0';
@@ -45,7 +49,9 @@ export function reportWriter(runDir: string, o: { log?: (l: string) => void; min
       writeReport(runDir, { status });
     } catch (err) {
       failed = true;
-      log(`warning: could not write ${path.join(runDir, REPORT_FILE)} (${(err as Error).message}); training goes on without the report`);
+      log(
+        `warning: could not write ${path.join(runDir, REPORT_FILE)} (${(err as Error).message}); training goes on without the report`,
+      );
       return;
     }
     const took = Date.now() - t0;
