@@ -27,7 +27,8 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     // Two test processes share the 2 cores: one oneDNN thread each (the apps the tests start inherit it).
-    env: { GANTRY_THREADS: '1' },
+    // GANTRY_NATIVE_MIN_WORK: the kernel tests' small tensors still split across threads.
+    env: { GANTRY_THREADS: '1', GANTRY_NATIVE_MIN_WORK: '16384' },
     testTimeout: 120_000,
     hookTimeout: 300_000,
   },

@@ -2,6 +2,7 @@
 // library PyTorch's CPU convolutions use). Tensors stay where the wasm backend keeps them: every call gets the
 // wasm heap (an ArrayBuffer) and byte offsets into it, and oneDNN reads and writes there in place, no copies.
 // Layouts are TF.js's: activations NHWC, conv filters HWIO ([kh, kw, in, out]), matrices row-major.
+#include <cstdlib>
 #include <node_api.h>
 #include <omp.h>
 
@@ -453,10 +454,22 @@ napi_value Update(napi_env env, napi_callback_info info) {
 
 constexpr int64_t kGrain = 16384;
 
-// Threads for `work` elements: at most the configured count, at least 1, about kGrain elements each.
+// Elements a thread must get before it is woken: waking a passively waiting thread costs tens of microseconds, as
+// much as a memory-bound pass over tens of thousands of elements. GANTRY_NATIVE_MIN_WORK overrides it (the tests
+// set it low, so that their small tensors still take the threaded paths).
+int64_t perThread() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("GANTRY_NATIVE_MIN_WORK");
+    const long long n = e ? std::atoll(e) : 0;
+    return n > 0 ? static_cast<int64_t>(n) : int64_t(1) << 18;
+  }();
+  return v;
+}
+
+// Threads for `work` elements: at most the configured count, at least 1, about perThread() elements each.
 int threadsFor(int64_t work) {
   const int64_t t = omp_get_max_threads();
-  const int64_t k = work / kGrain;
+  const int64_t k = work / perThread();
   return static_cast<int>(k < 1 ? 1 : (k < t ? k : t));
 }
 
