@@ -13,6 +13,7 @@ import {
   importTorchCommand,
   importTorchOptions,
   initBackend,
+  type Norm,
   userPath,
   workspaceRoot,
 } from '@gantry/core';
@@ -133,22 +134,33 @@ export function importTorchCliOptions(variant: ModelVariant): ReturnType<typeof 
 
 /** `import-torch` from parsed arguments: downloads `--model` when given, then imports. */
 export async function importTorchFromArgs(variant: ModelVariant, a: Record<string, unknown>): Promise<string> {
-  const args = { ...a } as unknown as ImportTorchArgs & {
-    model?: string;
-    modelB?: string;
-    modelsDir?: string;
-    sha256?: string;
+  const str = (k: string) => (typeof a[k] === 'string' ? a[k] : undefined);
+  const num = (k: string) => (a[k] === undefined ? undefined : Number(a[k]));
+  const args: ImportTorchArgs = {
+    from: str('from') ?? '',
+    fromB: str('fromB'),
+    out: str('out') ?? '',
+    force: a.force === true,
+    netG: str('netG'),
+    ngf: num('ngf'),
+    norm: str('norm') as Norm | undefined,
+    dropout: typeof a.dropout === 'boolean' ? a.dropout : undefined,
+    inputNc: num('inputNc'),
+    outputNc: num('outputNc'),
   };
+  const model = str('model');
+  const modelB = str('modelB');
+  const modelsDir = str('modelsDir');
   await initBackend({ backend: a.backend as string | undefined });
-  if (args.model !== undefined) {
-    if (args.from !== undefined) throw new GantryError('--model and --from: give one of them');
-    const got = await downloadTorchModel(args.model, variant, { dir: args.modelsDir, sha256: args.sha256 });
+  if (model !== undefined) {
+    if (args.from !== '') throw new GantryError('--model and --from: give one of them');
+    const got = await downloadTorchModel(model, variant, { dir: modelsDir, sha256: str('sha256') });
     console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
     args.from = got.file;
   }
-  if (args.modelB !== undefined) {
+  if (modelB !== undefined) {
     if (args.fromB !== undefined) throw new GantryError('--model-b and --from-b: give one of them');
-    const got = await downloadTorchModel(args.modelB, variant, { dir: args.modelsDir });
+    const got = await downloadTorchModel(modelB, variant, { dir: modelsDir });
     console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
     args.fromB = got.file;
   }
