@@ -121,6 +121,16 @@ function readOwner(runDir: string): LockOwner | undefined {
   }
 }
 
+/** The holder's record, waiting up to half a second for a holder that has taken the lock but not yet written it. */
+function awaitOwner(runDir: string): LockOwner | undefined {
+  for (let i = 0; i < 25; i++) {
+    const owner = readOwner(runDir);
+    if (owner) return owner;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+  return undefined;
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -167,7 +177,7 @@ export function lockRunDir(runDir: string, log: (line: string) => void = (l) => 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED')
       throw new GantryError(`${runDir}: cannot lock the run directory (${(err as Error).message})`);
-    throw inUse(readOwner(runDir));
+    throw inUse(awaitOwner(runDir));
   }
   const mine: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
   atomicWrite(path.join(runDir, OWNER), JSON.stringify(mine));
