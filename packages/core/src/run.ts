@@ -45,7 +45,11 @@ export function newRunDir(variant: string, root = runsRoot(), create = true): st
  * The run of `variant` whose newest complete checkpoint is the most recent. Runs without a complete checkpoint
  * (killed during their first one, failed at once) are passed over, so they never hide the good runs.
  */
-export function latestRun(variant: string, root = runsRoot()): string | undefined {
+export function latestRun(
+  variant: string,
+  root = runsRoot(),
+  accept: (checkpoint: string) => boolean = () => true,
+): string | undefined {
   const base = path.join(root, variant);
   let names: string[];
   try {
@@ -57,7 +61,7 @@ export function latestRun(variant: string, root = runsRoot()): string | undefine
   for (const n of names) {
     const dir = path.join(base, n);
     const checkpoint = latestCheckpoint(dir);
-    if (!checkpoint) continue;
+    if (!checkpoint || !accept(checkpoint)) continue;
     const time = fs.statSync(path.join(checkpoint, 'state.json')).mtimeMs;
     if (!best || time >= best.time) best = { dir, time };
   }

@@ -34,7 +34,7 @@ import { writeLatentSamples } from './generate.js';
 import { type ArchKey, initArchitecture, initWeights, openInitSource } from './init-from.js';
 import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './losses.js';
 import { listRuns, runsTable } from './report/runs.js';
-import { readRunInfo, runsRoot, userPath } from './run.js';
+import { latestRun, readRunInfo, runsRoot, userPath } from './run.js';
 import { decayOverLast } from './schedules.js';
 import type { GanTask } from './trainer.js';
 import { translateOptions } from './translate.js';
@@ -242,27 +242,19 @@ type TrainedOf<C> = { name: string; preferNets?: string[]; defaultRun?(config: C
 
 function defaultCheckpoint<C extends object>(def: TrainedOf<C>): string {
   if (def.defaultRun) {
-    const base = path.join(runsRoot(), def.name);
-    const runs = fs.existsSync(base) ? fs.readdirSync(base).map((n) => path.join(base, n)) : [];
-    const preferred = runs
-      .map((r) => ({ r, ckpt: latestCheckpoint(r) }))
-      .filter(({ ckpt }) => {
-        try {
-          return ckpt !== undefined && def.defaultRun!(readCheckpointState(ckpt).config as C);
-        } catch {
-          return false;
-        }
-      })
-      .sort((x, y) => fs.statSync(x.r).mtimeMs - fs.statSync(y.r).mtimeMs)
-      .at(-1);
-    if (preferred?.ckpt) return preferred.ckpt;
+    // The latest run whose newest complete checkpoint the variant accepts (run.ts's rule, with a filter).
+    const accept = (checkpoint: string) => {
+      try {
+        return def.defaultRun!(readCheckpointState(checkpoint).config as C);
+      } catch {
+        return false;
+      }
+    };
+    const run = latestRun(def.name, runsRoot(), accept);
+    const checkpoint = run && latestCheckpoint(run);
+    if (checkpoint) return checkpoint;
   }
   return resolveCheckpoint(def.name, undefined);
-}
-
-/** The typed values of `specs` from yargs' parsed arguments. */
-function valuesOf<F extends FlagSpecs>(specs: F, args: Record<string, unknown>): FlagValues<F> {
-  return readFlags(specs, args);
 }
 
 /**
@@ -303,12 +295,12 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
   const presetNames = Object.keys(def.presets);
   const trainSpecs = { ...TRAIN_FLAGS, ...def.flags };
   const log = (l: string) => console.error(l);
-  const backendOf = (a: Record<string, unknown>) => valuesOf(COMMON_FLAGS, a).backend;
+  const backendOf = (a: Record<string, unknown>) => readFlags(COMMON_FLAGS, a).backend;
 
   const train = async (a: Record<string, unknown>) => {
     for (const d of deprecatedFlagsUsed(trainSpecs, argv))
       log(`warning: --${d.used} is deprecated; use --${d.instead}`);
-    const resume = valuesOf(TRAIN_FLAGS, a).resume;
+    const resume = readFlags(TRAIN_FLAGS, a).resume;
     const saved = resume !== undefined ? savedValues(resolveResume(def.name, resume).runDir) : {};
     const { presetName, preset, train: t, values, config, initFrom } = resolveTrainValues(def, a, saved);
     const settings: TrainSettings = {
@@ -393,7 +385,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         'write generated images as PNGs plus grid.png',
         (c) => c.options(yargsOptions(generateFlags)),
         async (a) => {
-          const v = valuesOf(generateFlags, a);
+          const v = readFlags(generateFlags, a);
           await initBackend({ backend: backendOf(a) });
           const trained = await load(v.checkpoint);
           const generator = await trained.loadGenerator();
@@ -426,7 +418,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         "translate an image or a folder with a trained generator, at the photo's own resolution (--resolution model: resized to the model's size and back); the output has the input's size",
         (c) => c.options({ ...translateOptions, ...yargsOptions(translateFlags) }),
         async (a) => {
-          const v = valuesOf(translateFlags, a);
+          const v = readFlags(translateFlags, a);
           await translateFromArgs(a, backendOf(a), async ({ evalMode }) => {
             const trained = await load(v.checkpoint);
             const nets = inference.generators(trained.config);
@@ -458,10 +450,10 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         ev.describe,
         (c) => c.options(yargsOptions(evaluateFlags)),
         async (a) => {
-          const v = valuesOf({ ...checkpointFlag, json: evaluateFlags.json }, a);
+          const v = readFlags({ ...checkpointFlag, json: evaluateFlags.json }, a);
           await initBackend({ backend: backendOf(a) });
           const trained = await load(v.checkpoint);
-          const figures = await ev.run(trained, valuesOf(ev.flags, a), { loadTrained: load });
+          const figures = await ev.run(trained, readFlags(ev.flags, a), { loadTrained: load });
           saveEvaluation(trained.checkpoint, { checkpoint: trained.checkpoint, ...figures }, v.json);
         },
       );
@@ -483,7 +475,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         'write the generator(s) (TF.js layers format) and metadata.json for the browser',
         (c) => c.options(yargsOptions(exportFlags)).demandOption('out'),
         async (a) => {
-          const v = valuesOf(exportFlags, a);
+          const v = readFlags(exportFlags, a);
           const dir = userPath(v.out!);
           await initBackend({ backend: backendOf(a) });
           const trained = await load(v.checkpoint);
