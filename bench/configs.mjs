@@ -248,3 +248,13 @@ export function stepMacs(row, fwd) {
   }
   return 4 * G + 8 * D;
 }
+
+/**
+ * Issue #23's full-size checks, each a script of its own run as a child: the PyTorch import at ngf 64 (max error
+ * against PyTorch's outputs, import time) and native-resolution translate of a 2560×1600 photo (time and peak RSS
+ * beside PyTorch's forward pass). Not step rows: they print their own tables, which go into latest.md as they are.
+ */
+export const PHOTO_ROWS = [
+  { id: 'torch-import', script: 'torch-import.mjs', needsTorch: true, timeoutS: 1800 },
+  { id: 'translate-photo', script: 'translate-native.mjs', needsTorch: false, timeoutS: 3600 },
+];

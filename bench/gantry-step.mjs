@@ -115,7 +115,19 @@ core.seedWeights?.(1);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Multiply-adds of one forward pass per sample, from the built layers (conv, transposed conv, dense).
-function forwardMacsPerSample(model) {
+async function forwardMacsPerSample(built, imageSize) {
+  // The image-to-image networks take any size (their inputs are [null, null, null, C]): count them on a copy of
+  // their topology with the row's size filled in, whose layers then carry concrete shapes.
+  const topology = built.toJSON(null, false);
+  let open = false;
+  for (const layer of topology.config.layers) {
+    const shape = layer.class_name === 'InputLayer' ? layer.config.batch_input_shape : null;
+    if (shape?.length === 4 && (shape[1] === null || shape[2] === null)) {
+      layer.config.batch_input_shape = [null, imageSize, imageSize, shape[3]];
+      open = true;
+    }
+  }
+  const model = open ? await tf.models.modelFromJSON({ modelTopology: topology }) : built;
   let macs = 0;
   for (const layer of model.layers) {
     const cls = layer.getClassName();
@@ -130,6 +142,7 @@ function forwardMacsPerSample(model) {
     else if (cls === 'Conv2DTranspose') macs += inShape[1] * inShape[2] * k[0] * k[1] * k[2] * k[3];
     else macs += k[0] * k[1] * inShape.slice(1, -1).reduce((a, b) => a * (b ?? 1), 1);
   }
+  if (model !== built) model.dispose();
   return macs;
 }
 
@@ -361,7 +374,11 @@ function fallbackCycleGan(c, loss) {
 
 // ---------------------------------------------------------------------------------------------------------------
 const { task, batch, nets, impl } = await buildTask();
-const fwdPerSample = { G: forwardMacsPerSample(nets.G), D: forwardMacsPerSample(nets.D) };
+const imageSize = net.cropSize ?? net.imageSize;
+const fwdPerSample = {
+  G: await forwardMacsPerSample(nets.G, imageSize),
+  D: await forwardMacsPerSample(nets.D, imageSize),
+};
 
 /** One full training step as the trainer runs it: D update, G update, losses read back. */
 function step(i) {

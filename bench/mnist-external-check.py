@@ -121,15 +121,37 @@ def frechet(a, b):
 
 
 def load_samples(folder):
+    """The samples and their asked-for labels: `<label>-NNNN.png` (cgan), or None for unlabelled `NNNN.png` (gan, dcgan)."""
     from PIL import Image
 
     files = sorted(f for f in os.listdir(folder) if re.fullmatch(r"\d-\d+\.png", f))
+    labelled = bool(files)
+    if not labelled:
+        files = sorted(f for f in os.listdir(folder) if re.fullmatch(r"\d+\.png", f))
     if not files:
-        sys.exit(f"mnist-external-check: --samples {folder}: no <label>-NNNN.png files (write them with cgan generate)")
+        sys.exit(f"mnist-external-check: --samples {folder}: no <label>-NNNN.png or NNNN.png files (write them with generate)")
     x = np.stack([np.asarray(Image.open(os.path.join(folder, f)).convert("L"), dtype=np.float32) / 255.0 for f in files])
     if x.shape[1:] != (28, 28):
         sys.exit(f"mnist-external-check: --samples {folder}: images are {x.shape[1]}×{x.shape[2]}, expected 28×28")
-    return x, np.array([int(f[0]) for f in files])
+    return x, (np.array([int(f[0]) for f in files]) if labelled else None)
+
+
+def report_unlabelled(torch, features, head, acc, gen_x, train, ref, seed):
+    """An unconditional model: which digits the outside classifier sees, and the Fréchet distance to the test set
+    next to that of as many real training digits in MNIST's own class mix."""
+    gen_f, gen_p = embed(torch, features, head, gen_x)
+    real_f, real_p = embed(torch, features, head, train[0][: len(gen_x)])
+    share, real_share = np.bincount(gen_p, minlength=10) / len(gen_p), np.bincount(real_p, minlength=10) / len(real_p)
+    print(
+        f"external classifier (PyTorch, 2×conv5 + BN + pool, 256-d features, seed {seed}): "
+        f"test accuracy {100 * acc:.2f}%, {len(gen_x)} unlabelled samples"
+    )
+    print("class | share of the samples it sees (gen / real train digits)")
+    for c in range(10):
+        print(f"  {c}   | {100 * share[c]:5.1f}% / {100 * real_share[c]:5.1f}%")
+    print(f"class shares: smallest {100 * share.min():.1f}%, largest {100 * share.max():.1f}% (target: all within 8-12%)")
+    fg, fr = frechet(gen_f, ref), frechet(real_f, ref)
+    print(f"Fréchet distance to MNIST test (external features): generated {fg:.3f}, real train digits {fr:.3f} (ratio {fg / fr:.2f}×)")
 
 
 def per_class(pred, labels):
@@ -138,7 +160,7 @@ def per_class(pred, labels):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--samples", required=True, help="folder of <label>-NNNN.png written by `cgan generate`")
+    p.add_argument("--samples", required=True, help="folder of <label>-NNNN.png (cgan) or NNNN.png (gan, dcgan) written by `generate`")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--classifier-seed", type=int, default=1,
@@ -158,6 +180,8 @@ def main():
     features, head, acc = train_or_load(torch, train, test, cache, args.classifier_seed)
     gen_x, gen_y = load_samples(args.samples)
     ref, _ = embed(torch, features, head, test[0])
+    if gen_y is None:
+        return report_unlabelled(torch, features, head, acc, gen_x, train, ref, args.classifier_seed)
     gen_f, gen_p = embed(torch, features, head, gen_x)
     real_x, real_y = train[0][: len(gen_x)], train[1][: len(gen_x)]
     real_f, real_p = embed(torch, features, head, real_x)

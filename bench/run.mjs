@@ -16,13 +16,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FULL_ROWS, QUICK_ROWS, soakRow, stepMacs } from './configs.mjs';
+import { FULL_ROWS, PHOTO_ROWS, QUICK_ROWS, soakRow, stepMacs } from './configs.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 
 const USAGE = `usage: pnpm bench [options]
-  --only ID[,ID…]   rows to run: ${FULL_ROWS.map((r) => r.id).join(', ')} (a variant name such as pix2pix picks all its rows)
+  --only ID[,ID…]   rows to run: ${FULL_ROWS.map((r) => r.id).join(', ')} (a variant name such as pix2pix picks all its rows),
+                    and the full-size checks ${PHOTO_ROWS.map((r) => r.id).join(', ')} (run after the step rows when
+                    --only is not given; not with --quick)
   --quick           small sizes and 3 timed steps per row (smoke test)
   --no-torch        skip the PyTorch reference even when it is installed
   --backend NAME    Gantry's TF.js backend: auto (default), wasm, node, node-gpu, cpu
@@ -89,18 +91,27 @@ for (const pkg of ['core', 'dcgan', 'cgan', 'pix2pix']) {
 // Rows.
 const table = opts.quick ? QUICK_ROWS : FULL_ROWS;
 function selectRows(only) {
-  if (!only) return table;
+  if (!only) return { steps: table, photo: opts.quick || opts.soak ? [] : PHOTO_ROWS };
   const wanted = only
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   const picked = [];
+  const photo = [];
   for (const w of wanted) {
+    const p = PHOTO_ROWS.find((r) => r.id === w);
+    if (p && !opts.quick) {
+      if (!photo.includes(p)) photo.push(p);
+      continue;
+    }
     const hits = table.filter((r) => r.id === w || r.variant === w);
-    if (hits.length === 0) fail(`--only ${w}: unknown row (expected ${table.map((r) => r.id).join(', ')})`);
+    if (hits.length === 0)
+      fail(
+        `--only ${w}: unknown row (expected ${[...table.map((r) => r.id), ...(opts.quick ? [] : PHOTO_ROWS.map((r) => r.id))].join(', ')})`,
+      );
     for (const h of hits) if (!picked.includes(h)) picked.push(h);
   }
-  return picked;
+  return { steps: picked, photo };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -457,7 +468,7 @@ if (opts.soak) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-const rows = selectRows(opts.only);
+const { steps: rows, photo: photoRows } = selectRows(opts.only);
 const results = [];
 for (const row of rows) {
   const extra = ['--row', JSON.stringify(row), ...(steps != null ? ['--steps', String(steps)] : [])];
@@ -535,6 +546,45 @@ for (const row of rows) {
   );
 }
 
+/** A full-size check as a child: its stdout (a markdown table) and the JSON it writes, or why it did not run. */
+async function photoChild(row) {
+  if (row.needsTorch && !torchInfo.available) return { id: row.id, skipped: `needs PyTorch (${torchInfo.reason})` };
+  say(`bench: ${row.id}: ${row.script} …`);
+  const jsonOut = path.join(tmp, `${row.id}.json`);
+  const args = [path.join(here, row.script), '--json', jsonOut, '--python', python];
+  if (row.id === 'translate-photo') {
+    args.push('--threads', String(threads));
+    if (!torchInfo.available) args.push('--no-torch');
+  }
+  const started = Date.now();
+  const child = spawnSync(process.execPath, args, {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    timeout: row.timeoutS * 1000,
+    env: { ...process.env, GANTRY_THREADS: String(threads) },
+  });
+  if (opts.verbose) process.stderr.write(child.stderr ?? '');
+  const seconds = (Date.now() - started) / 1000;
+  const result = fs.existsSync(jsonOut) ? JSON.parse(fs.readFileSync(jsonOut, 'utf8')) : null;
+  const error =
+    child.status === 0 || (child.status === 1 && result)
+      ? undefined
+      : `exit ${child.status ?? child.signal}: ${(child.stderr || '').trim().split('\n').slice(-2).join(' ')}`;
+  say(
+    `bench: ${row.id}: ${error ?? (result?.targetsMet ? 'targets met' : 'a target missed')} in ${seconds.toFixed(0)} s`,
+  );
+  return { id: row.id, seconds, table: (child.stdout ?? '').trim(), result, error };
+}
+const photoResults = [];
+for (const row of photoRows) photoResults.push(await photoChild(row));
+const photoMd = photoResults.flatMap((p) => [
+  '',
+  `### ${p.id}${p.seconds ? ` (${p.seconds.toFixed(0)} s)` : ''}`,
+  '',
+  p.skipped ? `not run: ${p.skipped}` : p.error ? `failed: ${p.error}` : p.table,
+]);
+
 const endedAt = new Date();
 const json = {
   schema: 1,
@@ -550,15 +600,9 @@ const json = {
   macsConvention:
     'multiply-adds of conv, transposed-conv and dense layers; a step = DCGAN/cGAN/pix2pix 4·F_G + 8·F_D, CycleGAN 20·F_G + 16·F_D (F = one forward pass of the batch; backward = 2× forward; D differentiated only for its input in the G step = 2×); GFLOP/s = 2 · MACs / time',
   rows: results,
+  fullSize: photoResults.map(({ table: _table, ...p }) => p),
 };
-const md = [
-  `## Gantry training-step benchmark (${json.mode}) — ${startedAt.toISOString()} — ${json.machine.cpuModel ?? 'unknown CPU'}, ${json.machine.cpus} CPUs, ${threads} thread${threads === 1 ? '' : 's'}`,
-  '',
-  markdownTable(results),
-  '',
-  ...peakLines(peak).map((l) => `- ${l}`),
-  `- backend ${backend.name} (${backend.detail}); PyTorch ${torchInfo.available ? `${torchInfo.version}, ${threads} thread${threads === 1 ? '' : 's'}` : `not run: ${torchInfo.reason}`}`,
-  `- machine: ${json.machine.cpus} CPUs (${json.machine.cpuModel}), load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${json.machine.loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end; Node ${process.version}`,
+const stepNotes = [
   `- a step = one D update + one G update (Adam) + loss read-back; batches made once, outside the timing; warm-up steps untimed; timed steps per row by a time budget (${rows.map((r) => `${r.id} ${r.minSteps}–${r.maxSteps}`).join(', ')}), so the paper-size rows get only a few`,
   `- tensors: live tf.memory() tensors before the first step → after warm-up → after the timed steps (should not change after warm-up${rows.some((r) => r.variant === 'cyclegan') ? '; CycleGAN grows by one per step until its image pools hold 50 images' : ''})`,
   '- Gantry / PyTorch: ratio of the median wall-clock ms per step, both measured in this run with the same thread count; "ratio by CPU time": the same with the processes\' CPU time per step, which other load on the machine disturbs less',
@@ -568,7 +612,18 @@ const md = [
       ]
     : []),
   "- GFLOP/s: 2 × the step's multiply-adds (conv, transposed conv, dense; backward = 2× forward) / median wall-clock time (JSON gflopsCpu: / median CPU time); % peak against the machine peak above; the PyTorch references mirror Gantry's step and networks (forward multiply-adds checked equal)",
+];
+const md = [
+  `## Gantry training-step benchmark (${json.mode}) — ${startedAt.toISOString()} — ${json.machine.cpuModel ?? 'unknown CPU'}, ${json.machine.cpus} CPUs, ${threads} thread${threads === 1 ? '' : 's'}`,
+  '',
+  rows.length ? markdownTable(results) : 'no training-step rows (--only names none)',
+  '',
+  ...peakLines(peak).map((l) => `- ${l}`),
+  `- backend ${backend.name} (${backend.detail}); PyTorch ${torchInfo.available ? `${torchInfo.version}, ${threads} thread${threads === 1 ? '' : 's'}` : `not run: ${torchInfo.reason}`}`,
+  `- machine: ${json.machine.cpus} CPUs (${json.machine.cpuModel}), load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${json.machine.loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end; Node ${process.version}`,
+  ...(rows.length ? stepNotes : []),
   ...results.filter((r) => r.warning).map((r) => `- WARNING ${r.id}: ${r.warning}`),
+  ...photoMd,
 ].join('\n');
 const file = path.join(outDir, `bench-${stamp}${opts.quick ? '-quick' : ''}.json`);
 fs.writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
@@ -579,4 +634,4 @@ say(
   `bench: wrote ${path.relative(process.cwd(), file) || file} (and latest.json, latest.md) in ${json.seconds.toFixed(0)} s`,
 );
 fs.rmSync(tmp, { recursive: true, force: true });
-process.exit(results.some((r) => r.gantry.error) ? 1 : 0);
+process.exit(results.some((r) => r.gantry.error) || photoResults.some((p) => p.error) ? 1 : 0);

@@ -5,7 +5,8 @@
  * norms) with PyTorch's outputs for a 256×256 input; this script imports each with Gantry and prints the import
  * time, Gantry's forward time and the max abs error against PyTorch (eval- and train-mode norm).
  *
- *   node bench/torch-import.mjs [--python /usr/bin/python3] [--keep DIR]   (--keep: keep the fixtures there; reused when present)
+ *   node bench/torch-import.mjs [--python /usr/bin/python3] [--keep DIR] [--json FILE]
+ *   (--keep: keep the fixtures there; reused when present. --json: the rows and the verdict, for `pnpm bench`.)
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,7 +17,11 @@ import { parseArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
-  options: { python: { type: 'string', default: '/usr/bin/python3' }, keep: { type: 'string' } },
+  options: {
+    python: { type: 'string', default: '/usr/bin/python3' },
+    keep: { type: 'string' },
+    json: { type: 'string' },
+  },
 });
 const core = await import(path.join(here, '..', 'packages/core/dist/index.js'));
 const tf = await import('@tensorflow/tfjs');
@@ -92,5 +97,7 @@ for (const c of manifest.cases) {
 }
 const worst = Math.max(...rows.map((r) => r.max_abs_err));
 console.log(`worst max abs error ${worst.toExponential(2)} (target 1e-4): ${worst < 1e-4 ? 'ok' : 'FAILED'}`);
+if (opts.json)
+  fs.writeFileSync(opts.json, `${JSON.stringify({ rows, worstMaxAbsErr: worst, targetsMet: worst < 1e-4 })}\n`);
 if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
 process.exit(worst < 1e-4 ? 0 : 1);

@@ -9,8 +9,11 @@
  *
  *   node bench/translate-native.mjs [--only unet_256,resnet_9blocks] [--width 2560] [--height 1600]
  *        [--threads 1] [--max-memory MB] [--tile auto|0|N] [--backend wasm] [--no-torch] [--torch-only] [--python PATH]
+ *        [--json FILE]
  *
- * Targets (issue #23): peak RSS ≤ 3 GB and time ≤ 1.5× PyTorch's, for both generators at 2560×1600.
+ * Targets (issue #23): peak RSS ≤ 3 GB and time ≤ 1.5× PyTorch's, for both generators at 2560×1600. The time
+ * target is checked on Gantry's whole translate, file to file, against PyTorch's forward pass alone (wall clock).
+ * `pnpm bench` runs this (row translate-photo) and reads the verdict from --json.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -38,6 +41,7 @@ const { values: opt } = parseArgs({
     python: { type: 'string', default: fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3' },
     backend: { type: 'string', default: 'wasm' },
     'torch-only': { type: 'boolean', default: false },
+    json: { type: 'string' },
     child: { type: 'string' },
   },
 });
@@ -146,10 +150,9 @@ for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 sys.path.insert(0, sys.argv[2])
 import torch
 torch.set_num_threads(row["threads"])
-from pix2pix import unet
-from cyclegan import resnet_generator
+from networks import resnet_generator, unet
 c = dict(ngf=row["ngf"], norm=row["norm"], channels=3, dropout=row["dropout"], numDowns=row.get("numDowns"), blocks=row.get("blocks"))
-net = unet(torch, c) if row["kind"] == "unet" else resnet_generator(torch, c)
+net = unet(c) if row["kind"] == "unet" else resnet_generator(c)
 net.train()  # batch norm on the batch's statistics, dropout on: translate's default
 m = row["multiple"]
 h = -(-row["height"] // m) * m
@@ -181,6 +184,8 @@ console.log(
   '| generator | tiles | Gantry forward s (CPU s) | Gantry translate s, file to file | Gantry peak RSS MiB | PyTorch forward s (CPU s) | PyTorch peak RSS MiB | ratio wall (CPU) |',
 );
 console.log('|---|---|---|---|---|---|---|---|');
+const results = [];
+const PEAK_RSS_TARGET_MIB = 3e9 / 2 ** 20;
 for (const name of names) {
   const base = ROWS[name];
   if (!base) throw new Error(`unknown generator ${name} (expected ${Object.keys(ROWS).join(', ')})`);
@@ -209,7 +214,9 @@ for (const name of names) {
       maxBuffer: 1 << 24,
     });
     if (g.status !== 0) {
-      console.log(`| ${name} | failed: ${(g.stderr || g.stdout).trim().split('\n').slice(-3).join(' ')} |`);
+      const error = (g.stderr || g.stdout).trim().split('\n').slice(-3).join(' ');
+      console.log(`| ${name} | failed: ${error} |`);
+      results.push({ name, error });
       continue;
     }
     gr = JSON.parse(g.stdout.trim().split('\n').at(-1));
@@ -247,4 +254,19 @@ for (const name of names) {
     `| ${name} | ${tiles} | ${gr.forwardS.toFixed(1)} (${gr.forwardCpuS.toFixed(1)}) | ${gr.totalS.toFixed(1)} | ${gr.peakRssMiB.toFixed(0)} | ${torchCols.join(' | ')} |`,
   );
   console.error(`${name}: ${gr.backend}${tr && !tr.error ? `; torch ${tr.torch} at ${tr.size.join('×')}` : ''}`);
+  const timeRatio = tr && !tr.error ? gr.totalS / tr.forwardS : null;
+  results.push({
+    name,
+    gantry: gr,
+    torch: tr ?? null,
+    timeRatio,
+    peakRssOk: gr.peakRssMiB <= PEAK_RSS_TARGET_MIB,
+    timeOk: timeRatio == null ? null : timeRatio <= 1.5,
+  });
 }
+const met = results.every((r) => !r.error && r.peakRssOk && r.timeOk !== false);
+console.log(
+  `\ntargets: peak RSS ≤ 3 GB (${PEAK_RSS_TARGET_MIB.toFixed(0)} MiB) and translate time (file to file) ≤ 1.5× PyTorch's forward pass: ${met ? 'met' : 'MISSED'}${results.some((r) => r.timeOk == null) ? ' (time not compared: no PyTorch)' : ''}; ${results.map((r) => (r.error ? `${r.name} failed` : `${r.name} ${r.gantry.peakRssMiB.toFixed(0)} MiB${r.timeRatio != null ? `, ${r.timeRatio.toFixed(2)}×` : ''}`)).join('; ')}`,
+);
+if (opt.json) fs.writeFileSync(opt.json, `${JSON.stringify({ rows: results, targetsMet: met })}\n`);
+process.exit(met ? 0 : 1);

@@ -215,37 +215,6 @@ def run(build):
     )
 
 
-def same_pad(torch, k, s=1):
-    """TF 'same' padding for a stride-1 even kernel: (k-1) split as before = (k-1)//2, after = the rest."""
-    total = k - 1
-    before = total // 2
-    return torch.nn.ZeroPad2d((before, total - before, before, total - before))
-
-
-def norm2d(torch, norm, ch):
-    if norm == "batch":
-        return torch.nn.BatchNorm2d(ch, momentum=0.1, eps=1e-5)
-    if norm == "instance":
-        return torch.nn.InstanceNorm2d(ch, affine=False, eps=1e-5)
-    return torch.nn.Identity()
-
-
-def patch_discriminator(torch, in_ch, ndf, layers, norm):
-    """Gantry's patchDiscriminator: k4 convs, stride 2 then two stride-1 ('same' padding), LeakyReLU 0.2."""
-    nn = torch.nn
-    bias = norm != "batch"
-    seq = [nn.Conv2d(in_ch, ndf, 4, 2, 1, bias=True), nn.LeakyReLU(0.2)]
-    prev = ndf
-    for n in range(1, layers):
-        ch = ndf * min(2**n, 8)
-        seq += [nn.Conv2d(prev, ch, 4, 2, 1, bias=bias), norm2d(torch, norm, ch), nn.LeakyReLU(0.2)]
-        prev = ch
-    ch = ndf * min(2**layers, 8)
-    seq += [same_pad(torch, 4), nn.Conv2d(prev, ch, 4, 1, 0, bias=bias), norm2d(torch, norm, ch), nn.LeakyReLU(0.2)]
-    seq += [same_pad(torch, 4), nn.Conv2d(ch, 1, 4, 1, 0, bias=True)]
-    return nn.Sequential(*seq)
-
-
 def bce_d(F, real, fake):
     # Non-saturating BCE on logits, as Gantry's 'bce': softplus(-r) + softplus(f).
     return F.softplus(-real).mean() + F.softplus(fake).mean()

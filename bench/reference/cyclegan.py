@@ -12,33 +12,7 @@ its own (gradients accumulate) before one Adam step, with D frozen.
 
 import random
 
-from common import adam, lsgan_d, lsgan_g, norm2d, patch_discriminator, run, set_requires_grad
-
-
-def resnet_generator(torch, c):
-    nn = torch.nn
-    ngf, norm, ch = c["ngf"], c["norm"], c["channels"]
-    bias = norm != "batch"
-
-    class Block(nn.Module):
-        def __init__(self, dim):
-            super().__init__()
-            self.body = nn.Sequential(
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, 1, 0, bias=bias), norm2d(torch, norm, dim), nn.ReLU(),
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, 1, 0, bias=bias), norm2d(torch, norm, dim),
-            )
-
-        def forward(self, x):
-            return x + self.body(x)
-
-    seq = [nn.ReflectionPad2d(3), nn.Conv2d(ch, ngf, 7, 1, 0, bias=bias), norm2d(torch, norm, ngf), nn.ReLU()]
-    seq += [nn.Conv2d(ngf, ngf * 2, 3, 2, 1, bias=bias), norm2d(torch, norm, ngf * 2), nn.ReLU()]
-    seq += [nn.Conv2d(ngf * 2, ngf * 4, 3, 2, 1, bias=bias), norm2d(torch, norm, ngf * 4), nn.ReLU()]
-    seq += [Block(ngf * 4) for _ in range(c["blocks"])]
-    seq += [nn.ConvTranspose2d(ngf * 4, ngf * 2, 3, 2, 1, output_padding=1, bias=bias), norm2d(torch, norm, ngf * 2), nn.ReLU()]
-    seq += [nn.ConvTranspose2d(ngf * 2, ngf, 3, 2, 1, output_padding=1, bias=bias), norm2d(torch, norm, ngf), nn.ReLU()]
-    seq += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, ch, 7, 1, 0, bias=True), nn.Tanh()]
-    return nn.Sequential(*seq)
+from common import adam, lsgan_d, lsgan_g, run, set_requires_grad
 
 
 class ImagePool:
@@ -68,9 +42,11 @@ class ImagePool:
 def build(torch, row):
     c, B = row["net"], row["batch"]
     assert c["loss"] == "lsgan"
-    G_A, G_B = resnet_generator(torch, c), resnet_generator(torch, c)
-    D_A = patch_discriminator(torch, c["channels"], c["ndf"], c["dLayers"], c["norm"])
-    D_B = patch_discriminator(torch, c["channels"], c["ndf"], c["dLayers"], c["norm"])
+    from networks import patch_discriminator, resnet_generator
+
+    G_A, G_B = resnet_generator(c), resnet_generator(c)
+    D_A = patch_discriminator(c["channels"], c["ndf"], c["dLayers"], c["norm"])
+    D_B = patch_discriminator(c["channels"], c["ndf"], c["dLayers"], c["norm"])
     for m in (G_A, G_B, D_A, D_B):
         m.train()
     optG = adam(torch, list(G_A.parameters()) + list(G_B.parameters()))
