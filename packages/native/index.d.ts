@@ -23,6 +23,8 @@ export interface NativeBinding {
   instanceNorm(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [dir (0 pad, 1 gradient), N, H, W, C, top, bottom, left, right, symmetric, xOff, yOff] (NHWC). */
   mirrorPad(heap: ArrayBuffer, params: Float64Array): string;
+  /** params: [op (0 slice: the box at `at` of x → y; 1 pad: x → y at `at`, the rest `value`), rank, xShape × rank, yShape × rank, at × rank, xOff, yOff, value]. Absent in builds before it. */
+  box?(heap: ArrayBuffer, params: Float64Array): string;
   version(): string;
 }
 export declare const binding: NativeBinding | null;

@@ -423,28 +423,6 @@ void lerp(int64_t n, const float* __restrict a, const float* __restrict b, float
   for (int64_t i = 0; i < n; i++) out[i] = beta * a[i] + rest * b[i];
 }
 
-// update(heap, params): elementwise updates of whole tensors in one pass (TF.js runs one pass per arithmetic op).
-// op 0, Adam: params = [0, n, xOff, mOff, vOff, gOff, x2Off, m2Off, v2Off, lr, beta1, beta2, eps, 1 - beta1^t,
-// 1 - beta2^t]. op 1, a weight average's step: params = [1, n, aOff, bOff, outOff, beta]; out = beta a + (1 - beta) b.
-// Outputs are fresh tensors, never the inputs (the wasm backend may share an input's data with other tensors).
-napi_value Update(napi_env env, napi_callback_info info) {
-  Heap heap;
-  std::vector<double> p;
-  if (!readArgs(env, info, heap, p) || p.size() < 2 || !(p[0] == 0 ? p.size() == 15 : p[0] == 1 && p.size() == 6))
-    return fail(env, "update(heap: ArrayBuffer, params: Float64Array) expected: [0, n, 7 offsets, 6 numbers] or [1, n, 3 offsets, beta]");
-  const int64_t n = static_cast<int64_t>(p[1]);
-  const int count = p[0] == 0 ? 7 : 3;
-  bool ok = n >= 0;
-  float* t[7];
-  for (int k = 0; k < count; k++) t[k] = at(heap, p[2 + k], n, ok);
-  if (!ok) return fail(env, "update: a tensor lies outside the heap");
-  if (p[0] == 0) {
-    adamUpdate(n, t[0], t[1], t[2], t[3], t[4], t[5], t[6], p[9], p[10], p[11], p[12], p[13], p[14]);
-    return str(env, "adam");
-  }
-  lerp(n, t[0], t[1], t[2], p[5]);
-  return str(env, "lerp");
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Memory-bound kernels on OpenMP threads: elementwise arithmetic, activations and their gradients, reductions,
@@ -587,6 +565,35 @@ void forPieces(int64_t n, F f) {
   const int64_t pieces = (n + kGrain - 1) / kGrain;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t p = 0; p < pieces; p++) f(p * kGrain, std::min(n, (p + 1) * kGrain));
+}
+
+// update(heap, params): elementwise updates of whole tensors in one pass (TF.js runs one pass per arithmetic op).
+// op 0, Adam: params = [0, n, xOff, mOff, vOff, gOff, x2Off, m2Off, v2Off, lr, beta1, beta2, eps, 1 - beta1^t,
+// 1 - beta2^t]. op 1, a weight average's step: params = [1, n, aOff, bOff, outOff, beta]; out = beta a + (1 - beta) b.
+// Outputs are fresh tensors, never the inputs (the wasm backend may share an input's data with other tensors).
+napi_value Update(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() < 2 || !(p[0] == 0 ? p.size() == 15 : p[0] == 1 && p.size() == 6))
+    return fail(env, "update(heap: ArrayBuffer, params: Float64Array) expected: [0, n, 7 offsets, 6 numbers] or [1, n, 3 offsets, beta]");
+  const int64_t n = static_cast<int64_t>(p[1]);
+  const int count = p[0] == 0 ? 7 : 3;
+  bool ok = n >= 0;
+  float* t[7];
+  for (int k = 0; k < count; k++) t[k] = at(heap, p[2 + k], n, ok);
+  if (!ok) return fail(env, "update: a tensor lies outside the heap");
+  // On the threads, in pieces (forPieces, below): every tensor is read and written once, so a big layer's update is
+  // memory-bound work that more cores finish sooner.
+  if (p[0] == 0) {
+    const float lr = p[9], b1 = p[10], b2 = p[11], eps = p[12], c1 = p[13], c2 = p[14];
+    forPieces(n, [=](int64_t a, int64_t b) {
+      adamUpdate(b - a, t[0] + a, t[1] + a, t[2] + a, t[3] + a, t[4] + a, t[5] + a, t[6] + a, lr, b1, b2, eps, c1, c2);
+    });
+    return str(env, "adam");
+  }
+  const float beta = p[5];
+  forPieces(n, [=](int64_t a, int64_t b) { lerp(b - a, t[0] + a, t[1] + a, t[2] + a, beta); });
+  return str(env, "lerp");
 }
 
 #define GANTRY_MAP1(NAME, EXPR)                                                                  \
@@ -943,6 +950,69 @@ napi_value MirrorPad(napi_env env, napi_callback_info info) {
   return str(env, "mirrorPadGrad");
 }
 
+// box(heap, params): copies a box of elements between two dense row-major tensors of the same rank (≤ 8), as TF.js's
+// Slice (the box at `begin` of x into all of y) and PadV2 (all of x into y at `before`, the rest of y set to
+// `value`) need. params = [op (0 slice, 1 pad), rank, xShape × rank, yShape × rank, at × rank, xOff, yOff, value].
+// Trailing dimensions that both tensors hold whole merge into one contiguous run, so each row is one memcpy.
+napi_value Box(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  constexpr int kMaxRank = 8;
+  if (!readArgs(env, info, heap, p) || p.size() < 2 || p[1] < 1 || p[1] > kMaxRank || p.size() != 5 + 3 * p[1])
+    return fail(env, "box(heap: ArrayBuffer, params: Float64Array) expected: [op, rank, xShape, yShape, at, xOff, yOff, value]");
+  const bool pad = p[0] == 1;
+  const int rank = static_cast<int>(p[1]);
+  int64_t xs[kMaxRank], ys[kMaxRank], pos[kMaxRank], box[kMaxRank];
+  int64_t nx = 1, ny = 1;
+  for (int d = 0; d < rank; d++) {
+    xs[d] = static_cast<int64_t>(p[2 + d]);
+    ys[d] = static_cast<int64_t>(p[2 + rank + d]);
+    pos[d] = static_cast<int64_t>(p[2 + 2 * rank + d]);
+    box[d] = pad ? xs[d] : ys[d];
+    const int64_t outer = pad ? ys[d] : xs[d];
+    if (xs[d] < 1 || ys[d] < 1 || pos[d] < 0 || pos[d] + box[d] > outer) return fail(env, "box: the box lies outside the tensor");
+    nx *= xs[d];
+    ny *= ys[d];
+  }
+  bool ok = true;
+  const float* __restrict x = at(heap, p[2 + 3 * rank], nx, ok);
+  float* __restrict y = at(heap, p[3 + 3 * rank], ny, ok);
+  if (!ok) return fail(env, "box: a tensor lies outside the heap");
+  // Strides, then merge each dimension into the one after it while that one is held whole by both tensors.
+  int64_t xstride[kMaxRank], ystride[kMaxRank];
+  xstride[rank - 1] = ystride[rank - 1] = 1;
+  for (int d = rank - 2; d >= 0; d--) {
+    xstride[d] = xstride[d + 1] * xs[d + 1];
+    ystride[d] = ystride[d + 1] * ys[d + 1];
+  }
+  int last = rank - 1;
+  int64_t run = box[last];
+  while (last > 0 && box[last] == xs[last] && box[last] == ys[last]) {
+    last--;
+    run *= box[last];
+  }
+  // The run starts at dimension `last`; the rows are the boxes' positions over dimensions 0 … last − 1.
+  int64_t rows = 1;
+  for (int d = 0; d < last; d++) rows *= box[d];
+  const float value = static_cast<float>(p[4 + 3 * rank]);
+  if (pad) forPieces(ny, [=](int64_t a, int64_t b) { std::fill(y + a, y + b, value); });
+  const int nt = threadsFor(rows * run);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t xo = 0, yo = 0, q = r;
+    for (int d = last - 1; d >= 0; d--) {
+      const int64_t i = q % box[d];
+      q /= box[d];
+      xo += (pad ? i : i + pos[d]) * xstride[d];
+      yo += (pad ? i + pos[d] : i) * ystride[d];
+    }
+    xo += (pad ? 0 : pos[last]) * xstride[last];
+    yo += (pad ? pos[last] : 0) * ystride[last];
+    std::memcpy(y + yo, x + xo, run * sizeof(float));
+  }
+  return str(env, pad ? "pad" : "slice");
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value v;
   napi_create_int32(env, omp_get_max_threads(), &v);
@@ -970,6 +1040,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"instanceNorm", nullptr, InstanceNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mirrorPad", nullptr, MirrorPad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"box", nullptr, Box, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

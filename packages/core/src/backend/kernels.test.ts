@@ -448,6 +448,30 @@ for (const path of PATHS) {
         expect(runs > 0).toBe(path.native);
       });
 
+      it('slice and constant padding (the gradient of slice) of any rank, forward and gradient', () => {
+        const runs = nativeRuns(['slice', 'pad'], () => {
+          for (let seed = 15500; seed < 15560; seed++) {
+            const r = rng(seed);
+            const shape = seed % 4 === 0 ? shape4(r) : Array.from({ length: r.int(1, 6) }, () => r.int(1, 7));
+            // A box inside the tensor; some dimensions whole (merged runs), some cut on both sides.
+            const begin = shape.map((d) => (r.next() < 0.4 ? 0 : r.int(0, d - 1)));
+            const size = shape.map((d, i) => (r.next() < 0.3 ? -1 : r.int(1, d - begin[i]!)));
+            const paddings = shape.map(() => [r.int(0, 3), r.int(0, 3)] as [number, number]);
+            const value = seed % 3 === 0 ? 0 : r.normal(1)[0]!;
+            const xs = r.normal(tf.util.sizeFromShape(shape));
+            const res = onBoth(() => {
+              const x = tf.tensor(xs, shape);
+              const sliced = tf.slice(x, begin, size);
+              const padded = tf.pad(x, paddings, value);
+              const g = tf.grad((t) => tf.sum(tf.mul(tf.slice(t, begin, size), tf.onesLike(sliced))))(x);
+              return [sliced, padded, g];
+            });
+            expect(worstErr(res), JSON.stringify({ shape, begin, size, paddings })).toBeLessThan(KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
       it('activations and unary math, forward and gradient (one-pass native gradients of ReLU, leaky ReLU, tanh, sigmoid)', () => {
         const fns: Array<[string, (x: tf.Tensor) => tf.Tensor, boolean]> = [
           ['relu', tf.relu, true],
@@ -905,7 +929,8 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
 
   it("Adam's update and the weight average run natively in one pass and match TF.js's ops on cpu, slots included", async () => {
     const r = rng(13000);
-    const shapes = [[150, 97], [3, 3, 8, 5], [7]];
+    // [300, 170]: 51,000 elements, split into pieces on the 3 threads set below (the tests' work threshold is low).
+    const shapes = [[150, 97], [3, 3, 8, 5], [7], [300, 170]];
     const init = shapes.map((sh) => r.normal(tf.util.sizeFromShape(sh)));
     const grads = Array.from({ length: 5 }, (_, step) =>
       shapes.map((sh) => r.normal(tf.util.sizeFromShape(sh), 1 + step)),
@@ -943,7 +968,9 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
       return out;
     };
     const ref = await run('cpu');
-    const got = await run('wasm');
+    const threadsBefore = native.threads;
+    setNativeThreads(3);
+    const got = await run('wasm').finally(() => setNativeThreads(threadsBefore));
     expect(got.native).toBe(grads.length * shapes.length + 1); // every update and the average ran natively
     expect(ref.native).toBe(0);
     expect(got.slots.map((s) => s.name)).toEqual(ref.slots.map((s) => s.name)); // iter, m × 3, v × 3: same order

@@ -528,6 +528,40 @@ function reduce(mean: boolean): (original: KernelFunc) => KernelFunc {
   };
 }
 
+/** Slice of float32 tensors (rank ≤ 8): the box at `begin` copied row by row (TF.js's wasm Slice copies per element). */
+function sliceForward(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const attrs = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    if (!native?.box || x.dtype !== 'float32' || x.shape.length === 0 || x.shape.length > 8) return original(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+    const rank = x.shape.length;
+    const out = withOutput(args.backend as unknown as WasmBackendLike, size, [x], (heap, [xo], y) =>
+      native!.box!(heap, Float64Array.of(0, rank, ...x.shape, ...size, ...begin, xo!, y, 0)),
+    );
+    return out ?? original(args);
+  };
+}
+
+/** PadV2 (constant padding, the gradient of Slice) of float32 tensors of rank ≤ 8. */
+function padForward(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { paddings, constantValue } = args.attrs as unknown as {
+      paddings: Array<[number, number]>;
+      constantValue: number;
+    };
+    if (!native?.box || x.dtype !== 'float32' || x.shape.length === 0 || x.shape.length > 8) return original(args);
+    const rank = x.shape.length;
+    const shape = x.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
+    const before = paddings.map((p) => p[0]);
+    const out = withOutput(args.backend as unknown as WasmBackendLike, shape, [x], (heap, [xo], y) =>
+      native!.box!(heap, Float64Array.of(1, rank, ...x.shape, ...shape, ...before, xo!, y, constantValue)),
+    );
+    return out ?? original(args);
+  };
+}
+
 /** MirrorPad of float32 NHWC tensors padded along H and W only; other paddings go to the original kernel. */
 function mirrorPadForward(original: KernelFunc): KernelFunc {
   return (args) => {
@@ -646,6 +680,8 @@ export function registerNativeKernels(): NativeKernelsInfo {
     replaceWasmKernel('Sum', reduce(false));
     replaceWasmKernel('Mean', reduce(true));
     replaceWasmKernel('MirrorPad', mirrorPadForward);
+    replaceWasmKernel('Slice', sliceForward);
+    replaceWasmKernel('PadV2', padForward);
     for (const [kernelName, kernelFunc] of [
       [INSTANCE_NORM, instanceNormKernel],
       [INSTANCE_NORM_GRAD, instanceNormGradKernel],
