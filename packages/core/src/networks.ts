@@ -180,10 +180,12 @@ export function conditionalBatchNorm(x: Sym, labels: Sym, numClasses: number): S
 }
 
 /** A norm layer applied to `x` (identity for 'none'); epsilon 1e-5 as PyTorch's default. */
-export function normLayer(x: Sym, norm: Norm, epsilon = 1e-5): Sym {
+export function normLayer(x: Sym, norm: Norm): Sym {
   if (norm === 'batch') {
     // PyTorch's momentum 0.1 is Keras' 0.9.
-    return tf.layers.batchNormalization({ momentum: 0.9, epsilon, gammaInitializer: gammaInit() }).apply(x) as Sym;
+    return tf.layers
+      .batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: gammaInit() })
+      .apply(x) as Sym;
   }
   if (norm === 'instance') return new InstanceNormalization().apply(x) as Sym;
   return x;
@@ -260,16 +262,9 @@ export function deconvBlock(x: Sym, o: ConvOptions): Sym {
 }
 
 /** dense → norm → activation. */
-export function denseBlock(
-  x: Sym,
-  units: number,
-  act: Activation,
-  norm: Norm = 'none',
-  bias = norm !== 'batch',
-  epsilon?: number,
-): Sym {
+export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none', bias = norm !== 'batch'): Sym {
   const y = tf.layers.dense({ units, useBias: bias, kernelInitializer: weightInit() }).apply(x) as Sym;
-  return activation(normLayer(y, norm, epsilon), act);
+  return activation(normLayer(y, norm), act);
 }
 
 /** Dropout with a seed drawn like the weights' (pix2pix uses it as the generator's noise source). */

@@ -14,9 +14,11 @@ export interface GanConfig extends MnistGanConfig {
 export function buildGenerator(c: GanConfig): tf.LayersModel {
   const z = tf.input({ shape: [c.latentDim] });
   let x = denseBlock(z, 128, 'leaky');
-  // As PyTorch-GAN's gan.py: Linear (with bias), BatchNorm1d(units, 0.8), LeakyReLU 0.2. Its second positional
-  // argument is the epsilon (0.8), not the momentum it may have been meant as; the reference trains with it.
-  for (const units of [256, 512, 1024]) x = denseBlock(x, units, 'leaky', 'batch', true, 0.8);
+  // As PyTorch-GAN's gan.py: Linear (with bias), BatchNorm1d, LeakyReLU 0.2, but with batch norm's usual epsilon
+  // 1e-5 where gan.py's BatchNorm1d(units, 0.8) passes 0.8. Under the N(0, 0.02) weights of every Gantry network
+  // an epsilon of 0.8 swamps the small pre-norm variances, no layer is normalised, and G collapsed onto a few
+  // digits (9s) within 3,000 steps; with 1e-5 the same 12-epoch run kept every class (docs/results/2026-12-01-gan-dcgan-tuning.md).
+  for (const units of [256, 512, 1024]) x = denseBlock(x, units, 'leaky', 'batch', true);
   x = denseBlock(x, 28 * 28, 'tanh');
   const image = tf.layers.reshape({ targetShape: [28, 28, 1] }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: z, outputs: image, name: 'gan_generator' });
