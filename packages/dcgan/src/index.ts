@@ -52,13 +52,17 @@ export const dcgan = mnistVariant({
     ngf: flag.positiveInt('generator width (paper: 64)', { default: 32 }),
     ndf: flag.positiveInt('discriminator width (paper: 64)', { default: 32 }),
   },
+  // Sized for at most 15 minutes on a 2-core machine (docs/results/2026-12-01-gan-dcgan-tuning.md): TTUR (G
+  // twice as fast as D) and the R1 penalty, as in the cGAN; samples from the weight average of G (--ema 0.999).
   presets: {
     default: {
-      describe: '1 epoch, batch 64, Adam 2e-4',
-      constantEpochs: 1,
+      describe: '6 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1',
+      constantEpochs: 6,
       decayEpochs: 0,
       batchSize: 64,
-      lr: 2e-4,
+      lr: 4e-4,
+      dLr: 2e-4,
+      r1: 1,
       loss: 'bce',
       sampleEvery: 100,
       checkpointEvery: 200,
