@@ -634,4 +634,6 @@ say(
   `bench: wrote ${path.relative(process.cwd(), file) || file} (and latest.json, latest.md) in ${json.seconds.toFixed(0)} s`,
 );
 fs.rmSync(tmp, { recursive: true, force: true });
-process.exit(results.some((r) => r.gantry.error) || photoResults.some((p) => p.error) ? 1 : 0);
+// A failed row, or a full-size check that missed its targets, makes the exit code 1.
+const photoFailed = photoResults.some((p) => p.error || (p.result && !p.result.targetsMet));
+process.exit(results.some((r) => r.gantry.error) || photoFailed ? 1 : 0);

@@ -7,7 +7,8 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GantryError } from './errors.js';
 import { type RawImage, readImage, writeRawImage } from './image.js';
-import { outputNameFor, type TranslateFn, translateCommand, translatePaths } from './translate.js';
+import { tilePlan } from './tiles.js';
+import { chooseTile, outputNameFor, type TranslateFn, translateCommand, translatePaths } from './translate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gantry-translate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,6 +30,35 @@ function pattern(w: number, h: number, c = 3): RawImage {
   return { data, width: w, height: h, channels: c };
 }
 const mean = (v: Uint8Array) => v.reduce((s, x) => s + x, 0) / v.length;
+
+describe('chooseTile', () => {
+  const windows = (t: number, m: number) => {
+    const p = tilePlan(1600, 2560, { tile: t, multiple: m });
+    return p.ys.length * p.xs.length;
+  };
+  it('runs whole within the budget, else takes the smallest square that needs no more windows than the largest', async () => {
+    const at = (maxMemory: number, multiple: number, tile: 'auto' | number = 'auto') =>
+      chooseTile(2560, 1600, { tile, maxMemory, multiple, bytesPerPixel: async () => 800 });
+    expect(await at(2560 * 1600 * 800, 4)).toBe(0);
+    expect(await at(1000, 4, 512)).toBe(512); // a given side is kept
+    for (const [budget, m] of [
+      [2 ** 30, 4],
+      [1.5 * 2 ** 30, 4],
+      [0.3 * 2 ** 30, 4],
+      [2 ** 30, 256],
+    ] as const) {
+      const largest = Math.floor(Math.sqrt(budget / 800) / m) * m;
+      const side = await at(budget, m);
+      expect(side % m, `budget ${budget}, multiple ${m}`).toBe(0);
+      expect(side).toBeLessThanOrEqual(largest);
+      expect(windows(side, m)).toBe(windows(largest, m));
+      if (side - m >= 2 * m) expect(windows(side - m, m)).toBeGreaterThan(windows(side, m));
+    }
+    // The case that motivated it: 1.5 GiB at 800 bytes a pixel allows 1,416 px, whose 6 windows a 1,024-px side
+    // also needs, with half the pixels.
+    expect(await at(1.5 * 2 ** 30, 4)).toBeLessThan(1100);
+  });
+});
 
 describe('translatePaths', () => {
   it('keeps the size of any aspect ratio and runs the model at its own size (--resolution model)', async () => {

@@ -165,7 +165,7 @@ export const translateOptions = {
   'max-memory': {
     type: 'number',
     describe:
-      'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1536)',
+      'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1024)',
   },
   eval: {
     type: 'boolean',
@@ -353,19 +353,19 @@ export function nativeArgs(
 }
 
 /**
- * The tensor memory one pass may use by default: a quarter of RAM, at most 1.5 GiB. The process's peak RSS adds
- * the weights, the image's JS arrays and the wasm heap's slack (about 1.3 GB for a unet_256 at 2560×1600): 1.5 GiB
- * keeps the whole process under 3 GB on photos of any size (docs/results/2026-11-30-translate-native.md).
+ * The tensor memory one pass may use by default: a quarter of RAM, at most 1 GiB. The process's peak RSS adds
+ * the weights, the image's JS arrays and the wasm heap's slack (about 1.4 GB for a unet_256 at 2560×1600): with
+ * 1.5 GiB a unet_256 ran whole at 2,940 MiB, over the 3 GB bound (docs/results/2026-12-01-full-size-checks.md).
  */
 export function defaultMaxMemory(): number {
-  return Math.min(1.5 * 1024 ** 3, Math.floor(os.totalmem() / 4));
+  return Math.min(1024 ** 3, Math.floor(os.totalmem() / 4));
 }
 
 /** The tile side for an image (0: one pass), from `tile` and, for 'auto', the memory estimate. */
 export async function chooseTile(
   width: number,
   height: number,
-  o: Pick<TranslateOptions, 'tile' | 'maxMemory' | 'bytesPerPixel' | 'multiple'>,
+  o: Pick<TranslateOptions, 'tile' | 'tileOverlap' | 'maxMemory' | 'bytesPerPixel' | 'multiple'>,
 ): Promise<number> {
   const tile = o.tile ?? 'auto';
   if (tile !== 'auto') return tile;
@@ -375,8 +375,20 @@ export async function chooseTile(
   const budget = o.maxMemory ?? defaultMaxMemory();
   const perPixel = await o.bytesPerPixel();
   if (pixels * perPixel <= budget) return 0;
-  // The largest square window within the budget, a multiple of m (at least 2m, so tiles can overlap and advance).
-  return Math.max(2 * m, Math.floor(Math.sqrt(budget / perPixel) / m) * m);
+  // The largest square window within the budget, a multiple of m (at least 2m, so tiles can overlap and advance)…
+  const largest = Math.max(2 * m, Math.floor(Math.sqrt(budget / perPixel) / m) * m);
+  // …then the smallest that still needs no more windows: the largest often covers the photo with as many windows
+  // as a smaller one, and computes up to twice the pixels in their overlaps (a 2560×1600 photo in 6 windows of
+  // 1424 px is 12.2 M pixels; 6 of 1024 px, 6.3 M).
+  const count = (t: number) => {
+    const p = tilePlan(height, width, { tile: t, multiple: m, overlap: o.tileOverlap });
+    return p.ys.length * p.xs.length;
+  };
+  const windows = count(largest);
+  let side = largest;
+  while (side - m >= 2 * m && (o.tileOverlap === undefined || side - m > o.tileOverlap) && count(side - m) <= windows)
+    side -= m;
+  return side;
 }
 
 function toFloat(img: RawImage): FloatImage {
