@@ -229,12 +229,7 @@ async function buildTask() {
       a: tf.randomUniform([B, s, s, net.channels], -1, 1),
       b: tf.randomUniform([B, s, s, net.channels], -1, 1),
     };
-    let mod;
-    try {
-      mod = await import('../packages/cyclegan/dist/index.js');
-    } catch (e) {
-      log(`cyclegan package not usable (${String(e?.message ?? e).split('\n')[0]}); using the bench's own step`);
-    }
+    const mod = await import('../packages/cyclegan/dist/index.js');
     const config = {
       cropSize: s,
       loadSize: s,
@@ -249,127 +244,33 @@ async function buildTask() {
       lambdaIdentity: net.lambdaIdentity,
       poolSize: net.poolSize,
     };
-    if (mod?.CycleGanTask && mod.buildGenerator && mod.buildDiscriminator) {
-      const nets = {
-        G_A: mod.buildGenerator(config, 'G_A'),
-        G_B: mod.buildGenerator(config, 'G_B'),
-        D_A: mod.buildDiscriminator(config, 'D_A'),
-        D_B: mod.buildDiscriminator(config, 'D_B'),
-      };
-      const task = new mod.CycleGanTask({
-        config,
-        nets,
-        data: {
-          length: 100,
-          batch: async () => {
-            throw new Error('bench: batches are made by the bench');
-          },
-        },
-        samples: { a: tf.zeros([1, s, s, net.channels]), b: tf.zeros([1, s, s, net.channels]) },
-        loss,
-        lr: 2e-4,
-        beta1: 0.5,
-        seed: 1,
-        batchSize: B,
-        checkpointConfig: config,
-        mustMatch: [],
-      });
-      return { task, batch, nets: { G: nets.G_A, D: nets.D_A }, impl: '@gantry/cyclegan CycleGanTask' };
-    }
-    const task = fallbackCycleGan(config, loss);
-    return {
-      task,
-      batch,
-      nets: { G: task.nets.G_A, D: task.nets.D_A },
-      impl: 'bench fallback (core resnetGenerator/patchDiscriminator/ImagePool)',
+    const nets = {
+      G_A: mod.buildGenerator(config, 'G_A'),
+      G_B: mod.buildGenerator(config, 'G_B'),
+      D_A: mod.buildDiscriminator(config, 'D_A'),
+      D_B: mod.buildDiscriminator(config, 'D_B'),
     };
+    const task = new mod.CycleGanTask({
+      config,
+      nets,
+      data: {
+        length: 100,
+        batch: async () => {
+          throw new Error('bench: batches are made by the bench');
+        },
+      },
+      samples: { a: tf.zeros([1, s, s, net.channels]), b: tf.zeros([1, s, s, net.channels]) },
+      loss,
+      lr: 2e-4,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: B,
+      checkpointConfig: config,
+      mustMatch: [],
+    });
+    return { task, batch, nets: { G: nets.G_A, D: nets.D_A }, impl: '@gantry/cyclegan CycleGanTask' };
   }
   throw new Error(`unknown variant ${row.variant}`);
-}
-
-/** CycleGAN's step from core's blocks, for when @gantry/cyclegan is not built (same structure as its task). */
-function fallbackCycleGan(c, loss) {
-  const G = (name) =>
-    core.resnetGenerator({
-      size: c.cropSize,
-      inChannels: c.channels,
-      outChannels: c.channels,
-      ngf: c.ngf,
-      blocks: c.blocks,
-      norm: c.norm,
-      name,
-    });
-  const D = (name) =>
-    core.patchDiscriminator({
-      size: c.cropSize,
-      inChannels: c.channels,
-      ndf: c.ndf,
-      layers: c.dLayers,
-      norm: c.norm,
-      name,
-    });
-  const nets = { G_A: G('G_A'), G_B: G('G_B'), D_A: D('D_A'), D_B: D('D_B') };
-  const optimizers = { G: core.adam(2e-4, 0.5), D: core.adam(2e-4, 0.5) };
-  const poolA = new core.ImagePool(net.poolSize, 1);
-  const poolB = new core.ImagePool(net.poolSize, 2);
-  const g = (m, x) => m.apply(x, { training: true });
-  return {
-    nets,
-    optimizers,
-    discriminatorStep(b) {
-      const [fakeB, fakeA] = tf.tidy(() => [g(nets.G_A, b.a), g(nets.G_B, b.b)]);
-      const pB = poolB.query(fakeB);
-      const pA = poolA.query(fakeA);
-      tf.dispose([fakeA, fakeB]);
-      try {
-        return core.optimize(
-          optimizers.D,
-          [nets.D_A, nets.D_B],
-          () => {
-            const dA = loss.discriminator(g(nets.D_A, b.b), g(nets.D_A, pB));
-            const dB = loss.discriminator(g(nets.D_B, b.a), g(nets.D_B, pA));
-            return { D: tf.add(dA, dB) };
-          },
-          'D',
-        );
-      } finally {
-        tf.dispose([pA, pB]);
-      }
-    },
-    generatorStep(b) {
-      const vars = core.trainableVariables([nets.G_A, nets.G_B]);
-      let grads;
-      let total = 0;
-      for (const [x, Gn, Fn, Dn] of [
-        [b.a, nets.G_A, nets.G_B, nets.D_A],
-        [b.b, nets.G_B, nets.G_A, nets.D_B],
-      ]) {
-        const r = tf.variableGrads(() => {
-          const fake = g(Gn, x);
-          const parts = [loss.generator(g(Dn, fake)), tf.mul(net.lambdaCycle, core.l1(g(Fn, fake), x))];
-          if (net.lambdaIdentity > 0) parts.push(tf.mul(net.lambdaCycle * net.lambdaIdentity, core.l1(g(Fn, x), x)));
-          return tf.addN(parts);
-        }, vars);
-        total += r.value.dataSync()[0];
-        r.value.dispose();
-        if (!grads) grads = r.grads;
-        else {
-          const sum = {};
-          for (const k of Object.keys(grads)) sum[k] = tf.add(grads[k], r.grads[k]);
-          tf.dispose([grads, r.grads]);
-          grads = sum;
-        }
-      }
-      optimizers.G.applyGradients(grads);
-      tf.dispose(grads);
-      return { G: tf.scalar(total) };
-    },
-    dispose() {
-      poolA.dispose();
-      poolB.dispose();
-      for (const o of Object.values(optimizers)) o.dispose();
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

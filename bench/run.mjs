@@ -82,7 +82,7 @@ const requestedThreads = (() => {
 })();
 const say = (line) => process.stderr.write(`${line}\n`);
 
-for (const pkg of ['core', 'dcgan', 'cgan', 'pix2pix']) {
+for (const pkg of ['core', 'dcgan', 'cgan', 'pix2pix', 'cyclegan']) {
   if (!fs.existsSync(path.join(root, 'packages', pkg, 'dist', 'index.js')))
     fail(`packages/${pkg}/dist is missing: run \`pnpm build\` first`);
 }

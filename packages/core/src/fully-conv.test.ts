@@ -59,19 +59,15 @@ async function pinnedInputSize(model: tf.LayersModel, size: number): Promise<tf.
   return pinned;
 }
 
+/** A 5-level U-Net at 32 px (ngf 4) with batch norm and dropout: the pix2pix generator, small. */
+const smallUnet = () =>
+  unetGenerator({ size: 32, inChannels: 3, outChannels: 3, numDowns: 5, ngf: 4, norm: 'batch', dropout: true });
+
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 describe('freeSizeModel', () => {
   it('rebuilds a fixed-size (older) U-Net and ResNet generator for any size, sharing its weights, with the same output at the old size', async () => {
-    const unet = unetGenerator({
-      size: 32,
-      inChannels: 3,
-      outChannels: 3,
-      numDowns: 5,
-      ngf: 4,
-      norm: 'batch',
-      dropout: true,
-    });
+    const unet = smallUnet();
     const resnet = resnetGenerator({ size: 16, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
     for (const [built, size, multiple] of [
       [unet, 32, 32],
@@ -110,15 +106,7 @@ describe('freeSizeModel', () => {
   });
 
   it("without --eval uses the image's own batch-norm statistics and dropout, and never changes the running statistics", async () => {
-    const unet = unetGenerator({
-      size: 32,
-      inChannels: 3,
-      outChannels: 3,
-      numDowns: 5,
-      ngf: 4,
-      norm: 'batch',
-      dropout: true,
-    });
+    const unet = smallUnet();
     randomise(unet, 7);
     const stats = () =>
       unet.weights.filter((w) => /moving_mean/.test(w.name)).map((w) => Array.from(w.read().dataSync()));
