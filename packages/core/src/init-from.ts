@@ -15,6 +15,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { type CheckpointState, readCheckpointState, restoreModelWeights } from './checkpoint.js';
 import { resolveResume } from './cli.js';
 import { GantryError } from './errors.js';
+import { kebab } from './flags.js';
 
 export interface InitSource {
   /** The checkpoint directory weights are read from. */
@@ -42,11 +43,9 @@ export function openInitSource(variant: string, value: string): InitSource {
   return { checkpoint, state, nets };
 }
 
-/** One architecture setting: its config key, the parsed-argument name and the flag users type. */
+/** One architecture setting, by its config key (the parsed-argument name; the flag is the key in kebab case). */
 export interface ArchKey {
   key: string;
-  arg?: string;
-  flag: string;
   /** Only when the source holds this network (e.g. the discriminator's width). */
   net?: string;
   /** A default only: the flag may set another value (e.g. the crop size, which the weights do not depend on). */
@@ -68,15 +67,14 @@ export function initArchitecture(
     if (k.net && !source.nets.includes(k.net)) continue;
     const have = source.state.config[k.key];
     if (have === undefined) continue;
-    const arg = k.arg ?? k.key;
-    const given = args[arg];
+    const given = args[k.key];
     if (given !== undefined && k.soft) continue;
     if (given !== undefined && JSON.stringify(given) !== JSON.stringify(have)) {
       throw new GantryError(
-        `--${k.flag} ${JSON.stringify(given)}: contradicts --init-from ${source.checkpoint}, whose ${k.key} is ${JSON.stringify(have)} (leave the flag out)`,
+        `--${kebab(k.key)} ${JSON.stringify(given)}: contradicts --init-from ${source.checkpoint}, whose ${k.key} is ${JSON.stringify(have)} (leave the flag out)`,
       );
     }
-    out[arg] = have;
+    out[k.key] = have;
   }
   return out;
 }

@@ -23,7 +23,6 @@ import {
   type FlagSpecs,
   type FlagValues,
   flag,
-  kebab,
   MAX_BATCH_SIZE,
   MAX_GENERATE_COUNT,
   readFlags,
@@ -275,7 +274,7 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
       ? openInitSource(def.name, given.initFrom)
       : undefined;
   if (initFrom) {
-    const keys = def.architecture ?? def.mustMatch.map((key) => ({ key, flag: kebab(key) }));
+    const keys = def.architecture ?? def.mustMatch.map((key) => ({ key }));
     for (const [k, v] of Object.entries(initArchitecture(initFrom, keys, merged)))
       if (merged[k] === undefined) merged[k] = v;
   }

@@ -112,13 +112,13 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
   mustMatch: MUST_MATCH,
   // What --init-from takes from the source: the generators' architecture, the discriminators' when it holds them.
   architecture: [
-    { key: 'generator', flag: 'generator' },
-    { key: 'blocks', flag: 'blocks' },
-    { key: 'ngf', flag: 'ngf' },
-    { key: 'norm', flag: 'norm' },
-    { key: 'cropSize', flag: 'crop-size', soft: true },
-    { key: 'ndf', flag: 'ndf', net: 'D_A' },
-    { key: 'dLayers', flag: 'd-layers', net: 'D_A' },
+    { key: 'generator' },
+    { key: 'blocks' },
+    { key: 'ngf' },
+    { key: 'norm' },
+    { key: 'cropSize', soft: true },
+    { key: 'ndf', net: 'D_A' },
+    { key: 'dLayers', net: 'D_A' },
   ],
   async openData(config, v, log) {
     const root = v.data ? userPath(v.data) : await defaultSceneDataset(config.cropSize, v.sceneCount, log);

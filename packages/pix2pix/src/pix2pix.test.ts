@@ -348,15 +348,7 @@ describe('training and the CLI', () => {
     expect(source.nets).toEqual(['discriminator', 'generator']);
 
     // The core steps the command runs: architecture from the source (no network flags given), then its weights.
-    const arch = initArchitecture(
-      source,
-      [
-        { key: 'netG', flag: 'netG' },
-        { key: 'ngf', flag: 'ngf' },
-        { key: 'norm', flag: 'norm' },
-      ],
-      {},
-    );
+    const arch = initArchitecture(source, [{ key: 'netG' }, { key: 'ngf' }, { key: 'norm' }], {});
     expect(arch).toEqual({ netG: 'unet_32', ngf: 4, norm: 'instance' });
     const c = config({ norm: 'instance' });
     seedWeights(5);

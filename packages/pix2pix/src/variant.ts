@@ -134,13 +134,13 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
   mustMatch: MUST_MATCH,
   // What --init-from takes from the source: the generator's architecture, the discriminator's when it holds one.
   architecture: [
-    { key: 'netG', flag: 'net-g' },
-    { key: 'ngf', flag: 'ngf' },
-    { key: 'norm', flag: 'norm' },
-    { key: 'dropout', flag: 'dropout' },
-    { key: 'cropSize', flag: 'crop-size', soft: true },
-    { key: 'ndf', flag: 'ndf', net: 'discriminator' },
-    { key: 'dLayers', flag: 'd-layers', net: 'discriminator' },
+    { key: 'netG' },
+    { key: 'ngf' },
+    { key: 'norm' },
+    { key: 'dropout' },
+    { key: 'cropSize', soft: true },
+    { key: 'ndf', net: 'discriminator' },
+    { key: 'dLayers', net: 'discriminator' },
   ],
   async openData(config, v, log) {
     const root = v.data
