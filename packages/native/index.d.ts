@@ -19,7 +19,7 @@ export interface NativeBinding {
   actGrad(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [op (0 sum, 1 mean), outer, rows, inner, xOff, yOff]: y[o, i] = Σ_r x[o, r, i]. */
   reduce(heap: ArrayBuffer, params: Float64Array): string;
-  /** params: [dir (0 forward, 1 gradient), N, HW, C, xOff, dyOff, outOff, epsilon] (NHWC). */
+  /** params: [dir (0 forward, 1 gradient, 2 statistics: N·C means then N·C variances), N, HW, C, xOff, dyOff, outOff, epsilon] (NHWC). */
   instanceNorm(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [dir (0 pad, 1 gradient), N, H, W, C, top, bottom, left, right, symmetric, xOff, yOff] (NHWC). */
   mirrorPad(heap: ArrayBuffer, params: Float64Array): string;

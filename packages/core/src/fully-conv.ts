@@ -11,13 +11,13 @@
  * photo's own size (it resizes to a multiple of 4 instead, which a U-Net deeper than two levels cannot take).
  */
 import * as tf from '@tensorflow/tfjs';
+import { BatchNormalization } from './batch-norm.js';
 
 type Json = Record<string, unknown>;
 
 type LayerClass = new (config: Json) => tf.layers.Layer;
 type CallKwargs = Record<string, unknown>;
-// TF.js does not export its BatchNormalization and Dropout classes; their constructors are those of the instances.
-const BatchNormalization = tf.layers.batchNormalization({}).constructor as LayerClass;
+// TF.js does not export its Dropout class; its constructor is that of an instance.
 const Dropout = tf.layers.dropout({ rate: 0.5 }).constructor as LayerClass;
 
 /**
@@ -26,7 +26,7 @@ const Dropout = tf.layers.dropout({ rate: 0.5 }).constructor as LayerClass;
  * soon as the layers after it have read it; with training on it keeps every activation until the pass ends.
  */
 export class BatchStatsNormalization extends BatchNormalization {
-  static className = 'GantryBatchStatsNormalization';
+  static override className = 'GantryBatchStatsNormalization';
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     return super.call(inputs, { ...kwargs, training: true });
   }

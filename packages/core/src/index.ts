@@ -1,4 +1,5 @@
 export * from './backend/index.js';
+export * from './batch-norm.js';
 export * from './checkpoint.js';
 export * from './cli.js';
 export * from './errors.js';

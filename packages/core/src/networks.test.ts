@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
+import { BatchNormalization } from './batch-norm.js';
 import {
   ClassConditionalAffine,
   countParams,
   InstanceNormalization,
+  normLayer,
   patchDiscriminator,
   ReflectionPadding2D,
   resnetGenerator,
@@ -85,6 +87,41 @@ describe('ClassConditionalAffine', () => {
     );
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved[0]!));
     close((loaded.predict([tf.tensor4d(xs, [2, 1, 2, 2]), labels]) as tf.Tensor).dataSync(), expected);
+  });
+});
+
+describe('BatchNormalization', () => {
+  it("saves as TF.js's own BatchNormalization and loads as Gantry's, with the same weights and outputs", async () => {
+    const x = tf.input({ shape: [2, 2, 3] });
+    const model = tf.model({ inputs: x, outputs: normLayer(x, 'batch') as tf.SymbolicTensor });
+    const layer = model.layers[1]!;
+    expect(layer).toBeInstanceOf(BatchNormalization);
+    layer.setWeights(
+      [
+        [2, 1, 0.5],
+        [0, 1, -1],
+        [1, 0, 2],
+        [4, 1, 0.25],
+      ].map((w) => tf.tensor1d(w)),
+    );
+    const xs = tf.tensor4d(
+      Array.from({ length: 12 }, (_, i) => i),
+      [1, 2, 2, 3],
+    );
+    const expected = Array.from((model.predict(xs) as tf.Tensor).dataSync());
+    const saved: tf.io.ModelArtifacts[] = [];
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved.push(artifacts);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    expect(JSON.stringify(saved[0]!.modelTopology)).toContain('"class_name":"BatchNormalization"');
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved[0]!));
+    expect(loaded.layers[1]).toBeInstanceOf(BatchNormalization);
+    // Inference with the running statistics: (x − mean) / √(var + ε) · γ + β for channel 0 of pixel 0.
+    expect(expected[0]).toBeCloseTo(((0 - 1) / Math.sqrt(4 + 1e-5)) * 2 + 0, 5);
+    close((loaded.predict(xs) as tf.Tensor).dataSync(), expected);
   });
 });
 

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { instanceNorm } from './backend/fused-ops.js';
+import { batchNormalization } from './batch-norm.js';
 import { nextInitSeed } from './rng.js';
 
 export const NORMS = ['batch', 'instance', 'none'] as const;
@@ -175,7 +176,7 @@ tf.serialization.registerClass(ClassConditionalAffine);
  * scale off.
  */
 export function conditionalBatchNorm(x: Sym, labels: Sym, numClasses: number): Sym {
-  const normalised = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }).apply(x) as Sym;
+  const normalised = batchNormalization({ momentum: 0.9, epsilon: 1e-5 }).apply(x) as Sym;
   return new ClassConditionalAffine({ numClasses }).apply([normalised, labels]) as Sym;
 }
 
@@ -183,9 +184,7 @@ export function conditionalBatchNorm(x: Sym, labels: Sym, numClasses: number): S
 export function normLayer(x: Sym, norm: Norm): Sym {
   if (norm === 'batch') {
     // PyTorch's momentum 0.1 is Keras' 0.9.
-    return tf.layers
-      .batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: gammaInit() })
-      .apply(x) as Sym;
+    return batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: gammaInit() }).apply(x) as Sym;
   }
   if (norm === 'instance') return new InstanceNormalization().apply(x) as Sym;
   return x;

@@ -97,6 +97,30 @@ memory::desc anyOf(const memory::desc& md) { return memory::desc(md.dims(), dt::
 
 bool isReference(const std::string& impl) { return impl.rfind("ref", 0) == 0; }
 
+int threadsFor(int64_t work);
+
+// Keeps the calling thread alone for oneDNN work too small to share. Reorders, eltwise primitives and sgemm split
+// their work over omp_get_max_threads() threads when they run (convolutions fix theirs when made), and waking a
+// sleeping thread costs far more than such a pass (docs/results/2026-12-01-two-threads.md).
+class AloneIf {
+ public:
+  explicit AloneIf(bool alone) : saved_(omp_get_max_threads()), on_(alone && saved_ > 1) {
+    if (on_) omp_set_num_threads(1);
+  }
+  ~AloneIf() {
+    if (on_) omp_set_num_threads(saved_);
+  }
+  AloneIf(const AloneIf&) = delete;
+  AloneIf& operator=(const AloneIf&) = delete;
+
+ private:
+  int saved_;
+  bool on_;
+};
+
+// Elements of a memory descriptor.
+int64_t elements(const memory::desc& md) { return static_cast<int64_t>(md.get_size() / sizeof(float)); }
+
 // One primitive of a geometry, made on first use and kept: making one JIT-compiles code.
 struct Prim {
   std::unique_ptr<dnnl::primitive> prim;
@@ -200,14 +224,19 @@ void execute(const Prim& p, const std::vector<Bind>& binds) {
       continue;
     }
     memory tmp(want, e);
-    if (b.out)
+    if (b.out) {
       outs.emplace_back(tmp, user);
-    else
+    } else {
+      AloneIf alone(threadsFor(elements(b.user)) == 1);
       dnnl::reorder(user, tmp).execute(s, user, tmp);
+    }
     args.insert({b.arg, tmp});
   }
   p.prim->execute(s, args);
-  for (auto& [tmp, user] : outs) dnnl::reorder(tmp, user).execute(s, tmp, user);
+  for (auto& [tmp, user] : outs) {
+    AloneIf alone(threadsFor(elements(user.get_desc())) == 1);
+    dnnl::reorder(tmp, user).execute(s, tmp, user);
+  }
   s.wait();
 }
 
@@ -311,6 +340,9 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   }
 }
 
+// Multiply-adds of one product below which sgemm runs on the calling thread alone (about 0.1 ms of one core).
+constexpr int64_t kAloneMacs = int64_t(1) << 22;
+
 // matmul(heap, params): params = [aOff, bOff, cOff, biasOff, biasSize, batchA, batchB, M, N, K, transA, transB,
 // act, alpha]. c[i] = act(op(a[i]) · op(b[i]) + bias) for each batch i; a batch of 1 broadcasts. The bias
 // (biasOff < 0: none) is added along the last axis (biasSize N) or as a scalar (biasSize 1).
@@ -334,6 +366,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
   float* bias = biasSize > 0 ? at(heap, p[3], double(biasSize), ok) : nullptr;
   if (!ok) return fail(env, "matmul: a tensor lies outside the heap");
   if (bias && biasSize != N && biasSize != 1) return fail(env, "matmul: bias size must be N or 1");
+  AloneIf alone(M * N * K < kAloneMacs);
   for (int64_t i = 0; i < batch; i++) {
     const float* ai = a + (batchA == 1 ? 0 : i * M * K);
     const float* bi = b + (batchB == 1 ? 0 : i * K * N);
@@ -650,6 +683,7 @@ const std::string& eltwise(algorithm alg, float alpha, float beta, int64_t n, fl
   }
   auto& e = cpuEngine();
   memory src(md, e, x), dst(md, e, y);
+  AloneIf alone(threadsFor(n) == 1);
   p.prim->execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   cpuStream().wait();
   return p.impl;
@@ -772,7 +806,7 @@ napi_value Reduce(napi_env env, napi_callback_info info) {
 // Per-(sample, channel) mean and 1/√(variance + ε) of NHWC x over its HW pixels; sums in double, shifted by the
 // first pixel so that a large mean does not cancel the variance. Pixel chunks run on the threads.
 void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps, std::vector<double>& mean,
-                   std::vector<double>& rstd) {
+                   std::vector<double>& rstd, std::vector<double>* variance = nullptr) {
   const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / std::max<int64_t>(C, 1)));
   const int64_t chunks = (HW + per - 1) / per;
   std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
@@ -792,6 +826,7 @@ void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps,
   }
   mean.assign(N * C, 0.0);
   rstd.assign(N * C, 0.0);
+  if (variance) variance->assign(N * C, 0.0);
   for (int64_t n = 0; n < N; n++)
     for (int64_t c = 0; c < C; c++) {
       double s1 = 0, s2 = 0;
@@ -804,12 +839,14 @@ void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps,
       const double var = d2 < 0 ? 0.0 : d2;  // NaN stays NaN
       mean[n * C + c] = m + x[n * HW * C + c];
       rstd[n * C + c] = 1.0 / std::sqrt(var + eps);
+      if (variance) (*variance)[n * C + c] = var;
     }
 }
 
 // instanceNorm(heap, params): params = [dir, N, HW, C, xOff, dyOff, outOff, eps]. NHWC, each (sample, channel)
 // normalised over its HW pixels. dir 0: out = (x − mean) · rstd. dir 1: out = dx, the gradient from dy:
-// rstd · (dy − mean(dy) − x̂ · mean(dy · x̂)), x̂ the normalised x (statistics recomputed from x).
+// rstd · (dy − mean(dy) − x̂ · mean(dy · x̂)), x̂ the normalised x (statistics recomputed from x). dir 2: out =
+// the statistics, N·C means then N·C (biased) variances. Batch norm is the case N = 1, HW = the batch's pixels.
 napi_value InstanceNorm(napi_env env, napi_callback_info info) {
   Heap heap;
   std::vector<double> p;
@@ -817,13 +854,20 @@ napi_value InstanceNorm(napi_env env, napi_callback_info info) {
   const int dir = static_cast<int>(p[0]);
   const int64_t N = p[1], HW = p[2], C = p[3];
   const double n = double(N) * HW * C;
-  bool ok = N >= 1 && HW >= 1 && C >= 1 && (dir == 0 || dir == 1);
+  bool ok = N >= 1 && HW >= 1 && C >= 1 && dir >= 0 && dir <= 2;
   const float* x = at(heap, p[4], n, ok);
   const float* dy = dir == 1 ? at(heap, p[5], n, ok) : nullptr;
-  float* out = at(heap, p[6], n, ok);
+  float* out = at(heap, p[6], dir == 2 ? 2.0 * N * C : n, ok);
   if (!ok) return fail(env, "instanceNorm: bad sizes, or a tensor lies outside the heap");
-  std::vector<double> mean, rstd;
-  instanceStats(x, N, HW, C, p[7], mean, rstd);
+  std::vector<double> mean, rstd, variance;
+  instanceStats(x, N, HW, C, p[7], mean, rstd, dir == 2 ? &variance : nullptr);
+  if (dir == 2) {
+    for (int64_t k = 0; k < N * C; k++) {
+      out[k] = static_cast<float>(mean[k]);
+      out[N * C + k] = static_cast<float>(variance[k]);
+    }
+    return str(env, "moments");
+  }
   std::vector<float> m32(N * C), r32(N * C);
   for (int64_t k = 0; k < N * C; k++) {
     m32[k] = static_cast<float>(mean[k]);

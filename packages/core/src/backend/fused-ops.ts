@@ -4,6 +4,9 @@
  *
  *  - instanceNorm: (x − mean) / √(variance + ε) per sample and channel over H×W, forward and gradient one
  *    kernel each (TF.js composes about a dozen single-threaded passes for each).
+ *  - batchNormTraining: batch norm on the batch's statistics, the instance norm of the batch's pixels as one
+ *    image, then γ and β, and the statistics for the running averages from one more kernel (TF.js's training
+ *    path runs about 25 kernels forward and 40 backward for one layer).
  *  - the MirrorPad gradient (gradients.ts) and the gradients of ReLU, leaky ReLU, tanh and sigmoid: one pass
  *    instead of two to four.
  *
@@ -21,6 +24,8 @@ export const INSTANCE_NORM = 'GantryInstanceNorm';
 export const INSTANCE_NORM_GRAD = 'GantryInstanceNormGrad';
 export const MIRROR_PAD_GRAD = 'GantryMirrorPadGrad';
 export const ACTIVATION_GRAD = 'GantryActivationGrad';
+/** Mean and biased variance per sample and channel over H×W of NHWC x: output [2, N, C] (means, then variances). */
+export const MOMENTS = 'GantryMoments';
 /** Activations whose gradient ACTIVATION_GRAD computes in one pass: 0, 1 read the input x; 2, 3 the output y. */
 export const ACTIVATION_GRAD_OPS: Record<string, number> = { Relu: 0, LeakyRelu: 1, Tanh: 2, Sigmoid: 3 };
 
@@ -68,6 +73,41 @@ export function instanceNorm(x: tf.Tensor, epsilon: number): tf.Tensor {
     return instanceNormComposed(x, epsilon);
   }
   return tf.engine().runKernel(INSTANCE_NORM, { x }, { epsilon } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** MOMENTS as TF.js ops: [2, N, C] from NHWC x. */
+export function momentsComposed(x: tf.Tensor, _epsilon = 0): tf.Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, [1, 2]);
+    return tf.stack([mean, variance]);
+  });
+}
+
+/**
+ * Batch norm in training, over every axis but the last of a rank-2 or rank-4 float32 x: y = x̂ · γ + β with
+ * x̂ = (x − mean) / √(variance + ε), and the batch's mean and (biased) variance per channel, as TF.js's
+ * BatchNormalization layer computes them. Null where the native kernels are not registered (the layer then runs
+ * TF.js's own path). The gradient flows through x̂ (the instance-norm gradient, which includes the statistics'
+ * dependence on x), γ and β; the returned statistics are for the running averages and carry no gradient.
+ */
+export function batchNormTraining(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  epsilon: number,
+): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } | null {
+  if ((x.rank !== 2 && x.rank !== 4) || x.dtype !== 'float32' || x.size === 0) return null;
+  if (!hasKernel(INSTANCE_NORM) || !hasKernel(MOMENTS)) return null;
+  const channels = x.shape[x.rank - 1]!;
+  return tf.tidy(() => {
+    // The batch's pixels as one [1, pixels, 1, C] image: instance norm over it is batch norm.
+    const image = tf.reshape(x, [1, x.size / channels, 1, channels]);
+    const normalised = tf.reshape(instanceNorm(image, epsilon), x.shape);
+    const y = tf.add(tf.mul(normalised, gamma), beta);
+    const stats = tf.engine().runKernel(MOMENTS, { x: image }, { epsilon } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const [mean, variance] = tf.unstack(tf.reshape(stats, [2, channels]));
+    return { y, mean: mean!, variance: variance! };
+  });
 }
 
 /** The exact MirrorPad gradient as one native kernel, or null where it cannot run (the caller composes it). */

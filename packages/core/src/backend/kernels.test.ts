@@ -5,8 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchNormalization } from '../batch-norm.js';
 import { adam, lerp } from '../optim.js';
 import {
+  batchNormTraining,
   instanceNorm as coreInstanceNorm,
   mirrorPadGrad,
   nativeStats,
@@ -550,6 +552,46 @@ for (const path of PATHS) {
         expect(runs > 0).toBe(path.native);
       });
 
+      it("batch norm layer in training against TF.js's own layer on cpu: output, running averages, gradients", () => {
+        const runs = nativeRuns(['instanceNorm', 'instanceNormGrad', 'moments'], () => {
+          for (let seed = 18100; seed < 18136; seed++) {
+            const r = rng(seed);
+            const shape = seed % 3 === 0 ? [r.int(2, 64), r.int(1, 300)] : shape4(r);
+            // As for instance norm: a handful of values per channel is ill-conditioned.
+            if (tf.util.sizeFromShape(shape) / shape.at(-1)! < 6) continue;
+            const channels = shape.at(-1)!;
+            const offset = seed % 4 === 0 ? 100 : 0;
+            const xs = r.normal(tf.util.sizeFromShape(shape), 2).map((v) => v + offset);
+            const gs = r.normal(tf.util.sizeFromShape(shape));
+            const weights = [
+              r.normal(channels),
+              r.normal(channels),
+              r.normal(channels),
+              r.normal(channels).map(Math.abs),
+            ];
+            const res = onBoth(() => {
+              // On cpu no fused kernels are registered: the layer runs TF.js's own training path, the reference.
+              const layer = batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+              const x = tf.variable(tf.tensor(xs, shape));
+              layer.apply(x);
+              layer.setWeights(weights.map((w) => tf.tensor(w)));
+              const dy = tf.tensor(gs, shape);
+              const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
+              const { value, grads } = tf.variableGrads(
+                () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, dy)),
+                vars,
+              );
+              const out = [value, ...vars.map((v) => grads[v.name]!), ...layer.getWeights().map((w) => tf.clone(w))];
+              layer.dispose();
+              x.dispose();
+              return out;
+            });
+            expect(worstErr(res), JSON.stringify({ shape, offset })).toBeLessThan(offset ? 1e-3 : KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
       it('reflection and symmetric padding, forward and gradient, sizes that split across threads', () => {
         const runs = nativeRuns(['mirrorPad', 'mirrorPadGrad'], () => {
           for (let seed = 19000; seed < 19040; seed++) {
@@ -601,13 +643,40 @@ for (const path of PATHS) {
           expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
         }
       });
+
+      it('a gradient of a gradient through batch norm in training (R1 and WGAN-GP through a DCGAN D)', () => {
+        for (let seed = 19510; seed < 19514; seed++) {
+          const r = rng(seed);
+          const [xs, fs, gs, bs] = [r.normal(4 * 6 * 6 * 3), r.normal(3 * 3 * 3 * 5, 0.3), r.normal(5), r.normal(5)];
+          const res = onBoth(() => {
+            const [f, gamma, beta] = [tf.tensor4d(fs, [3, 3, 3, 5]), tf.tensor1d(gs), tf.tensor1d(bs)];
+            const critic = (x: tf.Tensor, w: tf.Tensor) => {
+              const h = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same');
+              const fused = batchNormTraining(h, gamma, beta, 1e-5);
+              const { mean, variance } = tf.moments(h, [0, 1, 2]);
+              const y = fused?.y ?? tf.batchNorm(h, mean, variance, beta, gamma, 1e-5);
+              return tf.sum(tf.mul(tf.leakyRelu(y, 0.2), tf.tanh(h)));
+            };
+            const x = tf.tensor4d(xs, [4, 6, 6, 3]);
+            return tf.grad((w) => tf.sum(tf.square(tf.grad((t) => critic(t, w))(x))))(f);
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
+        }
+      });
     });
 
     // ---------------------------------------------------------------------------------------------
     // Whole-model gradients: small versions of the Gantry networks, as functions of explicit weights.
 
     const lrelu = (x: tf.Tensor) => tf.leakyRelu(x, 0.2);
+    /** Core's fused op where its kernels are registered (wasm), TF.js's moments and batchNorm on cpu. */
     function batchNorm(x: tf.Tensor4D | tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor) {
+      const fused = batchNormTraining(x, gamma, beta, 1e-5);
+      if (fused) {
+        fused.mean.dispose();
+        fused.variance.dispose();
+        return fused.y;
+      }
       const axes = x.rank === 4 ? [0, 1, 2] : [0];
       const { mean, variance } = tf.moments(x, axes);
       return tf.batchNorm(x, mean, variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5);

@@ -18,6 +18,8 @@ import {
   instanceNormComposed,
   instanceNormGradComposed,
   MIRROR_PAD_GRAD,
+  MOMENTS,
+  momentsComposed,
 } from './fused-ops.js';
 import { mirrorPadGrad } from './gradients.js';
 import { offsetOf, replaceWasmKernel, type WasmBackendLike, wrap } from './wasm-kernels.js';
@@ -48,11 +50,19 @@ let native: NativeBinding | null = null;
 /** Implementation oneDNN picked per kernel call site, and how often a call fell back (for tests and the bench). */
 export const nativeStats = { calls: 0, fallbacks: 0, impls: new Map<string, number>(), lastError: '' };
 
+/** libgomp's spins before an idle thread sleeps (its own estimate: about 100,000 per millisecond). */
+export const SPIN_COUNT = 10_000;
+
 function loadBinding(): { binding: NativeBinding | null; why: string } {
-  // OpenMP threads that wait by spinning are ruinous when another process shares the cores (measured: a
-  // CycleGAN step 2.6× slower on 2 threads than on 1 next to another training run); waiting passively costs
-  // nothing measurable alone. Read by libgomp when the addon loads it, so set before the require.
-  process.env.OMP_WAIT_POLICY ??= 'passive';
+  // How idle OpenMP threads wait. Spinning long (libgomp's default, as PyTorch runs) collapses the step when
+  // another process shares the cores; sleeping at once (passive) makes nearly every kernel of a step pay for waking
+  // a thread. A short spin bridges the gaps between the kernels of a step and then sleeps (measurements:
+  // docs/results/2026-12-01-two-threads.md). Read by libgomp when the addon loads it, so set before the require; a
+  // user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.OMP_WAIT_POLICY = 'passive';
+    process.env.GOMP_SPINCOUNT = String(SPIN_COUNT);
+  }
   try {
     const req = createRequire(import.meta.url);
     return req('@gantry/native') as { binding: NativeBinding | null; why: string };
@@ -63,8 +73,8 @@ function loadBinding(): { binding: NativeBinding | null; why: string } {
 
 /**
  * Thread count of every native kernel (oneDNN's and the elementwise ones): GANTRY_THREADS (a positive integer, or
- * `all`), else every core available to the process. Threads wait passively (OMP_WAIT_POLICY above), so a thread
- * the step cannot use costs nothing measurable, and another process sharing the cores does not collapse the step.
+ * `all`), else every core available to the process. Idle threads spin briefly, then sleep (loadBinding), so a
+ * thread the step cannot use costs little, and another process sharing the cores does not collapse the step.
  */
 export function nativeThreadCount(env = process.env.GANTRY_THREADS): number {
   const all = os.availableParallelism();
@@ -626,6 +636,18 @@ const instanceNormGradKernel: KernelFunc = (args) => {
   );
 };
 
+const momentsKernel: KernelFunc = (args) => {
+  const { x } = args.inputs as { x: TensorInfo };
+  const [N, HW, C] = nhwc(x.shape) ?? [0, 0, 0];
+  if (!native) return composed([x], (t) => momentsComposed(t));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, [2, N, C], [x], (heap, [xo], stats) =>
+      native!.instanceNorm(heap, Float64Array.of(2, N, HW, C, xo!, -1, stats, 0)),
+    ),
+    'moments',
+  );
+};
+
 const mirrorPadGradKernel: KernelFunc = (args) => {
   const { dy } = args.inputs as { dy: TensorInfo };
   const { paddings, mode } = args.attrs as unknown as { paddings: Array<[number, number]>; mode: string };
@@ -685,6 +707,7 @@ export function registerNativeKernels(): NativeKernelsInfo {
     for (const [kernelName, kernelFunc] of [
       [INSTANCE_NORM, instanceNormKernel],
       [INSTANCE_NORM_GRAD, instanceNormGradKernel],
+      [MOMENTS, momentsKernel],
       [MIRROR_PAD_GRAD, mirrorPadGradKernel],
       [ACTIVATION_GRAD, activationGradKernel],
     ] as const) {

@@ -1,0 +1,61 @@
+/**
+ * Batch normalisation with TF.js's BatchNormalization layer's config, weights and results, whose training path
+ * runs as a few native kernels on the wasm backend with `@gantry/native` (fused-ops.ts's batchNormTraining)
+ * instead of TF.js's composition of moments and batchNorm, about 25 single-threaded kernels forward and 40 backward
+ * per layer. Inference, other backends and what the fused path does not cover run TF.js's own code.
+ *
+ * It is registered under TF.js's own class name, 'BatchNormalization': saved models and checkpoints do not
+ * change, load here as this class, and load in a browser as TF.js's layer. Browser-safe (imports only TF.js).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining } from './backend/fused-ops.js';
+
+type CallKwargs = Record<string, unknown>;
+type LayerClass = new (config: Record<string, unknown>) => tf.layers.Layer;
+
+// TF.js does not export its BatchNormalization class; its constructor is that of an instance.
+const TfBatchNormalization = tf.layers.batchNormalization({}).constructor as LayerClass;
+
+/** The fields of TF.js's BatchNormalization that its training path reads (set by its constructor and build). */
+interface BatchNormFields {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  gamma: tf.LayerVariable | null;
+  beta: tf.LayerVariable | null;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+}
+
+export class BatchNormalization extends TfBatchNormalization {
+  static className = 'BatchNormalization';
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    const f = this as unknown as BatchNormFields;
+    const lastAxis = f.axis === -1 || f.axis === x.rank - 1;
+    if (kwargs.training !== true || !lastAxis || f.gamma == null || f.beta == null) return super.call(inputs, kwargs);
+    const fused = batchNormTraining(x, f.gamma.read(), f.beta.read(), f.epsilon);
+    if (!fused) return super.call(inputs, kwargs);
+    // The running averages exactly as TF.js updates them: v ← v − (v − batch value) · (1 − momentum).
+    for (const [average, value] of [
+      [f.movingMean, fused.mean],
+      [f.movingVariance, fused.variance],
+    ] as const) {
+      tf.tidy(() => {
+        const old = average.read();
+        average.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - f.momentum)));
+      });
+      value.dispose();
+    }
+    return fused.y;
+  }
+}
+tf.serialization.registerClass(
+  BatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+);
+
+/** A batch-norm layer (this module's class) with TF.js's layer arguments. */
+export function batchNormalization(args: Parameters<typeof tf.layers.batchNormalization>[0] = {}): tf.layers.Layer {
+  return new BatchNormalization(args as Record<string, unknown>);
+}
