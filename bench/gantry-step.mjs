@@ -4,6 +4,7 @@
  * networks and training step (from the packages' dist/), runs warm-up and timed steps and writes a JSON result.
  *
  *   node bench/gantry-step.mjs --row '<json>' --backend auto --json-out FILE [--steps N]
+ *   node bench/gantry-step.mjs --row '<json>' --alternate-threads …   timed steps alternate N threads and 1 thread
  *   node bench/gantry-step.mjs --row '<json>' --soak --steps 1000 --json-out FILE
  *   node bench/gantry-step.mjs --peak --size 1024 --json-out FILE      matMul GFLOP/s on the backend
  *
@@ -24,6 +25,7 @@ const { values: args } = parseArgs({
     peak: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     size: { type: 'string', default: '1024' },
+    'alternate-threads': { type: 'boolean', default: false },
   },
 });
 
@@ -150,7 +152,7 @@ async function forwardMacsPerSample(built, imageSize) {
 // Tasks: the packages' own task classes, fed random batches.
 async function buildTask() {
   const loss = core.adversarialLoss(net.loss);
-  if (row.variant === 'dcgan' || row.variant === 'cgan') {
+  if (row.variant === 'gan' || row.variant === 'dcgan' || row.variant === 'cgan') {
     const mod = await import(`../packages/${row.variant}/dist/index.js`);
     const conditional = row.variant === 'cgan';
     const generator = mod.buildGenerator(net);
@@ -301,6 +303,17 @@ for (; i < row.warmup; i++) {
   warmupMs.push(now() - t0);
   log(`  warm-up step ${i + 1}/${row.warmup}: ${warmupMs.at(-1).toFixed(0)} ms`);
 }
+// --alternate-threads: the timed steps alternate between the native kernels' N threads and 1 thread (N, 1, 1, N,
+// …), so both speeds are measured over the same minutes; on a machine whose speed drifts, two runs one after the
+// other can differ by more than the speed-up being measured. Only where the thread count can change at run time.
+const threadsN = backend.name === 'wasm' ? core.nativeThreadCount() : 1;
+const alternate = args['alternate-threads'] && threadsN > 1;
+const timesOne = [];
+if (alternate) {
+  core.setNativeThreads(1);
+  for (let w = 0; w < row.warmup; w++) step(i++); // oneDNN makes its primitives again for one thread
+  core.setNativeThreads(threadsN);
+}
 // In --soak the parent starts this process with --expose-gc: RSS and heap are sampled right after a full GC,
 // so the drift shows retained memory, not where the collector happened to be.
 const settle = () => globalThis.gc?.();
@@ -413,13 +426,26 @@ while (
     ? times.length < fixed
     : times.length < row.minSteps || (times.length < row.maxSteps && now() - started < row.budgetS * 1000)
 ) {
+  // In ABBA order (N, 1, 1, N, …): a drift in the machine's speed hits both thread counts alike.
+  const oneFirst = alternate && times.length % 2 === 1;
+  const timeOne = () => {
+    core.setNativeThreads(1);
+    const t0 = now();
+    step(i++);
+    timesOne.push(now() - t0);
+    core.setNativeThreads(threadsN);
+  };
+  if (oneFirst) timeOne();
   const c0 = process.cpuUsage();
   const t0 = now();
   step(i++);
   times.push(now() - t0);
   const c = process.cpuUsage(c0);
   cpuTimes.push((c.user + c.system) / 1000);
-  log(`  step ${times.length}: ${times.at(-1).toFixed(0)} ms (CPU ${cpuTimes.at(-1).toFixed(0)} ms)`);
+  if (alternate && !oneFirst) timeOne();
+  log(
+    `  step ${times.length}: ${times.at(-1).toFixed(0)} ms (CPU ${cpuTimes.at(-1).toFixed(0)} ms)${alternate ? `, at 1 thread ${timesOne.at(-1).toFixed(0)} ms` : ''}`,
+  );
 }
 const tensorsAfter = tf.memory().numTensors;
 task.dispose?.();
@@ -439,6 +465,7 @@ writeResult({
   warmupMs,
   stepMs: times,
   cpuMs: cpuTimes,
+  ...(alternate ? { threads: threadsN, stepMsOneThread: timesOne } : {}),
   tensorsBefore,
   tensorsAfterWarmup,
   tensorsAfter,

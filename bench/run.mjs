@@ -33,8 +33,8 @@ const USAGE = `usage: pnpm bench [options]
   --soak            run one small config (--only picks it; default dcgan) for many steps and report the
                     tensor-count and RSS drift
   --threads N|all   threads for both sides: Gantry's native kernels (GANTRY_THREADS) and PyTorch (default 1;
-                    all cores for tfjs-node, which picks its own); above 1, every row also runs at 1 thread and
-                    the table gives each side's speed-up from 1 thread to N
+                    all cores for tfjs-node, which picks its own); above 1, the timed steps alternate N threads
+                    and 1 thread and the table gives each side's speed-up from 1 thread to N
   --python PATH     Python with torch (default /usr/bin/python3 if present, else python3)
   --out DIR         where results go (default bench/results)
   --verbose         pass the children's per-step output through`;
@@ -471,28 +471,37 @@ if (opts.soak) {
 const { steps: rows, photo: photoRows } = selectRows(opts.only);
 const results = [];
 for (const row of rows) {
-  const extra = ['--row', JSON.stringify(row), ...(steps != null ? ['--steps', String(steps)] : [])];
+  // Above 1 thread each side alternates its timed steps between N threads and 1 (in one process, over the same
+  // minutes: the speed-up does not depend on how the machine's speed drifted between two runs).
+  const extra = [
+    '--row',
+    JSON.stringify(row),
+    ...(steps != null ? ['--steps', String(steps)] : []),
+    ...(scaling ? ['--alternate-threads'] : []),
+  ];
+  // Twice the time: every timed step at N threads has its partner at 1 thread.
+  const timeoutS = scaling ? 2 * row.timeoutS : row.timeoutS;
   say(`bench: ${row.id}: ${row.label}, batch ${row.batch} — Gantry …`);
-  const g = await gantryChild(extra, { timeoutS: row.timeoutS, name: row.id });
+  const g = await gantryChild(extra, { timeoutS, name: row.id });
   let t;
   if (torchInfo.available) {
     say(`bench: ${row.id}: PyTorch …`);
-    t = await torchChild(`${row.variant}.py`, extra, { timeoutS: row.timeoutS, name: row.id });
+    t = await torchChild(`${row.variant}.py`, extra, { timeoutS, name: row.id });
   }
-  // The same row at 1 thread, right after, for each side's speed-up from 1 thread to `threads`.
-  let g1;
-  let t1;
-  if (scaling) {
+  // A side that could not alternate (tfjs-node picks its own threads) runs the row again at 1 thread, right after.
+  const oneThread = (c) =>
+    c?.ok && c.result.stepMsOneThread
+      ? { ok: true, result: { ...c.result, stepMs: c.result.stepMsOneThread, cpuMs: [], tensorsBefore: undefined } }
+      : undefined;
+  let g1 = oneThread(g);
+  let t1 = oneThread(t);
+  if (scaling && !g1) {
     say(`bench: ${row.id}: Gantry at 1 thread …`);
     g1 = await gantryChild(extra, { timeoutS: row.timeoutS, name: `${row.id}-1t`, threadCount: 1 });
-    if (torchInfo.available) {
-      say(`bench: ${row.id}: PyTorch at 1 thread …`);
-      t1 = await torchChild(`${row.variant}.py`, extra, {
-        timeoutS: row.timeoutS,
-        name: `${row.id}-1t`,
-        threadCount: 1,
-      });
-    }
+  }
+  if (scaling && torchInfo.available && !t1) {
+    say(`bench: ${row.id}: PyTorch at 1 thread …`);
+    t1 = await torchChild(`${row.variant}.py`, extra, { timeoutS: row.timeoutS, name: `${row.id}-1t`, threadCount: 1 });
   }
   const fwdG = g.ok ? g.result.forwardMacsPerSample : undefined;
   const fwdT = t?.ok ? t.result.forwardMacsPerSample : undefined;
@@ -608,7 +617,7 @@ const stepNotes = [
   '- Gantry / PyTorch: ratio of the median wall-clock ms per step, both measured in this run with the same thread count; "ratio by CPU time": the same with the processes\' CPU time per step, which other load on the machine disturbs less',
   ...(scaling
     ? [
-        `- speed-up 1 → ${threads} threads: each side's median ms/step at 1 thread (run right after the row, same steps) / at ${threads} threads; "ratio at 1 thread": Gantry / PyTorch at 1 thread`,
+        `- speed-up 1 → ${threads} threads: each side's median ms/step at 1 thread / at ${threads} threads, timed in one process whose steps alternate between the two thread counts (N, 1, 1, N, …); "ratio at 1 thread": Gantry / PyTorch at 1 thread`,
       ]
     : []),
   "- GFLOP/s: 2 × the step's multiply-adds (conv, transposed conv, dense; backward = 2× forward) / median wall-clock time (JSON gflopsCpu: / median CPU time); % peak against the machine peak above; the PyTorch references mirror Gantry's step and networks (forward multiply-adds checked equal)",

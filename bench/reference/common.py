@@ -24,6 +24,8 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json-out")
     p.add_argument("--steps", type=int)
+    p.add_argument("--alternate-threads", action="store_true",
+                   help="timed steps alternate --threads and 1 thread (N, 1, 1, N, ...)")
     p.add_argument("--peak", type=int, help="measure matmul GFLOP/s at this size instead")
     return p.parse_args()
 
@@ -172,6 +174,15 @@ def run(build):
         i += 1
         warmup.append((time.perf_counter() - t0) * 1000)
         print(f"  [torch] warm-up step {len(warmup)}: {warmup[-1]:.0f} ms", file=sys.stderr, flush=True)
+    # --alternate-threads: both thread counts measured over the same minutes, as gantry-step.mjs does.
+    alternate = args.alternate_threads and args.threads > 1
+    times_one = []
+    if alternate:
+        torch.set_num_threads(1)
+        for _ in range(row["warmup"]):
+            step(i)
+            i += 1
+        torch.set_num_threads(args.threads)
     rss_warm = rss_mib()
     times = []
     started = time.perf_counter()
@@ -184,13 +195,27 @@ def run(build):
         return len(times) < row["maxSteps"] and time.perf_counter() - started < row["budgetS"]
 
     cpu = []  # process CPU time per step (all threads): less disturbed by other load than wall-clock time
+    def time_one():
+        nonlocal i
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        step(i)
+        i += 1
+        times_one.append((time.perf_counter() - t0) * 1000)
+        torch.set_num_threads(args.threads)
+
     while more():
+        one_first = alternate and len(times) % 2 == 1
+        if one_first:
+            time_one()
         c0 = time.process_time()
         t0 = time.perf_counter()
         losses = step(i)
         i += 1
         times.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
+        if alternate and not one_first:
+            time_one()
         for v in losses:
             if v != v or v in (float("inf"), float("-inf")):
                 raise SystemExit(f"step {i}: a loss is {v}")
@@ -207,6 +232,7 @@ def run(build):
             "warmupMs": warmup,
             "stepMs": times,
             "cpuMs": cpu,
+            **({"stepMsOneThread": times_one} if alternate else {}),
             "rssBeforeMiB": rss_before,
             "rssAfterWarmupMiB": rss_warm,
             "rssAfterMiB": rss_mib(),

@@ -189,7 +189,8 @@ Prim makeConv(ConvPrims& c, const ConvGeom& g, int op, bool blocked) {
 }
 
 Prim& convPrim(const ConvGeom& g, int op) {
-  ConvPrims& c = convCache()[g.key()];
+  // A convolution primitive fixes its thread count when made: one set per count, so setThreads takes effect at once.
+  ConvPrims& c = convCache()[g.key() + "@" + std::to_string(omp_get_max_threads())];
   Prim& p = c.op[op];
   if (!p.prim) {
     p = makeConv(c, g, op, blockedEverywhere());
