@@ -76,7 +76,7 @@ export function instanceNorm(x: tf.Tensor, epsilon: number): tf.Tensor {
 }
 
 /** MOMENTS as TF.js ops: [2, N, C] from NHWC x. */
-export function momentsComposed(x: tf.Tensor, _epsilon = 0): tf.Tensor {
+export function momentsComposed(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, [1, 2]);
     return tf.stack([mean, variance]);
@@ -104,7 +104,7 @@ export function batchNormTraining(
     const image = tf.reshape(x, [1, x.size / channels, 1, channels]);
     const normalised = tf.reshape(instanceNorm(image, epsilon), x.shape);
     const y = tf.add(tf.mul(normalised, gamma), beta);
-    const stats = tf.engine().runKernel(MOMENTS, { x: image }, { epsilon } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const stats = tf.engine().runKernel(MOMENTS, { x: image }) as tf.Tensor;
     const [mean, variance] = tf.unstack(tf.reshape(stats, [2, channels]));
     return { y, mean: mean!, variance: variance! };
   });
