@@ -43,12 +43,13 @@ export function newRunDir(variant: string, root = runsRoot(), create = true): st
 
 /**
  * The run of `variant` whose newest complete checkpoint is the most recent. Runs without a complete checkpoint
- * (killed during their first one, failed at once) are passed over, so they never hide the good runs.
+ * (killed during their first one, failed at once) are passed over, so they never hide the good runs; so are
+ * those whose newest checkpoint `accept` (given it and its run directory) turns down.
  */
 export function latestRun(
   variant: string,
   root = runsRoot(),
-  accept: (checkpoint: string) => boolean = () => true,
+  accept: (checkpoint: string, runDir: string) => boolean = () => true,
 ): string | undefined {
   const base = path.join(root, variant);
   let names: string[];
@@ -61,7 +62,7 @@ export function latestRun(
   for (const n of names) {
     const dir = path.join(base, n);
     const checkpoint = latestCheckpoint(dir);
-    if (!checkpoint || !accept(checkpoint)) continue;
+    if (!checkpoint || !accept(checkpoint, dir)) continue;
     const time = fs.statSync(path.join(checkpoint, 'state.json')).mtimeMs;
     if (!best || time >= best.time) best = { dir, time };
   }

@@ -3,10 +3,9 @@
  * held-out split, next to the identity mapping (output = input) and an L1-only generator (trained with
  * `train --lambda-gan 0`), so that the contribution of the adversarial term is visible.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import {
   latestCheckpoint,
+  latestRun,
   meanL1,
   psnrPerImage,
   readCheckpointState,
@@ -80,22 +79,15 @@ export function formatScores(rows: [string, Scores][]): string {
  * L1-only baseline; undefined when there is none.
  */
 export function findBaseline(cropSize: number, direction: string, exclude?: string): string | undefined {
-  const base = path.join(runsRoot(), 'pix2pix');
-  if (!fs.existsSync(base)) return undefined;
-  const candidates: { checkpoint: string; mtime: number }[] = [];
-  for (const name of fs.readdirSync(base)) {
-    const run = path.join(base, name);
+  const run = latestRun('pix2pix', runsRoot(), (checkpoint, runDir) => {
+    if (checkpoint === exclude) return false;
     try {
-      const info = readRunInfo(run);
-      const o = info.options as Record<string, unknown>;
-      if (o.lambdaGan !== 0 || o.cropSize !== cropSize || o.direction !== direction) continue;
-      const checkpoint = latestCheckpoint(run);
-      if (!checkpoint || checkpoint === exclude) continue;
-      if (readCheckpointState(checkpoint).variant !== 'pix2pix') continue;
-      candidates.push({ checkpoint, mtime: fs.statSync(checkpoint).mtimeMs });
+      const o = readRunInfo(runDir).options as Record<string, unknown>;
+      if (o.lambdaGan !== 0 || o.cropSize !== cropSize || o.direction !== direction) return false;
+      return readCheckpointState(checkpoint).variant === 'pix2pix';
     } catch {
-      // not a run: ignore
+      return false; // not a run
     }
-  }
-  return candidates.sort((x, y) => x.mtime - y.mtime).at(-1)?.checkpoint;
+  });
+  return run === undefined ? undefined : latestCheckpoint(run);
 }
