@@ -56,8 +56,8 @@ export const dcgan = mnistVariant({
   // twice as fast as D) and the R1 penalty, as in the cGAN; samples from the weight average of G (--ema 0.999).
   presets: {
     default: {
-      describe: '6 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1',
-      constantEpochs: 6,
+      describe: '9 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1',
+      constantEpochs: 9,
       decayEpochs: 0,
       batchSize: 64,
       lr: 4e-4,
