@@ -51,7 +51,7 @@ let native: NativeBinding | null = null;
 export const nativeStats = { calls: 0, fallbacks: 0, impls: new Map<string, number>(), lastError: '' };
 
 /** libgomp's spins before an idle thread sleeps (its own estimate: about 100,000 per millisecond). */
-export const SPIN_COUNT = 10_000;
+const SPIN_COUNT = 10_000;
 
 function loadBinding(): { binding: NativeBinding | null; why: string } {
   // How idle OpenMP threads wait. Spinning long (libgomp's default, as PyTorch runs) collapses the step when
