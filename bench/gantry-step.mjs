@@ -415,6 +415,14 @@ if (args.soak) {
   process.exit(0);
 }
 
+/** One timed step at 1 thread (--alternate-threads). */
+function timeOne() {
+  core.setNativeThreads(1);
+  const t0 = now();
+  step(i++);
+  timesOne.push(now() - t0);
+  core.setNativeThreads(threadsN);
+}
 const fixed = args.steps != null ? Number(args.steps) : undefined;
 const times = [];
 // CPU time of the process per step (all its threads): on a loaded machine it is far less disturbed than the
@@ -428,13 +436,6 @@ while (
 ) {
   // In ABBA order (N, 1, 1, N, …): a drift in the machine's speed hits both thread counts alike.
   const oneFirst = alternate && times.length % 2 === 1;
-  const timeOne = () => {
-    core.setNativeThreads(1);
-    const t0 = now();
-    step(i++);
-    timesOne.push(now() - t0);
-    core.setNativeThreads(threadsN);
-  };
   if (oneFirst) timeOne();
   const c0 = process.cpuUsage();
   const t0 = now();

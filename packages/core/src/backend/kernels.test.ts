@@ -652,10 +652,7 @@ for (const path of PATHS) {
             const [f, gamma, beta] = [tf.tensor4d(fs, [3, 3, 3, 5]), tf.tensor1d(gs), tf.tensor1d(bs)];
             const critic = (x: tf.Tensor, w: tf.Tensor) => {
               const h = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same');
-              const fused = batchNormTraining(h, gamma, beta, 1e-5);
-              const { mean, variance } = tf.moments(h, [0, 1, 2]);
-              const y = fused?.y ?? tf.batchNorm(h, mean, variance, beta, gamma, 1e-5);
-              return tf.sum(tf.mul(tf.leakyRelu(y, 0.2), tf.tanh(h)));
+              return tf.sum(tf.mul(tf.leakyRelu(batchNorm(h, gamma, beta), 0.2), tf.tanh(h)));
             };
             const x = tf.tensor4d(xs, [4, 6, 6, 3]);
             return tf.grad((w) => tf.sum(tf.square(tf.grad((t) => critic(t, w))(x))))(f);
