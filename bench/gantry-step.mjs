@@ -9,7 +9,7 @@
  *   node bench/gantry-step.mjs --peak --size 1024 --json-out FILE      matMul GFLOP/s on the backend
  *
  * Batches are random tensors made once, outside the timed region; a timed step is what the trainer does per
- * step: the task's discriminatorStep + generatorStep and the read-back of the losses.
+ * step: core's trainStep (the task's D update, then its G update) and the read-back of the losses.
  */
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -285,7 +285,7 @@ const fwdPerSample = {
 
 /** One full training step as the trainer runs it: D update, G update, losses read back. */
 function step(i) {
-  const scalars = { ...task.discriminatorStep(batch, i), ...task.generatorStep(batch, i) };
+  const scalars = core.trainStep(task, batch, i);
   const names = Object.keys(scalars);
   const values = tf.tidy(() => tf.stack(names.map((n) => scalars[n])).dataSync());
   tf.dispose(Object.values(scalars));

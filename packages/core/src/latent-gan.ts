@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { flag } from './flags.js';
 import { saveImageGrid } from './image.js';
 import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
-import { adam, lerp, optimize } from './optim.js';
+import { adam, lerp, optimize, optimizeSharingForward } from './optim.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
 import type { GanTask, Losses } from './trainer.js';
 
@@ -173,33 +173,58 @@ export class LatentGanTask implements GanTask<Batch> {
     return tf.mul(w, tf.losses.softmaxCrossEntropy(tf.oneHot(labels, k), logits)) as tf.Scalar;
   }
 
+  /** D's losses for a batch and G's `fake` images of `fakeLabels`. */
+  private discriminatorLosses(b: Batch, step: number, fake: tf.Tensor, fakeLabels: tf.Tensor): Losses {
+    const { score: real, logits } = this.judge(b.x, b.y);
+    let d = this.o.loss.discriminator(real, this.score(fake, fakeLabels));
+    const cls = this.classLoss(logits, b.y);
+    if (cls) d = tf.add(d, cls);
+    // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the
+    // logged D loss includes it on those steps.
+    if (this.o.r1Gamma && step % R1_EVERY === 0)
+      d = tf.add(
+        d,
+        r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY),
+      );
+    if (this.o.loss.needsGradientPenalty) {
+      // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
+      const fakeForReal = this.generate(b.z, b.y, true);
+      d = tf.add(
+        d,
+        gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)),
+      );
+    }
+    return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
+  }
+
+  /** Pairs of G's batch that share a label (the mode-seeking term), 0 without the term. */
+  private get pairs(): number {
+    return (this.o.modeSeekingWeight ?? 0) > 0 ? Math.floor(this.o.batchSize / 2) : 0;
+  }
+
+  /** The labels of G's batch: D's, or with the mode-seeking term pairs of D's (the same for an unconditional G). */
+  private generatorLabels(b: Batch): tf.Tensor1D {
+    return this.pairs && this.conditional ? pairedLabels(b.yFake, this.pairs) : b.yFake;
+  }
+
+  /** G's losses for its `fake` images of `labels` (made from the batch's noise). */
+  private generatorLosses(b: Batch, fake: tf.Tensor, labels: tf.Tensor1D): Losses {
+    const { score, logits } = this.judge(fake, labels);
+    const cls = this.classLoss(logits, labels);
+    let g = this.o.loss.generator(score);
+    if (cls) g = tf.add(g, cls);
+    // The logged G loss includes the weighted term; 'G ms' shows it alone.
+    const ms = this.o.modeSeekingWeight ?? 0;
+    const diverse = this.pairs ? (tf.mul(ms, modeSeekingLoss(fake, b.z, this.pairs)) as tf.Scalar) : undefined;
+    if (diverse) g = tf.add(g, diverse);
+    return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
+  }
+
   discriminatorStep(b: Batch, step: number): Losses {
     return optimize(
       this.optimizers.D,
       [this.nets.discriminator],
-      () => {
-        const fake = this.generate(b.z, b.yFake, true);
-        const { score: real, logits } = this.judge(b.x, b.y);
-        let d = this.o.loss.discriminator(real, this.score(fake, b.yFake));
-        const cls = this.classLoss(logits, b.y);
-        if (cls) d = tf.add(d, cls);
-        // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the
-        // logged D loss includes it on those steps.
-        if (this.o.r1Gamma && step % R1_EVERY === 0)
-          d = tf.add(
-            d,
-            r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY),
-          );
-        if (this.o.loss.needsGradientPenalty) {
-          // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
-          const fakeForReal = this.generate(b.z, b.y, true);
-          d = tf.add(
-            d,
-            gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)),
-          );
-        }
-        return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
-      },
+      () => this.discriminatorLosses(b, step, this.generate(b.z, b.yFake, true), b.yFake),
       'D',
     );
   }
@@ -208,21 +233,30 @@ export class LatentGanTask implements GanTask<Batch> {
     const losses = optimize(
       this.optimizers.G,
       [this.nets.generator],
-      (): Losses => {
-        const ms = this.o.modeSeekingWeight ?? 0;
-        const pairs = ms > 0 ? Math.floor(this.o.batchSize / 2) : 0;
-        const labels = pairs ? pairedLabels(b.yFake, pairs) : b.yFake;
-        const fake = this.generate(b.z, labels, true);
-        const { score, logits } = this.judge(fake, labels);
-        const cls = this.classLoss(logits, labels);
-        let g = this.o.loss.generator(score);
-        if (cls) g = tf.add(g, cls);
-        // The logged G loss includes the weighted term; 'G ms' shows it alone.
-        const diverse = pairs ? (tf.mul(ms, modeSeekingLoss(fake, b.z, pairs)) as tf.Scalar) : undefined;
-        if (diverse) g = tf.add(g, diverse);
-        return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
+      () => {
+        const labels = this.generatorLabels(b);
+        return this.generatorLosses(b, this.generate(b.z, labels, true), labels);
       },
       'G',
+    );
+    this.updateEma(step);
+    return losses;
+  }
+
+  /**
+   * D's update, then G's, on one forward pass of G where D's fakes and G's are the same images (G's batch has
+   * D's labels): the step the reference loops run, with one pass of G less than the two steps above.
+   */
+  trainStep(b: Batch, step: number): Losses {
+    if (this.pairs && this.conditional) return { ...this.discriminatorStep(b, step), ...this.generatorStep(b, step) };
+    const losses = optimizeSharingForward(
+      {
+        D: { optimizer: this.optimizers.D, models: [this.nets.discriminator] },
+        G: { optimizer: this.optimizers.G, models: [this.nets.generator] },
+      },
+      () => this.generate(b.z, b.yFake, true),
+      (fake) => this.discriminatorLosses(b, step, fake, b.yFake),
+      (fake) => this.generatorLosses(b, fake, b.yFake),
     );
     this.updateEma(step);
     return losses;

@@ -111,3 +111,60 @@ export function optimize(opt: tf.Optimizer, models: tf.LayersModel[], losses: ()
   out[objective] = cost as tf.Scalar;
   return out;
 }
+
+/** TF.js's engine state of the gradient being recorded (private in the typings). */
+interface TapeState {
+  gradientDepth: number;
+  activeTape: unknown;
+}
+
+/**
+ * Runs `f` with the enclosing gradient's recording paused: its kernels are not taped (and their gradients run
+ * the native first-order kernels, not the composed ones a taped backward pass needs). Nothing `f` computes may
+ * be differentiated by the enclosing gradient.
+ */
+function untaped<T>(f: () => T): T {
+  const state = (tf.engine() as unknown as { state: TapeState }).state;
+  const { gradientDepth, activeTape } = state;
+  state.gradientDepth = 0;
+  state.activeTape = null;
+  try {
+    return f();
+  } finally {
+    state.gradientDepth = gradientDepth;
+    state.activeTape = activeTape;
+  }
+}
+
+/**
+ * One D update, then one G update, on a single forward pass of G, as the reference training loops run
+ * (PyTorch: `fake = G(z)`; D learns on `fake.detach()`; G learns through `fake` against the updated D). G's
+ * forward pass is recorded once; D's update runs inside G's gradient scope with the recording paused (its
+ * gradient reaches only D's weights); G's loss then sees D's new weights. For a G whose forward pass is
+ * deterministic in its inputs (no dropout) these are the updates of `optimize` for D and then for G on a second
+ * forward pass, which this saves.
+ */
+export function optimizeSharingForward<Fake extends tf.Tensor | tf.Tensor[]>(
+  o: {
+    D: { optimizer: tf.Optimizer; models: tf.LayersModel[] };
+    G: { optimizer: tf.Optimizer; models: tf.LayersModel[] };
+  },
+  forward: () => Fake,
+  discriminatorLosses: (fake: Fake) => Losses,
+  generatorLosses: (fake: Fake) => Losses,
+): Losses {
+  let dLosses: Losses = {};
+  const gLosses = optimize(
+    o.G.optimizer,
+    o.G.models,
+    () => {
+      const fake = forward();
+      // The D losses are made inside G's scope: kept, or its end would dispose them.
+      dLosses = untaped(() => optimize(o.D.optimizer, o.D.models, () => discriminatorLosses(fake), 'D'));
+      for (const v of Object.values(dLosses)) tf.keep(v);
+      return generatorLosses(fake);
+    },
+    'G',
+  );
+  return { ...dLosses, ...gLosses };
+}

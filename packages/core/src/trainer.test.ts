@@ -277,6 +277,39 @@ describe('generator weight average', () => {
   });
 });
 
+describe('a training step', () => {
+  it("shares G's forward pass between D's update and G's, with the same updates as the two steps", async () => {
+    // R1 (step 16) and the mode-seeking term on: both must come out the same on the shared pass.
+    const shared = tinyTask(12, 12, blobs(256), true, 1, 0.1);
+    const split = tinyTask(12, 12, blobs(256), true, 1, 0.1);
+    const trainable = (task: LatentGanTask) =>
+      [task.nets.generator, task.nets.discriminator].flatMap((m) => m.trainableWeights.map((w) => w.read().dataSync()));
+    for (let step = 0; step < 18; step++) {
+      const batch = shared.nextBatch(step);
+      const a = shared.trainStep(batch, step);
+      const b = { ...split.discriminatorStep(batch, step), ...split.generatorStep(batch, step) };
+      expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+      for (const k of Object.keys(a)) expect(a[k]!.dataSync()[0]).toBeCloseTo(b[k]!.dataSync()[0]!, 5);
+      tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(batch)]);
+    }
+    const [wa, wb] = [trainable(shared), trainable(split)];
+    const worst = Math.max(...wa.flatMap((w, i) => Array.from(w, (v, j) => Math.abs(v - wb[i]![j]!))));
+    expect(worst).toBeLessThan(1e-5);
+    // The saving is real: the shared step runs fewer kernels (G's forward pass once, not twice).
+    const kernels = async (run: () => tf.Tensor[]) => (await tf.profile(() => tf.dispose(run()))).kernels.length;
+    const batch = shared.nextBatch(18);
+    const once = await kernels(() => Object.values(shared.trainStep(batch, 18)));
+    const twice = await kernels(() => [
+      ...Object.values(split.discriminatorStep(batch, 18)),
+      ...Object.values(split.generatorStep(batch, 18)),
+    ]);
+    tf.dispose(Object.values(batch));
+    expect(once).toBeLessThan(twice);
+    shared.dispose();
+    split.dispose();
+  });
+});
+
 describe('R1 penalty (r1Gamma)', () => {
   it("is added to D's loss every 16th step only, at 16γ (lazy regularisation)", () => {
     const dLoss = (r1Gamma: number, step: number) => {

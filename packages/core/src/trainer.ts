@@ -31,9 +31,21 @@ export interface GanTask<Batch extends tf.TensorContainer = tf.TensorContainer> 
   discriminatorStep(batch: Batch, step: number): Losses;
   /** One update of the generator(s); returns named losses, the main one called 'G'. */
   generatorStep(batch: Batch, step: number): Losses;
+  /**
+   * Both updates of a step (D, then G), where a task shares work between them; without it the loop calls
+   * `discriminatorStep` then `generatorStep`.
+   */
+  trainStep?(batch: Batch, step: number): Losses;
   /** Writes a sample image (grid or strip) for the current weights. */
   writeSamples(file: string, step: number): Promise<void>;
   dispose?(): void;
+}
+
+/** One training step of `task`: its D update, then its G update; the named losses of both. */
+export function trainStep<Batch extends tf.TensorContainer>(task: GanTask<Batch>, batch: Batch, step: number): Losses {
+  return task.trainStep
+    ? task.trainStep(batch, step)
+    : { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
 }
 
 export interface TrainOptions {
@@ -223,7 +235,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
       if (quit) break;
       const batch = await task.nextBatch(step);
       try {
-        const scalars = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
+        const scalars = trainStep(task, batch, step);
         const names = Object.keys(scalars);
         const values = tf.tidy(() => tf.stack(names.map((n) => scalars[n]!)).dataSync());
         tf.dispose(Object.values(scalars));

@@ -194,6 +194,30 @@ describe('training and the CLI', () => {
     again.dispose();
   });
 
+  it("a training step shares G's forward pass: the same updates as a D step then a G step, without dropout", async () => {
+    // Without dropout G's output is the same in both steps, so sharing it changes no update.
+    const c = config({ dropout: false });
+    const make = async () => {
+      seedWeights(4);
+      const train = await AlignedDataset.open(data, { split: 'train', cropSize: 32, loadSize: 36, direction: 'BtoA' });
+      return newTask(c, { lr: 2e-3, seed: 4, batchSize: 2, train });
+    };
+    const [shared, split] = [await make(), await make()];
+    for (let step = 0; step < 3; step++) {
+      const batch = await shared.nextBatch(step);
+      const a = shared.trainStep(batch);
+      const b = { ...split.discriminatorStep(batch), ...split.generatorStep(batch) };
+      for (const k of ['D', 'G', 'G_GAN', 'L1']) expect(a[k]!.dataSync()[0]).toBeCloseTo(b[k]!.dataSync()[0]!, 4);
+      tf.dispose([...Object.values(a), ...Object.values(b), batch.a, batch.b]);
+    }
+    const weights = (t: Pix2pixTask) =>
+      Object.values(t.nets).flatMap((m) => m.trainableWeights.flatMap((w) => Array.from(w.read().dataSync())));
+    const [wa, wb] = [weights(shared), weights(split)];
+    expect(Math.max(...wa.map((v, i) => Math.abs(v - wb[i]!)))).toBeLessThan(1e-4);
+    shared.dispose();
+    split.dispose();
+  });
+
   it('L1-only baseline (--lambda-gan 0) trains G alone', async () => {
     const c = config({ lambdaGan: 0 });
     seedWeights(2);

@@ -2,8 +2,9 @@
  * pix2pix as a core `GanTask`: a conditional GAN on aligned pairs (A → B).
  *
  *   D step: minimise loss_D(D(A, B), D(A, G(A))) — the PatchGAN scores every patch of the input/output pair;
- *           G(A) is computed without gradient (the reference's fake.detach()).
- *   G step: minimise λ_GAN · loss_G(D(A, G(A))) + λ_L1 · |G(A) − B|₁, λ_L1 = 100.
+ *           no gradient reaches G (the reference's fake.detach()).
+ *   G step: minimise λ_GAN · loss_G(D(A, G(A))) + λ_L1 · |G(A) − B|₁, λ_L1 = 100, against the updated D.
+ *   A training step computes G(A) once for both, as the reference does (`trainStep`).
  *
  * With λ_GAN = 0 (`train --lambda-gan 0`) D is not trained at all and G learns by L1 alone: the L1-only
  * baseline of the paper's Table 1, which `evaluate --baseline` compares against.
@@ -19,6 +20,7 @@ import {
   mixSeed,
   mulberry32,
   optimize,
+  optimizeSharingForward,
   saveImageGrid,
 } from '@gantry/core';
 import type { AlignedDataset } from '@gantry/datasets';
@@ -80,38 +82,59 @@ export class Pix2pixTask implements GanTask<Batch> {
     return this.nets.discriminator.apply(tf.concat([a, b], -1), { training: true }) as tf.Tensor;
   }
 
+  /** D's losses on the real pair and on `fake`, G's output for the batch. */
+  private discriminatorLosses(batch: Batch, fake: tf.Tensor4D): Losses {
+    const real = this.score(batch.a, batch.b);
+    const d = this.o.loss.discriminator(real, this.score(batch.a, fake));
+    return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar };
+  }
+
+  /** G's losses for its output `fake`: L1 to the target, and the GAN loss when adversarial. */
+  private generatorLosses(batch: Batch, fake: tf.Tensor4D): Losses {
+    const { lambdaL1, lambdaGan } = this.o.config;
+    const l1 = meanAbsoluteError(fake, batch.b);
+    if (!this.adversarial) return { G: tf.mul(lambdaL1, l1) as tf.Scalar, L1: l1 };
+    const gan = this.o.loss.generator(this.score(batch.a, fake));
+    return { G: tf.add(tf.mul(lambdaGan, gan), tf.mul(lambdaL1, l1)) as tf.Scalar, G_GAN: gan, L1: l1 };
+  }
+
+  private generate(batch: Batch): tf.Tensor4D {
+    return this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D;
+  }
+
   discriminatorStep(batch: Batch): Losses {
     if (!this.adversarial) return {};
-    const fake = tf.tidy(() => this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D);
+    const fake = tf.tidy(() => this.generate(batch));
     try {
-      return optimize(
-        this.optimizers.D,
-        [this.nets.discriminator],
-        () => {
-          const real = this.score(batch.a, batch.b);
-          const d = this.o.loss.discriminator(real, this.score(batch.a, fake));
-          return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar };
-        },
-        'D',
-      );
+      return optimize(this.optimizers.D, [this.nets.discriminator], () => this.discriminatorLosses(batch, fake), 'D');
     } finally {
       fake.dispose();
     }
   }
 
   generatorStep(batch: Batch): Losses {
-    const { lambdaL1, lambdaGan } = this.o.config;
     return optimize(
       this.optimizers.G,
       [this.nets.generator],
-      (): Losses => {
-        const fake = this.nets.generator.apply(batch.a, { training: true }) as tf.Tensor4D;
-        const l1 = meanAbsoluteError(fake, batch.b);
-        if (!this.adversarial) return { G: tf.mul(lambdaL1, l1) as tf.Scalar, L1: l1 };
-        const gan = this.o.loss.generator(this.score(batch.a, fake));
-        return { G: tf.add(tf.mul(lambdaGan, gan), tf.mul(lambdaL1, l1)) as tf.Scalar, G_GAN: gan, L1: l1 };
-      },
+      () => this.generatorLosses(batch, this.generate(batch)),
       'G',
+    );
+  }
+
+  /**
+   * D's update, then G's, on one forward pass of G, as the reference's `optimize_parameters` runs: D and G see
+   * the same fake, dropout mask included (the two steps above draw a mask each), and G runs once less.
+   */
+  trainStep(batch: Batch): Losses {
+    if (!this.adversarial) return this.generatorStep(batch);
+    return optimizeSharingForward(
+      {
+        D: { optimizer: this.optimizers.D, models: [this.nets.discriminator] },
+        G: { optimizer: this.optimizers.G, models: [this.nets.generator] },
+      },
+      () => this.generate(batch),
+      (fake) => this.discriminatorLosses(batch, fake),
+      (fake) => this.generatorLosses(batch, fake),
     );
   }
 
