@@ -42,6 +42,8 @@ export interface TrainSettings {
   preset: string;
   epochs: number;
   steps?: number;
+  /** The fewest steps when `steps` is not given (the preset's floor for small datasets). */
+  minSteps?: number;
   batchSize: number;
   lr: number;
   beta1: number;
@@ -121,7 +123,7 @@ export async function runTraining<D extends { length: number; unit: string }>(
     if (args.batchSize > data.length)
       throw new GantryError(`--batch-size ${args.batchSize}: larger than the dataset (${data.length} ${data.unit})`);
     task = await plan.createTask(data);
-    steps = args.steps ?? Math.max(1, Math.round(args.epochs * task.stepsPerEpoch));
+    steps = args.steps ?? Math.max(1, args.minSteps ?? 1, Math.round(args.epochs * task.stepsPerEpoch));
     if (!resumed) {
       writeRunInfo(runDir, {
         variant,
@@ -144,7 +146,10 @@ export async function runTraining<D extends { length: number; unit: string }>(
     throw err;
   }
   const epochs = steps / task.stepsPerEpoch;
-  log(`${variant}: ${steps} steps (${epochs.toFixed(2)} epochs of ${task.stepsPerEpoch}) → ${runDir}`);
+  const floored = args.steps === undefined && steps === args.minSteps && epochs > args.epochs;
+  log(
+    `${variant}: ${steps} steps (${epochs.toFixed(2)} epochs of ${task.stepsPerEpoch}${floored ? `; the default is at least ${steps} steps: --epochs or --steps for another length` : ''}) → ${runDir}`,
+  );
   const options: TrainOptions = {
     runDir,
     steps,

@@ -97,6 +97,7 @@ const toy: VariantDefinition<typeof toyFlags, ToyConfig, { length: number; unit:
       width: 4,
       constantEpochs: 1,
       decayEpochs: 1,
+      minSteps: 10,
       batchSize: 4,
       lr: 1e-3,
       loss: 'bce',
@@ -217,6 +218,17 @@ describe('a variant definition', () => {
       imageSize: 8,
     });
     expect(await run('runs')).toMatch(/toy/);
+  });
+
+  it("trains the preset's epochs, but at least its minSteps unless --epochs or --steps is given", async () => {
+    // 16 images in batches of 4: the preset's 2 epochs are 8 steps, below its floor of 10.
+    const floored = path.join(tmp, 'runs', 'toy', 'floored');
+    expect(await run('train', '--out', floored, '--no-progress')).toMatch(
+      /toy: 10 steps \(2\.50 epochs of 4; the default is at least 10 steps/,
+    );
+    expect(readRunInfo(floored).options).toMatchObject({ steps: 10 });
+    const asked = path.join(tmp, 'runs', 'toy', 'asked');
+    expect(await run('train', '--epochs', '1', '--out', asked, '--no-progress')).toMatch(/toy: 4 steps \(1\.00 epochs/);
   });
 
   it('refuses a bad flag before any work, and a deprecated name still works with a warning', async () => {

@@ -87,6 +87,11 @@ export type Preset<F extends FlagSpecs> = Partial<FlagValues<F>> & {
   /** Epochs at the base learning rate, then epochs of linear decay to zero. */
   constantEpochs: number;
   decayEpochs: number;
+  /**
+   * The fewest steps a default-length run makes (neither --epochs nor --steps given): counted in epochs, the
+   * preset would give a small folder of images only a few steps.
+   */
+  minSteps?: number;
   batchSize: number;
   lr: number;
   loss: (typeof GAN_LOSSES)[number];
@@ -306,6 +311,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
       ...t,
       preset: presetName,
       epochs: t.epochs ?? preset.constantEpochs + preset.decayEpochs,
+      minSteps: t.epochs === undefined ? preset.minSteps : undefined,
       batchSize: t.batchSize!,
       lr: t.lr!,
       loss: t.loss!,
