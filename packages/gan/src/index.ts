@@ -37,8 +37,8 @@ export function buildDiscriminator(): tf.LayersModel {
 // docs/results/2026-12-01-gan-dcgan-tuning.md. TTUR (G twice as fast as D), the R1 penalty and the mode-seeking
 // term, as in the cGAN; samples from the weight average of G (--ema 0.999).
 const defaultPreset = {
-  describe: '28 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1, mode-seeking 0.1',
-  constantEpochs: 28,
+  describe: '30 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1, mode-seeking 0.1',
+  constantEpochs: 30,
   decayEpochs: 0,
   batchSize: 64,
   lr: 4e-4,
@@ -58,7 +58,7 @@ export const gan = mnistVariant({
   },
   presets: {
     default: defaultPreset,
-    // The default three epochs shorter: enough for the GAN paper's Parzen-window figure, in less time.
+    // The default five epochs shorter: enough for the GAN paper's Parzen-window figure, in less time.
     paper: {
       ...defaultPreset,
       describe: "25 epochs, otherwise the default (enough for the paper's Parzen figure)",
