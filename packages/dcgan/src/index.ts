@@ -52,7 +52,7 @@ export const dcgan = mnistVariant({
     ngf: flag.positiveInt('generator width (paper: 64)', { default: 32 }),
     ndf: flag.positiveInt('discriminator width (paper: 64)', { default: 32 }),
   },
-  // Sized for at most 15 minutes on a 2-core machine (docs/results/2026-12-01-gan-dcgan-tuning.md): TTUR (G
+  // Sized for at most 15 minutes on a 2-core machine (docs/results/2026-12-01-shared-step.md): TTUR (G
   // twice as fast as D) and the R1 penalty, as in the cGAN; batches of 32, which made more steps of the same
   // epochs and beat 64; samples from the weight average of G (--ema 0.999).
   presets: {
