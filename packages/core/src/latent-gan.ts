@@ -202,9 +202,14 @@ export class LatentGanTask implements GanTask<Batch> {
     return (this.o.modeSeekingWeight ?? 0) > 0 ? Math.floor(this.o.batchSize / 2) : 0;
   }
 
+  /** Whether G's batch has other labels than D's: a conditional G with the mode-seeking term pairs them. */
+  private get generatorLabelsDiffer(): boolean {
+    return this.pairs > 0 && this.conditional;
+  }
+
   /** The labels of G's batch: D's, or with the mode-seeking term pairs of D's (the same for an unconditional G). */
   private generatorLabels(b: Batch): tf.Tensor1D {
-    return this.pairs && this.conditional ? pairedLabels(b.yFake, this.pairs) : b.yFake;
+    return this.generatorLabelsDiffer ? pairedLabels(b.yFake, this.pairs) : b.yFake;
   }
 
   /** G's losses for its `fake` images of `labels` (made from the batch's noise). */
@@ -248,7 +253,7 @@ export class LatentGanTask implements GanTask<Batch> {
    * D's labels): the step the reference loops run, with one pass of G less than the two steps above.
    */
   trainStep(b: Batch, step: number): Losses {
-    if (this.pairs && this.conditional) return { ...this.discriminatorStep(b, step), ...this.generatorStep(b, step) };
+    if (this.generatorLabelsDiffer) return { ...this.discriminatorStep(b, step), ...this.generatorStep(b, step) };
     const losses = optimizeSharingForward(
       {
         D: { optimizer: this.optimizers.D, models: [this.nets.discriminator] },
