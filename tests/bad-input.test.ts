@@ -354,6 +354,13 @@ const cases: Case[] = [
   ],
   [
     'dcgan',
+    'a discriminator deeper than the image allows',
+    ['train', '--d-layers', '4', '--out', at('o54')],
+    /--d-layers 4: at most 3 at 28×28 pixels/,
+    'o54',
+  ],
+  [
+    'dcgan',
     'image size MNIST cannot have',
     ['train', '--image-size', '64', '--out', at('o46')],
     /--image-size 64: MNIST is 28 or 32/,

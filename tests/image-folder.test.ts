@@ -106,6 +106,25 @@ describe('networks scale with the image size', () => {
   });
 });
 
+describe("DCGAN's discriminator", () => {
+  it('at 28×28: three stride-2 stages (14, 7, 3), one more than G has, and a hidden dense layer', () => {
+    const c = { latentDim: 8, imageSize: 28 as const, ngf: 2, ndf: 2 };
+    const [g, d, older] = [dcganG(c), dcganD(c), dcganD({ ...c, dLayers: 2, dHidden: 0 })];
+    expect(g.layers.filter((l) => l.getClassName() === 'Conv2DTranspose')).toHaveLength(2);
+    const shapes = (m: tf.LayersModel, cls: string) =>
+      m.layers.filter((l) => l.getClassName() === cls).map((l) => (l.outputShape as number[]).slice(1));
+    expect(shapes(d, 'Conv2D')).toEqual([
+      [14, 14, 2],
+      [7, 7, 4],
+      [3, 3, 8],
+    ]);
+    expect(shapes(d, 'Dense')).toEqual([[512], [1]]);
+    expect(shapes(older, 'Conv2D').map((s) => s[0])).toEqual([14, 7]);
+    expect(shapes(older, 'Dense')).toEqual([[1]]);
+    for (const m of [g, d, older]) m.dispose();
+  });
+});
+
 describe('training on a folder', () => {
   it('keeps the tensor count flat over steps (cGAN, class sub-folders, flips)', async () => {
     const given = { data: at('classes'), imageSize: 32, ngf: 4, ndf: 4, flip: true, batchSize: 4 };

@@ -1,7 +1,8 @@
 """PyTorch reference of Gantry's DCGAN step (packages/dcgan + core's LatentGanTask), 28×28 (or 32×32).
 
 G: z → linear (no bias) → BN → ReLU → reshape to base×base → [ConvT k4 s2 + BN + ReLU]… → ConvT k4 s2 → tanh.
-D: conv k4 s2 + LeakyReLU (no BN on the first layer) → [conv k4 s2 + BN + LeakyReLU]… → flatten → linear.
+D: conv k4 s2 + LeakyReLU (no BN on the first layer) → [conv k4 s2 (k3 unpadded on an odd map) + BN + LeakyReLU]…
+→ flatten → [linear → LeakyReLU at 28×28] → linear.
 Step (as LatentGanTask): D update on real x and on G(z) (G run without gradient), then a G update with a fresh
 G(z) and D frozen; non-saturating BCE on logits; Adam 2e-4, β1 0.5.
 """
@@ -11,6 +12,11 @@ from common import bce_d, bce_g, adam, run, set_requires_grad
 
 def levels(size):
     return 3 if size == 32 else 2
+
+
+def discriminator_defaults(size):
+    """packages/dcgan's discriminatorDefaults: stride-2 convs down to 4×4 or less, a hidden layer at 28×28."""
+    return (3, 512) if size == 28 else (levels(size), 0)
 
 
 def build_nets(torch, c):
@@ -35,17 +41,25 @@ def build_nets(torch, c):
         def forward(self, z):
             return self.ups(self.fc(z).view(-1, top, base, base))
 
+    d_layers, d_hidden = discriminator_defaults(c["imageSize"])
+    d_layers, d_hidden = c.get("dLayers", d_layers), c.get("dHidden", d_hidden)
+
     class Discriminator(nn.Module):
         def __init__(self):
             super().__init__()
-            seq = [nn.Conv2d(1, c["ndf"], 4, 2, 1, bias=True), nn.LeakyReLU(0.2)]
-            ch = c["ndf"]
-            for level in range(1, n):
+            seq, ch, size = [], 1, c["imageSize"]
+            for level in range(d_layers):
                 out = c["ndf"] * 2**level
-                seq += [nn.Conv2d(ch, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.LeakyReLU(0.2)]
-                ch = out
+                # An odd map (7×7) halves by a 3×3 conv without padding, an even one by a 4×4 conv padded 1.
+                k, p = (3, 0) if size % 2 else (4, 1)
+                seq += [nn.Conv2d(ch, out, k, 2, p, bias=level == 0)]
+                seq += [nn.BatchNorm2d(out)] if level else []
+                seq += [nn.LeakyReLU(0.2)]
+                ch, size = out, (size - 1) // 2 if size % 2 else size // 2
             self.convs = nn.Sequential(*seq)
-            self.fc = nn.Linear(ch * base * base, 1)
+            features = ch * size * size
+            hidden = [nn.Linear(features, d_hidden), nn.LeakyReLU(0.2)] if d_hidden else []
+            self.fc = nn.Sequential(*hidden, nn.Linear(d_hidden or features, 1))
 
         def forward(self, x):
             return self.fc(self.convs(x).flatten(1))

@@ -335,6 +335,26 @@ export function migrateKeys(variant: string, o: Record<string, unknown>): Record
   return out;
 }
 
+/**
+ * Architecture keys each variant added to its config since older checkpoints, with the value that rebuilds an
+ * older checkpoint's networks (it is filled in where a checkpoint's config lacks the key). Run.json files are not
+ * filled in: a run resumed from one takes such keys from its checkpoint.
+ */
+const ADDED: Record<string, Record<string, (config: Record<string, unknown>) => unknown>> = {
+  // D had as many stride-2 convs as G has ×2 levels (2 at 28×28, log2(size / 4) otherwise) and no hidden layer.
+  dcgan: {
+    dLayers: (c) =>
+      c.imageSize === 28 ? 2 : typeof c.imageSize === 'number' ? Math.round(Math.log2(c.imageSize / 4)) : undefined,
+    dHidden: () => 0,
+  },
+};
+/** The keys `variant` added since older checkpoints (see `ADDED`). */
+export const addedConfigKeys = (variant: string): string[] => Object.keys(ADDED[variant] ?? {});
+function withAddedKeys(variant: string, config: Record<string, unknown>): Record<string, unknown> {
+  const added = Object.entries(ADDED[variant] ?? {}).filter(([k]) => !(k in config));
+  return added.length ? { ...config, ...Object.fromEntries(added.map(([k, old]) => [k, old(config)])) } : config;
+}
+
 /** Checkpoint names have eight digits, so steps stay below 10⁸. */
 export const MAX_STEP = 99_999_999;
 
@@ -375,7 +395,7 @@ export function readCheckpointState(dir: string): CheckpointState {
     throw bad('optimizers', 'an object of weight lists', '…');
   }
   const checked = state as CheckpointState;
-  return { ...checked, config: migrateKeys(checked.variant, checked.config) };
+  return { ...checked, config: withAddedKeys(checked.variant, migrateKeys(checked.variant, checked.config)) };
 }
 
 /**

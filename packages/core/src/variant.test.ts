@@ -69,6 +69,17 @@ describe('flags', () => {
     expect(migrateKeys('dcgan', { size: 64 })).toEqual({ size: 64 });
   });
 
+  it("an older checkpoint's config gets the keys added since, with the values that rebuild its networks", () => {
+    const state = (dir: string, config: Record<string, unknown>) => {
+      fs.mkdirSync(path.join(tmp, dir), { recursive: true });
+      fs.writeFileSync(path.join(tmp, dir, 'state.json'), JSON.stringify({ variant: 'dcgan', step: 1, config }));
+      return readCheckpointState(path.join(tmp, dir)).config;
+    };
+    expect(state('old-28', { imageSize: 28 })).toMatchObject({ dLayers: 2, dHidden: 0 });
+    expect(state('old-64', { imageSize: 64 })).toMatchObject({ dLayers: 4, dHidden: 0 });
+    expect(state('new-28', { imageSize: 28, dLayers: 3, dHidden: 512 })).toMatchObject({ dLayers: 3, dHidden: 512 });
+  });
+
   it('--label takes class names or indices', () => {
     expect(parseLabels('all', ['cat', 'dog'])).toEqual([0, 1]);
     expect(parseLabels('dog,0', ['cat', 'dog'])).toEqual([1, 0]);

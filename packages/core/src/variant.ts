@@ -13,7 +13,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Argv, Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from './backend/index.js';
-import { latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './checkpoint.js';
+import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './checkpoint.js';
 import { resolveCheckpoint, resolveResume, runCli, runTraining, type TrainSettings, translateFromArgs } from './cli.js';
 import { GantryError } from './errors.js';
 import { exportModels, saveEvaluation } from './export.js';
@@ -221,6 +221,18 @@ function savedValues(runDir: string): Record<string, unknown> {
     : {};
 }
 
+/**
+ * What a resumed run was started with: its run.json values, and from its checkpoint the config keys added since
+ * (an older run.json lacks them; its checkpoint says which networks it built).
+ */
+function resumedValues(variant: string, resume: string): Record<string, unknown> {
+  const { runDir, checkpoint } = resolveResume(variant, resume);
+  const saved = savedValues(runDir);
+  const config = readCheckpointState(checkpoint).config;
+  for (const key of addedConfigKeys(variant)) if (saved[key] === undefined) saved[key] = config[key];
+  return saved;
+}
+
 function withoutTransient(specs: FlagSpecs, values: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(values).filter(([k, v]) => v !== undefined && !specs[k]?.transient));
 }
@@ -305,7 +317,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     for (const d of deprecatedFlagsUsed(trainSpecs, argv))
       log(`warning: --${d.used} is deprecated; use --${d.instead}`);
     const resume = readFlags(TRAIN_FLAGS, a).resume;
-    const saved = resume !== undefined ? savedValues(resolveResume(def.name, resume).runDir) : {};
+    const saved = resume !== undefined ? resumedValues(def.name, resume) : {};
     const { presetName, preset, train: t, values, config, initFrom } = resolveTrainValues(def, a, saved);
     const settings: TrainSettings = {
       ...t,
