@@ -55,7 +55,7 @@ def build_nets(torch, c):
                 seq += [nn.Conv2d(ch, out, k, 2, p, bias=level == 0)]
                 seq += [nn.BatchNorm2d(out)] if level else []
                 seq += [nn.LeakyReLU(0.2)]
-                ch, size = out, (size - 1) // 2 if size % 2 else size // 2
+                ch, size = out, size // 2
             self.convs = nn.Sequential(*seq)
             features = ch * size * size
             hidden = [nn.Linear(features, d_hidden), nn.LeakyReLU(0.2)] if d_hidden else []

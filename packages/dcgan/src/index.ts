@@ -56,7 +56,7 @@ export function buildDiscriminator(c: DcganConfig): tf.LayersModel {
     const shape = map % 2 ? ({ kernel: 3, padding: 'valid' } as const) : {};
     // No batch norm on D's first layer, as in the paper.
     x = convBlock(x, { filters: c.ndf * 2 ** level, ...shape, norm: level ? 'batch' : 'none', act: 'leaky' });
-    map = map % 2 ? (map - 1) / 2 : map / 2;
+    map = Math.floor(map / 2);
   }
   x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
   if (dHidden > 0) x = denseBlock(x, dHidden, 'leaky');
