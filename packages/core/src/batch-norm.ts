@@ -27,26 +27,49 @@ interface BatchNormFields {
   movingVariance: tf.LayerVariable;
 }
 
+/**
+ * A call argument of every layer (TF.js hands a model's call arguments to each layer): the batch is this many
+ * batches of equal size stacked along its first axis, which batch norm normalises each by its own statistics and
+ * averages into its running statistics one after the other, as if each had run alone. D judges its real and its
+ * fake images in one pass this way: the results of two passes, with half the kernel calls.
+ */
+export const BATCH_GROUPS = 'batchGroups';
+
 export class BatchNormalization extends TfBatchNormalization {
   static className = 'BatchNormalization';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    if (kwargs.training !== true) return super.call(inputs, kwargs);
+    const groups = Number(kwargs[BATCH_GROUPS] ?? 1);
+    if (!Number.isInteger(groups) || groups < 1 || x.shape[0]! % groups !== 0)
+      throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
     const f = this as unknown as BatchNormFields;
     const lastAxis = f.axis === -1 || f.axis === x.rank - 1;
-    if (kwargs.training !== true || !lastAxis || f.gamma == null || f.beta == null) return super.call(inputs, kwargs);
-    const fused = batchNormTraining(x, f.gamma.read(), f.beta.read(), f.epsilon);
-    if (!fused) return super.call(inputs, kwargs);
-    // The running averages exactly as TF.js updates them: v ← v − (v − batch value) · (1 − momentum).
-    for (const [average, value] of [
-      [f.movingMean, fused.mean],
-      [f.movingVariance, fused.variance],
-    ] as const) {
-      tf.tidy(() => {
-        const old = average.read();
-        average.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - f.momentum)));
-      });
-      value.dispose();
+    const fused =
+      lastAxis && f.gamma != null && f.beta != null
+        ? batchNormTraining(x, f.gamma.read(), f.beta.read(), f.epsilon, groups)
+        : null;
+    if (!fused) {
+      if (groups === 1) return super.call(inputs, kwargs);
+      // TF.js's own layer on each group in turn.
+      return tf.tidy(() => tf.concat(tf.split(x, groups).map((part) => super.call(part, kwargs) as tf.Tensor)));
+    }
+    const perGroup = (v: tf.Tensor) => (groups > 1 ? tf.unstack(v) : [v]);
+    const [means, variances] = [perGroup(fused.mean), perGroup(fused.variance)];
+    if (groups > 1) tf.dispose([fused.mean, fused.variance]);
+    // The running averages exactly as TF.js updates them, a group at a time: v ← v − (v − batch value) · (1 − momentum).
+    for (let g = 0; g < groups; g++) {
+      for (const [average, value] of [
+        [f.movingMean, means[g]!],
+        [f.movingVariance, variances[g]!],
+      ] as const) {
+        tf.tidy(() => {
+          const old = average.read();
+          average.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - f.momentum)));
+        });
+        value.dispose();
+      }
     }
     return fused.y;
   }

@@ -2,6 +2,7 @@ export * from './backend/index.js';
 export * from './batch-norm.js';
 export * from './checkpoint.js';
 export * from './cli.js';
+export * from './conv-dense.js';
 export * from './errors.js';
 export * from './export.js';
 export * from './flags.js';

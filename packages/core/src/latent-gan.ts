@@ -3,6 +3,7 @@
  * label, when conditional) to an image; D scores images (with the label). Variants supply only the networks.
  */
 import * as tf from '@tensorflow/tfjs';
+import { BATCH_GROUPS } from './batch-norm.js';
 import { flag } from './flags.js';
 import { saveImageGrid } from './image.js';
 import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
@@ -81,6 +82,8 @@ export const LATENT_GAN_FLAGS = {
 };
 
 type Batch = { x: tf.Tensor4D; y: tf.Tensor1D; z: tf.Tensor2D; yFake: tf.Tensor1D };
+/** D's score of a batch, and its class logits when it has an auxiliary classifier. */
+type Judgement = { score: tf.Tensor; logits?: tf.Tensor };
 
 /** Noise for `count` samples, reproducible from `seed`. */
 export function latentNoise(count: number, latentDim: number, seed: number): tf.Tensor2D {
@@ -155,10 +158,28 @@ export class LatentGanTask implements GanTask<Batch> {
   }
 
   /** D's score, and its class logits when it has an auxiliary classifier. */
-  private judge(x: tf.Tensor, labels: tf.Tensor): { score: tf.Tensor; logits?: tf.Tensor } {
+  private judge(x: tf.Tensor, labels: tf.Tensor, groups = 1): Judgement {
     const inputs = this.conditional ? [x, tf.reshape(labels, [-1, 1])] : x;
-    const out = this.nets.discriminator.apply(inputs, { training: true }) as tf.Tensor | tf.Tensor[];
+    const kwargs = { training: true, ...(groups > 1 ? { [BATCH_GROUPS]: groups } : {}) };
+    const out = this.nets.discriminator.apply(inputs, kwargs) as tf.Tensor | tf.Tensor[];
     return Array.isArray(out) ? { score: out[0]!, logits: out[1] } : { score: out };
+  }
+
+  /**
+   * D on the real and the fake images in one pass, batch norm keeping their statistics apart (BATCH_GROUPS): what
+   * judging each alone gives (real first, as the running averages see them), with half the kernel calls.
+   */
+  private judgeRealAndFake(
+    real: tf.Tensor,
+    realLabels: tf.Tensor,
+    fake: tf.Tensor,
+    fakeLabels: tf.Tensor,
+  ): [Judgement, Judgement] {
+    if (real.shape[0] !== fake.shape[0]) return [this.judge(real, realLabels), this.judge(fake, fakeLabels)];
+    const both = this.judge(tf.concat([real, fake]), tf.concat([realLabels, fakeLabels]), 2);
+    const [score, logits] = [tf.split(both.score, 2), both.logits && tf.split(both.logits, 2)];
+    const half = (i: number): Judgement => ({ score: score[i]!, logits: logits?.[i] });
+    return [half(0), half(1)];
   }
 
   private score(x: tf.Tensor, labels: tf.Tensor): tf.Tensor {
@@ -175,8 +196,9 @@ export class LatentGanTask implements GanTask<Batch> {
 
   /** D's losses for a batch and G's `fake` images of `fakeLabels`. */
   private discriminatorLosses(b: Batch, step: number, fake: tf.Tensor, fakeLabels: tf.Tensor): Losses {
-    const { score: real, logits } = this.judge(b.x, b.y);
-    let d = this.o.loss.discriminator(real, this.score(fake, fakeLabels));
+    const [onReal, onFake] = this.judgeRealAndFake(b.x, b.y, fake, fakeLabels);
+    const { score: real, logits } = onReal;
+    let d = this.o.loss.discriminator(real, onFake.score);
     const cls = this.classLoss(logits, b.y);
     if (cls) d = tf.add(d, cls);
     // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
-import { BatchNormalization } from './batch-norm.js';
+import { BATCH_GROUPS, BatchNormalization } from './batch-norm.js';
 import {
   ClassConditionalAffine,
+  convBlock,
   countParams,
+  denseBlock,
   InstanceNormalization,
   normLayer,
   patchDiscriminator,
@@ -122,6 +124,51 @@ describe('BatchNormalization', () => {
     // Inference with the running statistics: (x − mean) / √(var + ε) · γ + β for channel 0 of pixel 0.
     expect(expected[0]).toBeCloseTo(((0 - 1) / Math.sqrt(4 + 1e-5)) * 2 + 0, 5);
     close((loaded.predict(xs) as tf.Tensor).dataSync(), expected);
+  });
+});
+
+describe('a batch of stacked groups (BATCH_GROUPS)', () => {
+  it("reaches a model's batch norm: one pass gives what each group alone gives, running averages included", () => {
+    const build = () => {
+      seedWeights(5);
+      const x = tf.input({ shape: [6, 6, 2] });
+      let h = convBlock(x, { filters: 4, norm: 'batch', act: 'leaky' });
+      h = tf.layers.flatten().apply(h) as tf.SymbolicTensor;
+      return tf.model({ inputs: x, outputs: denseBlock(h, 1, 'none') });
+    };
+    const [one, two] = [build(), build()];
+    const real = tf.randomNormal([3, 6, 6, 2], 0, 1, 'float32', 1);
+    const fake = tf.randomNormal([3, 6, 6, 2], 0.5, 2, 'float32', 2);
+    const lossOf = (scores: tf.Tensor[]) => tf.add(tf.sum(tf.square(scores[0]!)), tf.sum(scores[1]!)) as tf.Scalar;
+    const run = (model: tf.LayersModel, grouped: boolean) => {
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(() => {
+        if (!grouped) return lossOf([real, fake].map((x) => model.apply(x, { training: true }) as tf.Tensor));
+        const both = model.apply(tf.concat([real, fake]), { training: true, [BATCH_GROUPS]: 2 }) as tf.Tensor;
+        return lossOf(tf.split(both, 2));
+      }, vars);
+      return [value, ...vars.map((v) => grads[v.name]!), ...model.getWeights()];
+    };
+    const [separate, grouped] = [run(one, false), run(two, true)];
+    // Loss, 3 gradients (conv kernel, γ, β; the dense layer's 2), then the weights with the running averages.
+    expect(separate.length).toBe(1 + 5 + 7);
+    const moving = two.weights.findIndex((w) => /moving_mean/.test(w.name));
+    expect(moving).toBeGreaterThan(0);
+    expect(Array.from(grouped[6 + moving]!.dataSync()).some((v) => v !== 0)).toBe(true);
+    for (const [i, t] of separate.entries()) {
+      const diff = tf.max(tf.abs(tf.sub(t, grouped[i]!))).dataSync()[0]!;
+      expect(diff, `tensor ${i}`).toBeLessThan(1e-5);
+    }
+    // One joint batch norm over both groups would differ.
+    const joint = tf.split(one.apply(tf.concat([real, fake]), { training: true }) as tf.Tensor, 2);
+    const alone = one.apply(real, { training: true }) as tf.Tensor;
+    expect(tf.max(tf.abs(tf.sub(joint[0]!, alone))).dataSync()[0]!).toBeGreaterThan(1e-2);
+  });
+
+  it('must divide the batch', () => {
+    const x = tf.input({ shape: [4] });
+    const model = tf.model({ inputs: x, outputs: normLayer(x, 'batch') as tf.SymbolicTensor });
+    expect(() => model.apply(tf.ones([3, 4]), { training: true, [BATCH_GROUPS]: 2 })).toThrow(/divides the batch/);
   });
 });
 

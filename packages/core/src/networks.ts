@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { instanceNorm } from './backend/fused-ops.js';
 import { batchNormalization } from './batch-norm.js';
+import { conv2d, dense } from './conv-dense.js';
 import { nextInitSeed } from './rng.js';
 
 export const NORMS = ['batch', 'instance', 'none'] as const;
@@ -222,7 +223,7 @@ export interface ConvOptions {
 }
 
 /** A (transposed) convolution with N(0, 0.02) weights, then norm and activation. */
-function convLike(layer: typeof tf.layers.conv2d | typeof tf.layers.conv2dTranspose, x: Sym, o: ConvOptions): Sym {
+function convLike(layer: typeof conv2d | typeof tf.layers.conv2dTranspose, x: Sym, o: ConvOptions): Sym {
   const norm = o.norm ?? 'none';
   const transposed = layer === tf.layers.conv2dTranspose;
   const pad = o.pad ?? 0;
@@ -252,7 +253,7 @@ function convLike(layer: typeof tf.layers.conv2d | typeof tf.layers.conv2dTransp
 
 /** conv → norm → activation. */
 export function convBlock(x: Sym, o: ConvOptions): Sym {
-  return convLike(tf.layers.conv2d, x, o);
+  return convLike(conv2d, x, o);
 }
 
 /** transposed conv (upsampling ×stride) → norm → activation. */
@@ -262,7 +263,7 @@ export function deconvBlock(x: Sym, o: ConvOptions): Sym {
 
 /** dense → norm → activation. */
 export function denseBlock(x: Sym, units: number, act: Activation, norm: Norm = 'none', bias = norm !== 'batch'): Sym {
-  const y = tf.layers.dense({ units, useBias: bias, kernelInitializer: weightInit() }).apply(x) as Sym;
+  const y = dense({ units, useBias: bias, kernelInitializer: weightInit() }).apply(x) as Sym;
   return activation(normLayer(y, norm), act);
 }
 

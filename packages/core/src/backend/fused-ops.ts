@@ -86,26 +86,31 @@ export function momentsComposed(x: tf.Tensor): tf.Tensor {
 /**
  * Batch norm in training, over every axis but the last of a rank-2 or rank-4 float32 x: y = x̂ · γ + β with
  * x̂ = (x − mean) / √(variance + ε), and the batch's mean and (biased) variance per channel, as TF.js's
- * BatchNormalization layer computes them. Null where the native kernels are not registered (the layer then runs
- * TF.js's own path). The gradient flows through x̂ (the instance-norm gradient, which includes the statistics'
- * dependence on x), γ and β; the returned statistics are for the running averages and carry no gradient.
+ * BatchNormalization layer computes them. With `groups` > 1, x is that many batches of equal size stacked along
+ * its first axis, each normalised by its own statistics, as if each ran alone; `mean` and `variance` are then
+ * [groups, C]. Null where the native kernels are not registered or the batch does not split evenly (the layer then
+ * runs TF.js's own path). The gradient flows through x̂ (the instance-norm gradient, which includes the
+ * statistics' dependence on x), γ and β; the returned statistics are for the running averages and carry no
+ * gradient.
  */
 export function batchNormTraining(
   x: tf.Tensor,
   gamma: tf.Tensor,
   beta: tf.Tensor,
   epsilon: number,
+  groups = 1,
 ): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } | null {
   if ((x.rank !== 2 && x.rank !== 4) || x.dtype !== 'float32' || x.size === 0) return null;
+  if (!Number.isInteger(groups) || groups < 1 || x.shape[0]! % groups !== 0) return null;
   if (!hasKernel(INSTANCE_NORM) || !hasKernel(MOMENTS)) return null;
   const channels = x.shape[x.rank - 1]!;
   return tf.tidy(() => {
-    // The batch's pixels as one [1, pixels, 1, C] image: instance norm over it is batch norm.
-    const image = tf.reshape(x, [1, x.size / channels, 1, channels]);
-    const normalised = tf.reshape(instanceNorm(image, epsilon), x.shape);
+    // Each group's pixels as one [pixels, 1, C] image of a batch of `groups`: instance norm over it is batch norm.
+    const images = tf.reshape(x, [groups, x.size / (groups * channels), 1, channels]);
+    const normalised = tf.reshape(instanceNorm(images, epsilon), x.shape);
     const y = tf.add(tf.mul(normalised, gamma), beta);
-    const stats = tf.engine().runKernel(MOMENTS, { x: image }) as tf.Tensor;
-    const [mean, variance] = tf.unstack(tf.reshape(stats, [2, channels]));
+    const stats = tf.engine().runKernel(MOMENTS, { x: images }) as tf.Tensor;
+    const [mean, variance] = tf.unstack(tf.reshape(stats, groups > 1 ? [2, groups, channels] : [2, channels]));
     return { y, mean: mean!, variance: variance! };
   });
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchNormalization } from '../batch-norm.js';
+import { BATCH_GROUPS, batchNormalization } from '../batch-norm.js';
 import { adam, lerp } from '../optim.js';
 import {
   batchNormTraining,
@@ -587,6 +587,48 @@ for (const path of PATHS) {
               return out;
             });
             expect(worstErr(res), JSON.stringify({ shape, offset })).toBeLessThan(offset ? 1e-3 : KERNEL_TOL);
+          }
+        });
+        expect(runs > 0).toBe(path.native);
+      });
+
+      it('batch norm layer on stacked groups (BATCH_GROUPS) against each group alone through TF.js on cpu', () => {
+        const runs = nativeRuns(['instanceNorm', 'instanceNormGrad', 'moments'], () => {
+          for (let seed = 18200; seed < 18216; seed++) {
+            const r = rng(seed);
+            const groups = r.int(2, 3);
+            const one =
+              seed % 3 === 0 ? [r.int(2, 16), r.int(1, 40)] : [r.int(1, 3), r.int(2, 9), r.int(2, 9), r.int(1, 6)];
+            if (tf.util.sizeFromShape(one) / one.at(-1)! < 6) continue;
+            const shape = [one[0]! * groups, ...one.slice(1)];
+            const channels = shape.at(-1)!;
+            const xs = r.normal(tf.util.sizeFromShape(shape), 2);
+            const gs = r.normal(tf.util.sizeFromShape(shape));
+            const weights = [
+              r.normal(channels),
+              r.normal(channels),
+              r.normal(channels),
+              r.normal(channels).map(Math.abs),
+            ];
+            const res = onBoth(() => {
+              const layer = batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+              const x = tf.variable(tf.tensor(xs, shape));
+              layer.apply(x);
+              layer.setWeights(weights.map((w) => tf.tensor(w)));
+              const dy = tf.tensor(gs, shape);
+              // wasm: one pass over the stacked groups; cpu (the reference): TF.js's layer on each group in turn.
+              const forward = () =>
+                tf.getBackend() === 'wasm'
+                  ? (layer.apply(x, { training: true, [BATCH_GROUPS]: groups }) as tf.Tensor)
+                  : tf.concat(tf.split(x, groups).map((part) => layer.apply(part, { training: true }) as tf.Tensor));
+              const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
+              const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(), dy)), vars);
+              const out = [value, ...vars.map((v) => grads[v.name]!), ...layer.getWeights().map((w) => tf.clone(w))];
+              layer.dispose();
+              x.dispose();
+              return out;
+            });
+            expect(worstErr(res), JSON.stringify({ shape, groups })).toBeLessThan(KERNEL_TOL);
           }
         });
         expect(runs > 0).toBe(path.native);

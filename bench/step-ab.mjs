@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * In-process A/B of one training step, the two sides timed in alternating blocks so that the machine's drift hits
+ * both alike. Random batches; the default flags' options (TTUR, R1 γ 1, the weight average; the mode-seeking term
+ * for gan). What is compared (--compare):
+ *
+ *   shared-forward  G's forward pass shared between D's update and G's (`trainStep`, what the trainer runs)
+ *                   against the two separate steps (`discriminatorStep` + `generatorStep`)
+ *   layers          the networks with Gantry's Conv2D and Dense (conv-dense.ts: only the gradients asked for)
+ *                   against the same networks, weights and step with TF.js's own layer classes
+ *   batch-groups    D judging the real and the fake images in one pass (BATCH_GROUPS) against one pass each, as
+ *                   before (gan, dcgan)
+ *
+ *   node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare shared-forward|layers|batch-groups]
+ *   (after `pnpm build`; GANTRY_THREADS as usual)
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { batch: { type: 'string' }, compare: { type: 'string', default: 'shared-forward' } },
+});
+const which = positionals[0];
+const B = Number(args.batch ?? (which === 'pix2pix' ? 1 : 64));
+const COMPARISONS = ['shared-forward', 'layers', 'batch-groups'];
+if (
+  !['gan', 'dcgan', 'pix2pix'].includes(which) ||
+  !(B > 0) ||
+  !COMPARISONS.includes(args.compare) ||
+  (args.compare === 'batch-groups' && which === 'pix2pix')
+) {
+  console.error(`usage: node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare ${COMPARISONS.join('|')}]`);
+  process.exit(2);
+}
+const core = await import('../packages/core/dist/index.js');
+await core.initBackend({ log: () => {} });
+
+// TF.js does not export its layer classes; their constructors are those of instances.
+const TF_CLASSES = [tf.layers.conv2d({ filters: 1, kernelSize: 1 }), tf.layers.dense({ units: 1 })].map(
+  (l) => l.constructor,
+);
+
+/** A copy of `model`, weights included, built from TF.js's own Conv2D and Dense classes. */
+async function withTfLayers(model) {
+  for (const c of TF_CLASSES) tf.serialization.registerClass(c);
+  try {
+    const copy = await tf.models.modelFromJSON({ modelTopology: model.toJSON(null, false) });
+    copy.setWeights(model.getWeights());
+    return copy;
+  } finally {
+    for (const c of [core.Conv2D, core.Dense]) tf.serialization.registerClass(c);
+  }
+}
+
+/** A task of the variant's default networks (the same weights each call), with TF.js's layer classes if asked. */
+async function makeTask(tfLayers) {
+  core.seedWeights(1);
+  const nets = async (...models) => (tfLayers ? Promise.all(models.map(withTfLayers)) : models);
+  if (which === 'pix2pix') {
+    const mod = await import('../packages/pix2pix/dist/index.js');
+    const config = {
+      ...{ netG: 'unet_128', ngf: 32, ndf: 32, dLayers: 3, norm: 'batch', dropout: true, direction: 'AtoB' },
+      ...{ cropSize: 128, loadSize: 128, channels: 3, lambdaL1: 100, lambdaGan: 1 },
+    };
+    const [generator, discriminator] = await nets(mod.buildGenerator(config), mod.buildDiscriminator(config));
+    return new mod.Pix2pixTask({
+      ...{ nets: { generator, discriminator }, config, checkpointConfig: config, mustMatch: [] },
+      ...{ loss: core.adversarialLoss('bce'), lr: 2e-4, beta1: 0.5, seed: 1, batchSize: B, train: { length: 100 * B } },
+    });
+  }
+  const mod = await import(`../packages/${which}/dist/index.js`);
+  const net = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32 };
+  const [generator, discriminator, generatorEma] = await nets(
+    mod.buildGenerator(net),
+    mod.buildDiscriminator(net),
+    mod.buildGenerator(net),
+  );
+  return new core.LatentGanTask({
+    ...{ variant: which, generator, discriminator, generatorEma, latentDim: 100, loss: core.adversarialLoss('bce') },
+    ...{
+      lr: 4e-4,
+      discriminatorLr: 2e-4,
+      beta1: 0.5,
+      seed: 1,
+      batchSize: B,
+      data: { count: 100 * B, batch: () => ({}) },
+    },
+    ...{ config: net, mustMatch: [], r1Gamma: 1, modeSeekingWeight: which === 'gan' ? 0.1 : 0 },
+  });
+}
+
+const batch =
+  which === 'pix2pix'
+    ? { a: tf.randomUniform([B, 128, 128, 3], -1, 1), b: tf.randomUniform([B, 128, 128, 3], -1, 1) }
+    : {
+        x: tf.randomUniform([B, 28, 28, 1], -1, 1),
+        y: tf.zeros([B], 'int32'),
+        z: tf.randomNormal([B, 100]),
+        yFake: tf.zeros([B], 'int32'),
+      };
+
+// Side A (before) and side B (now): each a step function.
+const runStep = (task, i) => task.trainStep(batch, i);
+let sides;
+if (args.compare === 'shared-forward') {
+  const task = await makeTask(false);
+  sides = {
+    'two steps': (i) => ({ ...task.discriminatorStep(batch, i), ...task.generatorStep(batch, i) }),
+    'shared forward': (i) => runStep(task, i),
+  };
+} else if (args.compare === 'layers') {
+  const [theirs, ours] = [await makeTask(true), await makeTask(false)];
+  sides = { "TF.js's layers": (i) => runStep(theirs, i), "Gantry's layers": (i) => runStep(ours, i) };
+} else {
+  const [apart, together] = [await makeTask(false), await makeTask(false)];
+  // The step as it was: D judges the real images, then the fake ones, in passes of their own.
+  apart.judgeRealAndFake = function (real, realLabels, fake, fakeLabels) {
+    return [this.judge(real, realLabels), this.judge(fake, fakeLabels)];
+  };
+  sides = { 'a pass each': (i) => runStep(apart, i), 'one pass': (i) => runStep(together, i) };
+}
+
+/** One step with its losses read back, as the trainer does. */
+function step(side, i) {
+  const losses = sides[side](i);
+  tf.tidy(() => tf.stack(Object.values(losses)).dataSync());
+  tf.dispose(Object.values(losses));
+}
+
+const names = Object.keys(sides);
+let i = 0;
+for (; i < 10; i++) step(names[i % 2], i);
+const perBlock = which === 'pix2pix' ? 5 : 20;
+const ms = Object.fromEntries(names.map((n) => [n, []]));
+for (let block = 0; block < 8; block++) {
+  for (const side of block % 2 ? [...names].reverse() : names) {
+    const t0 = performance.now();
+    for (let k = 0; k < perBlock; k++) step(side, i++);
+    ms[side].push((performance.now() - t0) / perBlock);
+  }
+}
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+const [a, b] = names.map((n) => median(ms[n]));
+console.log(
+  `${which} batch ${B}, ${core.nativeThreadCount()} threads: ${names[0]} ${a.toFixed(1)} ms, ${names[1]} ${b.toFixed(1)} ms (${(a / b).toFixed(2)}×)`,
+);
