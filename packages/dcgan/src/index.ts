@@ -79,7 +79,7 @@ export const dcgan = mnistVariant({
     ),
   },
   // Sized for at most 15 minutes on a 2-core machine (docs/results/2026-12-01-shared-step.md; with the deeper D,
-  // 2026-12-01-dcgan-discriminator.md): TTUR (G twice as fast as D) and the R1 penalty, as in the cGAN; batches
+  // 2026-12-01-dcgan-discriminator.md and 2026-12-01-dcgan-step.md): TTUR (G twice as fast as D) and the R1 penalty, as in the cGAN; batches
   // of 32, which made more steps of the same epochs and beat 64; samples from the weight average of G (--ema 0.999).
   presets: {
     default: {

@@ -34,11 +34,11 @@ export function buildDiscriminator(): tf.LayersModel {
 }
 
 // Sized for at most 15 minutes on a 2-core machine; how it was chosen, and the figures it reaches:
-// docs/results/2026-12-01-gan-dcgan-tuning.md and 2026-12-01-shared-step.md. TTUR (G twice as fast as D), the R1
+// docs/results/2026-12-01-gan-dcgan-tuning.md, 2026-12-01-shared-step.md and 2026-12-01-dcgan-step.md. TTUR (G twice as fast as D), the R1
 // penalty and the mode-seeking term, as in the cGAN; samples from the weight average of G (--ema 0.999).
 const defaultPreset = {
-  describe: '30 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1, mode-seeking 0.1',
-  constantEpochs: 30,
+  describe: '36 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1, mode-seeking 0.1',
+  constantEpochs: 36,
   decayEpochs: 0,
   batchSize: 64,
   lr: 4e-4,
