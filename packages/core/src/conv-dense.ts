@@ -3,9 +3,9 @@
  * gradients it is asked for. TF.js's own layers run through `tf.fused.conv2d` / `tf.fused.matMul`, which in a
  * gradient scope use `customGrad`: it computes the gradient of every input whenever any is needed. So D's weight
  * gradients were computed (and thrown away) in every G update, and the input gradient of D's first layer in every
- * D update (with the DCGAN default, 3 of its 11 weight-gradient convolutions per step and 2 of its 9 input-gradient
- * ones). Here a layer with a bias runs the fused kernel under a registered gradient whose parts are computed on
- * demand, and one without runs `tf.conv2d` / `tf.matMul`, whose TF.js gradients already are.
+ * D update (docs/results/2026-12-01-dcgan-step.md). Here a layer with a bias runs the fused kernel under a
+ * registered gradient whose parts are computed on demand, and one without runs `tf.conv2d` / `tf.matMul`, whose
+ * TF.js gradients already are.
  *
  * Registered under TF.js's own class names, as batch-norm.ts is: saved models and checkpoints do not change, load
  * here as these classes, and load in a browser as TF.js's layers. Browser-safe (imports only TF.js).

@@ -552,6 +552,35 @@ for (const path of PATHS) {
         expect(runs > 0).toBe(path.native);
       });
 
+      /**
+       * A batch-norm layer in training on x of `shape` (values `xs`), with γ, β and running averages `weights`:
+       * the loss Σ forward(layer, x) · dy, its gradients for x, γ and β, and the layer's weights afterwards.
+       */
+      function batchNormLayerRun(
+        shape: number[],
+        [xs, gs, weights]: [number[], number[], number[][]],
+        forward: (layer: tf.layers.Layer, x: tf.Tensor) => tf.Tensor,
+      ): tf.Tensor[] {
+        const layer = batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+        const x = tf.variable(tf.tensor(xs, shape));
+        layer.apply(x);
+        layer.setWeights(weights.map((w) => tf.tensor(w)));
+        const dy = tf.tensor(gs, shape);
+        const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(layer, x), dy)), vars);
+        const out = [value, ...vars.map((v) => grads[v.name]!), ...layer.getWeights().map((w) => tf.clone(w))];
+        layer.dispose();
+        x.dispose();
+        return out;
+      }
+      /** x (offset by `offset`), dy, and γ, β and the running averages of a batch-norm test. */
+      const batchNormData = (r: Rng, shape: number[], offset = 0): [number[], number[], number[][]] => {
+        const channels = shape.at(-1)!;
+        const xs = r.normal(tf.util.sizeFromShape(shape), 2).map((v) => v + offset);
+        const gs = r.normal(tf.util.sizeFromShape(shape));
+        return [xs, gs, [r.normal(channels), r.normal(channels), r.normal(channels), r.normal(channels).map(Math.abs)]];
+      };
+
       it("batch norm layer in training against TF.js's own layer on cpu: output, running averages, gradients", () => {
         const runs = nativeRuns(['instanceNorm', 'instanceNormGrad', 'moments'], () => {
           for (let seed = 18100; seed < 18136; seed++) {
@@ -559,33 +588,12 @@ for (const path of PATHS) {
             const shape = seed % 3 === 0 ? [r.int(2, 64), r.int(1, 300)] : shape4(r);
             // As for instance norm: a handful of values per channel is ill-conditioned.
             if (tf.util.sizeFromShape(shape) / shape.at(-1)! < 6) continue;
-            const channels = shape.at(-1)!;
             const offset = seed % 4 === 0 ? 100 : 0;
-            const xs = r.normal(tf.util.sizeFromShape(shape), 2).map((v) => v + offset);
-            const gs = r.normal(tf.util.sizeFromShape(shape));
-            const weights = [
-              r.normal(channels),
-              r.normal(channels),
-              r.normal(channels),
-              r.normal(channels).map(Math.abs),
-            ];
-            const res = onBoth(() => {
-              // On cpu no fused kernels are registered: the layer runs TF.js's own training path, the reference.
-              const layer = batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
-              const x = tf.variable(tf.tensor(xs, shape));
-              layer.apply(x);
-              layer.setWeights(weights.map((w) => tf.tensor(w)));
-              const dy = tf.tensor(gs, shape);
-              const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
-              const { value, grads } = tf.variableGrads(
-                () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, dy)),
-                vars,
-              );
-              const out = [value, ...vars.map((v) => grads[v.name]!), ...layer.getWeights().map((w) => tf.clone(w))];
-              layer.dispose();
-              x.dispose();
-              return out;
-            });
+            const data = batchNormData(r, shape, offset);
+            // On cpu no fused kernels are registered: the layer runs TF.js's own training path, the reference.
+            const res = onBoth(() =>
+              batchNormLayerRun(shape, data, (layer, x) => layer.apply(x, { training: true }) as tf.Tensor),
+            );
             expect(worstErr(res), JSON.stringify({ shape, offset })).toBeLessThan(offset ? 1e-3 : KERNEL_TOL);
           }
         });
@@ -601,33 +609,15 @@ for (const path of PATHS) {
               seed % 3 === 0 ? [r.int(2, 16), r.int(1, 40)] : [r.int(1, 3), r.int(2, 9), r.int(2, 9), r.int(1, 6)];
             if (tf.util.sizeFromShape(one) / one.at(-1)! < 6) continue;
             const shape = [one[0]! * groups, ...one.slice(1)];
-            const channels = shape.at(-1)!;
-            const xs = r.normal(tf.util.sizeFromShape(shape), 2);
-            const gs = r.normal(tf.util.sizeFromShape(shape));
-            const weights = [
-              r.normal(channels),
-              r.normal(channels),
-              r.normal(channels),
-              r.normal(channels).map(Math.abs),
-            ];
-            const res = onBoth(() => {
-              const layer = batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
-              const x = tf.variable(tf.tensor(xs, shape));
-              layer.apply(x);
-              layer.setWeights(weights.map((w) => tf.tensor(w)));
-              const dy = tf.tensor(gs, shape);
-              // wasm: one pass over the stacked groups; cpu (the reference): TF.js's layer on each group in turn.
-              const forward = () =>
+            const data = batchNormData(r, shape);
+            // wasm: one pass over the stacked groups; cpu (the reference): TF.js's layer on each group in turn.
+            const res = onBoth(() =>
+              batchNormLayerRun(shape, data, (layer, x) =>
                 tf.getBackend() === 'wasm'
                   ? (layer.apply(x, { training: true, [BATCH_GROUPS]: groups }) as tf.Tensor)
-                  : tf.concat(tf.split(x, groups).map((part) => layer.apply(part, { training: true }) as tf.Tensor));
-              const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
-              const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(), dy)), vars);
-              const out = [value, ...vars.map((v) => grads[v.name]!), ...layer.getWeights().map((w) => tf.clone(w))];
-              layer.dispose();
-              x.dispose();
-              return out;
-            });
+                  : tf.concat(tf.split(x, groups).map((part) => layer.apply(part, { training: true }) as tf.Tensor)),
+              ),
+            );
             expect(worstErr(res), JSON.stringify({ shape, groups })).toBeLessThan(KERNEL_TOL);
           }
         });
