@@ -552,13 +552,15 @@ for (const path of PATHS) {
         expect(runs > 0).toBe(path.native);
       });
 
+      /** x, dy, and γ, β and the running averages of a batch-norm layer test. */
+      type BatchNormData = [Float32Array, Float32Array, Float32Array[]];
       /**
        * A batch-norm layer in training on x of `shape` (values `xs`), with γ, β and running averages `weights`:
        * the loss Σ forward(layer, x) · dy, its gradients for x, γ and β, and the layer's weights afterwards.
        */
       function batchNormLayerRun(
         shape: number[],
-        [xs, gs, weights]: [number[], number[], number[][]],
+        [xs, gs, weights]: BatchNormData,
         forward: (layer: tf.layers.Layer, x: tf.Tensor) => tf.Tensor,
       ): tf.Tensor[] {
         const layer = batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
@@ -573,8 +575,8 @@ for (const path of PATHS) {
         x.dispose();
         return out;
       }
-      /** x (offset by `offset`), dy, and γ, β and the running averages of a batch-norm test. */
-      const batchNormData = (r: Rng, shape: number[], offset = 0): [number[], number[], number[][]] => {
+      /** BatchNormData for x of `shape`, offset by `offset`. */
+      const batchNormData = (r: Rng, shape: number[], offset = 0): BatchNormData => {
         const channels = shape.at(-1)!;
         const xs = r.normal(tf.util.sizeFromShape(shape), 2).map((v) => v + offset);
         const gs = r.normal(tf.util.sizeFromShape(shape));
