@@ -48,15 +48,12 @@ function conv2dWithBias(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, at
   return tf.engine().runKernel(FUSED_CONV, { x, filter, bias }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
-let registered = false;
-
 /**
  * The gradient of the FusedConv2D kernel when it is run directly (TF.js's own fused op runs it inside `customGrad`,
  * untaped, so this does not change it). Only the plain case this module runs: NHWC, no dilation, linear.
  */
 function registerFusedConvGradient(): void {
-  if (registered || tf.getGradient(FUSED_CONV) != null) return;
-  registered = true;
+  if (tf.getGradient(FUSED_CONV) != null) return;
   tf.registerGradient({
     kernelName: FUSED_CONV,
     inputsToSave: ['x', 'filter'],

@@ -150,7 +150,7 @@ describe('a batch of stacked groups (BATCH_GROUPS)', () => {
       return [value, ...vars.map((v) => grads[v.name]!), ...model.getWeights()];
     };
     const [separate, grouped] = [run(one, false), run(two, true)];
-    // Loss, 3 gradients (conv kernel, γ, β; the dense layer's 2), then the weights with the running averages.
+    // The loss, 5 gradients (conv kernel, γ, β, dense kernel and bias), then 7 weights with the running averages.
     expect(separate.length).toBe(1 + 5 + 7);
     const moving = two.weights.findIndex((w) => /moving_mean/.test(w.name));
     expect(moving).toBeGreaterThan(0);

@@ -79,8 +79,9 @@ export const dcgan = mnistVariant({
     ),
   },
   // Sized for at most 15 minutes on a 2-core machine (docs/results/2026-12-01-shared-step.md; with the deeper D,
-  // 2026-12-01-dcgan-discriminator.md and 2026-12-01-dcgan-step.md): TTUR (G twice as fast as D) and the R1 penalty, as in the cGAN; batches
-  // of 32, which made more steps of the same epochs and beat 64; samples from the weight average of G (--ema 0.999).
+  // 2026-12-01-dcgan-discriminator.md and 2026-12-01-dcgan-step.md): TTUR (G twice as fast as D) and the R1
+  // penalty, as in the cGAN; batches of 32, which made more steps of the same epochs and beat 64; samples from the
+  // weight average of G (--ema 0.999).
   presets: {
     default: {
       describe: '10 epochs (on a folder of images at least 2,500 steps), batch 32, G 4e-4 / D 2e-4, R1 γ 1',
