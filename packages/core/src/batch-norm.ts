@@ -1,8 +1,8 @@
 /**
  * Batch normalisation with TF.js's BatchNormalization layer's config, weights and results, whose training path
- * runs as a few native kernels on the wasm backend with `@gantry/native` (fused-ops.ts's batchNormTraining)
- * instead of TF.js's composition of moments and batchNorm, about 25 single-threaded kernels forward and 40 backward
- * per layer. Inference, other backends and what the fused path does not cover run TF.js's own code.
+ * runs as one native kernel forward and three backward on the wasm backend with `@gantry/native` (fused-ops.ts's
+ * batchNormTraining) instead of TF.js's composition of moments, batchNorm and the running averages' updates, about
+ * 25 single-threaded kernels forward and 40 backward per layer. Inference, other backends and what the fused path does not cover run TF.js's own code.
  *
  * It is registered under TF.js's own class name, 'BatchNormalization': saved models and checkpoints do not
  * change, load here as this class, and load in a browser as TF.js's layer. Browser-safe (imports only TF.js).
@@ -46,31 +46,21 @@ export class BatchNormalization extends TfBatchNormalization {
       throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
     const f = this as unknown as BatchNormFields;
     const lastAxis = f.axis === -1 || f.axis === x.rank - 1;
+    const running = { movingMean: f.movingMean.read(), movingVariance: f.movingVariance.read(), momentum: f.momentum };
     const fused =
       lastAxis && f.gamma != null && f.beta != null
-        ? batchNormTraining(x, f.gamma.read(), f.beta.read(), f.epsilon, groups)
+        ? batchNormTraining(x, f.gamma.read(), f.beta.read(), running, f.epsilon, groups)
         : null;
     if (!fused) {
       if (groups === 1) return super.call(inputs, kwargs);
       // TF.js's own layer on each group in turn.
       return tf.tidy(() => tf.concat(tf.split(x, groups).map((part) => super.call(part, kwargs) as tf.Tensor)));
     }
-    const perGroup = (v: tf.Tensor) => (groups > 1 ? tf.unstack(v) : [v]);
-    const [means, variances] = [perGroup(fused.mean), perGroup(fused.variance)];
-    if (groups > 1) tf.dispose([fused.mean, fused.variance]);
-    // The running averages exactly as TF.js updates them, a group at a time: v ← v − (v − batch value) · (1 − momentum).
-    for (let g = 0; g < groups; g++) {
-      for (const [average, value] of [
-        [f.movingMean, means[g]!],
-        [f.movingVariance, variances[g]!],
-      ] as const) {
-        tf.tidy(() => {
-          const old = average.read();
-          average.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - f.momentum)));
-        });
-        value.dispose();
-      }
-    }
+    // The running averages exactly as TF.js updates them, a group at a time (in the kernel):
+    // v ← v − (v − batch value) · (1 − momentum). A variable keeps its own reference to what it is given.
+    f.movingMean.write(fused.movingMean);
+    f.movingVariance.write(fused.movingVariance);
+    tf.dispose([fused.movingMean, fused.movingVariance]);
     return fused.y;
   }
 }

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <node_api.h>
 #include <omp.h>
+#include <pthread.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <cmath>
@@ -341,6 +344,37 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   }
 }
 
+// Holds asynchronous signals back from the calling thread while it lives. oneDNN 2.6's sgemm (Debian's libdnnl)
+// keeps data below the stack pointer, past the 128-byte red zone that a signal handler leaves alone: a signal
+// handled on a thread inside it (Node's CPU profiler sends SIGPROF every millisecond under --cpu-prof) overwrites
+// that data and corrupts the heap (docs/backend.md, "Signals"). Held signals arrive when the call returns. Faults
+// (SIGSEGV and the like) are never held: a thread that faults with them blocked is killed without its handler.
+class SignalsHeld {
+ public:
+  SignalsHeld() {
+    sigset_t all;
+    sigfillset(&all);
+    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) sigdelset(&all, s);
+    pthread_sigmask(SIG_BLOCK, &all, &saved_);
+  }
+  ~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  SignalsHeld(const SignalsHeld&) = delete;
+  SignalsHeld& operator=(const SignalsHeld&) = delete;
+
+ private:
+  sigset_t saved_;
+};
+
+// Starts OpenMP's pool of n threads with asynchronous signals held: a new thread keeps its creator's signal mask,
+// so the pool's threads (which run oneDNN's and our parallel loops) never run a handler and every signal Node
+// handles goes to its own threads.
+void startPool(int n) {
+  SignalsHeld held;
+#pragma omp parallel num_threads(n)
+  {
+  }
+}
+
 // Multiply-adds of one product below which sgemm runs on the calling thread alone (about 0.1 ms of one core).
 constexpr int64_t kAloneMacs = int64_t(1) << 22;
 
@@ -368,6 +402,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
   if (!ok) return fail(env, "matmul: a tensor lies outside the heap");
   if (bias && biasSize != N && biasSize != 1) return fail(env, "matmul: bias size must be N or 1");
   AloneIf alone(M * N * K < kAloneMacs);
+  SignalsHeld held;
   for (int64_t i = 0; i < batch; i++) {
     const float* ai = a + (batchA == 1 ? 0 : i * M * K);
     const float* bi = b + (batchB == 1 ? 0 : i * K * N);
@@ -432,6 +467,7 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1)
     return fail(env, "setThreads(n: positive integer) expected");
   omp_set_num_threads(n);
+  startPool(n);
   napi_value v;
   napi_create_int32(env, omp_get_max_threads(), &v);
   return v;
@@ -846,8 +882,7 @@ void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps,
 
 // instanceNorm(heap, params): params = [dir, N, HW, C, xOff, dyOff, outOff, eps]. NHWC, each (sample, channel)
 // normalised over its HW pixels. dir 0: out = (x − mean) · rstd. dir 1: out = dx, the gradient from dy:
-// rstd · (dy − mean(dy) − x̂ · mean(dy · x̂)), x̂ the normalised x (statistics recomputed from x). dir 2: out =
-// the statistics, N·C means then N·C (biased) variances. Batch norm is the case N = 1, HW = the batch's pixels.
+// rstd · (dy − mean(dy) − x̂ · mean(dy · x̂)), x̂ the normalised x (statistics recomputed from x).
 napi_value InstanceNorm(napi_env env, napi_callback_info info) {
   Heap heap;
   std::vector<double> p;
@@ -855,20 +890,13 @@ napi_value InstanceNorm(napi_env env, napi_callback_info info) {
   const int dir = static_cast<int>(p[0]);
   const int64_t N = p[1], HW = p[2], C = p[3];
   const double n = double(N) * HW * C;
-  bool ok = N >= 1 && HW >= 1 && C >= 1 && dir >= 0 && dir <= 2;
+  bool ok = N >= 1 && HW >= 1 && C >= 1 && dir >= 0 && dir <= 1;
   const float* x = at(heap, p[4], n, ok);
   const float* dy = dir == 1 ? at(heap, p[5], n, ok) : nullptr;
-  float* out = at(heap, p[6], dir == 2 ? 2.0 * N * C : n, ok);
+  float* out = at(heap, p[6], n, ok);
   if (!ok) return fail(env, "instanceNorm: bad sizes, or a tensor lies outside the heap");
-  std::vector<double> mean, rstd, variance;
-  instanceStats(x, N, HW, C, p[7], mean, rstd, dir == 2 ? &variance : nullptr);
-  if (dir == 2) {
-    for (int64_t k = 0; k < N * C; k++) {
-      out[k] = static_cast<float>(mean[k]);
-      out[N * C + k] = static_cast<float>(variance[k]);
-    }
-    return str(env, "moments");
-  }
+  std::vector<double> mean, rstd;
+  instanceStats(x, N, HW, C, p[7], mean, rstd);
   std::vector<float> m32(N * C), r32(N * C);
   for (int64_t k = 0; k < N * C; k++) {
     m32[k] = static_cast<float>(mean[k]);
@@ -924,6 +952,120 @@ napi_value InstanceNorm(napi_env env, napi_callback_info info) {
     }
   }
   return str(env, "instanceNormGrad");
+}
+
+// batchNorm(heap, params): batch norm in training of G batches stacked along the first axis, each P pixels of C
+// channels (NHWC), each normalised by its own statistics (instance norm with N = G, HW = P), then scaled by γ and
+// shifted by β (per channel). dir 0: params = [0, G, P, C, xOff, γOff, βOff, meanOff, varOff, yOff, mean2Off,
+// var2Off, eps, decay]: y, and the running averages (mean, var) updated by each group in turn as TF.js does,
+// v ← v − (v − batch value) · decay, with the biased variance. dir 1: params = [1, G, P, C, xOff, dyOff, γOff,
+// dxOff, dγOff, dβOff, eps], each output computed only where its offset is not negative: the gradients of Σ dy·y,
+// dx = γ·rstd·(dy − mean(dy) − x̂·mean(dy·x̂)) per group, dγ = Σ dy·x̂ and dβ = Σ dy over every group. Float
+// arithmetic as TF.js's composition (x̂ first, then · γ + β).
+napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() < 11 || p.size() != (p[0] == 0 ? 14u : 11u))
+    return fail(env, "batchNorm(heap: ArrayBuffer, params: Float64Array(14 forward, 11 gradient)) expected");
+  const bool forward = p[0] == 0;
+  const int64_t G = p[1], P = p[2], C = p[3];
+  const double n = double(G) * P * C;
+  bool ok = G >= 1 && P >= 1 && C >= 1;
+  const float* x = at(heap, p[4], n, ok);
+  const double eps = forward ? p[12] : p[10];
+  if (!ok) return fail(env, "batchNorm: bad sizes, or a tensor lies outside the heap");
+  std::vector<double> mean, rstd, variance;
+  instanceStats(x, G, P, C, eps, mean, rstd, forward ? &variance : nullptr);
+  std::vector<float> m32(G * C), r32(G * C);
+  for (int64_t k = 0; k < G * C; k++) {
+    m32[k] = static_cast<float>(mean[k]);
+    r32[k] = static_cast<float>(rstd[k]);
+  }
+  const int nt = threadsFor(static_cast<int64_t>(n));
+  const int64_t rows = G * P;
+  if (forward) {
+    const float* gamma = at(heap, p[5], double(C), ok);
+    const float* beta = at(heap, p[6], double(C), ok);
+    const float* runMean = at(heap, p[7], double(C), ok);
+    const float* runVar = at(heap, p[8], double(C), ok);
+    float* y = at(heap, p[9], n, ok);
+    float* runMean2 = at(heap, p[10], double(C), ok);
+    float* runVar2 = at(heap, p[11], double(C), ok);
+    if (!ok) return fail(env, "batchNorm: a tensor lies outside the heap");
+    const float decay = static_cast<float>(p[13]);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t q = 0; q < rows; q++) {
+      const float* m = m32.data() + (q / P) * C;
+      const float* r = r32.data() + (q / P) * C;
+      for (int64_t c = 0; c < C; c++) {
+        const float xh = (x[q * C + c] - m[c]) * r[c];
+        y[q * C + c] = xh * gamma[c] + beta[c];
+      }
+    }
+    for (int64_t c = 0; c < C; c++) {
+      float mu = runMean[c], var = runVar[c];
+      for (int64_t g = 0; g < G; g++) {
+        mu = mu - (mu - m32[g * C + c]) * decay;
+        var = var - (var - static_cast<float>(variance[g * C + c])) * decay;
+      }
+      runMean2[c] = mu;
+      runVar2[c] = var;
+    }
+    return str(env, "batchNorm");
+  }
+  const float* dy = at(heap, p[5], n, ok);
+  const float* gamma = at(heap, p[6], double(C), ok);
+  float* dx = p[7] < 0 ? nullptr : at(heap, p[7], n, ok);
+  float* dgamma = p[8] < 0 ? nullptr : at(heap, p[8], double(C), ok);
+  float* dbeta = p[9] < 0 ? nullptr : at(heap, p[9], double(C), ok);
+  if (!ok) return fail(env, "batchNorm: a tensor lies outside the heap");
+  // Σ dy and Σ dy·x̂ per (group, channel), by pixel chunks as in instanceStats.
+  const int64_t per = std::max<int64_t>(1, std::min(P, kGrain / C));
+  const int64_t chunks = (P + per - 1) / per;
+  std::vector<double> part(static_cast<size_t>(G * chunks * 2 * C), 0.0);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t w = 0; w < G * chunks; w++) {
+    const int64_t s = w / chunks, c0 = (w % chunks) * per, c1 = std::min(P, c0 + per);
+    const float* m = m32.data() + s * C;
+    const float* r = r32.data() + s * C;
+    double* s1 = part.data() + w * 2 * C;
+    double* s2 = s1 + C;
+    for (int64_t q = s * P + c0; q < s * P + c1; q++)
+      for (int64_t c = 0; c < C; c++) {
+        const float g = dy[q * C + c];
+        s1[c] += g;
+        s2[c] += double(g) * ((x[q * C + c] - m[c]) * r[c]);
+      }
+  }
+  std::vector<float> a32(G * C), b32(G * C);  // dx = γ·r · (dy − a − x̂ · b)
+  std::vector<double> sumDy(C, 0.0), sumDyXh(C, 0.0);
+  for (int64_t s = 0; s < G; s++)
+    for (int64_t c = 0; c < C; c++) {
+      double s1 = 0, s2 = 0;
+      for (int64_t k = 0; k < chunks; k++) {
+        s1 += part[((s * chunks + k) * 2) * C + c];
+        s2 += part[((s * chunks + k) * 2 + 1) * C + c];
+      }
+      a32[s * C + c] = static_cast<float>(s1 / P);
+      b32[s * C + c] = static_cast<float>(s2 / P);
+      sumDy[c] += s1;
+      sumDyXh[c] += s2;
+    }
+  for (int64_t c = 0; c < C; c++) {
+    if (dgamma) dgamma[c] = static_cast<float>(sumDyXh[c]);
+    if (dbeta) dbeta[c] = static_cast<float>(sumDy[c]);
+  }
+  if (!dx) return str(env, "batchNormGrad");
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t q = 0; q < rows; q++) {
+    const int64_t o = (q / P) * C;
+    const float *m = m32.data() + o, *r = r32.data() + o, *a = a32.data() + o, *b = b32.data() + o;
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = (x[q * C + c] - m[c]) * r[c];
+      dx[q * C + c] = gamma[c] * r[c] * (dy[q * C + c] - a[c] - xh * b[c]);
+    }
+  }
+  return str(env, "batchNormGrad");
 }
 
 // Source index of padded index i along an axis of n elements padded by `before` (reflect: the edge is not
@@ -1084,11 +1226,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"actGrad", nullptr, ActGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"instanceNorm", nullptr, InstanceNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mirrorPad", nullptr, MirrorPad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"box", nullptr, Box, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  startPool(omp_get_max_threads());
   return exports;
 }
 

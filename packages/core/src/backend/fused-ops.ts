@@ -4,9 +4,9 @@
  *
  *  - instanceNorm: (x − mean) / √(variance + ε) per sample and channel over H×W, forward and gradient one
  *    kernel each (TF.js composes about a dozen single-threaded passes for each).
- *  - batchNormTraining: batch norm on the batch's statistics, the instance norm of the batch's pixels as one
- *    image, then γ and β, and the statistics for the running averages from one more kernel (TF.js's training
- *    path runs about 25 kernels forward and 40 backward for one layer).
+ *  - batchNormTraining: batch norm on the batch's statistics, γ and β, and the running averages updated, one
+ *    kernel forward; the gradient one kernel for x, one for γ, a sum for β (TF.js's training path runs about 25
+ *    kernels forward and 40 backward for one layer).
  *  - the MirrorPad gradient (gradients.ts) and the gradients of ReLU, leaky ReLU, tanh and sigmoid: one pass
  *    instead of two to four.
  *
@@ -24,8 +24,14 @@ export const INSTANCE_NORM = 'GantryInstanceNorm';
 export const INSTANCE_NORM_GRAD = 'GantryInstanceNormGrad';
 export const MIRROR_PAD_GRAD = 'GantryMirrorPadGrad';
 export const ACTIVATION_GRAD = 'GantryActivationGrad';
-/** Mean and biased variance per sample and channel over H×W of NHWC x: output [2, N, C] (means, then variances). */
-export const MOMENTS = 'GantryMoments';
+/**
+ * Batch norm in training (batchNormTraining): inputs x ([groups, pixels, 1, C]: each group's pixels as one image),
+ * gamma, beta, movingMean, movingVariance; attrs epsilon, decay (1 − momentum); outputs y, and the running averages
+ * after each group in turn.
+ */
+export const BATCH_NORM = 'GantryBatchNorm';
+/** BATCH_NORM's gradient for x (attr `want` 0) or for γ (1): inputs dy, x, gamma; attr epsilon. */
+export const BATCH_NORM_GRAD = 'GantryBatchNormGrad';
 /** Activations whose gradient ACTIVATION_GRAD computes in one pass: 0, 1 read the input x; 2, 3 the output y. */
 export const ACTIVATION_GRAD_OPS: Record<string, number> = { Relu: 0, LeakyRelu: 1, Tanh: 2, Sigmoid: 3 };
 
@@ -75,43 +81,68 @@ export function instanceNorm(x: tf.Tensor, epsilon: number): tf.Tensor {
   return tf.engine().runKernel(INSTANCE_NORM, { x }, { epsilon } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
-/** MOMENTS as TF.js ops: [2, N, C] from NHWC x. */
-export function momentsComposed(x: tf.Tensor): tf.Tensor {
+/** The running averages of batch norm as TF.js's layer updates them, by each group's statistics in turn. */
+export interface RunningAverages {
+  movingMean: tf.Tensor;
+  movingVariance: tf.Tensor;
+  momentum: number;
+}
+
+/**
+ * BATCH_NORM as TF.js ops (the kernel's path while the native binding is disabled): `images` [groups, pixels, 1, C],
+ * y = x̂ · γ + β, and each running average v ← v − (v − the group's value) · decay, group by group, with the biased
+ * variance, exactly as TF.js's BatchNormalization layer updates them.
+ */
+export function batchNormComposed(
+  images: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  movingMean: tf.Tensor,
+  movingVariance: tf.Tensor,
+  epsilon: number,
+  decay: number,
+): tf.Tensor[] {
   return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, [1, 2]);
-    return tf.stack([mean, variance]);
+    const y = tf.add(tf.mul(instanceNormComposed(images, epsilon), gamma), beta);
+    const { mean, variance } = tf.moments(images, [1, 2]);
+    const [means, variances] = [tf.unstack(tf.reshape(mean, [-1, mean.shape.at(-1)!])), tf.unstack(variance)];
+    let [m, v] = [movingMean, movingVariance];
+    for (let g = 0; g < means.length; g++) {
+      m = tf.sub(m, tf.mul(tf.sub(m, means[g]!), decay));
+      v = tf.sub(v, tf.mul(tf.sub(v, tf.reshape(variances[g]!, [-1])), decay));
+    }
+    return [y, m, v];
   });
 }
 
 /**
  * Batch norm in training, over every axis but the last of a rank-2 or rank-4 float32 x: y = x̂ · γ + β with
- * x̂ = (x − mean) / √(variance + ε), and the batch's mean and (biased) variance per channel, as TF.js's
- * BatchNormalization layer computes them. With `groups` > 1, x is that many batches of equal size stacked along
- * its first axis, each normalised by its own statistics, as if each ran alone; `mean` and `variance` are then
- * [groups, C]. Null where the native kernels are not registered or the batch does not split evenly (the layer then
- * runs TF.js's own path). The gradient flows through x̂ (the instance-norm gradient, which includes the
- * statistics' dependence on x), γ and β; the returned statistics are for the running averages and carry no
- * gradient.
+ * x̂ = (x − mean) / √(variance + ε) on the batch's statistics, and the running averages updated as TF.js's
+ * BatchNormalization layer updates them (returned, for the layer to write). With `groups` > 1, x is that many
+ * batches of equal size stacked along its first axis, each normalised by its own statistics and averaged into the
+ * running averages one after the other, as if each ran alone. One kernel (BATCH_NORM); null where it is not
+ * registered or the batch does not split evenly (the layer then runs TF.js's own path). The gradient flows to x
+ * (including through the statistics), γ and β.
  */
 export function batchNormTraining(
   x: tf.Tensor,
   gamma: tf.Tensor,
   beta: tf.Tensor,
+  running: RunningAverages,
   epsilon: number,
   groups = 1,
-): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } | null {
+): { y: tf.Tensor; movingMean: tf.Tensor; movingVariance: tf.Tensor } | null {
   if ((x.rank !== 2 && x.rank !== 4) || x.dtype !== 'float32' || x.size === 0) return null;
   if (!Number.isInteger(groups) || groups < 1 || x.shape[0]! % groups !== 0) return null;
-  if (!hasKernel(INSTANCE_NORM) || !hasKernel(MOMENTS)) return null;
+  if (!hasKernel(BATCH_NORM)) return null;
   const channels = x.shape[x.rank - 1]!;
   return tf.tidy(() => {
     // Each group's pixels as one [pixels, 1, C] image of a batch of `groups`: instance norm over it is batch norm.
     const images = tf.reshape(x, [groups, x.size / (groups * channels), 1, channels]);
-    const normalised = tf.reshape(instanceNorm(images, epsilon), x.shape);
-    const y = tf.add(tf.mul(normalised, gamma), beta);
-    const stats = tf.engine().runKernel(MOMENTS, { x: images }) as tf.Tensor;
-    const [mean, variance] = tf.unstack(tf.reshape(stats, groups > 1 ? [2, groups, channels] : [2, channels]));
-    return { y, mean: mean!, variance: variance! };
+    const inputs = { x: images, gamma, beta, movingMean: running.movingMean, movingVariance: running.movingVariance };
+    const attrs = { epsilon, decay: 1 - running.momentum } as unknown as tf.NamedAttrMap;
+    const [y, movingMean, movingVariance] = tf.engine().runKernel(BATCH_NORM, inputs, attrs) as tf.Tensor[];
+    return { y: tf.reshape(y!, x.shape), movingMean: movingMean!, movingVariance: movingVariance! };
   });
 }
 
@@ -149,6 +180,30 @@ export function registerFusedGradients(): void {
                 epsilon,
               } as unknown as tf.NamedAttrMap) as tf.Tensor)
             : instanceNormGradComposed(dy as tf.Tensor, x!, epsilon),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: BATCH_NORM,
+    inputsToSave: ['x', 'gamma'],
+    gradFunc: (dys, saved, attrs) => {
+      const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor; // the running averages carry no gradient
+      const [x, gamma] = saved as tf.Tensor[];
+      const { epsilon } = attrs as unknown as { epsilon: number };
+      const native = (want: number) =>
+        tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x: x!, gamma: gamma! }, {
+          epsilon,
+          want,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      // Each input's gradient on its own: D's γ and β are not wanted when G's update runs through D.
+      return {
+        x: () =>
+          nativeGradient(BATCH_NORM_GRAD) ? native(0) : instanceNormGradComposed(tf.mul(dy, gamma!), x!, epsilon),
+        gamma: () =>
+          nativeGradient(BATCH_NORM_GRAD)
+            ? native(1)
+            : tf.sum(tf.mul(dy, instanceNormComposed(x!, epsilon)), [0, 1, 2]),
+        beta: () => tf.sum(dy, [0, 1, 2]),
       };
     },
   });

@@ -13,13 +13,14 @@ import { GantryError } from '../errors.js';
 import {
   ACTIVATION_GRAD,
   activationGradComposed,
+  BATCH_NORM,
+  BATCH_NORM_GRAD,
+  batchNormComposed,
   INSTANCE_NORM,
   INSTANCE_NORM_GRAD,
   instanceNormComposed,
   instanceNormGradComposed,
   MIRROR_PAD_GRAD,
-  MOMENTS,
-  momentsComposed,
 } from './fused-ops.js';
 import { mirrorPadGrad } from './gradients.js';
 import { offsetOf, replaceWasmKernel, type WasmBackendLike, wrap } from './wasm-kernels.js';
@@ -636,15 +637,40 @@ const instanceNormGradKernel: KernelFunc = (args) => {
   );
 };
 
-const momentsKernel: KernelFunc = (args) => {
-  const { x } = args.inputs as { x: TensorInfo };
-  const [N, HW, C] = nhwc(x.shape) ?? [0, 0, 0];
-  if (!native) return composed([x], (t) => momentsComposed(t));
+const batchNormKernel: KernelFunc = (args) => {
+  const ins = args.inputs as Record<'x' | 'gamma' | 'beta' | 'movingMean' | 'movingVariance', TensorInfo>;
+  const { epsilon, decay } = args.attrs as unknown as { epsilon: number; decay: number };
+  const [G, P, C] = nhwc(ins.x.shape) ?? [0, 0, 0];
+  const inputs = [ins.x, ins.gamma, ins.beta, ins.movingMean, ins.movingVariance];
+  if (!native?.batchNorm) return tf.tidy(() => batchNormComposed(...(inputs.map(wrap) as Five), epsilon, decay));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, [2, N, C], [x], (heap, [xo], stats) =>
-      native!.instanceNorm(heap, Float64Array.of(2, N, HW, C, xo!, -1, stats, 0)),
+    withOutputs(args.backend as unknown as WasmBackendLike, [ins.x.shape, [C], [C]], 'float32', inputs, (heap, i, o) =>
+      native!.batchNorm!(heap, Float64Array.of(0, G, P, C, ...i, ...o, epsilon, decay)),
     ),
-    'moments',
+    'batch norm',
+  );
+};
+type Five = [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+
+const batchNormGradKernel: KernelFunc = (args) => {
+  const { dy, x, gamma } = args.inputs as { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo };
+  const { epsilon, want } = args.attrs as unknown as { epsilon: number; want: 0 | 1 };
+  const [G, P, C] = nhwc(x.shape) ?? [0, 0, 0];
+  if (!native?.batchNorm) {
+    return composed([dy, x, gamma], (g, t, gm) =>
+      want === 0
+        ? instanceNormGradComposed(tf.mul(g, gm), t, epsilon)
+        : tf.sum(tf.mul(g, instanceNormComposed(t, epsilon)), [0, 1, 2]),
+    );
+  }
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, want === 0 ? x.shape : [C], [x, dy, gamma], (heap, i, o) =>
+      native!.batchNorm!(
+        heap,
+        Float64Array.of(1, G, P, C, ...i, want === 0 ? o : -1, want === 1 ? o : -1, -1, epsilon),
+      ),
+    ),
+    'batch norm gradient',
   );
 };
 
@@ -707,7 +733,8 @@ export function registerNativeKernels(): NativeKernelsInfo {
     for (const [kernelName, kernelFunc] of [
       [INSTANCE_NORM, instanceNormKernel],
       [INSTANCE_NORM_GRAD, instanceNormGradKernel],
-      [MOMENTS, momentsKernel],
+      [BATCH_NORM, batchNormKernel],
+      [BATCH_NORM_GRAD, batchNormGradKernel],
       [MIRROR_PAD_GRAD, mirrorPadGradKernel],
       [ACTIVATION_GRAD, activationGradKernel],
     ] as const) {
