@@ -1,8 +1,9 @@
 /**
  * Batch normalisation with TF.js's BatchNormalization layer's config, weights and results, whose training path
- * runs as one native kernel forward and three backward on the wasm backend with `@gantry/native` (fused-ops.ts's
- * batchNormTraining) instead of TF.js's composition of moments, batchNorm and the running averages' updates, about
- * 25 single-threaded kernels forward and 40 backward per layer. Inference, other backends and what the fused path does not cover run TF.js's own code.
+ * runs as one native kernel forward, two and a sum backward, on the wasm backend with `@gantry/native`
+ * (fused-ops.ts's batchNormTraining) instead of TF.js's composition of moments, batchNorm and the running averages'
+ * updates, about 25 single-threaded kernels forward and 40 backward per layer. Inference, other backends and what
+ * the fused path does not cover run TF.js's own code.
  *
  * It is registered under TF.js's own class name, 'BatchNormalization': saved models and checkpoints do not
  * change, load here as this class, and load in a browser as TF.js's layer. Browser-safe (imports only TF.js).
