@@ -880,6 +880,45 @@ void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps,
     }
 }
 
+// The statistics as the float values the passes over x use.
+void floatStats(const std::vector<double>& mean, const std::vector<double>& rstd, std::vector<float>& m32,
+                std::vector<float>& r32) {
+  m32.assign(mean.begin(), mean.end());
+  r32.assign(rstd.begin(), rstd.end());
+}
+
+// Σ dy and Σ dy·x̂ per (sample, channel) of NHWC x and dy over the HW pixels, x̂ = (x − m) · r on the float
+// statistics, by pixel chunks on the threads as in instanceStats: sumDy[n·C + c] and sumDyXh[n·C + c].
+void gradientSums(const float* x, const float* dy, int64_t N, int64_t HW, int64_t C, const std::vector<float>& m32,
+                  const std::vector<float>& r32, std::vector<double>& sumDy, std::vector<double>& sumDyXh) {
+  const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / C));
+  const int64_t chunks = (HW + per - 1) / per;
+  std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
+  const int nt = threadsFor(N * HW * C);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t w = 0; w < N * chunks; w++) {
+    const int64_t s = w / chunks, c0 = (w % chunks) * per, c1 = std::min(HW, c0 + per);
+    const float* m = m32.data() + s * C;
+    const float* r = r32.data() + s * C;
+    double* s1 = part.data() + w * 2 * C;
+    double* s2 = s1 + C;
+    for (int64_t q = s * HW + c0; q < s * HW + c1; q++)
+      for (int64_t c = 0; c < C; c++) {
+        const float g = dy[q * C + c];
+        s1[c] += g;
+        s2[c] += double(g) * ((x[q * C + c] - m[c]) * r[c]);
+      }
+  }
+  sumDy.assign(N * C, 0.0);
+  sumDyXh.assign(N * C, 0.0);
+  for (int64_t s = 0; s < N; s++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t k = 0; k < chunks; k++) {
+        sumDy[s * C + c] += part[((s * chunks + k) * 2) * C + c];
+        sumDyXh[s * C + c] += part[((s * chunks + k) * 2 + 1) * C + c];
+      }
+}
+
 // instanceNorm(heap, params): params = [dir, N, HW, C, xOff, dyOff, outOff, eps]. NHWC, each (sample, channel)
 // normalised over its HW pixels. dir 0: out = (x − mean) · rstd. dir 1: out = dx, the gradient from dy:
 // rstd · (dy − mean(dy) − x̂ · mean(dy · x̂)), x̂ the normalised x (statistics recomputed from x).
@@ -897,11 +936,8 @@ napi_value InstanceNorm(napi_env env, napi_callback_info info) {
   if (!ok) return fail(env, "instanceNorm: bad sizes, or a tensor lies outside the heap");
   std::vector<double> mean, rstd;
   instanceStats(x, N, HW, C, p[7], mean, rstd);
-  std::vector<float> m32(N * C), r32(N * C);
-  for (int64_t k = 0; k < N * C; k++) {
-    m32[k] = static_cast<float>(mean[k]);
-    r32[k] = static_cast<float>(rstd[k]);
-  }
+  std::vector<float> m32, r32;
+  floatStats(mean, rstd, m32, r32);
   const int nt = threadsFor(static_cast<int64_t>(n));
   const int64_t rows = N * HW;
   if (dir == 0) {
@@ -913,35 +949,13 @@ napi_value InstanceNorm(napi_env env, napi_callback_info info) {
     }
     return str(env, "instanceNorm");
   }
-  // Σ dy and Σ dy·x̂ per (sample, channel), by pixel chunks as in instanceStats.
-  const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / C));
-  const int64_t chunks = (HW + per - 1) / per;
-  std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t w = 0; w < N * chunks; w++) {
-    const int64_t s = w / chunks, c0 = (w % chunks) * per, c1 = std::min(HW, c0 + per);
-    const float* m = m32.data() + s * C;
-    const float* r = r32.data() + s * C;
-    double* s1 = part.data() + w * 2 * C;
-    double* s2 = s1 + C;
-    for (int64_t q = s * HW + c0; q < s * HW + c1; q++)
-      for (int64_t c = 0; c < C; c++) {
-        const float g = dy[q * C + c];
-        s1[c] += g;
-        s2[c] += double(g) * ((x[q * C + c] - m[c]) * r[c]);
-      }
-  }
+  std::vector<double> sumDy, sumDyXh;
+  gradientSums(x, dy, N, HW, C, m32, r32, sumDy, sumDyXh);
   std::vector<float> a32(N * C), b32(N * C);  // dx = r · (dy − a − x̂ · b)
-  for (int64_t s = 0; s < N; s++)
-    for (int64_t c = 0; c < C; c++) {
-      double s1 = 0, s2 = 0;
-      for (int64_t k = 0; k < chunks; k++) {
-        s1 += part[((s * chunks + k) * 2) * C + c];
-        s2 += part[((s * chunks + k) * 2 + 1) * C + c];
-      }
-      a32[s * C + c] = static_cast<float>(s1 / HW);
-      b32[s * C + c] = static_cast<float>(s2 / HW);
-    }
+  for (int64_t k = 0; k < N * C; k++) {
+    a32[k] = static_cast<float>(sumDy[k] / HW);
+    b32[k] = static_cast<float>(sumDyXh[k] / HW);
+  }
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t q = 0; q < rows; q++) {
     const int64_t o = (q / HW) * C;
@@ -976,11 +990,8 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
   if (!ok) return fail(env, "batchNorm: bad sizes, or a tensor lies outside the heap");
   std::vector<double> mean, rstd, variance;
   instanceStats(x, G, P, C, eps, mean, rstd, forward ? &variance : nullptr);
-  std::vector<float> m32(G * C), r32(G * C);
-  for (int64_t k = 0; k < G * C; k++) {
-    m32[k] = static_cast<float>(mean[k]);
-    r32[k] = static_cast<float>(rstd[k]);
-  }
+  std::vector<float> m32, r32;
+  floatStats(mean, rstd, m32, r32);
   const int nt = threadsFor(static_cast<int64_t>(n));
   const int64_t rows = G * P;
   if (forward) {
@@ -1019,41 +1030,21 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
   float* dgamma = p[8] < 0 ? nullptr : at(heap, p[8], double(C), ok);
   float* dbeta = p[9] < 0 ? nullptr : at(heap, p[9], double(C), ok);
   if (!ok) return fail(env, "batchNorm: a tensor lies outside the heap");
-  // Σ dy and Σ dy·x̂ per (group, channel), by pixel chunks as in instanceStats.
-  const int64_t per = std::max<int64_t>(1, std::min(P, kGrain / C));
-  const int64_t chunks = (P + per - 1) / per;
-  std::vector<double> part(static_cast<size_t>(G * chunks * 2 * C), 0.0);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t w = 0; w < G * chunks; w++) {
-    const int64_t s = w / chunks, c0 = (w % chunks) * per, c1 = std::min(P, c0 + per);
-    const float* m = m32.data() + s * C;
-    const float* r = r32.data() + s * C;
-    double* s1 = part.data() + w * 2 * C;
-    double* s2 = s1 + C;
-    for (int64_t q = s * P + c0; q < s * P + c1; q++)
-      for (int64_t c = 0; c < C; c++) {
-        const float g = dy[q * C + c];
-        s1[c] += g;
-        s2[c] += double(g) * ((x[q * C + c] - m[c]) * r[c]);
-      }
-  }
+  std::vector<double> sumDy, sumDyXh;
+  gradientSums(x, dy, G, P, C, m32, r32, sumDy, sumDyXh);
   std::vector<float> a32(G * C), b32(G * C);  // dx = γ·r · (dy − a − x̂ · b)
-  std::vector<double> sumDy(C, 0.0), sumDyXh(C, 0.0);
-  for (int64_t s = 0; s < G; s++)
-    for (int64_t c = 0; c < C; c++) {
-      double s1 = 0, s2 = 0;
-      for (int64_t k = 0; k < chunks; k++) {
-        s1 += part[((s * chunks + k) * 2) * C + c];
-        s2 += part[((s * chunks + k) * 2 + 1) * C + c];
-      }
-      a32[s * C + c] = static_cast<float>(s1 / P);
-      b32[s * C + c] = static_cast<float>(s2 / P);
-      sumDy[c] += s1;
-      sumDyXh[c] += s2;
+  for (int64_t k = 0; k < G * C; k++) {
+    a32[k] = static_cast<float>(sumDy[k] / P);
+    b32[k] = static_cast<float>(sumDyXh[k] / P);
+  }
+  for (int64_t c = 0; c < C; c++) {  // over every group
+    double dg = 0, db = 0;
+    for (int64_t g = 0; g < G; g++) {
+      dg += sumDyXh[g * C + c];
+      db += sumDy[g * C + c];
     }
-  for (int64_t c = 0; c < C; c++) {
-    if (dgamma) dgamma[c] = static_cast<float>(sumDyXh[c]);
-    if (dbeta) dbeta[c] = static_cast<float>(sumDy[c]);
+    if (dgamma) dgamma[c] = static_cast<float>(dg);
+    if (dbeta) dbeta[c] = static_cast<float>(db);
   }
   if (!dx) return str(env, "batchNormGrad");
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
