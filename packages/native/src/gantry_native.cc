@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -840,10 +841,11 @@ napi_value Reduce(napi_env env, napi_callback_info info) {
   return str(env, "reduce");
 }
 
-// Per-(sample, channel) mean and 1/√(variance + ε) of NHWC x over its HW pixels; sums in double, shifted by the
-// first pixel so that a large mean does not cancel the variance. Pixel chunks run on the threads.
-void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps, std::vector<double>& mean,
-                   std::vector<double>& rstd, std::vector<double>* variance = nullptr) {
+// Two sums per (sample, channel) over the HW pixels of NHWC data, by pixel chunks on the threads, each chunk's
+// partial sums in double and the chunks added in order: terms(n, q, c) gives pixel q's (0 ≤ q < N·HW, of sample n)
+// two terms for channel c. sum1 and sum2 are [N·C].
+template <class Terms>
+void channelSums(int64_t N, int64_t HW, int64_t C, Terms terms, std::vector<double>& sum1, std::vector<double>& sum2) {
   const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / std::max<int64_t>(C, 1)));
   const int64_t chunks = (HW + per - 1) / per;
   std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
@@ -851,33 +853,46 @@ void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps,
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t w = 0; w < N * chunks; w++) {
     const int64_t n = w / chunks, c0 = (w % chunks) * per, c1 = std::min(HW, c0 + per);
-    const float* img = x + n * HW * C;
     double* s1 = part.data() + w * 2 * C;
     double* s2 = s1 + C;
-    for (int64_t q = c0; q < c1; q++)
+    for (int64_t q = n * HW + c0; q < n * HW + c1; q++)
       for (int64_t c = 0; c < C; c++) {
-        const double d = double(img[q * C + c]) - img[c];
-        s1[c] += d;
-        s2[c] += d * d;
+        const auto [t1, t2] = terms(n, q, c);
+        s1[c] += t1;
+        s2[c] += t2;
       }
   }
+  sum1.assign(N * C, 0.0);
+  sum2.assign(N * C, 0.0);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t k = 0; k < chunks; k++) {
+        sum1[n * C + c] += part[((n * chunks + k) * 2) * C + c];
+        sum2[n * C + c] += part[((n * chunks + k) * 2 + 1) * C + c];
+      }
+}
+
+// Per-(sample, channel) mean and 1/√(variance + ε) of NHWC x over its HW pixels; sums in double, shifted by the
+// first pixel so that a large mean does not cancel the variance.
+void instanceStats(const float* x, int64_t N, int64_t HW, int64_t C, double eps, std::vector<double>& mean,
+                   std::vector<double>& rstd, std::vector<double>* variance = nullptr) {
+  std::vector<double> sum, sumSq;
+  const auto shifted = [&](int64_t n, int64_t q, int64_t c) {
+    const double d = double(x[q * C + c]) - x[n * HW * C + c];
+    return std::pair<double, double>(d, d * d);
+  };
+  channelSums(N, HW, C, shifted, sum, sumSq);
   mean.assign(N * C, 0.0);
   rstd.assign(N * C, 0.0);
   if (variance) variance->assign(N * C, 0.0);
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t c = 0; c < C; c++) {
-      double s1 = 0, s2 = 0;
-      for (int64_t k = 0; k < chunks; k++) {
-        s1 += part[((n * chunks + k) * 2) * C + c];
-        s2 += part[((n * chunks + k) * 2 + 1) * C + c];
-      }
-      const double m = s1 / HW;
-      const double d2 = s2 / HW - m * m;
-      const double var = d2 < 0 ? 0.0 : d2;  // NaN stays NaN
-      mean[n * C + c] = m + x[n * HW * C + c];
-      rstd[n * C + c] = 1.0 / std::sqrt(var + eps);
-      if (variance) (*variance)[n * C + c] = var;
-    }
+  for (int64_t k = 0; k < N * C; k++) {
+    const double m = sum[k] / HW;
+    const double d2 = sumSq[k] / HW - m * m;
+    const double var = d2 < 0 ? 0.0 : d2;  // NaN stays NaN
+    mean[k] = m + x[(k / C) * HW * C + k % C];
+    rstd[k] = 1.0 / std::sqrt(var + eps);
+    if (variance) (*variance)[k] = var;
+  }
 }
 
 // The statistics as the float values the passes over x use.
@@ -888,35 +903,15 @@ void floatStats(const std::vector<double>& mean, const std::vector<double>& rstd
 }
 
 // Σ dy and Σ dy·x̂ per (sample, channel) of NHWC x and dy over the HW pixels, x̂ = (x − m) · r on the float
-// statistics, by pixel chunks on the threads as in instanceStats: sumDy[n·C + c] and sumDyXh[n·C + c].
+// statistics: sumDy[n·C + c] and sumDyXh[n·C + c].
 void gradientSums(const float* x, const float* dy, int64_t N, int64_t HW, int64_t C, const std::vector<float>& m32,
                   const std::vector<float>& r32, std::vector<double>& sumDy, std::vector<double>& sumDyXh) {
-  const int64_t per = std::max<int64_t>(1, std::min(HW, kGrain / C));
-  const int64_t chunks = (HW + per - 1) / per;
-  std::vector<double> part(static_cast<size_t>(N * chunks * 2 * C), 0.0);
-  const int nt = threadsFor(N * HW * C);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t w = 0; w < N * chunks; w++) {
-    const int64_t s = w / chunks, c0 = (w % chunks) * per, c1 = std::min(HW, c0 + per);
-    const float* m = m32.data() + s * C;
-    const float* r = r32.data() + s * C;
-    double* s1 = part.data() + w * 2 * C;
-    double* s2 = s1 + C;
-    for (int64_t q = s * HW + c0; q < s * HW + c1; q++)
-      for (int64_t c = 0; c < C; c++) {
-        const float g = dy[q * C + c];
-        s1[c] += g;
-        s2[c] += double(g) * ((x[q * C + c] - m[c]) * r[c]);
-      }
-  }
-  sumDy.assign(N * C, 0.0);
-  sumDyXh.assign(N * C, 0.0);
-  for (int64_t s = 0; s < N; s++)
-    for (int64_t c = 0; c < C; c++)
-      for (int64_t k = 0; k < chunks; k++) {
-        sumDy[s * C + c] += part[((s * chunks + k) * 2) * C + c];
-        sumDyXh[s * C + c] += part[((s * chunks + k) * 2 + 1) * C + c];
-      }
+  const auto terms = [&](int64_t n, int64_t q, int64_t c) {
+    const float g = dy[q * C + c];
+    const float xh = (x[q * C + c] - m32[n * C + c]) * r32[n * C + c];
+    return std::pair<double, double>(g, double(g) * xh);
+  };
+  channelSums(N, HW, C, terms, sumDy, sumDyXh);
 }
 
 // instanceNorm(heap, params): params = [dir, N, HW, C, xOff, dyOff, outOff, eps]. NHWC, each (sample, channel)
