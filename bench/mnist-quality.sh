@@ -27,7 +27,10 @@ echo "== $variant $*"
 # The app reports on stderr; a run that prints nothing but step lines must not stop the script (pipefail).
 /usr/bin/time -f "train: %e s wall, %U+%S s CPU, %M KB peak" node "$cli" train --out "$out" --no-progress "$@" 2>&1 |
   { grep -v '^step' || true; } | tail -5
-node "$cli" generate --checkpoint "$out" --count 10000 --seed 7 --out "$out-samples" | tail -1
+# 10,000 samples: a conditional generator's --count is per class.
+count=10000
+if [ "$variant" = cgan ]; then count=1000; fi
+node "$cli" generate --checkpoint "$out" --count "$count" --seed 7 --out "$out-samples" | tail -1
 OMP_NUM_THREADS=1 /usr/bin/python3 "$root/bench/mnist-external-check.py" --samples "$out-samples"
 node "$cli" evaluate --checkpoint "$out" | tail -13
 if [ "$variant" = gan ]; then node "$cli" evaluate --checkpoint "$out" --parzen | tail -3; fi
