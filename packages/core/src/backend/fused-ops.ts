@@ -104,15 +104,33 @@ export function batchNormComposed(
 ): tf.Tensor[] {
   return tf.tidy(() => {
     const y = tf.add(tf.mul(instanceNormComposed(images, epsilon), gamma), beta);
-    const { mean, variance } = tf.moments(images, [1, 2]);
-    const [means, variances] = [tf.unstack(tf.reshape(mean, [-1, mean.shape.at(-1)!])), tf.unstack(variance)];
+    const { mean, variance } = tf.moments(images, [1, 2]); // [groups, C] each
+    const [means, variances] = [tf.unstack(mean), tf.unstack(variance)];
     let [m, v] = [movingMean, movingVariance];
     for (let g = 0; g < means.length; g++) {
       m = tf.sub(m, tf.mul(tf.sub(m, means[g]!), decay));
-      v = tf.sub(v, tf.mul(tf.sub(v, tf.reshape(variances[g]!, [-1])), decay));
+      v = tf.sub(v, tf.mul(tf.sub(v, variances[g]!), decay));
     }
     return [y, m, v];
   });
+}
+
+/**
+ * BATCH_NORM_GRAD as TF.js ops, differentiable (the path while a backward pass is itself recorded, and while the
+ * binding is disabled): `want` 0 the gradient of x, γ·(the instance-norm gradient); 1 that of γ, Σ dy · x̂.
+ */
+export function batchNormGradComposed(
+  dy: tf.Tensor,
+  images: tf.Tensor,
+  gamma: tf.Tensor,
+  epsilon: number,
+  want: 0 | 1,
+): tf.Tensor {
+  return tf.tidy(() =>
+    want === 0
+      ? instanceNormGradComposed(tf.mul(dy, gamma), images, epsilon)
+      : tf.sum(tf.mul(dy, instanceNormComposed(images, epsilon)), [0, 1, 2]),
+  );
 }
 
 /**
@@ -190,21 +208,15 @@ export function registerFusedGradients(): void {
       const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor; // the running averages carry no gradient
       const [x, gamma] = saved as tf.Tensor[];
       const { epsilon } = attrs as unknown as { epsilon: number };
-      const native = (want: number) =>
-        tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x: x!, gamma: gamma! }, {
-          epsilon,
-          want,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const gradient = (want: 0 | 1) =>
+        nativeGradient(BATCH_NORM_GRAD)
+          ? (tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x: x!, gamma: gamma! }, {
+              epsilon,
+              want,
+            } as unknown as tf.NamedAttrMap) as tf.Tensor)
+          : batchNormGradComposed(dy, x!, gamma!, epsilon, want);
       // Each input's gradient on its own: D's γ and β are not wanted when G's update runs through D.
-      return {
-        x: () =>
-          nativeGradient(BATCH_NORM_GRAD) ? native(0) : instanceNormGradComposed(tf.mul(dy, gamma!), x!, epsilon),
-        gamma: () =>
-          nativeGradient(BATCH_NORM_GRAD)
-            ? native(1)
-            : tf.sum(tf.mul(dy, instanceNormComposed(x!, epsilon)), [0, 1, 2]),
-        beta: () => tf.sum(dy, [0, 1, 2]),
-      };
+      return { x: () => gradient(0), gamma: () => gradient(1), beta: () => tf.sum(dy, [0, 1, 2]) };
     },
   });
   for (const [kernelName, op] of Object.entries(ACTIVATION_GRAD_OPS)) {

@@ -16,6 +16,7 @@ import {
   BATCH_NORM,
   BATCH_NORM_GRAD,
   batchNormComposed,
+  batchNormGradComposed,
   INSTANCE_NORM,
   INSTANCE_NORM_GRAD,
   instanceNormComposed,
@@ -656,13 +657,7 @@ const batchNormGradKernel: KernelFunc = (args) => {
   const { dy, x, gamma } = args.inputs as { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo };
   const { epsilon, want } = args.attrs as unknown as { epsilon: number; want: 0 | 1 };
   const [G, P, C] = nhwc(x.shape) ?? [0, 0, 0];
-  if (!native?.batchNorm) {
-    return composed([dy, x, gamma], (g, t, gm) =>
-      want === 0
-        ? instanceNormGradComposed(tf.mul(g, gm), t, epsilon)
-        : tf.sum(tf.mul(g, instanceNormComposed(t, epsilon)), [0, 1, 2]),
-    );
-  }
+  if (!native?.batchNorm) return composed([dy, x, gamma], (g, t, gm) => batchNormGradComposed(g, t, gm, epsilon, want));
   return must(
     withOutput(args.backend as unknown as WasmBackendLike, want === 0 ? x.shape : [C], [x, dy, gamma], (heap, i, o) =>
       native!.batchNorm!(
