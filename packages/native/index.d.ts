@@ -21,7 +21,7 @@ export interface NativeBinding {
   reduce(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [dir (0 forward, 1 gradient), N, HW, C, xOff, dyOff, outOff, epsilon] (NHWC). */
   instanceNorm(heap: ArrayBuffer, params: Float64Array): string;
-  /** params: [0, G, P, C, xOff, γOff, βOff, meanOff, varOff, yOff, mean2Off, var2Off, epsilon, decay] (forward: y and the running averages after each of the G stacked batches) or [1, G, P, C, xOff, dyOff, γOff, dxOff, dγOff, dβOff, epsilon] (gradients; an offset < 0: not computed). Absent in builds before it. */
+  /** params: [0, G, P, C, xOff, γOff, βOff, meanOff, varOff, yOff, mean2Off, var2Off, epsilon, decay] (forward: y and the running averages after each of the G stacked batches) or [1, G, P, C, xOff, dyOff, γOff, dxOff, dγOff, epsilon] (gradients; an offset < 0: not computed). Absent in builds before it. */
   batchNorm?(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [dir (0 pad, 1 gradient), N, H, W, C, top, bottom, left, right, symmetric, xOff, yOff] (NHWC). */
   mirrorPad(heap: ArrayBuffer, params: Float64Array): string;

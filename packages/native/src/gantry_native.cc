@@ -968,20 +968,20 @@ napi_value InstanceNorm(napi_env env, napi_callback_info info) {
 // shifted by β (per channel). dir 0: params = [0, G, P, C, xOff, γOff, βOff, meanOff, varOff, yOff, mean2Off,
 // var2Off, eps, decay]: y, and the running averages (mean, var) updated by each group in turn as TF.js does,
 // v ← v − (v − batch value) · decay, with the biased variance. dir 1: params = [1, G, P, C, xOff, dyOff, γOff,
-// dxOff, dγOff, dβOff, eps], each output computed only where its offset is not negative: the gradients of Σ dy·y,
-// dx = γ·rstd·(dy − mean(dy) − x̂·mean(dy·x̂)) per group, dγ = Σ dy·x̂ and dβ = Σ dy over every group. Float
-// arithmetic as TF.js's composition (x̂ first, then · γ + β).
+// dxOff, dγOff, eps], each output computed only where its offset is not negative: the gradients of Σ dy·y,
+// dx = γ·rstd·(dy − mean(dy) − x̂·mean(dy·x̂)) per group and dγ = Σ dy·x̂ over every group (β's, Σ dy, is a plain
+// sum). Float arithmetic as TF.js's composition (x̂ first, then · γ + β).
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
   Heap heap;
   std::vector<double> p;
-  if (!readArgs(env, info, heap, p) || p.size() < 11 || p.size() != (p[0] == 0 ? 14u : 11u))
-    return fail(env, "batchNorm(heap: ArrayBuffer, params: Float64Array(14 forward, 11 gradient)) expected");
+  if (!readArgs(env, info, heap, p) || p.size() < 10 || p.size() != (p[0] == 0 ? 14u : 10u))
+    return fail(env, "batchNorm(heap: ArrayBuffer, params: Float64Array(14 forward, 10 gradient)) expected");
   const bool forward = p[0] == 0;
   const int64_t G = p[1], P = p[2], C = p[3];
   const double n = double(G) * P * C;
   bool ok = G >= 1 && P >= 1 && C >= 1;
   const float* x = at(heap, p[4], n, ok);
-  const double eps = forward ? p[12] : p[10];
+  const double eps = forward ? p[12] : p[9];
   if (!ok) return fail(env, "batchNorm: bad sizes, or a tensor lies outside the heap");
   std::vector<double> mean, rstd, variance;
   instanceStats(x, G, P, C, eps, mean, rstd, forward ? &variance : nullptr);
@@ -1023,7 +1023,6 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
   const float* gamma = at(heap, p[6], double(C), ok);
   float* dx = p[7] < 0 ? nullptr : at(heap, p[7], n, ok);
   float* dgamma = p[8] < 0 ? nullptr : at(heap, p[8], double(C), ok);
-  float* dbeta = p[9] < 0 ? nullptr : at(heap, p[9], double(C), ok);
   if (!ok) return fail(env, "batchNorm: a tensor lies outside the heap");
   std::vector<double> sumDy, sumDyXh;
   gradientSums(x, dy, G, P, C, m32, r32, sumDy, sumDyXh);
@@ -1032,14 +1031,10 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
     a32[k] = static_cast<float>(sumDy[k] / P);
     b32[k] = static_cast<float>(sumDyXh[k] / P);
   }
-  for (int64_t c = 0; c < C; c++) {  // over every group
-    double dg = 0, db = 0;
-    for (int64_t g = 0; g < G; g++) {
-      dg += sumDyXh[g * C + c];
-      db += sumDy[g * C + c];
-    }
-    if (dgamma) dgamma[c] = static_cast<float>(dg);
-    if (dbeta) dbeta[c] = static_cast<float>(db);
+  for (int64_t c = 0; dgamma && c < C; c++) {  // over every group
+    double dg = 0;
+    for (int64_t g = 0; g < G; g++) dg += sumDyXh[g * C + c];
+    dgamma[c] = static_cast<float>(dg);
   }
   if (!dx) return str(env, "batchNormGrad");
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)

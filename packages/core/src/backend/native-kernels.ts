@@ -660,10 +660,7 @@ const batchNormGradKernel: KernelFunc = (args) => {
   if (!native?.batchNorm) return composed([dy, x, gamma], (g, t, gm) => batchNormGradComposed(g, t, gm, epsilon, want));
   return must(
     withOutput(args.backend as unknown as WasmBackendLike, want === 0 ? x.shape : [C], [x, dy, gamma], (heap, i, o) =>
-      native!.batchNorm!(
-        heap,
-        Float64Array.of(1, G, P, C, ...i, want === 0 ? o : -1, want === 1 ? o : -1, -1, epsilon),
-      ),
+      native!.batchNorm!(heap, Float64Array.of(1, G, P, C, ...i, want === 0 ? o : -1, want === 1 ? o : -1, epsilon)),
     ),
     'batch norm gradient',
   );
