@@ -10,8 +10,10 @@
  *                   against the same networks, weights and step with TF.js's own layer classes
  *   batch-groups    D judging the real and the fake images in one pass (BATCH_GROUPS) against one pass each, as
  *                   before (gan, dcgan)
+ *   conv-patches    convolutions of 1–4 input channels by oneDNN's convolution primitives (GANTRY_CONV_PATCHES=0)
+ *                   against gathered patches and one sgemm (the default)
  *
- *   node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare shared-forward|layers|batch-groups]
+ *   node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare shared-forward|layers|batch-groups|conv-patches]
  *   (after `pnpm build`; GANTRY_THREADS as usual)
  */
 import { parseArgs } from 'node:util';
@@ -23,7 +25,7 @@ const { values: args, positionals } = parseArgs({
 });
 const which = positionals[0];
 const B = Number(args.batch ?? (which === 'pix2pix' ? 1 : 64));
-const COMPARISONS = ['shared-forward', 'layers', 'batch-groups'];
+const COMPARISONS = ['shared-forward', 'layers', 'batch-groups', 'conv-patches'];
 if (
   !['gan', 'dcgan', 'pix2pix'].includes(which) ||
   !(B > 0) ||
@@ -112,6 +114,13 @@ if (args.compare === 'shared-forward') {
 } else if (args.compare === 'layers') {
   const [theirs, ours] = [await makeTask(true), await makeTask(false)];
   sides = { "TF.js's layers": (i) => runStep(theirs, i), "Gantry's layers": (i) => runStep(ours, i) };
+} else if (args.compare === 'conv-patches') {
+  const task = await makeTask(false);
+  const withPatches = (on, i) => {
+    process.env.GANTRY_CONV_PATCHES = on ? '1' : '0'; // read by the addon at every convolution
+    return runStep(task, i);
+  };
+  sides = { "oneDNN's convolutions": (i) => withPatches(false, i), 'patches + sgemm': (i) => withPatches(true, i) };
 } else {
   const [apart, together] = [await makeTask(false), await makeTask(false)];
   // The step as it was: D judges the real images, then the fake ones, in passes of their own.

@@ -51,7 +51,7 @@ void appendActivation(dnnl::post_ops& po, int act, float alpha) {
   }
 }
 
-float activate(float v, int act, float alpha) {
+inline float activate(float v, int act, float alpha) {
   switch (act) {
     case kRelu: return v > 0 ? v : 0;
     case kRelu6: return v < 0 ? 0 : (v > 6 ? 6 : v);
@@ -300,6 +300,9 @@ float* at(const Heap& h, double off, double n, bool& ok) {
   return reinterpret_cast<float*>(h.base + static_cast<size_t>(off));
 }
 
+bool byPatches(const ConvGeom& g, int op);
+bool convByPatches(const ConvGeom& g, int op, float* x, float* w, float* dy);
+
 // conv(heap, params): params = [op, xOff, wOff, yOff, bOff, N,H,W,Ci, Kh,Kw,Co, Ho,Wo, sh,sw, pt,pl,pb,pr, dh,dw,
 // act, alpha]. op 0: y = act(conv(x, w) + b); op 1: x = input gradient from y (= dy) and w; op 2: w = filter
 // gradient from x and y (= dy). Returns the oneDNN implementation's name.
@@ -323,6 +326,10 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   float* b = g.bias ? at(heap, p[4], double(g.Co), ok) : nullptr;
   if (!ok) return fail(env, "conv: a tensor lies outside the heap");
   if (op < 0 || op > 2) return fail(env, "conv: op must be 0 (forward), 1 (input gradient) or 2 (filter gradient)");
+  if (byPatches(g, op)) {
+    if (!convByPatches(g, op, x, w, y)) return fail(env, "oneDNN sgemm failed in a convolution");
+    return str(env, "gantry:patches+sgemm");
+  }
   try {
     const Prim& prim = convPrim(g, op);
     if (op == 0) {
@@ -379,6 +386,36 @@ void startPool(int n) {
 // Multiply-adds of one product below which sgemm runs on the calling thread alone (about 0.1 ms of one core).
 constexpr int64_t kAloneMacs = int64_t(1) << 22;
 
+template <int ACT>
+void biasActivateAs(float* c, int64_t M, int64_t N, const float* bias, int64_t biasSize, float alpha) {
+  const int nt = threadsFor(M * N);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < M; r++) {
+    float* row = c + r * N;
+    if (!bias)
+      for (int64_t j = 0; j < N; j++) row[j] = activate(row[j], ACT, alpha);
+    else if (biasSize == 1)
+      for (int64_t j = 0; j < N; j++) row[j] = activate(row[j] + bias[0], ACT, alpha);
+    else
+      for (int64_t j = 0; j < N; j++) row[j] = activate(row[j] + bias[j], ACT, alpha);
+  }
+}
+
+// c[r][j] = act(c[r][j] + bias) over an M×N matrix; the bias (biasSize 0: none) per column (N) or one scalar (1).
+// One instance per activation, so that the inner loops carry no switch.
+void biasActivate(float* c, int64_t M, int64_t N, const float* bias, int64_t biasSize, int act, float alpha) {
+  if (!bias) biasSize = 0;
+  switch (act) {
+    case kRelu: return biasActivateAs<kRelu>(c, M, N, bias, biasSize, alpha);
+    case kRelu6: return biasActivateAs<kRelu6>(c, M, N, bias, biasSize, alpha);
+    case kLeakyRelu: return biasActivateAs<kLeakyRelu>(c, M, N, bias, biasSize, alpha);
+    case kElu: return biasActivateAs<kElu>(c, M, N, bias, biasSize, alpha);
+    case kSigmoid: return biasActivateAs<kSigmoid>(c, M, N, bias, biasSize, alpha);
+    default:
+      if (bias) biasActivateAs<kLinear>(c, M, N, bias, biasSize, alpha);
+  }
+}
+
 // matmul(heap, params): params = [aOff, bOff, cOff, biasOff, biasSize, batchA, batchB, M, N, K, transA, transB,
 // act, alpha]. c[i] = act(op(a[i]) · op(b[i]) + bias) for each batch i; a batch of 1 broadcasts. The bias
 // (biasOff < 0: none) is added along the last axis (biasSize N) or as a scalar (biasSize 1).
@@ -411,17 +448,91 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
     dnnl_status_t s = dnnl_sgemm(tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, 1.f, ai, tA ? M : K, bi, tB ? K : N, 0.f,
                                  ci, N);
     if (s != dnnl_success) return fail(env, "oneDNN sgemm failed (status " + std::to_string(int(s)) + ")");
-    if (bias || act != kLinear) {
-      for (int64_t r = 0; r < M; r++) {
-        float* row = ci + r * N;
-        for (int64_t j = 0; j < N; j++) {
-          float v = row[j] + (bias ? bias[biasSize == 1 ? 0 : j] : 0.f);
-          row[j] = activate(v, act, alpha);
-        }
-      }
-    }
+    biasActivate(ci, M, N, bias, biasSize, act, alpha);
   }
   return str(env, "dnnl_sgemm");
+}
+
+// Gradients of convolutions with few input channels (an image's first layer, a generator's last transposed one) as
+// one sgemm over the gathered patches (im2col): the input gradient with one to four channels, the filter gradient
+// with one. oneDNN's blocked layouts pad such channels to 8 and its gemm-based convolutions split the work image by
+// image; at these shapes both ran 1.3–4× slower than this. Its forward pass, and its filter gradient with three
+// channels, were as fast or faster, so they stay with it (docs/results/2026-12-01-thin-convolutions.md).
+// GANTRY_CONV_PATCHES=0 sends everything to oneDNN, to compare.
+constexpr int64_t kMaxPatchFloats = int64_t(1) << 24;  // 64 MiB of gathered patches at most
+
+bool byPatches(const ConvGeom& g, int op) {
+  // Read at every call, so that a benchmark can compare both paths in one process (bench/step-ab.mjs).
+  const char* v = getenv("GANTRY_CONV_PATCHES");
+  const bool on = !(v && v[0] == '0' && v[1] == 0);
+  const bool thin = op == 1 ? g.Ci <= 4 : op == 2 && g.Ci == 1;
+  return on && thin && g.N * g.Ho * g.Wo * g.Kh * g.Kw * g.Ci <= kMaxPatchFloats;
+}
+
+// Patch buffer of the calling thread, grown as needed and kept.
+float* patchBuffer(int64_t floats) {
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < floats) buf.resize(floats);
+  return buf.data();
+}
+
+// The patches as a [Kh·Kw·Ci, N·Ho·Wo] matrix: row (ky, kx, c) holds, for every output position, the input value
+// under that tap (0 over the padding). Rows run along the output's width, so the loops are long for one to four
+// channels. dir 0 (im2col) fills it from x; dir 1 (col2im) sets x to 0 and adds every entry back into its pixel.
+void patches(const ConvGeom& g, int dir, float* x, float* cols) {
+  const int64_t Ci = g.Ci, M = g.N * g.Ho * g.Wo, imageSize = g.H * g.W * Ci, step = g.sw * Ci;
+  // Per kx, the output columns whose input column lies inside the image: [oxLo, oxHi).
+  std::vector<int64_t> oxLo(g.Kw), oxHi(g.Kw);
+  for (int64_t kx = 0; kx < g.Kw; kx++) {
+    int64_t lo = 0, hi = g.Wo;
+    while (lo < hi && lo * g.sw - g.pl + kx * g.dw < 0) lo++;
+    while (hi > lo && (hi - 1) * g.sw - g.pl + kx * g.dw >= g.W) hi--;
+    oxLo[kx] = lo, oxHi[kx] = hi;
+  }
+  const int nt = threadsFor(M * g.Kh * g.Kw * Ci * 4);
+  // Images never share a pixel, so col2im may run them on different threads.
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t n = 0; n < g.N; n++) {
+    float* image = x + n * imageSize;
+    if (dir == 1) std::memset(image, 0, imageSize * sizeof(float));
+    for (int64_t ky = 0; ky < g.Kh; ky++)
+      for (int64_t kx = 0; kx < g.Kw; kx++)
+        for (int64_t c = 0; c < Ci; c++) {
+          float* plane = cols + ((ky * g.Kw + kx) * Ci + c) * M + n * g.Ho * g.Wo;
+          const int64_t lo = oxLo[kx], hi = oxHi[kx];
+          for (int64_t oy = 0; oy < g.Ho; oy++) {
+            float* row = plane + oy * g.Wo;
+            const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+            const bool inside = iy >= 0 && iy < g.H;
+            if (dir == 0 && (!inside || lo > 0 || hi < g.Wo)) std::memset(row, 0, g.Wo * sizeof(float));
+            if (!inside) continue;
+            if (lo >= hi) continue;
+            float* pixel = image + (iy * g.W + lo * g.sw - g.pl + kx * g.dw) * Ci + c;  // under output column lo
+            if (dir == 0)
+              for (int64_t ox = lo; ox < hi; ox++) row[ox] = pixel[(ox - lo) * step];
+            else
+              for (int64_t ox = lo; ox < hi; ox++) pixel[(ox - lo) * step] += row[ox];
+          }
+        }
+  }
+}
+
+// op 1: x = col2im(w · dyᵀ); op 2: w = patches · dy, with the filter in HWIO as the [Kh·Kw·Ci, Co] matrix and dy
+// as [N·Ho·Wo, Co].
+bool convByPatches(const ConvGeom& g, int op, float* x, float* w, float* dy) {
+  const int64_t M = g.N * g.Ho * g.Wo, K = g.Kh * g.Kw * g.Ci, Co = g.Co;
+  float* cols = patchBuffer(M * K);
+  if (op == 2) patches(g, 0, x, cols);
+  dnnl_status_t s;
+  {
+    AloneIf alone(M * K * Co < kAloneMacs);
+    SignalsHeld held;
+    s = op == 1 ? dnnl_sgemm('N', 'T', K, M, Co, 1.f, w, Co, dy, Co, 0.f, cols, M)
+                : dnnl_sgemm('N', 'N', K, Co, M, 1.f, cols, M, dy, Co, 0.f, w, Co);
+  }
+  if (s != dnnl_success) return false;
+  if (op == 1) patches(g, 1, x, cols);
+  return true;
 }
 
 // blocks(heap, params): params = [dir, wholeOff, outer, wholeInner, n, (partOff, partInner) × n]. Concatenation

@@ -1028,6 +1028,53 @@ describe.skipIf(!native.version)(`${native.version ?? 'oneDNN'} kernels: what on
     expect(nativeStats.fallbacks, nativeStats.lastError).toBe(before.fallbacks);
   });
 
+  it('conv gradients of 1–4 input channels: by gathered patches and sgemm, as oneDNN computes them, as cpu does', () => {
+    const patchCalls = () => nativeStats.impls.get('gantry:patches+sgemm') ?? 0;
+    const threadsBefore = native.threads;
+    setNativeThreads(3); // the gather and the scatter split images across threads
+    try {
+      for (let seed = 11100; seed < 11140; seed++) {
+        const r = rng(seed);
+        const [N, H, W, ci, co, kh, kw] = [
+          r.int(1, 6),
+          r.int(3, 30),
+          r.int(3, 30),
+          r.int(1, 4),
+          r.int(1, 9),
+          r.int(1, 5),
+          r.int(1, 5),
+        ];
+        // TF.js has no gradients of dilated convolutions, so none reach these kernels.
+        const strides: [number, number] = [r.int(1, 3), r.int(1, 3)];
+        const pad = r.pick(['same', 'valid'] as const);
+        if (pad === 'valid' && (kh > H || kw > W)) continue;
+        const [xs, fs] = [r.normal(N * H * W * ci), r.normal(kh * kw * ci * co)];
+        const gradients = () => {
+          const x = tf.tensor4d(xs, [N, H, W, ci]);
+          const f = tf.tensor4d(fs, [kh, kw, ci, co]);
+          const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad);
+          const dy = normal(rng(seed * 31), conv(x, f).shape);
+          const [gx, gf] = tf.grads((a, b) => tf.sum(tf.mul(conv(a, b), dy)))([x, f]);
+          return [gx!, gf!];
+        };
+        const geometry = JSON.stringify({ N, H, W, ci, co, kh, kw, strides, pad });
+        const before = patchCalls();
+        const byPatches = onBoth(gradients);
+        // The input gradient always; the filter gradient with one channel (three: oneDNN's was as fast).
+        expect(patchCalls() - before, geometry).toBe(ci === 1 ? 2 : 1);
+        expect(worstErr(byPatches), geometry).toBeLessThan(KERNEL_TOL);
+        process.env.GANTRY_CONV_PATCHES = '0';
+        const byOneDnn = onBoth(gradients);
+        delete process.env.GANTRY_CONV_PATCHES;
+        expect(patchCalls() - before, geometry).toBe(ci === 1 ? 2 : 1);
+        expect(worstErr(byOneDnn), geometry).toBeLessThan(KERNEL_TOL);
+      }
+    } finally {
+      delete process.env.GANTRY_CONV_PATCHES;
+      setNativeThreads(threadsBefore);
+    }
+  });
+
   it("Adam's update and the weight average run natively in one pass and match TF.js's ops on cpu, slots included", async () => {
     const r = rng(13000);
     // [300, 170]: 51,000 elements, split into pieces on the 3 threads set below (the tests' work threshold is low).

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+/**
+ * Convolution gradients with few input channels, by oneDNN's convolution primitives (GANTRY_CONV_PATCHES=0) and
+ * by gathered patches and one sgemm (the default where it applies), alternating call by call in one process so
+ * that the machine's drift hits both alike. Median ms per call of each side; the shapes are the first and last
+ * layers of the DCGAN default, the DCGAN on 64×64 RGB folders, pix2pix and CycleGAN.
+ *
+ *   node bench/conv-patches.mjs [--reps 100]      (after pnpm build; GANTRY_THREADS as usual)
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+
+const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '100' } } });
+const core = await import('../packages/core/dist/index.js');
+const backend = await core.initBackend({ backend: 'wasm', log: () => {} });
+if (!/native/.test(backend.detail)) throw new Error(`no native kernels: ${backend.detail}`);
+
+const attrs = (s, pad) => ({ strides: [s, s], pad, dataFormat: 'NHWC', dilations: [1, 1] });
+/** Filter gradient of a conv of x, given dy (random inputs, made once). */
+function filterGrad(x, dy, filterShape, s, pad) {
+  const inputs = { x: tf.randomNormal(x), dy: tf.randomNormal(dy) };
+  return () => tf.engine().runKernel('Conv2DBackpropFilter', inputs, { ...attrs(s, pad), filterShape });
+}
+/** Input gradient of a conv (a transposed conv's forward pass), given dy (random inputs, made once). */
+function inputGrad(dy, filterShape, inputShape, s, pad) {
+  const inputs = { dy: tf.randomNormal(dy), filter: tf.randomNormal(filterShape) };
+  return () => tf.engine().runKernel('Conv2DBackpropInput', inputs, { ...attrs(s, pad), inputShape });
+}
+
+const cases = {
+  'DCGAN 28×28 D, first conv: filter gradient, batch 64': filterGrad(
+    [64, 28, 28, 1],
+    [64, 14, 14, 32],
+    [4, 4, 1, 32],
+    2,
+    'same',
+  ),
+  'DCGAN 28×28 G, last deconv: forward, batch 32': inputGrad(
+    [32, 14, 14, 32],
+    [4, 4, 1, 32],
+    [32, 28, 28, 1],
+    2,
+    'same',
+  ),
+  'DCGAN 28×28 G, last deconv: filter gradient, batch 32': filterGrad(
+    [32, 28, 28, 1],
+    [32, 14, 14, 32],
+    [4, 4, 1, 32],
+    2,
+    'same',
+  ),
+  'DCGAN 64×64 RGB D, first conv: filter gradient (oneDNN both)': filterGrad(
+    [64, 64, 64, 3],
+    [64, 32, 32, 32],
+    [4, 4, 3, 32],
+    2,
+    'same',
+  ),
+  'DCGAN 64×64 RGB G, last deconv: forward, batch 32': inputGrad(
+    [32, 32, 32, 32],
+    [4, 4, 3, 32],
+    [32, 64, 64, 3],
+    2,
+    'same',
+  ),
+  'pix2pix 256 G, last deconv: forward': inputGrad([1, 128, 128, 64], [4, 4, 3, 64], [1, 256, 256, 3], 2, 'same'),
+  'CycleGAN 256 G, first conv (7×7): input gradient': inputGrad(
+    [1, 256, 256, 64],
+    [7, 7, 3, 64],
+    [1, 262, 262, 3],
+    1,
+    'valid',
+  ),
+};
+const reps = Number(args.reps);
+console.log(`${core.nativeThreadCount()} threads; median ms per call (${reps} calls each side)`);
+for (const [name, run] of Object.entries(cases)) {
+  const ms = { 0: [], 1: [] };
+  for (let r = 0; r < 2 * reps + 4; r++) {
+    const side = r % 2;
+    process.env.GANTRY_CONV_PATCHES = String(side); // read by the addon at every convolution
+    const t0 = performance.now();
+    tf.dispose(run());
+    if (r >= 4) ms[side].push(performance.now() - t0);
+  }
+  const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+  const [a, b] = [median(ms[0]), median(ms[1])];
+  console.log(
+    `  ${name.padEnd(62)} oneDNN ${a.toFixed(2).padStart(6)}  patches ${b.toFixed(2).padStart(6)}  ${(a / b).toFixed(2)}×`,
+  );
+}
