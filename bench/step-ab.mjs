@@ -14,6 +14,7 @@
  *                   against gathered patches and one sgemm (the default)
  *
  *   node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare shared-forward|layers|batch-groups|conv-patches]
+ *                          [--block STEPS] [--blocks N]     steps per block (default 20; pix2pix 5), blocks per side (8)
  *   (after `pnpm build`; GANTRY_THREADS as usual)
  */
 import { parseArgs } from 'node:util';
@@ -21,7 +22,12 @@ import * as tf from '@tensorflow/tfjs';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
-  options: { batch: { type: 'string' }, compare: { type: 'string', default: 'shared-forward' } },
+  options: {
+    batch: { type: 'string' },
+    compare: { type: 'string', default: 'shared-forward' },
+    block: { type: 'string' },
+    blocks: { type: 'string', default: '8' },
+  },
 });
 const which = positionals[0];
 const B = Number(args.batch ?? (which === 'pix2pix' ? 1 : 64));
@@ -29,10 +35,14 @@ const COMPARISONS = ['shared-forward', 'layers', 'batch-groups', 'conv-patches']
 if (
   !['gan', 'dcgan', 'pix2pix'].includes(which) ||
   !(B > 0) ||
+  !(Number(args.blocks) > 0) ||
+  (args.block !== undefined && !(Number(args.block) > 0)) ||
   !COMPARISONS.includes(args.compare) ||
   (args.compare === 'batch-groups' && which === 'pix2pix')
 ) {
-  console.error(`usage: node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare ${COMPARISONS.join('|')}]`);
+  console.error(
+    `usage: node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare ${COMPARISONS.join('|')}] [--block STEPS] [--blocks N]`,
+  );
   process.exit(2);
 }
 const core = await import('../packages/core/dist/index.js');
@@ -140,9 +150,9 @@ function step(side, i) {
 const names = Object.keys(sides);
 let i = 0;
 for (; i < 10; i++) step(names[i % 2], i);
-const perBlock = which === 'pix2pix' ? 5 : 20;
+const perBlock = Number(args.block ?? (which === 'pix2pix' ? 5 : 20));
 const ms = Object.fromEntries(names.map((n) => [n, []]));
-for (let block = 0; block < 8; block++) {
+for (let block = 0; block < Number(args.blocks); block++) {
   for (const side of block % 2 ? [...names].reverse() : names) {
     const t0 = performance.now();
     for (let k = 0; k < perBlock; k++) step(side, i++);

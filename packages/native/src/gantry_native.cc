@@ -456,7 +456,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
 // Gradients of convolutions with few input channels (an image's first layer, a generator's last transposed one) as
 // one sgemm over the gathered patches (im2col): the input gradient with one to four channels, the filter gradient
 // with one. oneDNN's blocked layouts pad such channels to 8 and its gemm-based convolutions split the work image by
-// image; at these shapes both ran 1.3–4× slower than this. Its forward pass, and its filter gradient with three
+// image; at these shapes both ran 1.2–4× slower than this. Its forward pass, and its filter gradient with three
 // channels, were as fast or faster, so they stay with it (docs/results/2026-12-01-thin-convolutions.md).
 // GANTRY_CONV_PATCHES=0 sends everything to oneDNN, to compare.
 constexpr int64_t kMaxPatchFloats = int64_t(1) << 24;  // 64 MiB of gathered patches at most
