@@ -15,63 +15,30 @@ const core = await import('../packages/core/dist/index.js');
 const backend = await core.initBackend({ backend: 'wasm', log: () => {} });
 if (!/native/.test(backend.detail)) throw new Error(`no native kernels: ${backend.detail}`);
 
-const attrs = (s, pad) => ({ strides: [s, s], pad, dataFormat: 'NHWC', dilations: [1, 1] });
-/** Filter gradient of a conv of x, given dy (random inputs, made once). */
-function filterGrad(x, dy, filterShape, s, pad) {
-  const inputs = { x: tf.randomNormal(x), dy: tf.randomNormal(dy) };
-  return () => tf.engine().runKernel('Conv2DBackpropFilter', inputs, { ...attrs(s, pad), filterShape });
-}
-/** Input gradient of a conv (a transposed conv's forward pass), given dy (random inputs, made once). */
-function inputGrad(dy, filterShape, inputShape, s, pad) {
-  const inputs = { dy: tf.randomNormal(dy), filter: tf.randomNormal(filterShape) };
-  return () => tf.engine().runKernel('Conv2DBackpropInput', inputs, { ...attrs(s, pad), inputShape });
-}
-
-const cases = {
-  'DCGAN 28×28 D, first conv: filter gradient, batch 64': filterGrad(
-    [64, 28, 28, 1],
-    [64, 14, 14, 32],
-    [4, 4, 1, 32],
-    2,
-    'same',
-  ),
-  'DCGAN 28×28 G, last deconv: forward, batch 32': inputGrad(
-    [32, 14, 14, 32],
-    [4, 4, 1, 32],
-    [32, 28, 28, 1],
-    2,
-    'same',
-  ),
-  'DCGAN 28×28 G, last deconv: filter gradient, batch 32': filterGrad(
-    [32, 28, 28, 1],
-    [32, 14, 14, 32],
-    [4, 4, 1, 32],
-    2,
-    'same',
-  ),
-  'DCGAN 64×64 RGB D, first conv: filter gradient (oneDNN both)': filterGrad(
-    [64, 64, 64, 3],
-    [64, 32, 32, 32],
-    [4, 4, 3, 32],
-    2,
-    'same',
-  ),
-  'DCGAN 64×64 RGB G, last deconv: forward, batch 32': inputGrad(
-    [32, 32, 32, 32],
-    [4, 4, 3, 32],
-    [32, 64, 64, 3],
-    2,
-    'same',
-  ),
-  'pix2pix 256 G, last deconv: forward': inputGrad([1, 128, 128, 64], [4, 4, 3, 64], [1, 256, 256, 3], 2, 'same'),
-  'CycleGAN 256 G, first conv (7×7): input gradient': inputGrad(
-    [1, 256, 256, 64],
-    [7, 7, 3, 64],
-    [1, 262, 262, 3],
-    1,
-    'valid',
-  ),
-};
+/**
+ * Each case: its name, the kernel (Conv2DBackpropFilter: the filter gradient of a conv of an input of shape `x`;
+ * Conv2DBackpropInput: the input gradient, i.e. a transposed conv's forward pass, onto shape `x`), the shapes of
+ * x, dy and the filter, the stride and the padding. Random inputs, made once.
+ */
+const CASES = [
+  ['DCGAN 28×28 D, first conv: filter gradient, batch 64', 'Filter', [64, 28, 28, 1], [64, 14, 14, 32], [4, 4, 1, 32]],
+  ['DCGAN 28×28 G, last deconv: forward, batch 32', 'Input', [32, 28, 28, 1], [32, 14, 14, 32], [4, 4, 1, 32]],
+  ['DCGAN 28×28 G, last deconv: filter gradient, batch 32', 'Filter', [32, 28, 28, 1], [32, 14, 14, 32], [4, 4, 1, 32]],
+  ['DCGAN 64×64 RGB D, first conv: filter grad (oneDNN)', 'Filter', [64, 64, 64, 3], [64, 32, 32, 32], [4, 4, 3, 32]],
+  ['DCGAN 64×64 RGB G, last deconv: forward, batch 32', 'Input', [32, 64, 64, 3], [32, 32, 32, 32], [4, 4, 3, 32]],
+  ['pix2pix 256 G, last deconv: forward', 'Input', [1, 256, 256, 3], [1, 128, 128, 64], [4, 4, 3, 64]],
+  ['CycleGAN G, first 7×7 conv: input grad', 'Input', [1, 262, 262, 3], [1, 256, 256, 64], [7, 7, 3, 64], 1, 'valid'],
+];
+const cases = Object.fromEntries(
+  CASES.map(([name, kernel, x, dy, filter, stride = 2, pad = 'same']) => {
+    const attrs = { strides: [stride, stride], pad, dataFormat: 'NHWC', dilations: [1, 1] };
+    const [inputs, shape] =
+      kernel === 'Filter'
+        ? [{ x: tf.randomNormal(x), dy: tf.randomNormal(dy) }, { filterShape: filter }]
+        : [{ dy: tf.randomNormal(dy), filter: tf.randomNormal(filter) }, { inputShape: x }];
+    return [name, () => tf.engine().runKernel(`Conv2DBackprop${kernel}`, inputs, { ...attrs, ...shape })];
+  }),
+);
 const reps = Number(args.reps);
 console.log(`${core.nativeThreadCount()} threads; median ms per call (${reps} calls each side)`);
 for (const [name, run] of Object.entries(cases)) {
