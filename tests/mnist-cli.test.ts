@@ -142,31 +142,38 @@ describe('cgan train → generate', () => {
   });
 });
 
-describe('dcgan: a run from before --d-layers and --d-hidden', () => {
-  it('resumes with the discriminator its checkpoint holds', async () => {
-    const run = path.join(tmp, 'dcgan-old');
-    const small = ['--batch-size', '8', '--limit', '64', '--ngf', '4', '--ndf', '4', '--progress', 'false'];
-    const old = ['--d-layers', '2', '--d-hidden', '0'];
-    const first = await app('dcgan', ['train', '--steps', '2', ...old, ...small, '--out', run]);
-    expect(first.code, first.err).toBe(0);
-    // What an older version wrote: neither run.json nor the checkpoint's config names the two.
-    const edit = (file: string, drop: (o: Record<string, Record<string, unknown>>) => void) => {
-      const o = JSON.parse(fs.readFileSync(file, 'utf8'));
-      drop(o);
-      fs.writeFileSync(file, JSON.stringify(o));
-    };
-    edit(path.join(run, 'run.json'), (o) => {
-      delete o.args!.dLayers;
-      delete o.args!.dHidden;
+// Runs from before a config key was added: neither run.json nor the checkpoint's config names it, and a resume
+// must rebuild the networks the checkpoint holds.
+const OLDER_RUNS = [
+  {
+    variant: 'dcgan',
+    before: '--d-layers and --d-hidden',
+    flags: ['--d-layers', '2', '--d-hidden', '0', '--ngf', '4', '--ndf', '4'],
+    config: { dLayers: 2, dHidden: 0 },
+  },
+  { variant: 'gan', before: '--minibatch-stddev', flags: ['--minibatch-stddev', '0'], config: { minibatchStddev: 0 } },
+];
+for (const older of OLDER_RUNS) {
+  describe(`${older.variant}: a run from before ${older.before}`, () => {
+    it('resumes with the discriminator its checkpoint holds', async () => {
+      const run = path.join(tmp, `${older.variant}-old`);
+      const small = ['--batch-size', '8', '--limit', '64', '--progress', 'false'];
+      const first = await app(older.variant, ['train', '--steps', '2', ...older.flags, ...small, '--out', run]);
+      expect(first.code, first.err).toBe(0);
+      const edit = (file: string, drop: (o: Record<string, Record<string, unknown>>) => void) => {
+        const o = JSON.parse(fs.readFileSync(file, 'utf8'));
+        drop(o);
+        fs.writeFileSync(file, JSON.stringify(o));
+      };
+      for (const key of Object.keys(older.config)) {
+        edit(path.join(run, 'run.json'), (o) => delete o.args![key]);
+        edit(path.join(run, 'checkpoints', 'step-00000002', 'state.json'), (o) => delete o.config![key]);
+      }
+      const resumed = await app(older.variant, ['train', '--steps', '4', '--resume', run, '--progress', 'false']);
+      expect(resumed.code, resumed.err).toBe(0);
+      expect(resumed.err).toContain('at step 2');
+      const state = JSON.parse(fs.readFileSync(path.join(run, 'checkpoints', 'step-00000004', 'state.json'), 'utf8'));
+      expect(state.config).toMatchObject(older.config);
     });
-    edit(path.join(run, 'checkpoints', 'step-00000002', 'state.json'), (o) => {
-      delete o.config!.dLayers;
-      delete o.config!.dHidden;
-    });
-    const resumed = await app('dcgan', ['train', '--steps', '4', '--resume', run, '--progress', 'false']);
-    expect(resumed.code, resumed.err).toBe(0);
-    expect(resumed.err).toContain('at step 2');
-    const state = JSON.parse(fs.readFileSync(path.join(run, 'checkpoints', 'step-00000004', 'state.json'), 'utf8'));
-    expect(state.config).toMatchObject({ dLayers: 2, dHidden: 0 });
   });
-});
+}

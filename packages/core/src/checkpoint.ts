@@ -347,6 +347,8 @@ const ADDED: Record<string, Record<string, (config: Record<string, unknown>) => 
       c.imageSize === 28 ? 2 : typeof c.imageSize === 'number' ? Math.round(Math.log2(c.imageSize / 4)) : undefined,
     dHidden: () => 0,
   },
+  // D had no minibatch standard-deviation feature.
+  gan: { minibatchStddev: () => 0 },
 };
 /** The keys `variant` added since older checkpoints (see `ADDED`). */
 export const addedConfigKeys = (variant: string): string[] => Object.keys(ADDED[variant] ?? {});

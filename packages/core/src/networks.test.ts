@@ -8,6 +8,7 @@ import {
   countParams,
   denseBlock,
   InstanceNormalization,
+  MinibatchStddev,
   normLayer,
   patchDiscriminator,
   ReflectionPadding2D,
@@ -169,6 +170,63 @@ describe('a batch of stacked groups (BATCH_GROUPS)', () => {
     const x = tf.input({ shape: [4] });
     const model = tf.model({ inputs: x, outputs: normLayer(x, 'batch') as tf.SymbolicTensor });
     expect(() => model.apply(tf.ones([3, 4]), { training: true, [BATCH_GROUPS]: 2 })).toThrow(/divides the batch/);
+  });
+});
+
+describe('MinibatchStddev', () => {
+  // The feature by hand: per group of consecutive rows, the population standard deviation of each column
+  // (with the layer's 1e-8 under the root), averaged over the columns.
+  const byHand = (rows: number[][], group: number) =>
+    rows.map((_, i) => {
+      const members = rows.slice(i - (i % group), i - (i % group) + group);
+      const stds = rows[0]!.map((__, j) => {
+        const col = members.map((r) => r[j]!);
+        const mean = col.reduce((a, b) => a + b, 0) / col.length;
+        return Math.sqrt(col.reduce((a, b) => a + (b - mean) ** 2, 0) / col.length + 1e-8);
+      });
+      return stds.reduce((a, b) => a + b, 0) / stds.length;
+    });
+  const rows = (n: number, seed: number) =>
+    Array.from({ length: n }, (_, i) => [Math.sin(seed + i), Math.cos(3 * seed + 2 * i), (i * seed) % 5]);
+
+  it('appends the mean over features of the standard deviation over each group of consecutive samples', () => {
+    const x = rows(8, 1);
+    const y = new MinibatchStddev({ groupSize: 4 }).apply(tf.tensor2d(x)) as tf.Tensor2D;
+    expect(y.shape).toEqual([8, 4]);
+    const out = y.arraySync();
+    close(
+      out.map((r) => r[3]!),
+      byHand(x, 4),
+    );
+    close(
+      out.flatMap((r) => r.slice(0, 3)),
+      x.flat(),
+    ); // the features themselves pass through
+  });
+
+  it('keeps stacked batches (BATCH_GROUPS) apart, and takes a whole stack the group size does not divide', () => {
+    const [real, fake] = [rows(6, 2), rows(6, 7)];
+    const layer = new MinibatchStddev({ groupSize: 4 });
+    const y = layer.apply(tf.tensor2d([...real, ...fake]), { [BATCH_GROUPS]: 2 }) as tf.Tensor2D;
+    close(
+      y.arraySync().map((r) => r[3]!),
+      [...byHand(real, 6), ...byHand(fake, 6)],
+    );
+  });
+
+  it('saves and loads with its group size, and has a gradient of its gradient (R1 penalty)', async () => {
+    const input = tf.input({ shape: [3] });
+    const out = denseBlock(new MinibatchStddev({ groupSize: 2 }).apply(input) as tf.SymbolicTensor, 1, 'none');
+    const model = tf.model({ inputs: input, outputs: out });
+    const copy = await tf.models.modelFromJSON({ modelTopology: model.toJSON(null, false) });
+    copy.setWeights(model.getWeights());
+    const x = tf.tensor2d(rows(4, 3));
+    close((copy.predict(x) as tf.Tensor).dataSync(), Array.from((model.predict(x) as tf.Tensor).dataSync()));
+    const penalty = (v: tf.Tensor) =>
+      tf.sum(tf.square(tf.grad((u: tf.Tensor) => tf.sum(model.apply(u) as tf.Tensor))(v)));
+    const g = tf.grad(penalty)(x).dataSync();
+    expect(g.every(Number.isFinite)).toBe(true);
+    expect(g.some((v) => v !== 0)).toBe(true);
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { instanceNorm } from './backend/fused-ops.js';
-import { batchNormalization } from './batch-norm.js';
+import { BATCH_GROUPS, batchNormalization } from './batch-norm.js';
 import { conv2d, dense } from './conv-dense.js';
 import { nextInitSeed } from './rng.js';
 
@@ -124,6 +124,51 @@ export class ReflectionPadding2D extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(ReflectionPadding2D);
+
+/**
+ * Minibatch standard deviation (Karras et al. 2018, section 3) for a D of dense layers: one more feature per
+ * sample, the standard deviation of each feature over the sample's group of `groupSize` consecutive samples,
+ * averaged over the features. D sees how varied a group is, so a G that draws too few kinds of sample is told
+ * apart. With BATCH_GROUPS (real and fake stacked in one pass) groups stay inside their stack; a stack the group
+ * size does not divide is one group.
+ */
+export class MinibatchStddev extends tf.layers.Layer {
+  static className = 'MinibatchStddev';
+  private readonly groupSize: number;
+
+  constructor(config: { groupSize: number; name?: string }) {
+    super(config);
+    this.groupSize = config.groupSize;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    return [s[0]!, s[1] == null ? null : s[1]! + 1];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor2D;
+      const [batch, features] = x.shape;
+      const stacks = Number(kwargs[BATCH_GROUPS] ?? 1);
+      if (!Number.isInteger(stacks) || stacks < 1 || batch % stacks !== 0)
+        throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
+      const stack = batch / stacks;
+      const g = stack % this.groupSize === 0 ? this.groupSize : stack;
+      const grouped = tf.reshape(x, [batch / g, g, features]);
+      const centred = tf.sub(grouped, tf.mean(grouped, 1, true));
+      const std = tf.sqrt(tf.add(tf.mean(tf.square(centred), 1), 1e-8)); // [groups, features]
+      const perGroup = tf.mean(std, 1, true); // [groups, 1]
+      const perSample = tf.reshape(tf.tile(tf.expandDims(perGroup, 1), [1, g, 1]), [batch, 1]);
+      return tf.concat([x, perSample], 1);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), groupSize: this.groupSize };
+  }
+}
+tf.serialization.registerClass(MinibatchStddev);
 
 /**
  * The affine part of class-conditional batch norm (Dumoulin et al. 2017; the generator of Miyato & Koyama 2018):
