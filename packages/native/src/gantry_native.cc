@@ -401,10 +401,9 @@ void biasActivateAs(float* c, int64_t M, int64_t N, const float* bias, int64_t b
   }
 }
 
-// c[r][j] = act(c[r][j] + bias) over an M×N matrix; the bias (biasSize 0: none) per column (N) or one scalar (1).
-// One instance per activation, so that the inner loops carry no switch.
+// c[r][j] = act(c[r][j] + bias) over an M×N matrix; the bias (null: none) per column (biasSize N) or one scalar
+// (biasSize 1). One instance per activation, so that the inner loops carry no switch.
 void biasActivate(float* c, int64_t M, int64_t N, const float* bias, int64_t biasSize, int act, float alpha) {
-  if (!bias) biasSize = 0;
   switch (act) {
     case kRelu: return biasActivateAs<kRelu>(c, M, N, bias, biasSize, alpha);
     case kRelu6: return biasActivateAs<kRelu6>(c, M, N, bias, biasSize, alpha);
@@ -505,8 +504,7 @@ void patches(const ConvGeom& g, int dir, float* x, float* cols) {
             const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
             const bool inside = iy >= 0 && iy < g.H;
             if (dir == 0 && (!inside || lo > 0 || hi < g.Wo)) std::memset(row, 0, g.Wo * sizeof(float));
-            if (!inside) continue;
-            if (lo >= hi) continue;
+            if (!inside || lo >= hi) continue;
             float* pixel = image + (iy * g.W + lo * g.sw - g.pl + kx * g.dw) * Ci + c;  // under output column lo
             if (dir == 0)
               for (int64_t ox = lo; ox < hi; ox++) row[ox] = pixel[(ox - lo) * step];
