@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from './backend/fused-ops.js';
+import { firstInput } from './layer-inputs.js';
 
 type CallKwargs = Record<string, unknown>;
 type LayerClass = new (config: Record<string, unknown>) => tf.layers.Layer;
@@ -40,7 +41,7 @@ export class BatchNormalization extends TfBatchNormalization {
   static className = 'BatchNormalization';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
-    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    const x = firstInput(inputs);
     if (kwargs.training !== true) return super.call(inputs, kwargs);
     const groups = Number(kwargs[BATCH_GROUPS] ?? 1);
     if (!Number.isInteger(groups) || groups < 1 || x.shape[0]! % groups !== 0)

@@ -11,6 +11,7 @@
  * here as these classes, and load in a browser as TF.js's layers. Browser-safe (imports only TF.js).
  */
 import * as tf from '@tensorflow/tfjs';
+import { firstInput } from './layer-inputs.js';
 
 type CallKwargs = Record<string, unknown>;
 type LayerClass = new (config: Record<string, unknown>) => tf.layers.Layer;
@@ -79,7 +80,6 @@ function registerFusedConvGradient(): void {
 }
 registerFusedConvGradient();
 
-const single = (inputs: tf.Tensor | tf.Tensor[]) => (Array.isArray(inputs) ? inputs[0]! : inputs);
 const isLinear = (f: LayerFields) => f.activation.getClassName() === 'linear';
 
 export class Conv2D extends TfConv2D {
@@ -87,7 +87,7 @@ export class Conv2D extends TfConv2D {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     const f = this as unknown as ConvFields;
-    const x = single(inputs);
+    const x = firstInput(inputs);
     const pad = f.padding;
     const dilated = [f.dilationRate].flat().some((d) => d !== 1);
     if (f.rank !== 2 || x.rank !== 4 || f.dataFormat !== 'channelsLast' || pad === 'causal' || dilated || !isLinear(f))
@@ -115,7 +115,7 @@ export class Dense extends TfDense {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     const f = this as unknown as LayerFields;
-    const x = single(inputs);
+    const x = firstInput(inputs);
     if (x.rank !== 2 || !isLinear(f)) return super.call(inputs, kwargs);
     // A dense layer's output is small: its bias is added apart (its gradient is a sum over the batch).
     return tf.tidy(() => {

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { instanceNorm } from './backend/fused-ops.js';
 import { BATCH_GROUPS, batchNormalization } from './batch-norm.js';
 import { conv2d, dense } from './conv-dense.js';
+import { firstInput, firstShape } from './layer-inputs.js';
 import { nextInitSeed } from './rng.js';
 
 export const NORMS = ['batch', 'instance', 'none'] as const;
@@ -63,7 +64,7 @@ export class InstanceNormalization extends tf.layers.Layer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const shape = firstShape(inputShape);
     const channels = shape[shape.length - 1] as number;
     if (this.affine) {
       this.gamma = this.addWeight('gamma', [channels], 'float32', tf.initializers.ones());
@@ -74,7 +75,7 @@ export class InstanceNormalization extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+      const x = firstInput(inputs);
       // One native kernel forward and backward on the wasm backend with @gantry/native; TF.js's moments elsewhere.
       let y = instanceNorm(x, this.epsilon);
       if (this.gamma && this.beta) y = tf.add(tf.mul(y, this.gamma.read()), this.beta.read());
@@ -99,13 +100,13 @@ export class ReflectionPadding2D extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const s = firstShape(inputShape);
     const grow = (d: number | null) => (d == null ? null : d + 2 * this.padding);
     return [s[0]!, grow(s[1]!), grow(s[2]!), s[3]!];
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor4D;
+    const x = firstInput(inputs) as tf.Tensor4D;
     const p = this.padding;
     return tf.mirrorPad(
       x,
@@ -142,13 +143,13 @@ export class MinibatchStddev extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const s = firstShape(inputShape);
     return [s[0]!, s[1] == null ? null : s[1]! + 1];
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     return tf.tidy(() => {
-      const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor2D;
+      const x = firstInput(inputs) as tf.Tensor2D;
       const [batch, features] = x.shape;
       const stacks = Number(kwargs[BATCH_GROUPS] ?? 1);
       if (!Number.isInteger(stacks) || stacks < 1 || batch % stacks !== 0)
