@@ -12,8 +12,10 @@
  *                   before (gan, dcgan)
  *   conv-patches    convolutions of 1–4 input channels by oneDNN's convolution primitives (GANTRY_CONV_PATCHES=0)
  *                   against gathered patches and one sgemm (the default)
+ *   minibatch-stddev  gan's D without the minibatch standard-deviation feature (--minibatch-stddev 0) against
+ *                   with it in groups of 4 (the default): what the feature costs a step
  *
- *   node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare shared-forward|layers|batch-groups|conv-patches]
+ *   node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare shared-forward|layers|batch-groups|conv-patches|minibatch-stddev]
  *                          [--block STEPS] [--blocks N]     steps per block (default 20; pix2pix 5), blocks per side (8)
  *   (after `pnpm build`; GANTRY_THREADS as usual)
  */
@@ -31,14 +33,15 @@ const { values: args, positionals } = parseArgs({
 });
 const which = positionals[0];
 const B = Number(args.batch ?? (which === 'pix2pix' ? 1 : 64));
-const COMPARISONS = ['shared-forward', 'layers', 'batch-groups', 'conv-patches'];
+const COMPARISONS = ['shared-forward', 'layers', 'batch-groups', 'conv-patches', 'minibatch-stddev'];
 if (
   !['gan', 'dcgan', 'pix2pix'].includes(which) ||
   !(B > 0) ||
   !(Number(args.blocks) > 0) ||
   (args.block !== undefined && !(Number(args.block) > 0)) ||
   !COMPARISONS.includes(args.compare) ||
-  (args.compare === 'batch-groups' && which === 'pix2pix')
+  (args.compare === 'batch-groups' && which === 'pix2pix') ||
+  (args.compare === 'minibatch-stddev' && which !== 'gan')
 ) {
   console.error(
     `usage: node bench/step-ab.mjs gan|dcgan|pix2pix [--batch N] [--compare ${COMPARISONS.join('|')}] [--block STEPS] [--blocks N]`,
@@ -66,7 +69,7 @@ async function withTfLayers(model) {
 }
 
 /** A task of the variant's default networks (the same weights each call), with TF.js's layer classes if asked. */
-async function makeTask(tfLayers) {
+async function makeTask(tfLayers, minibatchStddev = 4) {
   core.seedWeights(1);
   const nets = async (...models) => (tfLayers ? Promise.all(models.map(withTfLayers)) : models);
   if (which === 'pix2pix') {
@@ -82,7 +85,7 @@ async function makeTask(tfLayers) {
     });
   }
   const mod = await import(`../packages/${which}/dist/index.js`);
-  const net = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32 };
+  const net = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32, minibatchStddev };
   const [generator, discriminator, generatorEma] = await nets(
     mod.buildGenerator(net),
     mod.buildDiscriminator(net),
@@ -131,6 +134,9 @@ if (args.compare === 'shared-forward') {
     return runStep(task, i);
   };
   sides = { "oneDNN's convolutions": (i) => withPatches(false, i), 'patches + sgemm': (i) => withPatches(true, i) };
+} else if (args.compare === 'minibatch-stddev') {
+  const [without, withFeature] = [await makeTask(false, 0), await makeTask(false, 4)];
+  sides = { 'no stddev feature': (i) => runStep(without, i), 'stddev, groups of 4': (i) => runStep(withFeature, i) };
 } else {
   const [apart, together] = [await makeTask(false), await makeTask(false)];
   // The step as it was: D judges the real images, then the fake ones, in passes of their own.
@@ -140,27 +146,36 @@ if (args.compare === 'shared-forward') {
   sides = { 'a pass each': (i) => runStep(apart, i), 'one pass': (i) => runStep(together, i) };
 }
 
-/** One step with its losses read back, as the trainer does. */
-function step(side, i) {
-  const losses = sides[side](i);
+/**
+ * One step of `side` with its losses read back, as the trainer does. Each side counts its own steps, so that
+ * steps that come every so often (the lazy R1 penalty, every 16th) fall alike on both sides however they alternate.
+ */
+const stepsDone = {};
+function step(side) {
+  const losses = sides[side](stepsDone[side]);
+  stepsDone[side] += 1;
   tf.tidy(() => tf.stack(Object.values(losses)).dataSync());
   tf.dispose(Object.values(losses));
 }
 
 const names = Object.keys(sides);
-let i = 0;
-for (; i < 10; i++) step(names[i % 2], i);
+for (const n of names) stepsDone[n] = 1;
+for (let i = 0; i < 10; i++) step(names[i % 2]);
 const perBlock = Number(args.block ?? (which === 'pix2pix' ? 5 : 20));
 const ms = Object.fromEntries(names.map((n) => [n, []]));
 for (let block = 0; block < Number(args.blocks); block++) {
   for (const side of block % 2 ? [...names].reverse() : names) {
     const t0 = performance.now();
-    for (let k = 0; k < perBlock; k++) step(side, i++);
+    for (let k = 0; k < perBlock; k++) step(side);
     ms[side].push((performance.now() - t0) / perBlock);
   }
 }
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+const mean = (a) => a.reduce((p, q) => p + q, 0) / a.length;
 const [a, b] = names.map((n) => median(ms[n]));
+const [meanA, meanB] = names.map((n) => mean(ms[n]));
 console.log(
-  `${which} batch ${B}, ${core.nativeThreadCount()} threads: ${names[0]} ${a.toFixed(1)} ms, ${names[1]} ${b.toFixed(1)} ms (${(a / b).toFixed(2)}×)`,
+  `${which} batch ${B}, ${core.nativeThreadCount()} threads, median (mean) of ${ms[names[0]].length} blocks of ${perBlock}: ` +
+    `${names[0]} ${a.toFixed(1)} ms (${meanA.toFixed(1)}), ${names[1]} ${b.toFixed(1)} ms (${meanB.toFixed(1)}): ` +
+    `${(a / b).toFixed(2)}× (${(meanA / meanB).toFixed(2)}×)`,
 );

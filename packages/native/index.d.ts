@@ -27,6 +27,8 @@ export interface NativeBinding {
   mirrorPad(heap: ArrayBuffer, params: Float64Array): string;
   /** params: [op (0 slice: the box at `at` of x → y; 1 pad: x → y at `at`, the rest `value`), rank, xShape × rank, yShape × rank, at × rank, xOff, yOff, value]. Absent in builds before it. */
   box?(heap: ArrayBuffer, params: Float64Array): string;
+  /** params: [dir (0 forward, 1 gradient), B, F, groupSize, xOff, dyOff (-1 forward), outOff]: the minibatch standard-deviation feature of x [B, F] (y [B, F + 1]) or its gradient dx [B, F] (dy [B, F + 1]). Absent in builds before it. */
+  minibatchStddev?(heap: ArrayBuffer, params: Float64Array): string;
   version(): string;
 }
 export declare const binding: NativeBinding | null;

@@ -214,6 +214,35 @@ describe('MinibatchStddev', () => {
     );
   });
 
+  it('has the gradient and the gradient of the gradient of the textbook formula (means over reshaped groups)', () => {
+    // The layer computes group means as matrix products; the reference broadcasts over a [groups, g, features]
+    // reshape. Both under an R1-like penalty, |∂(w·out)/∂x|², differentiated again with respect to x.
+    const textbook = (x: tf.Tensor2D, g: number): tf.Tensor2D => {
+      const [batch, features] = x.shape;
+      const grouped = tf.reshape(x, [batch / g, g, features]);
+      const centred = tf.sub(grouped, tf.mean(grouped, 1, true));
+      const std = tf.mean(tf.sqrt(tf.add(tf.mean(tf.square(centred), 1), 1e-8)), 1, true); // [groups, 1]
+      return tf.concat([x, tf.reshape(tf.tile(tf.expandDims(std, 1), [1, g, 1]), [batch, 1])], 1);
+    };
+    const layer = new MinibatchStddev({ groupSize: 3 });
+    const x = tf.tensor2d(rows(6, 5));
+    const w = tf.tensor2d([[0.3], [-1.2], [0.7], [2.5]]);
+    type Out = (u: tf.Tensor2D) => tf.Tensor2D;
+    const score = (out: Out) => (u: tf.Tensor) => tf.sum(tf.matMul(out(u as tf.Tensor2D), w));
+    const penaltyGradient = (out: Out) => tf.grad((v) => tf.sum(tf.square(tf.grad(score(out))(v))))(x);
+    const ours: Out = (u) => layer.apply(u) as tf.Tensor2D;
+    close(ours(x).dataSync(), Array.from(textbook(x, 3).dataSync()));
+    close(
+      tf.grad(score(ours))(x).dataSync(),
+      Array.from(
+        tf
+          .grad(score((u) => textbook(u, 3)))(x)
+          .dataSync(),
+      ),
+    );
+    close(penaltyGradient(ours).dataSync(), Array.from(penaltyGradient((u) => textbook(u, 3)).dataSync()), 3);
+  });
+
   it('saves and loads with its group size, and has a gradient of its gradient (R1 penalty)', async () => {
     const input = tf.input({ shape: [3] });
     const out = denseBlock(new MinibatchStddev({ groupSize: 2 }).apply(input) as tf.SymbolicTensor, 1, 'none');

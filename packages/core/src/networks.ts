@@ -7,7 +7,7 @@
  * with `tf.loadLayersModel` in Node or the browser (custom layers here are registered for that).
  */
 import * as tf from '@tensorflow/tfjs';
-import { instanceNorm } from './backend/fused-ops.js';
+import { instanceNorm, minibatchStddev } from './backend/fused-ops.js';
 import { BATCH_GROUPS, batchNormalization } from './batch-norm.js';
 import { conv2d, dense } from './conv-dense.js';
 import { firstInput, firstShape } from './layer-inputs.js';
@@ -150,18 +150,13 @@ export class MinibatchStddev extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     return tf.tidy(() => {
       const x = firstInput(inputs) as tf.Tensor2D;
-      const [batch, features] = x.shape;
+      const batch = x.shape[0];
       const stacks = Number(kwargs[BATCH_GROUPS] ?? 1);
       if (!Number.isInteger(stacks) || stacks < 1 || batch % stacks !== 0)
         throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
       const stack = batch / stacks;
       const g = stack % this.groupSize === 0 ? this.groupSize : stack;
-      const grouped = tf.reshape(x, [batch / g, g, features]);
-      const centred = tf.sub(grouped, tf.mean(grouped, 1, true));
-      const std = tf.sqrt(tf.add(tf.mean(tf.square(centred), 1), 1e-8)); // [groups, features]
-      const perGroup = tf.mean(std, 1, true); // [groups, 1]
-      const perSample = tf.reshape(tf.tile(tf.expandDims(perGroup, 1), [1, g, 1]), [batch, 1]);
-      return tf.concat([x, perSample], 1);
+      return minibatchStddev(x, g);
     });
   }
 

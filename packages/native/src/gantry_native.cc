@@ -895,6 +895,61 @@ napi_value ActGrad(napi_env env, napi_callback_info info) {
   return str(env, "actGrad");
 }
 
+// minibatchStddev(heap, params): the minibatch standard-deviation feature (Karras et al. 2018) of x [B, F], groups
+// of g consecutive rows. dir 0: params = [0, B, F, g, xOff, -1, yOff]; y [B, F + 1] is x with one more column, per
+// group the mean over features of √(variance over the group + 1e-8). dir 1: params = [1, B, F, g, xOff, dyOff,
+// dxOff]; dx [B, F] = dy[:, :F] + (Σ over the group of dy[:, F]) · (x − mean) / (g · F · σ). Statistics in double.
+// TF.js composes about a dozen small ops forward and more backward, each with its own dispatch.
+constexpr double kStddevEpsilon = 1e-8;
+
+napi_value MinibatchStddev(napi_env env, napi_callback_info info) {
+  Heap heap;
+  std::vector<double> p;
+  if (!readArgs(env, info, heap, p) || p.size() != 7)
+    return fail(env, "minibatchStddev(heap: ArrayBuffer, params: Float64Array(7)) expected");
+  const int dir = static_cast<int>(p[0]);
+  const int64_t B = static_cast<int64_t>(p[1]), F = static_cast<int64_t>(p[2]), g = static_cast<int64_t>(p[3]);
+  if ((dir != 0 && dir != 1) || B < 1 || F < 1 || g < 1 || B % g != 0)
+    return fail(env, "minibatchStddev: expected dir 0 or 1, and a group size that divides the batch");
+  bool ok = true;
+  const float* __restrict x = at(heap, p[4], B * F, ok);
+  const float* __restrict dy = dir ? at(heap, p[5], B * (F + 1), ok) : nullptr;
+  float* __restrict out = at(heap, p[6], dir ? B * F : B * (F + 1), ok);
+  if (!ok) return fail(env, "minibatchStddev: a tensor lies outside the heap");
+  const int64_t groups = B / g;
+  const int nt = threadsFor(B * F);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && groups > 1)
+  for (int64_t k = 0; k < groups; k++) {
+    const float* xs = x + k * g * F;
+    double total = 0, upstream = 0;
+    if (dir) for (int64_t r = 0; r < g; r++) upstream += dy[(k * g + r) * (F + 1) + F];
+    for (int64_t f = 0; f < F; f++) {
+      double mean = 0, var = 0;
+      for (int64_t r = 0; r < g; r++) mean += xs[r * F + f];
+      mean /= static_cast<double>(g);
+      for (int64_t r = 0; r < g; r++) var += (xs[r * F + f] - mean) * (xs[r * F + f] - mean);
+      const double sigma = std::sqrt(var / static_cast<double>(g) + kStddevEpsilon);
+      total += sigma;
+      if (dir) {
+        const double coef = upstream / (static_cast<double>(g) * static_cast<double>(F) * sigma);
+        for (int64_t r = 0; r < g; r++) {
+          const int64_t row = k * g + r;
+          out[row * F + f] = static_cast<float>(dy[row * (F + 1) + f] + coef * (xs[r * F + f] - mean));
+        }
+      }
+    }
+    if (!dir) {
+      const float feature = static_cast<float>(total / static_cast<double>(F));
+      for (int64_t r = 0; r < g; r++) {
+        const int64_t row = k * g + r;
+        std::copy(xs + r * F, xs + (r + 1) * F, out + row * (F + 1));
+        out[row * (F + 1) + F] = feature;
+      }
+    }
+  }
+  return str(env, "minibatchStddev");
+}
+
 // Sums over r of x[o, r, i] into acc[i] (i < inner), eight rows' partial sums kept apart for precision and speed.
 void sumRows(const float* x, int64_t r0, int64_t r1, int64_t inner, double* acc) {
   if (inner == 1) {
@@ -1319,6 +1374,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mirrorPad", nullptr, MirrorPad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"box", nullptr, Box, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"minibatchStddev", nullptr, MinibatchStddev, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

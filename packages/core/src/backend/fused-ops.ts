@@ -9,6 +9,9 @@
  *    kernels forward and 40 backward for one layer).
  *  - the MirrorPad gradient (gradients.ts) and the gradients of ReLU, leaky ReLU, tanh and sigmoid: one pass
  *    instead of two to four.
+ *  - minibatchStddev: the minibatch standard-deviation feature of a GAN's D, forward and gradient one kernel each
+ *    (composed, about a dozen small ops forward and twenty backward, each a dispatch that costs more than its
+ *    arithmetic).
  *
  * The native gradients are used only when the backward pass is not itself being differentiated (a gradient of a
  * gradient, as WGAN-GP's penalty takes): the native gradient kernels have no gradients of their own, so then the
@@ -32,6 +35,10 @@ export const ACTIVATION_GRAD = 'GantryActivationGrad';
 export const BATCH_NORM = 'GantryBatchNorm';
 /** BATCH_NORM's gradient for x (attr `want` 0) or for γ (1): inputs dy, x, gamma; attr epsilon. */
 export const BATCH_NORM_GRAD = 'GantryBatchNormGrad';
+/** The minibatch standard-deviation feature (minibatchStddev): input x [B, F]; attr groupSize; output [B, F + 1]. */
+export const MINIBATCH_STDDEV = 'GantryMinibatchStddev';
+/** MINIBATCH_STDDEV's gradient: inputs dy [B, F + 1], x; attr groupSize; output dx [B, F]. */
+export const MINIBATCH_STDDEV_GRAD = 'GantryMinibatchStddevGrad';
 /** Activations whose gradient ACTIVATION_GRAD computes in one pass: 0, 1 read the input x; 2, 3 the output y. */
 export const ACTIVATION_GRAD_OPS: Record<string, number> = { Relu: 0, LeakyRelu: 1, Tanh: 2, Sigmoid: 3 };
 
@@ -176,6 +183,55 @@ export function nativeMirrorPadGrad(
   return tf.engine().runKernel(MIRROR_PAD_GRAD, { dy }, { paddings, mode } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
+/**
+ * Per group of `g` consecutive rows of x [B, F]: the rows less their group's mean, and the standard deviation σ
+ * [B/g, F] of each feature over the group (with 1e-8 under the root); and `member` [B/g, B], 1 where row i is in
+ * group k. Group means and their spread back over the rows are matrix products: small matMuls in place of
+ * broadcasting means over a reshape and `tile`, and the gradients of matMuls are matMuls.
+ */
+function groupSpread(x: tf.Tensor2D, g: number): { member: tf.Tensor2D; centred: tf.Tensor2D; sigma: tf.Tensor2D } {
+  const batch = x.shape[0];
+  const groups = batch / g;
+  const memberOf = new Float32Array(groups * batch);
+  for (let k = 0; k < groups; k++) memberOf.fill(1, k * batch + k * g, k * batch + (k + 1) * g);
+  const member = tf.tensor2d(memberOf, [groups, batch]);
+  const average = tf.div<tf.Tensor2D>(member, g);
+  const centred = tf.sub<tf.Tensor2D>(x, tf.matMul(member, tf.matMul(average, x), true));
+  const sigma = tf.sqrt(tf.add<tf.Tensor2D>(tf.matMul(average, tf.square(centred)), 1e-8));
+  return { member, centred, sigma };
+}
+
+/** MINIBATCH_STDDEV as TF.js ops: x with one more column, per group the mean over features of σ. */
+export function minibatchStddevComposed(x: tf.Tensor2D, g: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { member, sigma } = groupSpread(x, g);
+    return tf.concat<tf.Tensor2D>([x, tf.matMul<tf.Tensor2D>(member, tf.mean(sigma, 1, true), true)], 1);
+  });
+}
+
+/**
+ * MINIBATCH_STDDEV_GRAD as TF.js ops, differentiable (R1 differentiates D's gradient): dx = dy[:, :F] +
+ * (Σ over the group of dy[:, F]) · (x − mean) / (g · F · σ).
+ */
+export function minibatchStddevGradComposed(dy: tf.Tensor2D, x: tf.Tensor2D, g: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const features = x.shape[1];
+    const { member, centred, sigma } = groupSpread(x, g);
+    const [dx, dFeature] = tf.split(dy, [features, 1], 1) as [tf.Tensor2D, tf.Tensor2D];
+    const perGroup = tf.div<tf.Tensor2D>(tf.matMul(member, dFeature), tf.mul(sigma, g * features)); // [B/g, F]
+    return tf.add<tf.Tensor2D>(dx, tf.mul(centred, tf.matMul(member, perGroup, true)));
+  });
+}
+
+/**
+ * The minibatch standard-deviation feature (Karras et al. 2018) of x [B, F] over groups of `g` consecutive rows
+ * (g divides B): x with one more column. One native kernel each way where registered; TF.js ops elsewhere.
+ */
+export function minibatchStddev(x: tf.Tensor2D, g: number): tf.Tensor2D {
+  if (x.dtype !== 'float32' || x.size === 0 || !hasKernel(MINIBATCH_STDDEV)) return minibatchStddevComposed(x, g);
+  return tf.engine().runKernel(MINIBATCH_STDDEV, { x }, { groupSize: g } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
 let registered = false;
 
 /**
@@ -217,6 +273,22 @@ export function registerFusedGradients(): void {
           : batchNormGradComposed(dy, x!, gamma!, epsilon, want);
       // Each input's gradient on its own: D's γ and β are not wanted when G's update runs through D.
       return { x: () => gradient(0), gamma: () => gradient(1), beta: () => tf.sum(dy, [0, 1, 2]) };
+    },
+  });
+  tf.registerGradient({
+    kernelName: MINIBATCH_STDDEV,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as tf.Tensor2D[];
+      const { groupSize } = attrs as unknown as { groupSize: number };
+      return {
+        x: () =>
+          nativeGradient(MINIBATCH_STDDEV_GRAD)
+            ? (tf.engine().runKernel(MINIBATCH_STDDEV_GRAD, { dy: dy as tf.Tensor, x: x! }, {
+                groupSize,
+              } as unknown as tf.NamedAttrMap) as tf.Tensor)
+            : minibatchStddevGradComposed(dy as tf.Tensor2D, x!, groupSize),
+      };
     },
   });
   for (const [kernelName, op] of Object.entries(ACTIVATION_GRAD_OPS)) {

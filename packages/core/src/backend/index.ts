@@ -12,7 +12,7 @@ import { registerGradientFixes } from './gradients.js';
 import { registerNativeKernels } from './native-kernels.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 
-export { batchNormTraining, instanceNorm, instanceNormComposed } from './fused-ops.js';
+export { batchNormTraining, instanceNorm, instanceNormComposed, minibatchStddev } from './fused-ops.js';
 export { mirrorPadGrad, registerGradientFixes } from './gradients.js';
 export {
   broadcastPlan,

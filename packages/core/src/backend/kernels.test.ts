@@ -10,6 +10,7 @@ import { adam, lerp } from '../optim.js';
 import {
   batchNormTraining,
   instanceNorm as coreInstanceNorm,
+  minibatchStddev,
   mirrorPadGrad,
   nativeStats,
   registerGradientFixes,
@@ -693,6 +694,28 @@ for (const path of PATHS) {
           });
           expect(worstErr(res), `seed ${seed}`).toBeLessThan(MODEL_TOL);
         }
+      });
+
+      it('minibatch standard deviation: output, gradient and a gradient of a gradient (R1 through a GAN D)', () => {
+        const ran = () => nativeStats.impls.get('minibatchStddev') ?? 0;
+        const before = ran();
+        for (let seed = 19610; seed < 19616; seed++) {
+          const r = rng(seed);
+          const [g, groups, features] = [r.int(1, 4), r.int(1, 5), r.int(1, 40)];
+          const [xs, ws] = [r.normal(g * groups * features), r.normal(features + 1)];
+          const res = onBoth(() => {
+            const [x, w] = [tf.tensor2d(xs, [g * groups, features]), tf.tensor2d(ws, [features + 1, 1])];
+            // tanh after the layer: the upstream gradient depends on its output, as it would under more layers.
+            const score = (t: tf.Tensor) => tf.sum(tf.tanh(tf.matMul(minibatchStddev(t as tf.Tensor2D, g), w)));
+            // The gradient through the new feature alone (x's own columns pass through and would dominate).
+            const feature = (t: tf.Tensor) =>
+              tf.sum(tf.square(tf.slice(minibatchStddev(t as tf.Tensor2D, g), [0, features], [-1, 1])));
+            const outer = (t: tf.Tensor) => tf.sum(tf.square(tf.grad(score)(t)));
+            return [minibatchStddev(x, g), tf.grad(score)(x), tf.grad(feature)(x), tf.grad(outer)(x)];
+          });
+          expect(worstErr(res), `seed ${seed}`).toBeLessThan(KERNEL_TOL);
+        }
+        expect(ran() > before).toBe(path.native);
       });
     });
 

@@ -21,7 +21,11 @@ import {
   INSTANCE_NORM_GRAD,
   instanceNormComposed,
   instanceNormGradComposed,
+  MINIBATCH_STDDEV,
+  MINIBATCH_STDDEV_GRAD,
   MIRROR_PAD_GRAD,
+  minibatchStddevComposed,
+  minibatchStddevGradComposed,
 } from './fused-ops.js';
 import { mirrorPadGrad } from './gradients.js';
 import { offsetOf, replaceWasmKernel, type WasmBackendLike, wrap } from './wasm-kernels.js';
@@ -681,6 +685,33 @@ const mirrorPadGradKernel: KernelFunc = (args) => {
   );
 };
 
+const minibatchStddevKernel: KernelFunc = (args) => {
+  const { x } = args.inputs as { x: TensorInfo };
+  const { groupSize } = args.attrs as unknown as { groupSize: number };
+  const [B, F] = x.shape as [number, number];
+  if (!native?.minibatchStddev) return composed([x], (t) => minibatchStddevComposed(t as tf.Tensor2D, groupSize));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, [B, F + 1], [x], (heap, [xo], y) =>
+      native!.minibatchStddev!(heap, Float64Array.of(0, B, F, groupSize, xo!, -1, y)),
+    ),
+    'minibatch stddev',
+  );
+};
+
+const minibatchStddevGradKernel: KernelFunc = (args) => {
+  const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
+  const { groupSize } = args.attrs as unknown as { groupSize: number };
+  const [B, F] = x.shape as [number, number];
+  if (!native?.minibatchStddev)
+    return composed([dy, x], (g, t) => minibatchStddevGradComposed(g as tf.Tensor2D, t as tf.Tensor2D, groupSize));
+  return must(
+    withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x, dy], (heap, [xo, g], dx) =>
+      native!.minibatchStddev!(heap, Float64Array.of(1, B, F, groupSize, xo!, g!, dx)),
+    ),
+    'minibatch stddev gradient',
+  );
+};
+
 const activationGradKernel: KernelFunc = (args) => {
   const { dy, v } = args.inputs as { dy: TensorInfo; v: TensorInfo };
   const { op, alpha } = args.attrs as unknown as { op: number; alpha: number };
@@ -729,6 +760,8 @@ export function registerNativeKernels(): NativeKernelsInfo {
       [BATCH_NORM_GRAD, batchNormGradKernel],
       [MIRROR_PAD_GRAD, mirrorPadGradKernel],
       [ACTIVATION_GRAD, activationGradKernel],
+      [MINIBATCH_STDDEV, minibatchStddevKernel],
+      [MINIBATCH_STDDEV_GRAD, minibatchStddevGradKernel],
     ] as const) {
       if (tf.getKernel(kernelName, 'wasm') == null) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
     }
