@@ -47,6 +47,17 @@ describe('checkNewRunDir', () => {
     expect(() => checkNewRunDir(path.join(dir, 'f'))).toThrow(/--out .*\/f: is a file, expected a directory/);
     expect(() => checkNewRunDir(path.join(dir, 'f', 'sub'))).toThrow(/\/f is a file, expected a directory/);
   });
+
+  it('names the training that holds a used folder (two trainings started into one new folder at once)', () => {
+    const dir = tmp();
+    const release = lockRunDir(dir);
+    fs.writeFileSync(path.join(dir, 'losses.jsonl'), ''); // the holder has begun writing, run.json not yet
+    expect(() => checkNewRunDir(dir)).toThrow(
+      new RegExp(`--out .*: in use by another training \\(pid ${process.pid}\\); wait for it to end`),
+    );
+    release();
+    expect(() => checkNewRunDir(dir)).toThrow(/folder is not empty \(expected a new or empty folder for the run\)/);
+  });
 });
 
 describe('lockRunDir', () => {

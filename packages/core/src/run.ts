@@ -94,6 +94,11 @@ export function checkNewRunDir(dir: string, flag = '--out'): void {
   const st = stat(dir);
   if (st && !st.isDirectory()) throw new GantryError(`${flag} ${dir}: is a file, expected a directory`);
   if (st && visibleEntries(dir).length > 0) {
+    // A training that holds the folder now (two started into one new folder at once: the first is already
+    // writing) is named, as resuming into it would name it.
+    const holder = fs.existsSync(path.join(dir, LOCK)) ? awaitOwner(dir) : undefined;
+    if (holder && (holder.host !== os.hostname() || processAlive(holder.pid)))
+      throw new GantryError(`${flag} ${dir}: ${inUse(holder)}`);
     const isRun = fs.existsSync(path.join(dir, 'run.json')) || fs.existsSync(path.join(dir, 'checkpoints'));
     throw new GantryError(
       isRun
@@ -136,6 +141,12 @@ function awaitOwner(runDir: string): LockOwner | undefined {
   return undefined;
 }
 
+/** Why a run directory in use is refused, and by whom (after "DIR: "). */
+function inUse(holder: LockOwner | undefined): string {
+  const who = holder ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}` : 'another process';
+  return `in use by another training (${who}); wait for it to end or choose another run directory`;
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -154,20 +165,13 @@ function processAlive(pid: number): boolean {
 export function lockRunDir(runDir: string, log: (line: string) => void = (l) => console.error(l)): () => void {
   ensureWritableDir(runDir);
   const lockPath = path.join(runDir, LOCK);
-  const inUse = (holder: LockOwner | undefined) => {
-    const who = holder
-      ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}`
-      : 'another process';
-    return new GantryError(
-      `${runDir}: in use by another training (${who}); wait for it to end or choose another run directory`,
-    );
-  };
+  const inUseError = (holder: LockOwner | undefined) => new GantryError(`${runDir}: ${inUse(holder)}`);
   const owner = readOwner(runDir);
   const local = owner !== undefined && owner.host === os.hostname() && owner.pid !== process.pid;
   if (local && fs.existsSync(lockPath)) {
     // On this machine the pid decides: a live holder keeps the lock even when a long step kept it from being
     // refreshed; a dead one's lock is taken over at once.
-    if (processAlive(owner.pid)) throw inUse(owner);
+    if (processAlive(owner.pid)) throw inUseError(owner);
     fs.rmSync(lockPath, { recursive: true, force: true });
   }
   let release: () => void;
@@ -182,7 +186,7 @@ export function lockRunDir(runDir: string, log: (line: string) => void = (l) => 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED')
       throw new GantryError(`${runDir}: cannot lock the run directory (${(err as Error).message})`);
-    throw inUse(awaitOwner(runDir));
+    throw inUseError(awaitOwner(runDir));
   }
   const mine: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
   atomicWrite(path.join(runDir, OWNER), JSON.stringify(mine));
