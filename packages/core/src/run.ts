@@ -143,7 +143,9 @@ function awaitOwner(runDir: string): LockOwner | undefined {
 
 /** Why a run directory in use is refused, and by whom (after "DIR: "). */
 function inUse(holder: LockOwner | undefined): string {
-  const who = holder ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}` : 'another process';
+  const who = holder
+    ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}`
+    : 'another process';
   return `in use by another training (${who}); wait for it to end or choose another run directory`;
 }
 
