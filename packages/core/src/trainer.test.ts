@@ -7,15 +7,26 @@ import { initBackend } from './backend/index.js';
 import { latestCheckpoint, listCheckpoints, loadModel, readCheckpointState } from './checkpoint.js';
 import { type LabelledImages, LatentGanTask } from './latent-gan.js';
 import { adversarialLoss, r1Penalty } from './losses.js';
-import { convBlock, deconvBlock, denseBlock } from './networks.js';
+import { convBlock, deconvBlock, denseBlock, MinibatchStddev } from './networks.js';
 import { readLossLog } from './progress.js';
 import { seedWeights } from './rng.js';
 import { train } from './trainer.js';
 
 type Sym = tf.SymbolicTensor;
 
-/** A tiny DCGAN (8×8 images) so the loop's behaviour is tested in seconds. */
-function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = false, r1Gamma = 0, modeSeekingWeight = 0) {
+/**
+ * A tiny DCGAN (8×8 images) so the loop's behaviour is tested in seconds; `stddevGroup` > 0 gives D a minibatch
+ * standard-deviation feature in groups of that size.
+ */
+function tinyTask(
+  seed: number,
+  weightSeed = seed,
+  data = blobs(256),
+  ema = false,
+  r1Gamma = 0,
+  modeSeekingWeight = 0,
+  stddevGroup = 0,
+) {
   seedWeights(weightSeed);
   const generator = (): tf.LayersModel => {
     const z = tf.input({ shape: [8] });
@@ -28,7 +39,9 @@ function tinyTask(seed: number, weightSeed = seed, data = blobs(256), ema = fals
   const x = tf.input({ shape: [8, 8, 1] });
   let d = convBlock(x, { filters: 8, act: 'leaky' });
   d = convBlock(d, { filters: 16, norm: 'batch', act: 'leaky' });
-  const score = denseBlock(tf.layers.flatten().apply(d) as Sym, 1, 'none');
+  let features = tf.layers.flatten().apply(d) as Sym;
+  if (stddevGroup) features = new MinibatchStddev({ groupSize: stddevGroup }).apply(features) as Sym;
+  const score = denseBlock(features, 1, 'none');
   return new LatentGanTask({
     variant: 'tiny',
     generator: g,
@@ -78,8 +91,9 @@ beforeAll(async () => {
 
 describe('train', () => {
   it('keeps the tensor count flat over many steps (no leaks)', async () => {
-    // The weight average, the R1 penalty (every 16th step) and the mode-seeking term on, so their tensors count too.
-    const task = tinyTask(1, 1, blobs(256), true, 1, 0.1);
+    // The weight average, the R1 penalty (every 16th step), the mode-seeking term and D's minibatch stddev on, so
+    // their tensors count too.
+    const task = tinyTask(1, 1, blobs(256), true, 1, 0.1, 4);
     const counts: number[] = [];
     await train(task, {
       runDir: tmp(),
