@@ -37,15 +37,21 @@ interface BatchNormFields {
  */
 export const BATCH_GROUPS = 'batchGroups';
 
+/** The BATCH_GROUPS call argument (1 when absent), checked against the batch size. */
+export function batchGroupsOf(kwargs: CallKwargs, batch: number): number {
+  const groups = Number(kwargs[BATCH_GROUPS] ?? 1);
+  if (!Number.isInteger(groups) || groups < 1 || batch % groups !== 0)
+    throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
+  return groups;
+}
+
 export class BatchNormalization extends TfBatchNormalization {
   static className = 'BatchNormalization';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     const x = firstInput(inputs);
     if (kwargs.training !== true) return super.call(inputs, kwargs);
-    const groups = Number(kwargs[BATCH_GROUPS] ?? 1);
-    if (!Number.isInteger(groups) || groups < 1 || x.shape[0]! % groups !== 0)
-      throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
+    const groups = batchGroupsOf(kwargs, x.shape[0]!);
     const f = this as unknown as BatchNormFields;
     const lastAxis = f.axis === -1 || f.axis === x.rank - 1;
     const running = { movingMean: f.movingMean.read(), movingVariance: f.movingVariance.read(), momentum: f.momentum };

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { instanceNorm, minibatchStddev } from './backend/fused-ops.js';
-import { BATCH_GROUPS, batchNormalization } from './batch-norm.js';
+import { batchGroupsOf, batchNormalization } from './batch-norm.js';
 import { conv2d, dense } from './conv-dense.js';
 import { firstInput, firstShape } from './layer-inputs.js';
 import { nextInitSeed } from './rng.js';
@@ -150,11 +150,7 @@ export class MinibatchStddev extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     return tf.tidy(() => {
       const x = firstInput(inputs) as tf.Tensor2D;
-      const batch = x.shape[0];
-      const stacks = Number(kwargs[BATCH_GROUPS] ?? 1);
-      if (!Number.isInteger(stacks) || stacks < 1 || batch % stacks !== 0)
-        throw new Error(`${BATCH_GROUPS} ${kwargs[BATCH_GROUPS]}: expected a whole number that divides the batch`);
-      const stack = batch / stacks;
+      const stack = x.shape[0] / batchGroupsOf(kwargs, x.shape[0]);
       const g = stack % this.groupSize === 0 ? this.groupSize : stack;
       return minibatchStddev(x, g);
     });
