@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import { cpuName } from './cpu.mjs';
 
 const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '200' } } });
 const core = await import('../packages/core/dist/index.js');
@@ -50,7 +51,7 @@ const cases = {
 };
 const reps = Number(args.reps);
 const median = (a) => a.sort((p, q) => p - q)[a.length >> 1];
-console.log(`backend: ${backend.detail}`);
+console.log(`${cpuName()}; backend: ${backend.detail}`);
 console.log(`${'kernel'.padEnd(44)} ${'native µs'.padStart(10)} ${'wasm µs'.padStart(10)}  speed-up`);
 for (const [name, f] of Object.entries(cases)) {
   const t = { native: [], wasm: [] };

@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FULL_ROWS, PHOTO_ROWS, QUICK_ROWS, soakRow, stepMacs } from './configs.mjs';
+import { cpuName } from './cpu.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -407,7 +408,7 @@ say(
 
 const machine = () => ({
   cpus: os.cpus().length,
-  cpuModel: os.cpus()[0]?.model,
+  cpuModel: cpuName(),
   totalMemMiB: Math.round(os.totalmem() / 2 ** 20),
   loadavgStart: loadStart,
   loadavgEnd: os.loadavg(),

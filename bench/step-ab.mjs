@@ -21,6 +21,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import { cpuName } from './cpu.mjs';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -175,7 +176,7 @@ const mean = (a) => a.reduce((p, q) => p + q, 0) / a.length;
 const [a, b] = names.map((n) => median(ms[n]));
 const [meanA, meanB] = names.map((n) => mean(ms[n]));
 console.log(
-  `${which} batch ${B}, ${core.nativeThreadCount()} threads, median (mean) of ${ms[names[0]].length} blocks of ${perBlock}: ` +
+  `${cpuName()}: ${which} batch ${B}, ${core.nativeThreadCount()} threads, median (mean) of ${ms[names[0]].length} blocks of ${perBlock}: ` +
     `${names[0]} ${a.toFixed(1)} ms (${meanA.toFixed(1)}), ${names[1]} ${b.toFixed(1)} ms (${meanB.toFixed(1)}): ` +
     `${(a / b).toFixed(2)}× (${(meanA / meanB).toFixed(2)}×)`,
 );

@@ -21,6 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuName } from './cpu.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -178,7 +179,7 @@ if (opt.child) {
 const names = opt.only ? opt.only.split(',') : Object.keys(ROWS);
 const torchOk = !opt['no-torch'] && spawnSync(opt.python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 console.log(
-  `native-resolution translate, ${opt.width}×${opt.height}, ${opt.threads} thread(s); ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`,
+  `native-resolution translate, ${opt.width}×${opt.height}, ${opt.threads} thread(s); ${cpuName()}, ${os.cpus().length} cores`,
 );
 console.log(
   '| generator | tiles | Gantry forward s (CPU s) | Gantry translate s, file to file | Gantry peak RSS MiB | PyTorch forward s (CPU s) | PyTorch peak RSS MiB | ratio wall (CPU) |',
