@@ -624,7 +624,7 @@ const stepNotes = [
   "- GFLOP/s: 2 × the step's multiply-adds (conv, transposed conv, dense; backward = 2× forward) / median wall-clock time (JSON gflopsCpu: / median CPU time); % peak against the machine peak above; the PyTorch references mirror Gantry's step and networks (forward multiply-adds checked equal)",
 ];
 const md = [
-  `## Gantry training-step benchmark (${json.mode}) — ${startedAt.toISOString()} — ${json.machine.cpuModel ?? 'unknown CPU'}, ${json.machine.cpus} CPUs, ${threads} thread${threads === 1 ? '' : 's'}`,
+  `## Gantry training-step benchmark (${json.mode}) — ${startedAt.toISOString()} — ${json.machine.cpuModel}, ${json.machine.cpus} CPUs, ${threads} thread${threads === 1 ? '' : 's'}`,
   '',
   rows.length ? markdownTable(results) : 'no training-step rows (--only names none)',
   '',
