@@ -44,7 +44,7 @@ export default defineConfig({
   // Relative asset URLs: the built folder works from any static server and any sub-path.
   base: './',
   resolve: {
-    alias: { '@gantry/layers': path.join(here, '../../packages/core/src/layers-browser.ts') },
+    alias: { '@gantry/layers': path.join(here, '../../packages/core/src/nn/layers-browser.ts') },
     // One TF.js instance: the custom layers must register with the same tf.serialization the page loads with.
     dedupe: ['@tensorflow/tfjs'],
   },

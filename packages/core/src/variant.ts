@@ -13,10 +13,14 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Argv, Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from './backend/index.js';
-import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './checkpoint.js';
-import { resolveCheckpoint, resolveResume, runCli, runTraining, type TrainSettings, translateFromArgs } from './cli.js';
-import { GantryError } from './errors.js';
-import { exportModels, saveEvaluation } from './export.js';
+import {
+  resolveCheckpoint,
+  resolveResume,
+  runCli,
+  runTraining,
+  type TrainSettings,
+  translateFromArgs,
+} from './cli/cli.js';
 import {
   deprecatedFlagsUsed,
   type Flag,
@@ -27,16 +31,19 @@ import {
   MAX_GENERATE_COUNT,
   readFlags,
   yargsOptions,
-} from './flags.js';
-import { imageTranslator } from './fully-conv.js';
-import { writeLatentSamples } from './generate.js';
-import { type ArchKey, initArchitecture, initWeights, openInitSource } from './init-from.js';
-import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './losses.js';
+} from './cli/flags.js';
+import { translateOptions } from './cli/translate.js';
+import { GantryError } from './errors.js';
+import { imageTranslator } from './nn/fully-conv.js';
 import { listRuns, runsTable } from './report/runs.js';
-import { latestRun, readRunInfo, runsRoot, userPath } from './run.js';
-import { decayOverLast } from './schedules.js';
-import type { GanTask } from './trainer.js';
-import { translateOptions } from './translate.js';
+import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
+import { exportModels, saveEvaluation } from './runs/export.js';
+import { writeLatentSamples } from './runs/generate.js';
+import { type ArchKey, initArchitecture, initWeights, openInitSource } from './runs/init-from.js';
+import { latestRun, readRunInfo, runsRoot, userPath } from './runs/run.js';
+import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './train/losses.js';
+import { decayOverLast } from './train/schedules.js';
+import type { GanTask } from './train/trainer.js';
 
 /** Flags every command of every app has. */
 export const COMMON_FLAGS = {

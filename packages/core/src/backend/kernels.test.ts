@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_GROUPS, batchNormalization } from '../batch-norm.js';
-import { adam, lerp } from '../optim.js';
+import { BATCH_GROUPS, batchNormalization } from '../nn/batch-norm.js';
+import { adam, lerp } from '../train/optim.js';
 import {
   batchNormTraining,
   instanceNorm as coreInstanceNorm,

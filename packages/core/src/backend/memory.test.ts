@@ -7,9 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resnetGenerator } from '../networks.js';
-import { trainableVariables } from '../optim.js';
-import { seedWeights } from '../rng.js';
+import { resnetGenerator } from '../nn/networks.js';
+import { trainableVariables } from '../train/optim.js';
+import { seedWeights } from '../train/rng.js';
 import { registerGradientFixes, registerNativeKernels, registerWasmKernels } from './index.js';
 
 registerGradientFixes();

@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readLossLog } from '../progress.js';
-import type { RunInfo } from '../run.js';
+import { readLossLog } from '../runs/progress.js';
+import type { RunInfo } from '../runs/run.js';
 
 export interface SampleImage {
   /** Path relative to the run directory, with forward slashes. */

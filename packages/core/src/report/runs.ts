@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GantryError } from '../errors.js';
-import { userPath } from '../run.js';
+import { userPath } from '../runs/run.js';
 import { findRuns, flattenFigures, headlineFigures, type RunData, readRunData, recentLosses } from './data.js';
 import { formatFigure, inferStatus } from './html.js';
 

@@ -1,8 +1,8 @@
 /** Writing `<run>/report.html`: on demand (`writeReport`) and from the training loop (`reportWriter`, throttled). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { atomicWrite } from '../fsutil.js';
-import { runsRoot } from '../run.js';
+import { atomicWrite } from '../runs/fsutil.js';
+import { runsRoot } from '../runs/run.js';
 import { readRunData } from './data.js';
 import { type ReportOptions, renderReport } from './html.js';
 

@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, readCheckpointState, restoreCheckpoint } from '../checkpoint.js';
 import { GantryError } from '../errors.js';
-import { resnetGenerator, unetGenerator } from '../networks.js';
+import { resnetGenerator, unetGenerator } from '../nn/networks.js';
+import { loadModel, readCheckpointState, restoreCheckpoint } from '../runs/checkpoint.js';
 import { importTorchCommand } from './import.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');

@@ -13,11 +13,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Options } from 'yargs';
-import { saveModel } from '../checkpoint.js';
 import { GantryError } from '../errors.js';
-import { tempSibling, writeError } from '../fsutil.js';
-import { countParams, type Norm } from '../networks.js';
-import { userPath } from '../run.js';
+import { countParams, type Norm } from '../nn/networks.js';
+import { saveModel } from '../runs/checkpoint.js';
+import { tempSibling, writeError } from '../runs/fsutil.js';
+import { userPath } from '../runs/run.js';
 import {
   type ArchFlags,
   describeArch,

@@ -11,7 +11,7 @@
  * dropout); the PatchGAN is `model.{0, 2, 3, 5, 6, 8, 9, 11}`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator, withoutRandomInit } from '../networks.js';
+import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator, withoutRandomInit } from '../nn/networks.js';
 import type { TorchTensor } from './reader.js';
 
 export type TorchArch =

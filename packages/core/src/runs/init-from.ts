@@ -13,9 +13,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { type CheckpointState, readCheckpointState, restoreModelWeights } from './checkpoint.js';
-import { resolveResume } from './cli.js';
-import { GantryError } from './errors.js';
-import { kebab } from './flags.js';
+import { resolveResume } from '../cli/cli.js';
+import { GantryError } from '../errors.js';
+import { kebab } from '../cli/flags.js';
 
 export interface InitSource {
   /** The checkpoint directory weights are read from. */

@@ -22,7 +22,7 @@
  *   from less of the scene than the whole-image pass would.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 import { cropFloatImage, type FloatImage, forwardImage, type ImageFn, padPlan, reflectPad } from './fully-conv.js';
 
 export interface TileOptions {

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 import { atomicWrite, mkdirp, tempSibling, writeError } from './fsutil.js';
 
 export interface CheckpointState {

@@ -3,9 +3,9 @@
  * label, when conditional) to an image; D scores images (with the label). Variants supply only the networks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BATCH_GROUPS } from './batch-norm.js';
-import { flag } from './flags.js';
-import { saveImageGrid } from './image.js';
+import { flag } from '../cli/flags.js';
+import { BATCH_GROUPS } from '../nn/batch-norm.js';
+import { saveImageGrid } from '../runs/image.js';
 import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
 import { adam, lerp, optimize, optimizeSharingForward } from './optim.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';

@@ -14,7 +14,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { check, GantryError } from './errors.js';
+import { check, GantryError } from '../errors.js';
 import { mkdirp } from './fsutil.js';
 
 /** 8-bit interleaved (HWC) pixels. `channels` is 1 (gray), 3 (RGB) or 4 (RGBA, output only). */

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 import { ensureWritableDir, mkdirp } from './fsutil.js';
 import { openLossLog } from './progress.js';
 import { checkNewRunDir, latestRun, lockRunDir, removeIfUnused } from './run.js';
@@ -74,7 +74,7 @@ describe('lockRunDir', () => {
   it('takes over the lock of a process that no longer exists', async () => {
     const dir = tmp();
     // A child takes the lock and is killed before it can release it.
-    const script = `import('${path.resolve(import.meta.dirname, '../dist/run.js')}').then((m) => { m.lockRunDir(${JSON.stringify(dir)}); console.log('locked'); setInterval(() => {}, 1000); })`;
+    const script = `import('${path.resolve(import.meta.dirname, '../../dist/runs/run.js')}').then((m) => { m.lockRunDir(${JSON.stringify(dir)}); console.log('locked'); setInterval(() => {}, 1000); })`;
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout!.on('data', () => resolve()));
     expect(() => lockRunDir(dir)).toThrow(new RegExp(`pid ${child.pid}\\)`));

@@ -4,7 +4,7 @@
  * knows how to parse and check its value, its default, and the old names it still accepts.
  */
 import type { Options } from 'yargs';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 
 /** One option of a command. `T` is the type of its parsed value. */
 export interface Flag<T> {

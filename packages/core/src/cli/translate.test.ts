@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GantryError } from './errors.js';
-import { type RawImage, readImage, writeRawImage } from './image.js';
-import { tilePlan } from './tiles.js';
+import { GantryError } from '../errors.js';
+import { tilePlan } from '../nn/tiles.js';
+import { type RawImage, readImage, writeRawImage } from '../runs/image.js';
 import { chooseTile, outputNameFor, type TranslateFn, translateCommand, translatePaths } from './translate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gantry-translate-'));

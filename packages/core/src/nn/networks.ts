@@ -7,11 +7,11 @@
  * with `tf.loadLayersModel` in Node or the browser (custom layers here are registered for that).
  */
 import * as tf from '@tensorflow/tfjs';
-import { instanceNorm, minibatchStddev } from './backend/fused-ops.js';
+import { instanceNorm, minibatchStddev } from '../backend/fused-ops.js';
+import { nextInitSeed } from '../train/rng.js';
 import { batchGroupsOf, batchNormalization } from './batch-norm.js';
 import { conv2d, dense } from './conv-dense.js';
 import { firstInput, firstShape } from './layer-inputs.js';
-import { nextInitSeed } from './rng.js';
 
 export const NORMS = ['batch', 'instance', 'none'] as const;
 export type Norm = (typeof NORMS)[number];

@@ -47,9 +47,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import type { Options } from 'yargs';
-import { check, GantryError } from './errors.js';
-import { mkdirp } from './fsutil.js';
-import { type FloatImage, forwardPadded } from './fully-conv.js';
+import { check, GantryError } from '../errors.js';
+import { formatStructure, type StructureScore, structureScore } from '../metrics/structure.js';
+import { type FloatImage, forwardPadded } from '../nn/fully-conv.js';
+import { forwardTiled, tilePlan } from '../nn/tiles.js';
+import { mkdirp } from '../runs/fsutil.js';
 import {
   atomicWriteAsync,
   decodeImage,
@@ -60,10 +62,8 @@ import {
   type RawImage,
   resizeImage,
   tensorToImage,
-} from './image.js';
-import { userPath } from './run.js';
-import { formatStructure, type StructureScore, structureScore } from './structure.js';
-import { forwardTiled, tilePlan } from './tiles.js';
+} from '../runs/image.js';
+import { userPath } from '../runs/run.js';
 
 /**
  * The model: a [1, H, W, C] float32 tensor in [-1, 1] (H = W = modelSize at model resolution; multiples of the

@@ -3,12 +3,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend/index.js';
-import { latestCheckpoint, listCheckpoints, loadModel, readCheckpointState } from './checkpoint.js';
+import { initBackend } from '../backend/index.js';
+import { convBlock, deconvBlock, denseBlock, MinibatchStddev } from '../nn/networks.js';
+import { latestCheckpoint, listCheckpoints, loadModel, readCheckpointState } from '../runs/checkpoint.js';
+import { readLossLog } from '../runs/progress.js';
 import { type LabelledImages, LatentGanTask } from './latent-gan.js';
 import { adversarialLoss, r1Penalty } from './losses.js';
-import { convBlock, deconvBlock, denseBlock, MinibatchStddev } from './networks.js';
-import { readLossLog } from './progress.js';
 import { seedWeights } from './rng.js';
 import { train } from './trainer.js';
 

@@ -6,14 +6,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs, { type Argv, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { initBackend } from './backend/index.js';
-import { latestCheckpoint } from './checkpoint.js';
-import { GantryError } from './errors.js';
-import { formatLosses } from './progress.js';
-import { checkNewRunDir, latestRun, lockRunDir, newRunDir, removeIfUnused, userPath, writeRunInfo } from './run.js';
-import type { LrSchedule } from './schedules.js';
-import { measureBytesPerPixel } from './tiles.js';
-import { type GanTask, type TrainOptions, type TrainResult, train } from './trainer.js';
+import { initBackend } from '../backend/index.js';
+import { GantryError } from '../errors.js';
+import { measureBytesPerPixel } from '../nn/tiles.js';
+import { latestCheckpoint } from '../runs/checkpoint.js';
+import { formatLosses } from '../runs/progress.js';
+import {
+  checkNewRunDir,
+  latestRun,
+  lockRunDir,
+  newRunDir,
+  removeIfUnused,
+  userPath,
+  writeRunInfo,
+} from '../runs/run.js';
+import type { LrSchedule } from '../train/schedules.js';
+import { type GanTask, type TrainOptions, type TrainResult, train } from '../train/trainer.js';
 import { nativeArgs, type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
 /** A yargs coerce for a numeric flag of a command outside the variant commands (`gantry`, `translate`). */

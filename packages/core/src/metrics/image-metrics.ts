@@ -18,7 +18,7 @@
  *   data_range=1, channel_axis=-1)` on images in [0,1]. Images smaller than 11 pixels use the largest odd window that fits.
  */
 import * as tf from '@tensorflow/tfjs';
-import { check } from './errors.js';
+import { check } from '../errors.js';
 
 export type ValueRange = '[-1,1]' | '[0,1]';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 import {
   atomicWriteAsync,
   bytesToTensor,

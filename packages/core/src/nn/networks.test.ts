@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend/index.js';
+import { initBackend } from '../backend/index.js';
+import { seedWeights } from '../train/rng.js';
 import { BATCH_GROUPS, BatchNormalization } from './batch-norm.js';
 import {
   ClassConditionalAffine,
@@ -14,7 +15,6 @@ import {
   ReflectionPadding2D,
   resnetGenerator,
 } from './networks.js';
-import { seedWeights } from './rng.js';
 
 beforeAll(async () => {
   // initBackend also registers Gantry's gradient fixes (the exact MirrorPad gradient among them).

@@ -3,7 +3,7 @@
  * each loss turns D's scores on real and fake samples into D's and G's objectives.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 
 export const GAN_LOSSES = ['bce', 'lsgan', 'wgan-gp', 'hinge'] as const;
 export type GanLossName = (typeof GAN_LOSSES)[number];

@@ -9,7 +9,7 @@
  * change, load here as this class, and load in a browser as TF.js's layer. Browser-safe (imports only TF.js).
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTraining } from './backend/fused-ops.js';
+import { batchNormTraining } from '../backend/fused-ops.js';
 import { firstInput } from './layer-inputs.js';
 
 type CallKwargs = Record<string, unknown>;

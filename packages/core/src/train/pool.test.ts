@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend/index.js';
+import { initBackend } from '../backend/index.js';
 import { ImagePool } from './pool.js';
 
 beforeAll(async () => {

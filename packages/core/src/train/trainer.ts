@@ -5,11 +5,11 @@
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { type CheckpointState, latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { GantryError } from './errors.js';
-import { mkdirp } from './fsutil.js';
-import { type LossLog, openLossLog, type Progress, startProgress } from './progress.js';
-import { reportWriter } from './report/write.js';
+import { GantryError } from '../errors.js';
+import { reportWriter } from '../report/write.js';
+import { type CheckpointState, latestCheckpoint, restoreCheckpoint, saveCheckpoint } from '../runs/checkpoint.js';
+import { mkdirp } from '../runs/fsutil.js';
+import { type LossLog, openLossLog, type Progress, startProgress } from '../runs/progress.js';
 import { constantLr, type LrSchedule } from './schedules.js';
 
 export type Losses = Record<string, tf.Scalar>;

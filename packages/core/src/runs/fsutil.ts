@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GantryError } from './errors.js';
+import { GantryError } from '../errors.js';
 
 /** A sibling temporary name for `target`, unique per process and call. */
 export function tempSibling(target: string): string {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend/index.js';
+import { initBackend } from '../backend/index.js';
 import { adversarialLoss, GAN_LOSSES, gradientPenalty, l1, modeSeekingLoss, r1Penalty } from './losses.js';
 
 const v = (t: tf.Tensor) => t.dataSync()[0]!;
