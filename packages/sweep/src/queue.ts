@@ -31,6 +31,8 @@ export interface TrialJob {
 /** What a worker reports back for a finished trial. */
 export interface TrialResult {
   host: string;
+  /** The worker that finished it (`host:pid`). */
+  worker: string;
   /** The run directory on that host (relative to its runs root: `<variant>/sweep-<name>-<trial>`). */
   run: string;
   /** The step the run reached, and where a resumed attempt started from. */
@@ -106,7 +108,10 @@ const metaKey = (sweep: string) => `${PREFIX}:sweep:${sweep}`;
 const specHash = (spec: SweepSpec) => createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
 
 export function openQueue(connection: Redis): Queue<TrialJob, TrialResult> {
-  return new Queue<TrialJob, TrialResult>(QUEUE, { connection, prefix: PREFIX });
+  const queue = new Queue<TrialJob, TrialResult>(QUEUE, { connection, prefix: PREFIX });
+  // While Redis restarts the connection reports errors; commands wait for it to come back.
+  queue.on('error', () => {});
+  return queue;
 }
 
 /**

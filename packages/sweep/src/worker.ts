@@ -27,6 +27,9 @@ import {
   variantCli,
 } from './variants.js';
 
+/** A run directory held by another training that is still stopping (a lost trial's child saving its checkpoint). */
+const IN_USE = /in use by another training/;
+
 export interface WorkerOptions {
   url: string;
   /** This machine's runs root (shared storage lets another worker resume a lost trial). */
@@ -164,7 +167,7 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
         }
         throw new Error(`${what} stopped: the trial's lease was lost to another worker`);
       }
-      if (r.code === 2) {
+      if (r.code === 2 && !IN_USE.test(r.tail.error())) {
         // The variant's own check refused the input (a flag, its data): failing again elsewhere would not help.
         const msg = r.tail.error();
         o.log(`${tag}: failed: ${msg}`);
@@ -185,6 +188,7 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
     const last = latestCheckpoint(runDir);
     const result: TrialResult = {
       host,
+      worker: me,
       run,
       step: last ? readCheckpointState(last).step : 0,
       ...(resumedFrom !== undefined ? { resumedFrom } : {}),
