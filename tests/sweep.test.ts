@@ -12,10 +12,8 @@ import * as path from 'node:path';
 import { readLossLog } from '@gantry/core';
 import {
   connect,
-  jobId,
   openQueue,
   PREFIX,
-  QUEUE,
   type RedisServer,
   readSweep,
   redisMissingReason,

@@ -203,7 +203,8 @@ export async function readSweep(url: string, name: string): Promise<{ meta: Swee
       rows.push({
         trial: t.id,
         settings: t.settings,
-        state: state === 'prioritized' || state === 'waiting-children' ? 'waiting' : state,
+        // Delayed: handed back by a stopping worker, or waiting out a retry's back-off.
+        state: ['prioritized', 'waiting-children', 'delayed'].includes(state) ? 'waiting' : state,
         attempts: job?.attemptsStarted ?? 0,
         result: state === 'completed' ? (job?.returnvalue ?? undefined) : undefined,
         error: state === 'failed' ? job?.failedReason : undefined,

@@ -58,9 +58,13 @@ async function parseStrict(
   command: string,
 ): Promise<Record<string, unknown>> {
   const unknown = (msg: string) => {
-    // yargs' "Unknown argument(s): a, b" as the flag's one-line error.
-    const m = /^Unknown arguments?: (.+)$/.exec(msg);
-    return m ? `--${m[1]!.split(', ')[0]}: not a flag of ${command}` : msg;
+    // yargs' own messages ("Unknown argument: a", "Invalid values: Argument: a, Given: …") as one line naming the flag.
+    const line = msg.trim().replace(/\s*\n\s*/g, ' ');
+    const m = /^Unknown arguments?: (.+)$/.exec(line);
+    if (m) return `--${m[1]!.split(', ')[0]}: not a flag of ${command}`;
+    const c = /^Invalid values: Argument: ([\w-]+), Given: (.*), Choices: (.*)$/.exec(line);
+    if (c) return `--${c[1]}: expected one of ${c[3]!.replace(/"/g, '')}, got ${c[2]!.replace(/"/g, "'")}`;
+    return line;
   };
   return (await yargs(argv)
     .options(commonOptions)

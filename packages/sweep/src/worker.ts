@@ -106,6 +106,8 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
           ...(o.threads ? { GANTRY_THREADS: String(o.threads) } : {}),
         },
         stdio: ['pipe', 'pipe', 'pipe'],
+        // Its own process group: a Ctrl-C at the worker's terminal reaches the worker, which stops its trials itself.
+        detached: true,
       });
       children.add(child);
       const tail = new Tail();
@@ -149,12 +151,9 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
     const resumedFrom = checkpoint ? readCheckpointState(checkpoint).step : undefined;
     // A run directory without a complete checkpoint holds nothing to continue from: start over.
     if (!checkpoint && fs.existsSync(runDir)) fs.rmSync(runDir, { recursive: true, force: true });
+    const settings = Object.entries(d.settings).map(([k, v]) => `${k} ${v}`);
     o.log(
-      `${tag}: ${resumedFrom !== undefined ? `resuming from step ${resumedFrom}` : 'start'} (${Object.entries(
-        d.settings,
-      )
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}) → ${runDir}`,
+      `${tag}: ${resumedFrom !== undefined ? `resuming from step ${resumedFrom}` : 'start'}${settings.length ? ` (${settings.join(', ')})` : ''} → ${runDir}`,
     );
     const t0 = Date.now();
     const stopped = async (what: string, r: ChildOutcome) => {
