@@ -33,15 +33,7 @@ function stateText(r: TrialRow): string {
 export function sweepTable(meta: SweepMeta, rows: TrialRow[]): string {
   const names = variedNames(meta);
   const ranked = rankRows(meta, rows);
-  const header = [
-    '#',
-    'TRIAL',
-    ...names.map((n) => (n.toUpperCase() === n ? n : kebab(n))),
-    meta.spec.metric,
-    'STEPS',
-    'STATE',
-    'RUN',
-  ];
+  const header = ['#', 'TRIAL', ...names.map(kebab), meta.spec.metric, 'STEPS', 'STATE', 'RUN'];
   const body = ranked.map((r) => [
     r.rank !== undefined ? String(r.rank) : '–',
     r.trial,
@@ -72,7 +64,8 @@ export function renderSweepReport(meta: SweepMeta, rows: TrialRow[], now = new D
     const points = ranked
       .filter((r) => r.result?.metric !== undefined && r.settings[n] !== undefined)
       .map((r) => ({ x: r.settings[n] as Scalar, y: r.result!.metric!, trial: r.trial }));
-    const numeric = points.every((p) => typeof p.x === 'number');
+    // Seeds are names, not quantities: one column each.
+    const numeric = n !== 'seed' && points.every((p) => typeof p.x === 'number');
     const xs = points.map((p) => p.x as number);
     const log = numeric && xs.length > 1 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 20;
     return { id: `plot-${i}`, name: kebab(n), numeric, log, points };
@@ -116,7 +109,7 @@ tr.best td{font-weight:600}td.run{color:var(--muted);font-size:12px}
 ${body}
 </tbody></table></section>
 ${plots.map((p) => `<section><h2>${esc(metric)} against ${esc(p.name)}</h2><div class="chart"><canvas id="${p.id}" role="img" aria-label="${esc(metric)} against ${esc(p.name)}"></canvas></div></section>`).join('\n')}
-<section class="wide"><h2>Spec</h2><pre>${esc(JSON.stringify(spec, null, 2))}</pre></section>
+<section class="wide"><h2>Spec</h2><pre>${esc(JSON.stringify(spec, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [kebab(k), x])) : v), 2))}</pre></section>
 </main>
 <script type="application/json" id="sweep-data">${payload}</script>
 <script>${chartJsSource()}</script>
@@ -132,7 +125,7 @@ ${plots.map((p) => `<section><h2>${esc(metric)} against ${esc(p.name)}</h2><div 
       options: {
         animation: false, maintainAspectRatio: false,
         scales: {
-          x: p.numeric ? { type: p.log ? 'logarithmic' : 'linear', title: { display: true, text: p.name } } : { type: 'category', labels: cats, title: { display: true, text: p.name } },
+          x: p.numeric ? { type: p.log ? 'logarithmic' : 'linear', grace: '8%', title: { display: true, text: p.name } } : { type: 'category', labels: cats, offset: true, title: { display: true, text: p.name } },
           y: { title: { display: true, text: data.metric } }
         },
         plugins: { legend: { display: false }, tooltip: { callbacks: { label: function(c){ return c.raw.trial + ': ' + p.name + ' ' + c.raw.x + ', ' + data.metric + ' ' + c.raw.y; } } } }
