@@ -30,10 +30,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-sweep-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 const root = at('runs');
 const env = { GANTRY_RUNS: root, GANTRY_DATA_CACHE: at('cache'), INIT_CWD: tmp, GANTRY_REDIS: '' };
-const STEPS = 60;
+const STEPS = 40;
 
-const spec = `
-name: tiny
+const spec = (name = 'tiny', vary = 'grid:\n  lr: [0.0002, 0.0008]\nseeds: [1, 2, 3]\n') => `
+name: ${name}
 variant: dcgan
 metric: images.frechet
 flags:
@@ -46,10 +46,7 @@ flags:
   steps: ${STEPS}
   sample-every: 0
   checkpoint-every: 5
-grid:
-  lr: [0.0002, 0.0008]
-seeds: [1, 2, 3]
-evaluate:
+${vary}evaluate:
   count: 8
 `;
 
@@ -59,10 +56,11 @@ interface Proc {
   exited: Promise<void>;
 }
 
-function startWorker(url: string): Proc {
+function startWorker(url: string, runs = root): Proc {
+  const cli = path.join(repoRoot, 'apps', 'gantry', 'dist', 'cli.js');
   const child = spawn(
     process.execPath,
-    [path.join(repoRoot, 'apps', 'gantry', 'dist', 'cli.js'), 'worker', `--redis=${url}`, '--lease=3', '--threads=1'],
+    [cli, 'worker', `--redis=${url}`, `--root=${runs}`, '--lease=3', '--threads=1'],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const log: string[] = [];
@@ -116,17 +114,13 @@ describe.skipIf(missing)('sweeps on a shared queue', () => {
   });
 
   it('a bad spec is a one-line error naming its field, and nothing is queued', async () => {
-    fs.writeFileSync(at('bad.yaml'), spec.replace('lr: [0.0002, 0.0008]', 'lr: [0.0002, -1]'));
+    fs.writeFileSync(at('bad.yaml'), spec().replace('lr: [0.0002, 0.0008]', 'lr: [0.0002, -1]'));
     const r = await runApp('gantry', ['sweep', at('bad.yaml'), '--redis', url], env);
     expect(r.code).toBe(2);
     expect(r.err.trim().split('\n')).toEqual([
       `gantry: error: ${at('bad.yaml')}: grid.lr: --lr: expected a positive number, got '-1'`,
     ]);
-    fs.writeFileSync(at('bad2.yaml'), spec.replace('ngf: 4', 'ngff: 4'));
-    const r2 = await runApp('gantry', ['sweep', at('bad2.yaml'), '--redis', url], env);
-    expect(r2.code).toBe(2);
-    expect(r2.err).toContain('flags.ngff: --ngff: not a flag of dcgan train');
-    fs.writeFileSync(at('bad3.yaml'), spec.replace('variant: dcgan', 'variant: dcgann'));
+    fs.writeFileSync(at('bad3.yaml'), spec().replace('variant: dcgan', 'variant: dcgann'));
     const r3 = await runApp('gantry', ['sweep', at('bad3.yaml'), '--redis', url], env);
     expect(r3.code).toBe(2);
     expect(r3.err).toContain("variant: unknown variant 'dcgann'");
@@ -136,7 +130,7 @@ describe.skipIf(missing)('sweeps on a shared queue', () => {
   });
 
   it('runs six trials on three workers through a worker kill and a Redis restart, each trial once', async () => {
-    fs.writeFileSync(at('tiny.yaml'), spec);
+    fs.writeFileSync(at('tiny.yaml'), spec());
     const submitted = await runApp('gantry', ['sweep', at('tiny.yaml'), '--redis', url], env);
     expect(submitted.err).toContain('sweep tiny: 6 trials of dcgan');
     expect(submitted.code).toBe(0);
@@ -244,5 +238,41 @@ describe.skipIf(missing)('sweeps on a shared queue', () => {
     expect(html.match(/<canvas id="plot-/g)?.length).toBe(2); // lr and seed
     expect(html.match(/<tr/g)!.length).toBe(7);
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=/); // self-contained
+
+    // Stopped workers leave nothing running.
+    for (const w of survivors) w.child.kill('SIGTERM');
+    await Promise.all(survivors.map((w) => w.exited));
+    expect(survivors.map((w) => w.child.exitCode)).toEqual([0, 0]);
   }, 200_000);
+
+  it("a worker that cannot reach a lost trial's run directory starts it over, and its figures still come back", async () => {
+    fs.writeFileSync(at('solo.yaml'), spec('solo', ''));
+    expect((await runApp('gantry', ['sweep', at('solo.yaml'), '--redis', url], env)).code).toBe(0);
+    // Two machines without shared storage: each worker has its own runs root.
+    const [rootA, rootB] = [at('runs-a'), at('runs-b')];
+    const a = startWorker(url, rootA);
+    workers.push(a);
+    await until('the first machine to take the trial', () => a.log.some((l) => l.includes('solo/t01: start')));
+    const b = startWorker(url, rootB);
+    workers.push(b);
+    await until(
+      'a checkpoint on the first machine',
+      () => checkpointStep(path.join(rootA, 'dcgan', 'sweep-solo-t01')) >= 10,
+    );
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const done = await until('the trial to finish', async () => {
+      const r = await readSweep(url, 'solo');
+      return r.rows[0]!.state === 'completed' ? r.rows[0]! : undefined;
+    });
+    expect(done.result!.resumedFrom).toBeUndefined();
+    expect(done.result!.worker).toBe(`${os.hostname()}:${b.child.pid}`);
+    expect(done.result!.step).toBe(STEPS);
+    expect(typeof done.result!.metric).toBe('number');
+    expect(b.log.some((l) => l.includes('solo/t01: start →'))).toBe(true);
+    const steps = readLossLog(path.join(rootB, done.result!.run, 'losses.jsonl')).map((e) => e.step);
+    expect(steps).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    b.child.kill('SIGTERM');
+    await b.exited;
+  }, 120_000);
 });
