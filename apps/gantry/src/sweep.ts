@@ -95,7 +95,15 @@ export async function sweepCommand(a: Record<string, unknown>, root: string): Pr
       return;
     }
     if (a.local) local.push(...startLocalWorkers(workers || 2, redis.url, root, a));
-    const { meta, rows } = await s.waitForSweep(redis.url, spec.name);
+    else console.error(`waiting for workers (pnpm gantry worker --redis ${redis.url}) to finish the trials…`);
+    // Local workers that all exit (not built, cannot start) would leave the wait without an end.
+    const gone = local.length
+      ? Promise.all(local.map((c) => new Promise((r) => c.once('exit', r)))).then(() => {
+          throw new GantryError('the local workers exited before the sweep was done (their last lines are above)');
+        })
+      : new Promise<never>(() => {});
+    gone.catch(() => {}); // the workers stopped at the end below are no error
+    const { meta, rows } = await Promise.race([s.waitForSweep(redis.url, spec.name), gone]);
     console.log(s.sweepTable(meta, rows));
     console.log(`report: ${s.writeSweepReport(reportFile(root, spec.name), meta, rows)}`);
     if (rows.some((x) => x.state === 'failed')) process.exitCode = 1;

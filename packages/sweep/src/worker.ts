@@ -136,6 +136,8 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
     }
     const d = job.data;
     const tag = `${d.sweep}/${d.trial}`;
+    // Not this trial's fault: fail the attempt (another machine may have the app built; the trial is retried).
+    if (!variantBuilt(d.variant)) throw new Error(`${d.variant} is not built on ${host} (pnpm build there)`);
     const def = await loadVariant(d.variant);
     try {
       await checkTrainArgs(def, d.args);
