@@ -103,7 +103,22 @@ export async function sweepCommand(a: Record<string, unknown>, root: string): Pr
         })
       : new Promise<never>(() => {});
     gone.catch(() => {}); // the workers stopped at the end below are no error
-    const { meta, rows } = await Promise.race([s.waitForSweep(redis.url, spec.name), gone]);
+    // Ctrl-C: the workers hand their trials back (they got the signal too, or get SIGTERM below); all stay queued.
+    let onSignal = () => {};
+    const interrupted = new Promise<never>((_, reject) => {
+      onSignal = () =>
+        reject(
+          new GantryError(
+            `interrupted; the trials stay queued${a.local ? ', and the same command again continues the sweep' : ''}`,
+            130,
+          ),
+        );
+    });
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const { meta, rows } = await Promise.race([s.waitForSweep(redis.url, spec.name), gone, interrupted]);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     console.log(s.sweepTable(meta, rows));
     console.log(`report: ${s.writeSweepReport(reportFile(root, spec.name), meta, rows)}`);
     if (rows.some((x) => x.state === 'failed')) process.exitCode = 1;
@@ -138,16 +153,20 @@ export async function workerCommand(a: Record<string, unknown>, root: string): P
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
-      if (stopping) process.exit(130);
+      // A second Ctrl-C quits at once (the trials' leases run out and other workers take them over).
+      if (stopping && sig === 'SIGINT') process.exit(130);
+      if (stopping) return;
       stopping = true;
       log(`worker: ${sig}: stopping; running trials are checkpointed and handed back to the queue`);
       w.close()
         .then(() => redis.done())
-        .then(resolve);
+        .then(() => resolve());
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  // Redis connections that are still retrying (a Redis gone for good) must not keep a stopped worker alive.
+  process.exit(process.exitCode ?? 0);
 }
 
 export async function sweepRuns(a: Record<string, unknown>, root: string): Promise<void> {

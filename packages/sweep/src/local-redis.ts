@@ -66,7 +66,8 @@ export async function startRedis(dir: string, port?: number): Promise<RedisServe
       '--logfile',
       path.join(dir, 'redis.log'),
     ],
-    { stdio: 'ignore' },
+    // Its own process group: a Ctrl-C at the terminal stops the workers, which still need Redis to hand trials back.
+    { stdio: 'ignore', detached: true },
   );
   const url = `redis://127.0.0.1:${p}`;
   const exited = new Promise<never>((_, reject) =>

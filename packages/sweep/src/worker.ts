@@ -229,7 +229,25 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
   const close = () =>
     (closing ??= (async () => {
       worker.cancelAllJobs('shutdown');
-      await worker.close();
+      // Handing trials back needs Redis; if it is gone for good, stop anyway (their leases run out instead).
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(
+          () => {
+            o.log('worker: Redis does not answer; stopping without handing the trials back (their leases run out)');
+            for (const c of children) c.kill('SIGTERM');
+            resolve();
+          },
+          Math.max(10_000, o.leaseMs),
+        );
+      });
+      await Promise.race([worker.close(), timeout]);
+      clearTimeout(timer);
+      if (children.size)
+        await Promise.race([
+          Promise.all([...children].map((c) => new Promise((r) => c.once('exit', r)))),
+          new Promise((r) => setTimeout(r, 10_000)),
+        ]);
       connection.disconnect();
     })());
   return { worker, close };
