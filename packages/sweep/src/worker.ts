@@ -62,6 +62,25 @@ function badJob(d: unknown): string | undefined {
   return undefined;
 }
 
+/** Who holds a run directory's lock (core's `.gantry.lock.json`), if anyone. */
+function lockHolder(runDir: string): { pid: number; host: string } | undefined {
+  try {
+    const o = JSON.parse(fs.readFileSync(path.join(runDir, '.gantry.lock.json'), 'utf8'));
+    return Number.isInteger(o.pid) && typeof o.host === 'string' ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The tail of a child's output, for error messages. */
 class Tail {
   private lines: string[] = [];
@@ -149,6 +168,10 @@ export async function startWorker(o: WorkerOptions): Promise<{ worker: Worker; c
     }
     const run = path.join(d.variant, `sweep-${d.sweep}-${d.trial}`);
     const runDir = path.join(o.root, run);
+    // The training of a lost attempt on this machine may still be saving its checkpoint: wait for it (a retry).
+    const holder = lockHolder(runDir);
+    if (holder && holder.host === host && alive(holder.pid))
+      throw new Error(`${runDir} is still in use by pid ${holder.pid} (retried)`);
     const checkpoint = latestCheckpoint(runDir);
     const resumedFrom = checkpoint ? readCheckpointState(checkpoint).step : undefined;
     // A run directory without a complete checkpoint holds nothing to continue from: start over.
