@@ -153,13 +153,13 @@ describe.skipIf(missing)('sweeps on a shared queue', () => {
 
     for (let i = 0; i < 3; i++) workers.push(startWorker(url));
 
-    // Kill the worker of the first trial to reach a checkpoint at step 10 or later (not the last one).
+    // Kill the worker of the first trial to reach a checkpoint, early (its child stops a few steps later at most).
     const runDir = (trial: string) => path.join(root, 'dcgan', `sweep-tiny-${trial}`);
     const trials = ['t01', 't02', 't03', 't04', 't05', 't06'];
     const victim = await until('a trial with a checkpoint', () =>
       trials.find((t) => {
         const s = checkpointStep(runDir(t));
-        return s >= 10 && s < STEPS - 10;
+        return s >= 5 && s <= 15;
       }),
     );
     const owner = workers.find((w) => w.log.some((l) => l.includes(`tiny/${victim}: start`)))!;
@@ -199,7 +199,7 @@ describe.skipIf(missing)('sweeps on a shared queue', () => {
       );
     }
     const killed = done.rows.find((r) => r.trial === victim)!;
-    expect(killed.result!.resumedFrom).toBeGreaterThanOrEqual(10);
+    expect(killed.result!.resumedFrom).toBeGreaterThanOrEqual(5);
     // …from where the killed worker's child stopped (it stops with its worker), not from a run it finished alone.
     expect(killed.result!.resumedFrom).toBeLessThan(STEPS);
     expect(killed.attempts).toBe(2);
