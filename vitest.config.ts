@@ -15,6 +15,7 @@ export default defineConfig({
       '@gantry/pix2pix': src('packages/pix2pix'),
       '@gantry/cyclegan': src('packages/cyclegan'),
       '@gantry/mnist': src('packages/mnist'),
+      '@gantry/sweep': src('packages/sweep'),
     },
   },
   test: {

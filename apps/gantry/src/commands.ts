@@ -1,10 +1,14 @@
-/** `gantry runs`, `gantry compare RUN RUN` and `gantry report [RUN…]`: what works across every variant's runs. */
+/**
+ * `gantry runs`, `gantry compare RUN RUN` and `gantry report [RUN…]`: what works across every variant's runs; and
+ * sweeps (`gantry sweep SPEC`, `gantry worker`, `--sweep NAME` of runs and report: sweep.ts).
+ */
 import * as path from 'node:path';
 import {
   compareRuns,
   comparisonTable,
   GantryError,
   listRuns,
+  positiveInt,
   readRunData,
   resolveRun,
   runsRoot,
@@ -13,6 +17,7 @@ import {
   writeReport,
 } from '@gantry/core';
 import type { Argv } from 'yargs';
+import { redisOptions, sweepCommand, sweepReport, sweepRuns, workerCommand, workerOptions } from './sweep.js';
 
 const rootOption = {
   root: { type: 'string', describe: 'where runs live (default: GANTRY_RUNS or <repo>/runs)' },
@@ -22,7 +27,9 @@ const rootOf = (a: { root?: unknown }) => (a.root ? userPath(String(a.root)) : r
 
 export function gantryCommands(y: Argv): Argv {
   return y
-    .usage('Gantry: list, compare and report training runs of every variant.\n\nUsage: pnpm gantry <command> [options]')
+    .usage(
+      'Gantry: list, compare and report training runs of every variant; sweep settings over many machines.\n\nUsage: pnpm gantry <command> [options]',
+    )
     .command(
       'runs',
       'list runs with their variant, steps, recent losses and evaluation figures',
@@ -31,9 +38,13 @@ export function gantryCommands(y: Argv): Argv {
           ...rootOption,
           variant: { type: 'string', describe: 'only runs of this variant' },
           json: { type: 'boolean', default: false, describe: 'print JSON instead of a table' },
+          sweep: { type: 'string', describe: "a sweep's trials ranked by its metric (from the queue's Redis)" },
+          ...redisOptions,
         }),
-      (a) => {
+      async (a) => {
         const root = rootOf(a);
+        if (a.sweep !== undefined) return sweepRuns(a, root);
+        if (a.redis !== undefined || a.local) throw new GantryError('--redis/--local: only with --sweep');
         const rows = listRuns(root, a.variant as string | undefined);
         if (a.json) {
           console.log(JSON.stringify(rows, null, 2));
@@ -80,14 +91,36 @@ export function gantryCommands(y: Argv): Argv {
         c.positional('runs', { type: 'string', array: true, describe: 'runs (default: latest)' }).options({
           ...rootOption,
           all: { type: 'boolean', default: false, describe: 'every run under the root' },
+          sweep: { type: 'string', describe: "write a sweep's report (<root>/sweeps/<name>/report.html) instead" },
+          ...redisOptions,
         }),
-      (a) => {
+      async (a) => {
         const root = rootOf(a);
+        if (a.sweep !== undefined) return sweepReport(a, root);
         const named = (a.runs as string[] | undefined) ?? [];
         const dirs = a.all
           ? listRuns(root).map((r) => r.dir)
           : (named.length ? named : ['latest']).map((r) => resolveRun(r, root));
         for (const d of dirs) console.log(writeReport(d, { root }));
       },
+    )
+    .command(
+      'sweep <spec>',
+      'queue one trial per setting and seed of a sweep spec (YAML or JSON; docs/sweeps.md)',
+      (c) =>
+        c.positional('spec', { type: 'string', describe: 'the sweep spec file' }).options({
+          ...rootOption,
+          ...redisOptions,
+          workers: { coerce: positiveInt('workers'), describe: 'with --local: worker processes here (default: 2)' },
+          wait: { type: 'boolean', default: false, describe: 'wait for the trials, then print the ranked table' },
+          ...workerOptions,
+        }),
+      (a) => sweepCommand(a, rootOf(a)),
+    )
+    .command(
+      'worker',
+      'run trials from the queue until stopped (Ctrl-C: running trials are checkpointed and handed back)',
+      (c) => c.options({ ...rootOption, ...redisOptions, ...workerOptions }),
+      (a) => workerCommand(a, rootOf(a)),
     );
 }
