@@ -492,7 +492,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         },
       );
     }
-    const exportFlags = { ...checkpointFlag, out: flag.string('output directory') };
+    const exportFlags = {
+      ...checkpointFlag,
+      out: flag.string('output directory (new or empty, or --force)'),
+      force: flag.boolean('replace the content of a non-empty --out', { default: false, transient: true }),
+    };
     return out
       .command(
         'export',
@@ -519,23 +523,29 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
                 labels: classes ?? null,
                 normalisation: 'tanh: pixel = (value + 1) * 127.5',
               },
+              { force: v.force },
             );
           } else {
             const nets = inference.generators(c);
             const models: Record<string, tf.LayersModel> = nets.BtoA
               ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA) }
               : { '': await trained.load(nets.AtoB) };
-            await exportModels(dir, models, {
-              ...common,
-              kind: 'image-to-image',
-              imageSize: inference.cropSize(c),
-              channels: inference.channels(c),
-              ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
-              ...inference.metadata?.(c),
-              normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
-              inference:
-                "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
-            });
+            await exportModels(
+              dir,
+              models,
+              {
+                ...common,
+                kind: 'image-to-image',
+                imageSize: inference.cropSize(c),
+                channels: inference.channels(c),
+                ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
+                ...inference.metadata?.(c),
+                normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
+                inference:
+                  "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
+              },
+              { force: v.force },
+            );
           }
           console.log(
             `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
