@@ -39,7 +39,7 @@ import { listRuns, runsTable } from './report/runs.js';
 import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
 import { exportModels, saveEvaluation } from './runs/export.js';
 import { writeLatentSamples } from './runs/generate.js';
-import { type ArchKey, initArchitecture, initWeights, openInitSource } from './runs/init-from.js';
+import { type ArchKey, initArchitecture, initSizesLine, initWeights, openInitSource } from './runs/init-from.js';
 import { latestRun, readRunInfo, runsRoot, userPath } from './runs/run.js';
 import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './train/losses.js';
 import { decayOverLast } from './train/schedules.js';
@@ -326,6 +326,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     const resume = readFlags(TRAIN_FLAGS, a).resume;
     const saved = resume !== undefined ? resumedValues(def.name, resume) : {};
     const { presetName, preset, train: t, values, config, initFrom } = resolveTrainValues(def, a, saved);
+    if (initFrom) log(initSizesLine(initFrom, values, a));
     const settings: TrainSettings = {
       ...t,
       preset: presetName,

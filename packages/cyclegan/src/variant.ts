@@ -117,6 +117,7 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     { key: 'ngf' },
     { key: 'norm' },
     { key: 'cropSize', soft: true },
+    { key: 'loadSize', soft: true },
     { key: 'ndf', net: 'D_A' },
     { key: 'dLayers', net: 'D_A' },
   ],

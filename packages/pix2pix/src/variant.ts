@@ -139,6 +139,8 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
     { key: 'norm' },
     { key: 'dropout' },
     { key: 'cropSize', soft: true },
+    // The load size follows the crop size the model was made for, not the preset's (143 with a 256 crop).
+    { key: 'loadSize', soft: true },
     { key: 'ndf', net: 'discriminator' },
     { key: 'dLayers', net: 'discriminator' },
   ],

@@ -75,7 +75,7 @@ export function importTorchOptions(variant: ImportVariant): Record<string, Optio
     dropout: {
       type: 'boolean',
       describe:
-        "dropout layers (--no-dropout as the reference's --no_dropout; default: U-Net on, ResNet from the file)",
+        "dropout layers (--no-dropout as the reference's --no_dropout; default: pix2pix's U-Net on, CycleGAN's off, a ResNet from the file)",
     },
     'input-nc': { type: 'number', describe: 'input channels (default: from the file)' },
     'output-nc': { type: 'number', describe: 'output channels (default: from the file)' },
@@ -212,6 +212,9 @@ export async function importTorchCommand(
     dropout: a.dropout,
     inputNc: a.inputNc,
     outputNc: a.outputNc,
+    // CycleGAN's U-Net has no dropout (the reference's cycle_gan model sets --no_dropout), so an imported one
+    // matches the network cyclegan train --init-from builds.
+    unetDropoutDefault: variant === 'pix2pix',
   };
   for (const [k, v] of Object.entries({ ngf: a.ngf, 'input-nc': a.inputNc, 'output-nc': a.outputNc })) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1))

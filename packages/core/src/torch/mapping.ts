@@ -45,6 +45,8 @@ export interface ArchFlags {
   dropout?: boolean;
   inputNc?: number;
   outputNc?: number;
+  /** Dropout of a U-Net when the flag is not given (the reference: on for pix2pix, off for CycleGAN). */
+  unetDropoutDefault?: boolean;
 }
 
 /** Architecture names the reference's define_G knows and Gantry builds. */
@@ -235,7 +237,16 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
       3,
     );
     const netG = `unet_${2 ** numDowns}`;
-    return { kind, netG, numDowns, ngf, norm, dropout: flags.dropout ?? true, inChannels, outChannels };
+    return {
+      kind,
+      netG,
+      numDowns,
+      ngf,
+      norm,
+      dropout: flags.dropout ?? flags.unetDropoutDefault ?? true,
+      inChannels,
+      outChannels,
+    };
   }
   let blocks = 0;
   if (flags.netG) blocks = flags.netG === 'resnet_9blocks' ? 9 : 6;
