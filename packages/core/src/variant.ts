@@ -510,6 +510,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           const trained = await load(v.checkpoint);
           const c = trained.config;
           const common = { variant: def.name, checkpoint: trained.checkpoint };
+          let both = false;
           if (inference.kind === 'latent') {
             const classes = inference.classNames?.(c);
             await exportModels(
@@ -528,8 +529,10 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
             );
           } else {
             const nets = inference.generators(c);
-            const models: Record<string, tf.LayersModel> = nets.BtoA
-              ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA) }
+            // An import of G_A alone (cyclegan import-torch without --from-b) holds one generator.
+            both = nets.BtoA !== undefined && fs.existsSync(path.join(trained.checkpoint, nets.BtoA, 'model.json'));
+            const models: Record<string, tf.LayersModel> = both
+              ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA!) }
               : { '': await trained.load(nets.AtoB) };
             await exportModels(
               dir,
@@ -539,7 +542,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
                 kind: 'image-to-image',
                 imageSize: inference.cropSize(c),
                 channels: inference.channels(c),
-                ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
+                ...(both ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
                 ...inference.metadata?.(c),
                 normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
                 inference:
@@ -549,7 +552,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
             );
           }
           console.log(
-            `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
+            `exported ${def.name} to ${dir} (${both ? 'G_A/, G_B/' : 'model.json, weights.bin'}, metadata.json)`,
           );
         },
       )

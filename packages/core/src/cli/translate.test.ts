@@ -274,7 +274,7 @@ describe('translatePaths', () => {
       log: (l) => lines.push(l),
     }).catch((e) => e);
     expect(err).toBeInstanceOf(GantryError);
-    expect((err as GantryError).exitCode).toBe(1);
+    expect((err as GantryError).exitCode).toBe(2);
     expect((err as Error).message).toBe('2 of 5 files failed: bad.png, readme.txt');
     expect(readdirSync(outDir).sort()).toEqual(['1.png', '2.jpg', '3.png']);
     expect(lines.filter((l) => l.includes('bad.png'))).toHaveLength(1);
