@@ -395,3 +395,26 @@ describe('translatePaths', () => {
     expect((await readFile(join(dir, 'leak.png'))).length).toBeGreaterThan(0);
   });
 });
+
+describe('animated inputs (issue #40)', () => {
+  it('translates the first frame of an animated GIF and says so', async () => {
+    const frame = (c: string) =>
+      sharp({ create: { width: 8, height: 8, channels: 3, background: c } })
+        .png()
+        .toBuffer();
+    const gif = await sharp([await frame('#f00'), await frame('#00f'), await frame('#0f0')], {
+      join: { animated: true },
+    })
+      .gif()
+      .toBuffer();
+    const input = join(dir, 'anim.gif');
+    writeFileSync(input, gif);
+    const lines: string[] = [];
+    await translateCommand(darken, { input, output: join(dir, 'anim.png'), modelSize: 8, log: (l) => lines.push(l) });
+    expect(lines.join('\n')).toMatch(
+      /anim\.gif: warning: an animated image of 3 frames; only the first frame is translated/,
+    );
+    const out = await readImage(join(dir, 'anim.png'));
+    expect([out.width, out.height]).toEqual([8, 8]);
+  });
+});
