@@ -303,7 +303,8 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
       if (merged[k] === undefined) merged[k] = v;
   }
   const presetName = typeof merged.preset === 'string' ? merged.preset : presetNames[0]!;
-  const preset = def.presets[presetName];
+  // Own names only: a run.json's "preset": "constructor" must not find Object's constructor.
+  const preset = Object.hasOwn(def.presets, presetName) ? def.presets[presetName] : undefined;
   if (!preset) throw new GantryError(`--preset: unknown preset '${presetName}' (expected ${presetNames.join(' or ')})`);
   const train = readFlags(TRAIN_FLAGS, merged, preset);
   const values = readFlags(def.flags, merged, preset);

@@ -144,7 +144,7 @@ describe('readImage', () => {
   it('says a half-written PNG is truncated (not "Unknown error")', async () => {
     // Noise does not compress: half the file is half the pixel rows.
     const noisy = await sharp({
-      create: { width: 200, height: 200, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+      create: { width: 200, height: 200, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
     })
       .png()
       .toBuffer();
