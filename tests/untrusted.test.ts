@@ -105,14 +105,18 @@ describe('one owner per output folder', () => {
   it('export refuses a non-empty --out; --force replaces its content instead of mixing it', async () => {
     const p2p = at('imp-p2p');
     const cg = at('imp-cg');
-    expect((await app('pix2pix', ['import-torch', '--from', fixture('unet_256_batch.pth'), '--out', p2p])).code).toBe(0);
+    expect((await app('pix2pix', ['import-torch', '--from', fixture('unet_256_batch.pth'), '--out', p2p])).code).toBe(
+      0,
+    );
     expect((await app('cyclegan', ['import-torch', '--from', fixture('ok_resnet6.pth'), '--out', cg])).code).toBe(0);
     const web = at('web');
     expect((await app('pix2pix', ['export', '--checkpoint', p2p, '--out', web])).code).toBe(0);
     expect(fs.readdirSync(web).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
     const r = await app('cyclegan', ['export', '--checkpoint', cg, '--out', web]);
     expect(r.code).toBe(2);
-    expect(errLines(r.err)).toMatch(/^cyclegan: error: --out .*web: already exists and is not empty \(pass --force to replace it\)$/);
+    expect(errLines(r.err)).toMatch(
+      /^cyclegan: error: --out .*web: already exists and is not empty \(pass --force to replace it\)$/,
+    );
     const f = await app('cyclegan', ['export', '--checkpoint', cg, '--out', web, '--force']);
     expect(f.code, f.err).toBe(0);
     // A one-generator cyclegan import exports model.json at the top; no file of the pix2pix export is left.
@@ -142,13 +146,17 @@ describe('--init-from takes what import-torch writes, with the default preset', 
       at('ft-p2p'),
     ]);
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toMatch(/init-from .*imp-p2p: --crop-size 256 \(from the model\), --load-size 286 \(from the model\)/);
+    expect(r.err).toMatch(
+      /init-from .*imp-p2p: --crop-size 256 \(from the model\), --load-size 286 \(from the model\)/,
+    );
     expect(r.err).toMatch(/init-from .*generator loaded; discriminator fresh/);
   });
 
   it('cyclegan: an imported U-Net fine-tunes (it is not "an older layer structure")', async () => {
     const src = at('imp-cg-unet');
-    expect((await app('cyclegan', ['import-torch', '--from', fixture('unet_256_batch.pth'), '--out', src])).code).toBe(0);
+    expect((await app('cyclegan', ['import-torch', '--from', fixture('unet_256_batch.pth'), '--out', src])).code).toBe(
+      0,
+    );
     const r = await app('cyclegan', [
       'train',
       '--init-from',
