@@ -83,19 +83,19 @@ export function statePickle(tensors: Record<string, FakeTensor>): Uint8Array {
 
 /**
  * A zip-format file: `archive/data.pkl` plus one member per storage. `data` gives a storage's bytes (default:
- * numel × 4 zero bytes); `extra` adds members; `level` 0 stores, higher deflates.
+ * numel × 4 zero bytes); `extra` adds members (always stored); `level` 0 stores, 9 deflates the others.
  */
 export function torchZip(
   tensors: Record<string, FakeTensor>,
   opts: { data?: Record<string, Uint8Array>; extra?: Record<string, Uint8Array>; level?: 0 | 9 } = {},
 ): Uint8Array {
-  const files: Record<string, Uint8Array> = Object.create(null);
+  const files: Record<string, Uint8Array | [Uint8Array, { level: 0 }]> = Object.create(null);
   files['archive/data.pkl'] = statePickle(tensors);
   for (const t of Object.values(tensors)) {
     const name = `archive/data/${t.storage}`;
     if (!(name in files)) files[name] = opts.data?.[t.storage] ?? new Uint8Array(Math.max(0, t.numel) * 4);
   }
-  Object.assign(files, opts.extra);
+  for (const [name, data] of Object.entries(opts.extra ?? {})) files[name] = [data, { level: 0 }];
   files['archive/version'] = new TextEncoder().encode('3\n');
   return zipSync(files, { level: opts.level ?? 0 });
 }
@@ -131,4 +131,9 @@ export function ownStorages(shapes: Record<string, number[]>): Record<string, Fa
       { storage: String(i), numel: size.reduce((a, b) => a * b, 1), size },
     ]),
   );
+}
+
+/** A zip of the given members (stored, or deflated at `level` 9). */
+export function zipFiles(files: Record<string, Uint8Array>, level: 0 | 9 = 0): Uint8Array {
+  return zipSync(files, { level });
 }
