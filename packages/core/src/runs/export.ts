@@ -27,12 +27,14 @@ export async function exportModels(
   out: string,
   models: Record<string, tf.LayersModel>,
   metadata: Record<string, unknown>,
-  o: { force?: boolean } = {},
+  o: { force?: boolean; inputs?: string[] } = {},
 ): Promise<void> {
   const signals = interrupts('export');
   let dir: OutputDir | undefined;
+  // The checkpoint read (metadata.checkpoint) is an input --force must not delete.
+  const inputs = o.inputs ?? (typeof metadata.checkpoint === 'string' ? [metadata.checkpoint] : []);
   try {
-    dir = claimOutputDir(out, { force: o.force, what: 'export' });
+    dir = claimOutputDir(out, { force: o.force, what: 'export', inputs });
     await signals.check();
     for (const [sub, model] of Object.entries(models)) {
       await saveModel(model, path.join(dir.tmp, sub));

@@ -11,7 +11,7 @@ import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { networkFromStateDict } from './mapping.js';
 import { contiguous, type FakeTensor, ownStorages, statePickle, torchZip, unetShapes } from './pickle-writer.js';
-import { readStateDict, TORCH_LIMITS, TorchFormatError } from './reader.js';
+import { keyName, readStateDict, TORCH_LIMITS, TorchFormatError } from './reader.js';
 import { listZip } from './zip.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -106,6 +106,22 @@ describe('the reading budget', () => {
     );
     expect(performance.now() - start).toBeLessThan(2000);
     expect(tf.memory().numBytes).toBe(before);
+  });
+});
+
+describe('messages', () => {
+  it('show a hostile key without control characters and at most 80 characters long', () => {
+    const key = `\u001b[2J${'k'.repeat(5000)}`;
+    const err = (() => {
+      try {
+        readStateDict(torchZip({ [key]: { storage: '0', numel: 1, size: [4], stride: [0] } }));
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })()!;
+    expect(err).toMatch(/^\?\[2Jk+…: size \[4\] has 4 elements/);
+    expect(err.length).toBeLessThan(250);
+    expect(keyName('a\nb')).toBe('a?b');
   });
 });
 

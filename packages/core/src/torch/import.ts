@@ -28,7 +28,7 @@ import {
   TORCH_NET_G,
   type TorchArch,
 } from './mapping.js';
-import { readStateDict, TorchFormatError } from './reader.js';
+import { looksLikeTorchFile, readStateDict, TorchFormatError } from './reader.js';
 
 export type ImportVariant = 'pix2pix' | 'cyclegan';
 
@@ -116,6 +116,17 @@ export function readModelFile(file: string, flag: string): Buffer {
       throw new GantryError(
         `${flag} ${file}: ${st.size} bytes, more than a model file may have (${MAX_MODEL_FILE_BYTES})`,
       );
+    // Anything else (a 2 GB video, a disk image) is refused from its first bytes, before the rest is read.
+    const head = new Uint8Array(Math.min(512, st.size));
+    fs.readSync(fd, head, 0, head.length, 0);
+    if (!looksLikeTorchFile(head)) {
+      try {
+        readStateDict(head);
+      } catch (err) {
+        if (err instanceof TorchFormatError) throw new GantryError(`${flag} ${file}: ${err.message}`);
+        throw err;
+      }
+    }
     return fs.readFileSync(fd);
   } catch (err) {
     if (err instanceof GantryError) throw err;
@@ -226,7 +237,12 @@ export async function importTorchCommand(
   const imported: Record<string, unknown>[] = [];
   let dir: OutputDir | undefined;
   try {
-    dir = claimOutputDir(out, { force: a.force, what: 'import-torch', log });
+    dir = claimOutputDir(out, {
+      force: a.force,
+      what: 'import-torch',
+      log,
+      inputs: [from, ...(a.fromB !== undefined ? [userPath(a.fromB)] : [])],
+    });
     await signals.check();
     const main = importGenerator(from, flags, variant === 'pix2pix' ? 'generator' : 'G_A');
     nets[variant === 'pix2pix' ? 'generator' : 'G_A'] = main.model;

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator, withoutRandomInit } from '../nn/networks.js';
-import type { TorchTensor } from './reader.js';
+import { keyName, type TorchTensor } from './reader.js';
 
 export type TorchArch =
   | {
@@ -180,7 +180,7 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
   } else if (has('model.model.0.weight')) kind = 'unet';
   else if ([...sd.keys()].some((k) => /^model\.\d+\.conv_block\./.test(k))) kind = 'resnet';
   if (!kind) {
-    const sample = [...sd.keys()].slice(0, 3).join(', ');
+    const sample = [...sd.keys()].slice(0, 3).map(keyName).join(', ');
     throw new StateDictError(
       `unknown architecture: keys such as ${sample} are neither the reference's U-Net (model.model.…) nor its ResNet generator (model.N.conv_block.…); pass --netG if it is one of ${TORCH_NET_G.join(', ')}`,
     );
@@ -303,7 +303,9 @@ export function buildTorchNetwork(a: TorchArch, name?: string): tf.LayersModel {
 }
 
 const list = (keys: string[]) =>
-  keys.length > 4 ? `${keys.slice(0, 4).join(', ')} and ${keys.length - 4} more` : keys.join(', ');
+  keys.length > 4
+    ? `${keys.slice(0, 4).map(keyName).join(', ')} and ${keys.length - 4} more`
+    : keys.map(keyName).join(', ');
 
 /**
  * Checks a state dict (keys stripped of `module.`) against an architecture as PyTorch's strict load does, after

@@ -24,7 +24,9 @@
  * bfloat16 also; int64 tensors (batch norm's num_batches_tracked) keep only their shape.
  */
 import { BufferReader, Parser } from 'pickleparser';
-import { listZip, readMember, ZipFormatError, type ZipMember } from './zip.js';
+import { keyName, listZip, readMember, ZipFormatError, type ZipMember } from './zip.js';
+
+export { keyName };
 
 /** A reading failure: the message says what is wrong (the caller names the file). */
 export class TorchFormatError extends Error {}
@@ -185,7 +187,7 @@ function parser(): Parser {
         if (p.length > 5 && p[5] != null)
           throw new TorchFormatError('storage views (PyTorch < 0.4 files) are not supported');
         if (!Number.isSafeInteger(p[4] * p[1].bytes))
-          throw new TorchFormatError(`storage ${p[2]} declares ${p[4]} elements`);
+          throw new TorchFormatError(`storage ${keyName(p[2])} declares ${p[4]} elements`);
         return new StorageRef(p[1], p[2], p[4]);
       },
     },
@@ -220,7 +222,7 @@ function lazyStateDict(obj: unknown): Map<string, LazyTensor> {
   const out = new Map<string, LazyTensor>();
   for (const [k, v] of obj) {
     if (typeof k !== 'string') throw new TorchFormatError('not a state dict (a key that is not a string)');
-    if (!isGenuine(v, LazyTensor)) throw new TorchFormatError(`not a state dict ('${k}' is not a tensor)`);
+    if (!isGenuine(v, LazyTensor)) throw new TorchFormatError(`not a state dict ('${keyName(k)}' is not a tensor)`);
     out.set(k, v);
   }
   if (out.size === 0) throw new TorchFormatError('an empty state dict');
@@ -231,18 +233,18 @@ function lazyStateDict(obj: unknown): Map<string, LazyTensor> {
     const count = elements(t.shape);
     const { numel, key } = t.storage;
     if (count > TORCH_LIMITS.tensorElements)
-      throw new TorchFormatError(`${k}: ${count} elements (at most ${TORCH_LIMITS.tensorElements})`);
+      throw new TorchFormatError(`${keyName(k)}: ${count} elements (at most ${TORCH_LIMITS.tensorElements})`);
     if (count > numel)
       throw new TorchFormatError(
-        `${k}: size ${fmtSize(t.shape)} has ${count} elements, more than its storage ${key} holds (${numel}): broadcast or overlapping views are not a state dict's`,
+        `${keyName(k)}: size ${fmtSize(t.shape)} has ${count} elements, more than its storage ${keyName(key)} holds (${numel}): broadcast or overlapping views are not a state dict's`,
       );
     if (count > 0) {
       const last = t.offset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i]!, 0);
-      if (last >= numel) throw new TorchFormatError(`${k}: reaches past its storage ${key}`);
+      if (last >= numel) throw new TorchFormatError(`${keyName(k)}: reaches past its storage ${keyName(key)}`);
     }
     const seen = storages.get(key);
     if (seen && (seen.numel !== numel || seen.type.dtype !== t.storage.type.dtype))
-      throw new TorchFormatError(`storage ${key} is declared twice with different sizes or types`);
+      throw new TorchFormatError(`storage ${keyName(key)} is declared twice with different sizes or types`);
     storages.set(key, t.storage);
     total += count;
   }
@@ -259,7 +261,8 @@ function lazyStateDict(obj: unknown): Map<string, LazyTensor> {
 
 function materialise(k: string, t: LazyTensor, bytes: Uint8Array): TorchTensor {
   const { type, numel } = t.storage;
-  if (bytes.byteLength < numel * type.bytes) throw new TorchFormatError(`${k}: storage ${t.storage.key} is truncated`);
+  if (bytes.byteLength < numel * type.bytes)
+    throw new TorchFormatError(`${keyName(k)}: storage ${keyName(t.storage.key)} is truncated`);
   const count = elements(t.shape);
   if (type.dtype === 'int64') return { dtype: 'int64', shape: [...t.shape], data: null };
   // C-contiguous float32 (what state dicts hold): one copy of the bytes, on little-endian hosts.
@@ -342,9 +345,9 @@ function readZip(bytes: Uint8Array): Map<string, TorchTensor> {
   const lazy = lazyStateDict(parser().parse(read(members.get(pkl)!, TORCH_LIMITS.pickleBytes)));
   return asStateDict(lazy, (s) => {
     const m = members.get(`${prefix}data/${s.key}`);
-    if (!m) throw new TorchFormatError(`storage data/${s.key} missing from the archive`);
+    if (!m) throw new TorchFormatError(`storage data/${keyName(s.key)} missing from the archive`);
     const want = s.numel * s.type.bytes;
-    if (m.size < want) throw new TorchFormatError(`storage ${s.key} is truncated`);
+    if (m.size < want) throw new TorchFormatError(`storage ${keyName(s.key)} is truncated`);
     // A member inflates to exactly its storage's bytes: never more than the pickle declared.
     return read(m, want);
   });
@@ -372,19 +375,31 @@ function readLegacy(bytes: Uint8Array): Map<string, TorchTensor> {
   const data = new Map<string, Uint8Array>();
   for (const key of keys as string[]) {
     const type = types.get(key);
-    if (!type) throw new TorchFormatError(`storage ${key} has no tensor`);
-    if (at + 8 > bytes.byteLength) throw new TorchFormatError(`storage ${key} is truncated`);
+    if (!type) throw new TorchFormatError(`storage ${keyName(key)} has no tensor`);
+    if (at + 8 > bytes.byteLength) throw new TorchFormatError(`storage ${keyName(key)} is truncated`);
     const numel = Number(view.getBigInt64(at, true));
     const end = at + 8 + numel * type.bytes;
-    if (numel < 0 || end > bytes.byteLength) throw new TorchFormatError(`storage ${key} is truncated`);
+    if (numel < 0 || end > bytes.byteLength) throw new TorchFormatError(`storage ${keyName(key)} is truncated`);
     data.set(key, bytes.subarray(at + 8, end));
     at = end;
   }
   return asStateDict(lazy, (s) => {
     const d = data.get(s.key);
-    if (!d) throw new TorchFormatError(`storage ${s.key} missing`);
+    if (!d) throw new TorchFormatError(`storage ${keyName(s.key)} missing`);
     return d;
   });
+}
+
+/**
+ * Whether a file's first bytes (at least 262) could start a PyTorch file: a zip, a legacy pickle, or the old tar
+ * format (refused later, with its own message). Lets a caller refuse a large file of something else unread.
+ */
+export function looksLikeTorchFile(head: Uint8Array): boolean {
+  return (
+    startsWith(head, ZIP_MAGIC) ||
+    startsWith(head, LEGACY_MAGIC) ||
+    (head.length >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === 'ustar')
+  );
 }
 
 /**

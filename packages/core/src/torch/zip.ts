@@ -7,6 +7,16 @@
  */
 import { crc32, inflateRawSync } from 'node:zlib';
 
+/**
+ * A key from the file as messages show it: control characters (a terminal escape, a newline) as `?`, and at most
+ * 80 characters (a hostile file's key can be as long as the file).
+ */
+export function keyName(k: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing them is the point
+  const clean = k.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return clean.length > 80 ? `${clean.slice(0, 77)}…` : clean;
+}
+
 /** A reading failure of the container (the caller adds the file's name). */
 export class ZipFormatError extends Error {}
 
@@ -85,7 +95,7 @@ export function listZip(b: Uint8Array): Map<string, ZipMember> {
       }
       e += 4 + len;
     }
-    if (members.has(name)) throw new ZipFormatError(`two members named ${name}`);
+    if (members.has(name)) throw new ZipFormatError(`two members named ${keyName(name)}`);
     members.set(name, { name, method, crc, compressedSize, size, localHeader });
     at += 46 + nameLength + extraLength + commentLength;
   }
@@ -98,15 +108,17 @@ export function listZip(b: Uint8Array): Map<string, ZipMember> {
  */
 export function readMember(b: Uint8Array, m: ZipMember, maxBytes: number): Uint8Array {
   if (m.size > maxBytes)
-    throw new ZipFormatError(`member ${m.name} holds ${m.size} bytes, more than the ${maxBytes} it may`);
-  need(b, m.localHeader, 30, `member ${m.name}`);
-  if (u32(b, m.localHeader) !== 0x04034b50) throw new ZipFormatError(`member ${m.name}: a broken local header`);
+    throw new ZipFormatError(`member ${keyName(m.name)} holds ${m.size} bytes, more than the ${maxBytes} it may`);
+  need(b, m.localHeader, 30, `member ${keyName(m.name)}`);
+  if (u32(b, m.localHeader) !== 0x04034b50)
+    throw new ZipFormatError(`member ${keyName(m.name)}: a broken local header`);
   const start = m.localHeader + 30 + u16(b, m.localHeader + 26) + u16(b, m.localHeader + 28);
-  need(b, start, m.compressedSize, `member ${m.name}`);
+  need(b, start, m.compressedSize, `member ${keyName(m.name)}`);
   const raw = b.subarray(start, start + m.compressedSize);
   let data: Uint8Array;
   if (m.method === 0) {
-    if (m.compressedSize !== m.size) throw new ZipFormatError(`member ${m.name}: a stored member whose sizes differ`);
+    if (m.compressedSize !== m.size)
+      throw new ZipFormatError(`member ${keyName(m.name)}: a stored member whose sizes differ`);
     data = raw;
   } else if (m.method === 8) {
     try {
@@ -115,16 +127,18 @@ export function readMember(b: Uint8Array, m: ZipMember, maxBytes: number): Uint8
       const code = (err as NodeJS.ErrnoException).code;
       throw new ZipFormatError(
         code === 'ERR_BUFFER_TOO_LARGE'
-          ? `member ${m.name} inflates past the ${m.size} bytes its directory entry states`
-          : `member ${m.name} does not inflate (${(err as Error).message})`,
+          ? `member ${keyName(m.name)} inflates past the ${m.size} bytes its directory entry states`
+          : `member ${keyName(m.name)} does not inflate (${(err as Error).message})`,
       );
     }
     if (data.byteLength !== m.size)
-      throw new ZipFormatError(`member ${m.name} inflates to ${data.byteLength} bytes, not the ${m.size} stated`);
+      throw new ZipFormatError(
+        `member ${keyName(m.name)} inflates to ${data.byteLength} bytes, not the ${m.size} stated`,
+      );
   } else {
-    throw new ZipFormatError(`member ${m.name}: compression method ${m.method} (expected stored or deflate)`);
+    throw new ZipFormatError(`member ${keyName(m.name)}: compression method ${m.method} (expected stored or deflate)`);
   }
   if (crc32(data) >>> 0 !== m.crc)
-    throw new ZipFormatError(`member ${m.name} fails its CRC-32 check: the file is corrupt`);
+    throw new ZipFormatError(`member ${keyName(m.name)} fails its CRC-32 check: the file is corrupt`);
   return data;
 }
