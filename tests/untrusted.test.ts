@@ -152,6 +152,34 @@ describe('--init-from takes what import-torch writes, with the default preset', 
     expect(r.err).toMatch(/init-from .*generator loaded; discriminator fresh/);
   });
 
+  it("a source's size out of bounds is refused as the source's, not as a flag the user never typed", async () => {
+    const src = at('imp-p2p');
+    if (!fs.existsSync(src))
+      await app('pix2pix', ['import-torch', '--from', fixture('unet_256_batch.pth'), '--out', src]);
+    const tam = at('tampered');
+    fs.cpSync(src, tam, { recursive: true });
+    const state = JSON.parse(fs.readFileSync(path.join(tam, 'state.json'), 'utf8'));
+    state.config.cropSize = 2 ** 30;
+    state.config.loadSize = 2 ** 30;
+    fs.writeFileSync(path.join(tam, 'state.json'), JSON.stringify(state));
+    const r = await app('pix2pix', [
+      'train',
+      '--init-from',
+      tam,
+      '--data',
+      at('pairs'),
+      '--steps',
+      '1',
+      '--out',
+      at('ft-tam'),
+    ]);
+    expect(r.code).toBe(2);
+    expect(errLines(r.err)).toMatch(
+      /^pix2pix: error: --init-from .*tampered: its (loadSize|cropSize) 1073741824 is refused as --(load|crop)-size would be \(expected a positive integer up to 4096 \(memory\)/,
+    );
+    expect(fs.existsSync(at('ft-tam'))).toBe(false);
+  });
+
   it('cyclegan: an imported U-Net fine-tunes (it is not "an older layer structure")', async () => {
     const src = at('imp-cg-unet');
     expect((await app('cyclegan', ['import-torch', '--from', fixture('unet_256_batch.pth'), '--out', src])).code).toBe(

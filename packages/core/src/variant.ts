@@ -39,7 +39,14 @@ import { listRuns, runsTable } from './report/runs.js';
 import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
 import { exportModels, saveEvaluation } from './runs/export.js';
 import { writeLatentSamples } from './runs/generate.js';
-import { type ArchKey, initArchitecture, initSizesLine, initWeights, openInitSource } from './runs/init-from.js';
+import {
+  type ArchKey,
+  blameSource,
+  initArchitecture,
+  initSizesLine,
+  initWeights,
+  openInitSource,
+} from './runs/init-from.js';
 import { latestRun, readRunInfo, runsRoot, userPath } from './runs/run.js';
 import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './train/losses.js';
 import { decayOverLast } from './train/schedules.js';
@@ -293,6 +300,7 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   const merged: Record<string, unknown> = { ...saved };
   for (const [k, v] of Object.entries(given)) if (v !== undefined) merged[k] = v;
   // --init-from: the source's architecture under the flags given (a resumed run has its weights already).
+  const fromSource = new Set<string>();
   const initFrom =
     typeof given.initFrom === 'string' && given.resume === undefined
       ? openInitSource(def.name, given.initFrom)
@@ -300,14 +308,17 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   if (initFrom) {
     const keys = def.architecture ?? def.mustMatch.map((key) => ({ key }));
     for (const [k, v] of Object.entries(initArchitecture(initFrom, keys, merged)))
-      if (merged[k] === undefined) merged[k] = v;
+      if (merged[k] === undefined) {
+        merged[k] = v;
+        fromSource.add(k);
+      }
   }
   const presetName = typeof merged.preset === 'string' ? merged.preset : presetNames[0]!;
   // Own names only: a run.json's "preset": "constructor" must not find Object's constructor.
   const preset = Object.hasOwn(def.presets, presetName) ? def.presets[presetName] : undefined;
   if (!preset) throw new GantryError(`--preset: unknown preset '${presetName}' (expected ${presetNames.join(' or ')})`);
   const train = readFlags(TRAIN_FLAGS, merged, preset);
-  const values = readFlags(def.flags, merged, preset);
+  const values = blameSource(initFrom, fromSource, () => readFlags(def.flags, merged, preset));
   return { presetName, preset, train, values, config: def.config(values), initFrom };
 }
 

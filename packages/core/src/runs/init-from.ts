@@ -80,6 +80,22 @@ export function initArchitecture(
 }
 
 /**
+ * Runs `read` (the flag parsing) and, when a value that came from the source (`keys`) is refused, says so: the
+ * user never typed that flag (a tampered or foreign checkpoint's crop size of 2^30, say).
+ */
+export function blameSource<T>(source: InitSource | undefined, keys: Set<string>, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    const key = e instanceof GantryError ? [...keys].find((k) => e.message.startsWith(`--${kebab(k)}:`)) : undefined;
+    if (!source || !key) throw e;
+    throw new GantryError(
+      `--init-from ${source.checkpoint}: its ${key} ${JSON.stringify(source.state.config[key])} is refused as --${kebab(key)} would be (${(e as Error).message.replace(/^--[\w-]+: /, '')})`,
+    );
+  }
+}
+
+/**
  * The sizes a fine-tuning run works at, for its first line: they follow the model (`--init-from`) unless a flag
  * says otherwise, so the user sees where a crop size they never typed comes from.
  */
