@@ -186,13 +186,44 @@ function readWeightFiles(dir: string, json: ModelJson): { specs: tf.io.WeightsMa
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   const json = readModelJson(dir);
   const { specs, data } = readWeightFiles(dir, json);
+  // The layers the topology declares are built (and their weights allocated) before the saved weights are
+  // matched to them: a 1 KB model.json declaring a 15000-unit dense layer took 1 GB. So weight creation is
+  // bounded by what the weight files really hold.
+  const held = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  const restore = boundWeightCreation(held, path.join(dir, 'model.json'));
   try {
     return await tf.loadLayersModel(
       tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: data }),
     );
   } catch (err) {
+    if (err instanceof GantryError) throw err;
     throw new GantryError(`${dir}: cannot load model (${(err as Error).message.split('\n')[0]})`);
+  } finally {
+    restore();
   }
+}
+
+/**
+ * Until the returned function is called, every layer weight TF.js creates counts against `held` elements (plus a
+ * little slack), and one past it throws before it is allocated. Layers.addWeight is where every layer's build
+ * allocates its weights.
+ */
+function boundWeightCreation(held: number, file: string): () => void {
+  const proto = tf.layers.Layer.prototype as unknown as { addWeight: (...a: unknown[]) => unknown };
+  const original = proto.addWeight;
+  let used = 0;
+  proto.addWeight = function (this: unknown, ...args: unknown[]) {
+    const shape = args[1];
+    if (Array.isArray(shape)) used += shape.reduce((a: number, b: unknown) => a * (typeof b === 'number' ? b : 1), 1);
+    if (used > held + 4096)
+      throw new GantryError(
+        `${file}: its layers declare more than ${used} weight values, but its weight files hold ${held}`,
+      );
+    return original.apply(this, args);
+  };
+  return () => {
+    proto.addWeight = original;
+  };
 }
 
 type LayerJson = { class_name?: string; config?: Record<string, unknown> };
