@@ -513,7 +513,7 @@ const cases: Case[] = [
     'pix2pix',
     'non-numeric crop size',
     ['train', '--crop-size', 'big', '--out', at('o23')],
-    /--crop-size: expected a positive integer, got 'big'/,
+    /--crop-size: expected a positive integer up to 4096 \(memory\), got 'big'/,
     'o23',
   ],
   [
