@@ -2,13 +2,17 @@
  * The bad-input table: every case gets a one-line error naming the flag or file and what was expected, a
  * non-zero exit code, no stack trace, and nothing written where the command would have written.
  */
+
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { crc32, deflateSync, gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type FakeTensor, ownStorages, torchZip, unetShapes } from '../packages/core/src/torch/pickle-writer.js';
+import { listZip } from '../packages/core/src/torch/zip.js';
 import { runApp } from './run-app.js';
 
 /** The fields of model.json and state.json that these tests tamper with. */
@@ -78,6 +82,72 @@ beforeAll(async () => {
   fs.writeFileSync(at('emptyclass/dogs/readme.txt'), 'no images');
   fs.writeFileSync(at('a-file'), 'x');
   fs.writeFileSync(at('photo.txt'), 'not an image');
+  // Issue #40: hostile model files, made here (tiny), and inputs that are not files.
+  const stride0: Record<string, FakeTensor> = {};
+  for (const [k, size] of Object.entries(unetShapes(512)))
+    stride0[k] = { storage: k, numel: 1, size, stride: size.map(() => 0) };
+  fs.writeFileSync(at('stride0.pth'), torchZip(stride0));
+  const shared: FakeTensor = { storage: '0', numel: 1, size: [2 ** 14, 2 ** 14], stride: [0, 0] };
+  fs.writeFileSync(at('shared.pth'), torchZip({ a: shared, b: shared, c: shared }));
+  fs.writeFileSync(
+    at('proto.pth'),
+    torchZip({ 'model.1.weight': { storage: '0', type: 'constructor', numel: 4, size: [4] } }),
+  );
+  fs.writeFileSync(
+    at('huge-dim.pth'),
+    torchZip({ 'model.model.0.weight': { storage: '0', numel: 1, size: [1.5e300, 0], stride: [1, 1] } }),
+  );
+  const wide = unetShapes(1);
+  wide['model.model.0.weight'] = [512, 3, 4, 4];
+  fs.writeFileSync(at('wide.pth'), torchZip(ownStorages(wide)));
+  fs.writeFileSync(at('bomb.pth'), torchZip({ a: { storage: '0', numel: 2 ** 20, size: [2 ** 20] } }, { level: 9 }));
+  const flipped = fs.readFileSync(torchFixture('ok_resnet6.pth'));
+  const m = [...listZip(flipped).values()].find((e) => /\/data\/\d+$/.test(e.name))!;
+  flipped[
+    m.localHeader + 30 + flipped.readUInt16LE(m.localHeader + 26) + flipped.readUInt16LE(m.localHeader + 28) + 5
+  ]! ^= 0x40;
+  fs.writeFileSync(at('flipped.pth'), flipped);
+  execFileSync('mkfifo', [at('pipe.pth')]);
+  fs.mkdirSync(at('used-export'));
+  fs.writeFileSync(at('used-export', 'model.json'), '{}');
+  // Training folders: a PNG whose header says 16000×16000, and one cut in half.
+  const chunk = (type: string, data: Buffer) => {
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const n = Buffer.alloc(4);
+    n.writeUInt32BE(data.length);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc32(td) >>> 0);
+    return Buffer.concat([n, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(16000, 0);
+  ihdr.writeUInt32BE(16000, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  for (const d of ['bigpng/cats', 'bigpng/dogs', 'halfpng/cats', 'halfpng/dogs'])
+    fs.mkdirSync(at(d), { recursive: true });
+  fs.writeFileSync(
+    at('bigpng/cats/0.png'),
+    Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', deflateSync(Buffer.alloc(1000))),
+      chunk('IEND', Buffer.alloc(0)),
+    ]),
+  );
+  const noisy = await sharp({
+    create: {
+      width: 64,
+      height: 64,
+      channels: 3,
+      background: '#000',
+      noise: { type: 'gaussian', mean: 128, sigma: 40 },
+    },
+  })
+    .png()
+    .toBuffer();
+  for (const d of ['bigpng/dogs', 'halfpng/dogs']) fs.writeFileSync(at(d, '0.png'), noisy);
+  fs.writeFileSync(at('halfpng/cats/0.png'), noisy.subarray(0, noisy.length >> 1));
   // Tiny trained models for the sampling commands.
   const cg = await app('cgan', [
     'train',
@@ -443,7 +513,7 @@ const cases: Case[] = [
     'pix2pix',
     'non-numeric crop size',
     ['train', '--crop-size', 'big', '--out', at('o23')],
-    /--crop-size: expected a positive integer, got 'big'/,
+    /--crop-size: expected a positive integer up to 4096 \(memory\), got 'big'/,
     'o23',
   ],
   [
@@ -672,6 +742,119 @@ const cases: Case[] = [
     ['import-torch', '--model', 'day2night', '--out', at('o38')],
     /--model day2night: not a published cyclegan generator/,
     'o38',
+  ],
+  // Issue #40: untrusted model files and output folders
+  [
+    'pix2pix',
+    'import-torch --out under /proc (no hang)',
+    ['import-torch', '--from', torchFixture('unet_256_batch.pth'), '--out', '/proc/gantry-bad-input/x'],
+    /--out \/proc\/gantry-bad-input\/x: \/proc is on proc, a kernel file system, not a place for files/,
+    'none',
+  ],
+  [
+    'cyclegan',
+    'import-torch --out under /proc/self (no hang)',
+    ['import-torch', '--from', torchFixture('ok_resnet6.pth'), '--out', '/proc/self/gantry-x'],
+    /--out \/proc\/self\/gantry-x: \/proc\/self is on proc, a kernel file system/,
+    'none',
+  ],
+  [
+    'pix2pix',
+    'import-torch --out under a file',
+    ['import-torch', '--from', torchFixture('unet_256_batch.pth'), '--out', at('a-file', 'sub')],
+    /--out .*a-file\/sub: .*a-file is a file, expected a directory/,
+    'a-file/sub',
+  ],
+  [
+    'pix2pix',
+    'import-torch --from a named pipe (no hang)',
+    ['import-torch', '--from', at('pipe.pth'), '--out', at('o60')],
+    /--from .*pipe\.pth: a named pipe, expected a \.pth file/,
+    'o60',
+  ],
+  [
+    'cyclegan',
+    'import-torch --from /dev/zero (no endless read)',
+    ['import-torch', '--from', '/dev/zero', '--out', at('o61')],
+    /--from \/dev\/zero: a device, expected a \.pth file/,
+    'o61',
+  ],
+  [
+    'pix2pix',
+    'import-torch of a stride-0 (broadcast) 512-channel file',
+    ['import-torch', '--from', at('stride0.pth'), '--out', at('o62')],
+    /stride0\.pth: model\.model\.0\.weight: size \[512, 3, 4, 4\] has 24576 elements, more than its storage/,
+    'o62',
+  ],
+  [
+    'cyclegan',
+    'import-torch of keys sharing a 2^28-element stride-0 tensor',
+    ['import-torch', '--from', at('shared.pth'), '--out', at('o63')],
+    /shared\.pth: a: size \[16384, 16384\] has 268435456 elements, more than its storage 0 holds \(1\)/,
+    'o63',
+  ],
+  [
+    'pix2pix',
+    'import-torch of a storage type named torch.constructor',
+    ['import-torch', '--from', at('proto.pth'), '--out', at('o64')],
+    /proto\.pth: refers to torch\.constructor, which a state dict of float tensors does not use/,
+    'o64',
+  ],
+  [
+    'pix2pix',
+    'import-torch of a size [1.5e300, 0] (blames the file, not a flag)',
+    ['import-torch', '--from', at('huge-dim.pth'), '--out', at('o65')],
+    /huge-dim\.pth: a tensor of size \[1\.5e\+300, 0\].*each must be an integer in 0\.\.2\^31-1/,
+    'o65',
+  ],
+  [
+    'pix2pix',
+    'import-torch of a first convolution wider than the rest (checked before building)',
+    ['import-torch', '--from', at('wide.pth'), '--out', at('o66')],
+    /wide\.pth: model\.model\.1\.model\.1\.weight: shape \[2, 1, 4, 4\] in the file, \[1024, 512, 4, 4\] expected by unet_128 \(ngf 512/,
+    'o66',
+  ],
+  [
+    'pix2pix',
+    'import-torch of a zip bomb',
+    ['import-torch', '--from', at('bomb.pth'), '--out', at('o67')],
+    /bomb\.pth: its deflated members inflate to more than 16 × the file's size: a zip bomb\?/,
+    'o67',
+  ],
+  [
+    'cyclegan',
+    'import-torch of a file with a flipped byte in a weight',
+    ['import-torch', '--from', at('flipped.pth'), '--out', at('o68')],
+    /flipped\.pth: not a readable zip archive \(member \S+ fails its CRC-32 check: the file is corrupt\)/,
+    'o68',
+  ],
+  [
+    'pix2pix',
+    'export --out under /proc',
+    ['export', '--checkpoint', at('p2p-run'), '--out', '/proc/gantry-bad-input/web'],
+    /--out \/proc\/gantry-bad-input\/web: \/proc is on proc, a kernel file system/,
+    'none',
+  ],
+  [
+    'pix2pix',
+    'export into a non-empty folder',
+    ['export', '--checkpoint', at('p2p-run'), '--out', at('used-export')],
+    /--out .*used-export: already exists and is not empty \(pass --force to replace it\)/,
+    'none',
+  ],
+  [
+    'dcgan',
+    'training folder with a 16000×16000 PNG (pixel limit)',
+    ['train', '--data', at('bigpng'), '--out', at('o69')],
+    /bigpng\/cats\/0\.png: 16000×16000 is 256\.0 megapixels, over the limit of 50/,
+    'o69',
+  ],
+  [
+    'cgan',
+    'training folder with a half-written PNG',
+    ['train', '--data', at('halfpng'), '--out', at('o70')],
+    /halfpng\/cats\/0\.png: not a readable image \(truncated or corrupt image data: /,
+    'o70',
   ],
 ];
 

@@ -259,6 +259,21 @@ describe.skipIf(!hasChromium)(
 
       await page.screenshot({ path: path.join(shots, 'demo.png') });
       expect(errors).toEqual([]);
+
+      // The pixel limit of every decoded image, from the size alone: a 10000×10000 SVG is refused by name.
+      const bomb = path.join(tmp, 'bomb.svg');
+      fs.writeFileSync(
+        bomb,
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10000" height="10000"><rect width="10000" height="10000"/></svg>',
+      );
+      await page.setInputFiles('#upload', bomb);
+      await page.waitForFunction(() => document.querySelector('#translate-status')?.textContent?.includes('error'));
+      expect(await page.textContent('#translate-status')).toBe(
+        'error: bomb.svg: 10000×10000 is 100.0 megapixels, over the limit of 50',
+      );
+      // The refusal is logged (console.error) on purpose: the only error this page may show.
+      expect(errors.map((e) => e.includes('over the limit of 50'))).toEqual([true]);
+      errors.length = 0;
       await page.close();
     });
 

@@ -194,6 +194,32 @@ function exampleScene(size = 256): HTMLCanvasElement {
 
 /** The longest side a picture is translated at in the page (larger ones are scaled down to bound memory). */
 const MAX_SIDE = 512;
+/** The pixel limit of every image Gantry decodes (MAX_IMAGE_MEGAPIXELS, packages/core/src/runs/image.ts). */
+const MAX_MEGAPIXELS = 50;
+
+/**
+ * An uploaded picture, refused over MAX_MEGAPIXELS from its size alone: an <img> knows its size once loaded, and
+ * the browser decodes its pixels only when they are drawn (createImageBitmap of a 400-megapixel file would not).
+ */
+async function readUpload(file: File): Promise<ImageBitmap> {
+  const url = URL.createObjectURL(file);
+  try {
+    const img = new Image();
+    img.src = url;
+    await new Promise<void>((resolve, reject) => {
+      img.onload = () => resolve();
+      img.onerror = () => reject(new Error('not an image this browser can read'));
+    });
+    const megapixels = (img.naturalWidth * img.naturalHeight) / 1e6;
+    if (megapixels > MAX_MEGAPIXELS)
+      throw new Error(
+        `${img.naturalWidth}×${img.naturalHeight} is ${megapixels.toFixed(1)} megapixels, over the limit of ${MAX_MEGAPIXELS}`,
+      );
+    return await createImageBitmap(img);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
 
 async function runTranslation(source: HTMLCanvasElement | ImageBitmap): Promise<void> {
   const input = $<HTMLCanvasElement>('input');
@@ -241,11 +267,9 @@ async function initTranslation(names: string[]): Promise<void> {
     const file = (e.target as HTMLInputElement).files?.[0];
     if (!file) return;
     try {
-      await runTranslation(await createImageBitmap(file));
+      await runTranslation(await readUpload(file));
     } catch (err) {
-      fail('translate-status')(
-        new Error(`${file.name}: not an image this browser can read (${(err as Error).message})`),
-      );
+      fail('translate-status')(new Error(`${file.name}: ${(err as Error).message}`));
     }
   });
   await runTranslation(exampleScene());

@@ -39,7 +39,14 @@ import { listRuns, runsTable } from './report/runs.js';
 import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
 import { exportModels, saveEvaluation } from './runs/export.js';
 import { writeLatentSamples } from './runs/generate.js';
-import { type ArchKey, initArchitecture, initWeights, openInitSource } from './runs/init-from.js';
+import {
+  type ArchKey,
+  blameSource,
+  initArchitecture,
+  initSizesLine,
+  initWeights,
+  openInitSource,
+} from './runs/init-from.js';
 import { latestRun, readRunInfo, runsRoot, userPath } from './runs/run.js';
 import { type AdversarialLoss, adversarialLoss, GAN_LOSSES } from './train/losses.js';
 import { decayOverLast } from './train/schedules.js';
@@ -293,6 +300,7 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   const merged: Record<string, unknown> = { ...saved };
   for (const [k, v] of Object.entries(given)) if (v !== undefined) merged[k] = v;
   // --init-from: the source's architecture under the flags given (a resumed run has its weights already).
+  const fromSource = new Set<string>();
   const initFrom =
     typeof given.initFrom === 'string' && given.resume === undefined
       ? openInitSource(def.name, given.initFrom)
@@ -300,13 +308,17 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   if (initFrom) {
     const keys = def.architecture ?? def.mustMatch.map((key) => ({ key }));
     for (const [k, v] of Object.entries(initArchitecture(initFrom, keys, merged)))
-      if (merged[k] === undefined) merged[k] = v;
+      if (merged[k] === undefined) {
+        merged[k] = v;
+        fromSource.add(k);
+      }
   }
   const presetName = typeof merged.preset === 'string' ? merged.preset : presetNames[0]!;
-  const preset = def.presets[presetName];
+  // Own names only: a run.json's "preset": "constructor" must not find Object's constructor.
+  const preset = Object.hasOwn(def.presets, presetName) ? def.presets[presetName] : undefined;
   if (!preset) throw new GantryError(`--preset: unknown preset '${presetName}' (expected ${presetNames.join(' or ')})`);
   const train = readFlags(TRAIN_FLAGS, merged, preset);
-  const values = readFlags(def.flags, merged, preset);
+  const values = blameSource(initFrom, fromSource, () => readFlags(def.flags, merged, preset));
   return { presetName, preset, train, values, config: def.config(values), initFrom };
 }
 
@@ -326,6 +338,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     const resume = readFlags(TRAIN_FLAGS, a).resume;
     const saved = resume !== undefined ? resumedValues(def.name, resume) : {};
     const { presetName, preset, train: t, values, config, initFrom } = resolveTrainValues(def, a, saved);
+    if (initFrom) log(initSizesLine(initFrom, values, a));
     const settings: TrainSettings = {
       ...t,
       preset: presetName,
@@ -492,7 +505,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         },
       );
     }
-    const exportFlags = { ...checkpointFlag, out: flag.string('output directory') };
+    const exportFlags = {
+      ...checkpointFlag,
+      out: flag.string('output directory (new or empty, or --force)'),
+      force: flag.boolean('replace the content of a non-empty --out', { default: false, transient: true }),
+    };
     return out
       .command(
         'export',
@@ -505,6 +522,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           const trained = await load(v.checkpoint);
           const c = trained.config;
           const common = { variant: def.name, checkpoint: trained.checkpoint };
+          let both = false;
           if (inference.kind === 'latent') {
             const classes = inference.classNames?.(c);
             await exportModels(
@@ -519,26 +537,34 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
                 labels: classes ?? null,
                 normalisation: 'tanh: pixel = (value + 1) * 127.5',
               },
+              { force: v.force },
             );
           } else {
             const nets = inference.generators(c);
-            const models: Record<string, tf.LayersModel> = nets.BtoA
-              ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA) }
+            // An import of G_A alone (cyclegan import-torch without --from-b) holds one generator.
+            both = nets.BtoA !== undefined && fs.existsSync(path.join(trained.checkpoint, nets.BtoA, 'model.json'));
+            const models: Record<string, tf.LayersModel> = both
+              ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA!) }
               : { '': await trained.load(nets.AtoB) };
-            await exportModels(dir, models, {
-              ...common,
-              kind: 'image-to-image',
-              imageSize: inference.cropSize(c),
-              channels: inference.channels(c),
-              ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
-              ...inference.metadata?.(c),
-              normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
-              inference:
-                "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
-            });
+            await exportModels(
+              dir,
+              models,
+              {
+                ...common,
+                kind: 'image-to-image',
+                imageSize: inference.cropSize(c),
+                channels: inference.channels(c),
+                ...(both ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
+                ...inference.metadata?.(c),
+                normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
+                inference:
+                  "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
+              },
+              { force: v.force },
+            );
           }
           console.log(
-            `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
+            `exported ${def.name} to ${dir} (${both ? 'G_A/, G_B/' : 'model.json, weights.bin'}, metadata.json)`,
           );
         },
       )

@@ -6,7 +6,15 @@
  * domain B, is D_A; D_X, judging domain A, is D_B.
  */
 
-import { flag, GantryError, NORMS, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
+import {
+  flag,
+  GantryError,
+  MAX_IMAGE_SIDE,
+  NORMS,
+  userPath,
+  type VariantData,
+  type VariantDefinition,
+} from '@gantry/core';
 import { importTorchCliOptions, importTorchFromArgs, UnalignedDataset } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
@@ -22,10 +30,17 @@ import {
 import { CycleGanTask } from './task.js';
 
 const flags = {
-  cropSize: flag.positiveInt('image size the networks work at (random crops of the loaded images)', {
-    deprecated: ['size'],
-  }),
-  loadSize: flag.positiveInt('resize to this before the random crop (default: crop size × 286/256)'),
+  cropSize: flag.positiveIntUpTo(
+    'image size the networks work at (random crops of the loaded images)',
+    MAX_IMAGE_SIDE,
+    'memory',
+    { deprecated: ['size'] },
+  ),
+  loadSize: flag.positiveIntUpTo(
+    'resize to this before the random crop (default: crop size × 286/256)',
+    MAX_IMAGE_SIDE,
+    'memory',
+  ),
   flip: flag.boolean('random horizontal flips', { default: true }),
   generator: flag.choice(['resnet', 'unet'] as const, 'generator architecture', { default: 'resnet' }),
   blocks: flag.positiveInt('residual blocks of the ResNet generator (paper: 6 at 128, 9 at 256)'),
@@ -117,6 +132,7 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     { key: 'ngf' },
     { key: 'norm' },
     { key: 'cropSize', soft: true },
+    { key: 'loadSize', soft: true },
     { key: 'ndf', net: 'D_A' },
     { key: 'dLayers', net: 'D_A' },
   ],

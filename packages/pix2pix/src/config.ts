@@ -45,7 +45,8 @@ export const MUST_MATCH: readonly (keyof Pix2pixConfig)[] = [
 
 /** Checks that the U-Net fits the crop size (its bottleneck must be 1×1 or larger). */
 export function checkConfig(c: Pix2pixConfig): void {
-  const downs = NET_G[c.netG];
+  // Own names only: a config's netG of 'constructor' must not find Object's.
+  const downs = Object.hasOwn(NET_G, c.netG) ? NET_G[c.netG] : undefined;
   if (downs === undefined)
     throw new GantryError(`--netG: unknown generator '${c.netG}' (expected ${Object.keys(NET_G).join(', ')})`);
   if (c.cropSize % 2 ** downs !== 0) {

@@ -10,7 +10,7 @@
  * decoder's ngf·8 levels.
  */
 import * as path from 'node:path';
-import { flag, GantryError, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
+import { flag, GantryError, MAX_IMAGE_SIDE, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset, importTorchCliOptions, importTorchFromArgs } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -40,8 +40,12 @@ const flags = {
   }),
   norm: flag.choice(['batch', 'instance'] as const, 'normalisation layers', { default: 'batch' }),
   dropout: flag.boolean('dropout 0.5 in the decoder (--no-dropout to disable)', { default: true }),
-  loadSize: flag.positiveInt('resize to this size before the random crop (default: crop size × 286/256)'),
-  cropSize: flag.positiveInt("random crop size = the networks' resolution"),
+  loadSize: flag.positiveIntUpTo(
+    'resize to this size before the random crop (default: crop size × 286/256)',
+    MAX_IMAGE_SIDE,
+    'memory',
+  ),
+  cropSize: flag.positiveIntUpTo("random crop size = the networks' resolution", MAX_IMAGE_SIDE, 'memory'),
   direction: flag.choice(
     DIRECTIONS,
     'AtoB: left/A → right/B (default: BtoA, day → night, on the generated scenes; AtoB with --data)',
@@ -139,6 +143,8 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
     { key: 'norm' },
     { key: 'dropout' },
     { key: 'cropSize', soft: true },
+    // The load size follows the crop size the model was made for, not the preset's (143 with a 256 crop).
+    { key: 'loadSize', soft: true },
     { key: 'ndf', net: 'discriminator' },
     { key: 'dLayers', net: 'discriminator' },
   ],

@@ -31,6 +31,11 @@ export type FlagSpecs = Record<string, Flag<unknown>>;
 export const MAX_BATCH_SIZE = 1024;
 /** The largest --latent-dim (the generator's first layer grows with it). */
 export const MAX_LATENT_DIM = 4096;
+/**
+ * The largest training image side (--crop-size, --load-size): one 4096² crop's activations already take gigabytes;
+ * a crop size from a tampered checkpoint (2^30) reached sharp's resize and failed with exit 1.
+ */
+export const MAX_IMAGE_SIDE = 4096;
 /** The largest generate --count (one PNG file each). */
 export const MAX_GENERATE_COUNT = 100_000;
 

@@ -274,7 +274,7 @@ describe('translatePaths', () => {
       log: (l) => lines.push(l),
     }).catch((e) => e);
     expect(err).toBeInstanceOf(GantryError);
-    expect((err as GantryError).exitCode).toBe(1);
+    expect((err as GantryError).exitCode).toBe(2);
     expect((err as Error).message).toBe('2 of 5 files failed: bad.png, readme.txt');
     expect(readdirSync(outDir).sort()).toEqual(['1.png', '2.jpg', '3.png']);
     expect(lines.filter((l) => l.includes('bad.png'))).toHaveLength(1);
@@ -393,5 +393,28 @@ describe('translatePaths', () => {
     });
     expect(tf.memory().numTensors).toBe(before);
     expect((await readFile(join(dir, 'leak.png'))).length).toBeGreaterThan(0);
+  });
+});
+
+describe('animated inputs (issue #40)', () => {
+  it('translates the first frame of an animated GIF and says so', async () => {
+    const frame = (c: string) =>
+      sharp({ create: { width: 8, height: 8, channels: 3, background: c } })
+        .png()
+        .toBuffer();
+    const gif = await sharp([await frame('#f00'), await frame('#00f'), await frame('#0f0')], {
+      join: { animated: true },
+    })
+      .gif()
+      .toBuffer();
+    const input = join(dir, 'anim.gif');
+    writeFileSync(input, gif);
+    const lines: string[] = [];
+    await translateCommand(darken, { input, output: join(dir, 'anim.png'), modelSize: 8, log: (l) => lines.push(l) });
+    expect(lines.join('\n')).toMatch(
+      /anim\.gif: warning: an animated image of 3 frames; only the first frame is translated/,
+    );
+    const out = await readImage(join(dir, 'anim.png'));
+    expect([out.width, out.height]).toEqual([8, 8]);
   });
 });

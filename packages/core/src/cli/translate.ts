@@ -54,11 +54,15 @@ import { forwardTiled, tilePlan } from '../nn/tiles.js';
 import { mkdirp } from '../runs/fsutil.js';
 import {
   atomicWriteAsync,
+  checkPixels,
+  decodeFailure,
   decodeImage,
   encodeImage,
   formatFromPath,
   type ImageFormat,
   imageToTensor,
+  MAX_IMAGE_MEGAPIXELS,
+  pixelLimit,
   type RawImage,
   resizeImage,
   tensorToImage,
@@ -101,8 +105,8 @@ export interface TranslateOptions {
   bytesPerPixel?: () => Promise<number>;
 }
 
-/** The default input-size limit of `translate` (megapixels): above any phone camera, far below a decoding bomb. */
-export const DEFAULT_MAX_MEGAPIXELS = 50;
+/** The default input-size limit of `translate` (megapixels): the one limit of every decoded image (runs/image.ts). */
+export const DEFAULT_MAX_MEGAPIXELS = MAX_IMAGE_MEGAPIXELS;
 
 export type Resolution = 'native' | 'model';
 
@@ -193,6 +197,8 @@ interface Decoded {
   alpha?: Uint8Array;
   /** Whether the input is grayscale (the output is written as grayscale). */
   gray: boolean;
+  /** Frames of an animated image (GIF, WebP); only the first is translated. */
+  frames?: number;
 }
 
 /** Decodes any image sharp reads, upright (EXIF), keeping its alpha and whether it is grayscale. */
@@ -214,17 +220,12 @@ export async function decodeForTranslation(
   if (buf.length === 0) throw new GantryError(`${file}: not a readable image (empty file)`);
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(buf).metadata();
+    meta = await sharp(buf, { limitInputPixels: false }).metadata();
   } catch (e) {
-    throw new GantryError(`${file}: not a readable image (${firstLine(e)})`);
+    throw new GantryError(`${file}: not a readable image (${decodeFailure(e)})`);
   }
-  const megapixels = ((meta.width ?? 0) * (meta.height ?? 0)) / 1e6;
-  if (megapixels > maxMegapixels) {
-    throw new GantryError(
-      `${file}: ${meta.width}×${meta.height} is ${megapixels.toFixed(1)} megapixels, over the limit of ${maxMegapixels} (--max-megapixels)`,
-    );
-  }
-  const image = await decodeImage(buf, file, { channels: inChannels });
+  checkPixels(file, meta, maxMegapixels, ' (--max-megapixels)');
+  const image = await decodeImage(buf, file, { channels: inChannels, maxMegapixels, limitHint: ' (--max-megapixels)' });
   const gray =
     meta.space === 'b-w' ||
     meta.space === 'grey16' ||
@@ -233,7 +234,7 @@ export async function decodeForTranslation(
   let alpha: Uint8Array | undefined;
   if (meta.hasAlpha) {
     try {
-      const { data, info } = await sharp(buf, { autoOrient: true })
+      const { data, info } = await sharp(buf, { autoOrient: true, limitInputPixels: pixelLimit(maxMegapixels) })
         .toColourspace('srgb')
         .ensureAlpha()
         .extractChannel(3)
@@ -248,7 +249,7 @@ export async function decodeForTranslation(
       throw new GantryError(`${file}: not a readable image (${firstLine(e)})`);
     }
   }
-  return { image, alpha, gray };
+  return { image, alpha, gray, frames: meta.pages && meta.pages > 1 ? meta.pages : undefined };
 }
 
 /** Rec. 601 luma of RGB bytes, or the bytes themselves for one channel. */
@@ -503,6 +504,8 @@ export async function translateImage(fn: TranslateFn, decoded: Decoded, modelSiz
 export interface FileReport {
   run: TranslateRun;
   structure: StructureScore;
+  /** Frames of an animated input (only the first was translated). */
+  frames?: number;
 }
 
 function describeFile(r: FileReport): { text: string; warning?: string } {
@@ -513,7 +516,11 @@ function describeFile(r: FileReport): { text: string; warning?: string } {
       : r.run.tiles > 1
         ? `${r.run.tiles} tiles of ${r.run.tile} px`
         : '';
-  return { text: how ? `${s.text}; ${how}` : s.text, warning: s.warning };
+  const animated = r.frames
+    ? `warning: an animated image of ${r.frames} frames; only the first frame is translated`
+    : undefined;
+  const warning = [animated, s.warning].filter(Boolean).join('; ') || undefined;
+  return { text: how ? `${s.text}; ${how}` : s.text, warning };
 }
 
 async function translateFile(fn: TranslateFn, input: string, output: string, o: TranslateOptions): Promise<FileReport> {
@@ -528,7 +535,7 @@ async function translateFile(fn: TranslateFn, input: string, output: string, o: 
     throw new GantryError(`${output}: cannot encode (${firstLine(e)})`);
   }
   await atomicWriteAsync(output, buf);
-  return { run, structure };
+  return { run, structure, frames: decoded.frames };
 }
 
 /**
@@ -665,7 +672,7 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
 }
 
 /**
- * The CLI behaviour: translate, print a summary line, and throw a GantryError (exit code 1) naming the failed
+ * The CLI behaviour: translate, print a summary line, and throw a GantryError (exit code 2) naming the failed
  * files if any failed (the others are still written).
  */
 export async function translateCommand(fn: TranslateFn, o: TranslateOptions): Promise<TranslateSummary> {
@@ -675,7 +682,7 @@ export async function translateCommand(fn: TranslateFn, o: TranslateOptions): Pr
   if (summary.failed.length) {
     const names = summary.failed.map((f) => path.basename(f.file));
     const list = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
-    throw new GantryError(`${summary.failed.length} of ${n} file${n === 1 ? '' : 's'} failed: ${list}`, 1);
+    throw new GantryError(`${summary.failed.length} of ${n} file${n === 1 ? '' : 's'} failed: ${list}`);
   }
   if (n > 1) log(`translated ${n} images into ${userPath(o.output)}`);
   return summary;

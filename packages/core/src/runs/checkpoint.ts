@@ -116,7 +116,8 @@ export function checkWeightData(
     }
     const q = isObject(s.quantization) ? s.quantization : undefined;
     const dtype = String(q ? q.dtype : s.dtype);
-    const per = DTYPE_BYTES[dtype];
+    // Own names only: a dtype of 'constructor' must not find Object's (and skip the size check with NaN).
+    const per = Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : undefined;
     if (!per || (!q && !['float32', 'int32', 'bool'].includes(dtype)))
       throw new GantryError(`${all}: weight ${s.name} has dtype ${dtype}, expected float32, int32 or bool`);
     const count = (s.shape as number[]).reduce((a, b) => a * b, 1);
@@ -185,13 +186,44 @@ function readWeightFiles(dir: string, json: ModelJson): { specs: tf.io.WeightsMa
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   const json = readModelJson(dir);
   const { specs, data } = readWeightFiles(dir, json);
+  // The layers the topology declares are built (and their weights allocated) before the saved weights are
+  // matched to them: a 1 KB model.json declaring a 15000-unit dense layer took 1 GB. So weight creation is
+  // bounded by what the weight files really hold.
+  const held = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  const restore = boundWeightCreation(held, path.join(dir, 'model.json'));
   try {
     return await tf.loadLayersModel(
       tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: data }),
     );
   } catch (err) {
+    if (err instanceof GantryError) throw err;
     throw new GantryError(`${dir}: cannot load model (${(err as Error).message.split('\n')[0]})`);
+  } finally {
+    restore();
   }
+}
+
+/**
+ * Until the returned function is called, every layer weight TF.js creates counts against `held` elements (plus a
+ * little slack), and one past it throws before it is allocated. Layers.addWeight is where every layer's build
+ * allocates its weights.
+ */
+function boundWeightCreation(held: number, file: string): () => void {
+  const proto = tf.layers.Layer.prototype as unknown as { addWeight: (...a: unknown[]) => unknown };
+  const original = proto.addWeight;
+  let used = 0;
+  proto.addWeight = function (this: unknown, ...args: unknown[]) {
+    const shape = args[1];
+    if (Array.isArray(shape)) used += shape.reduce((a: number, b: unknown) => a * (typeof b === 'number' ? b : 1), 1);
+    if (used > held + 4096)
+      throw new GantryError(
+        `${file}: its layers declare more than ${used} weight values, but its weight files hold ${held}`,
+      );
+    return original.apply(this, args);
+  };
+  return () => {
+    proto.addWeight = original;
+  };
 }
 
 type LayerJson = { class_name?: string; config?: Record<string, unknown> };
@@ -329,9 +361,14 @@ const RENAMED: Record<string, Record<string, string>> = {
   cyclegan: { size: 'cropSize' },
 };
 export function migrateKeys(variant: string, o: Record<string, unknown>): Record<string, unknown> {
-  const renamed = RENAMED[variant] ?? {};
+  // Own names only (run.json and state.json are files: 'constructor' or '__proto__' must not find Object's).
+  const renamed = Object.hasOwn(RENAMED, variant) ? RENAMED[variant]! : {};
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) out[renamed[k] && !(renamed[k] in o) ? renamed[k] : k] = v;
+  for (const [k, v] of Object.entries(o)) {
+    if (k === '__proto__') continue; // assigning it would set out's prototype
+    const to = Object.hasOwn(renamed, k) && !Object.hasOwn(o, renamed[k]!) ? renamed[k]! : k;
+    out[to] = v;
+  }
   return out;
 }
 
@@ -351,9 +388,10 @@ const ADDED: Record<string, Record<string, (config: Record<string, unknown>) => 
   gan: { minibatchStddev: () => 0 },
 };
 /** The keys `variant` added since older checkpoints (see `ADDED`). */
-export const addedConfigKeys = (variant: string): string[] => Object.keys(ADDED[variant] ?? {});
+const addedOf = (variant: string) => (Object.hasOwn(ADDED, variant) ? ADDED[variant]! : {});
+export const addedConfigKeys = (variant: string): string[] => Object.keys(addedOf(variant));
 function withAddedKeys(variant: string, config: Record<string, unknown>): Record<string, unknown> {
-  const added = Object.entries(ADDED[variant] ?? {}).filter(([k]) => !(k in config));
+  const added = Object.entries(addedOf(variant)).filter(([k]) => !Object.hasOwn(config, k));
   return added.length ? { ...config, ...Object.fromEntries(added.map(([k, old]) => [k, old(config)])) } : config;
 }
 
@@ -428,7 +466,7 @@ export async function restoreCheckpoint(
   for (const [name, model] of Object.entries(o.nets)) restoreModelWeights(model, path.join(dir, name));
   for (const [key, opt] of Object.entries(o.optimizers)) {
     // Checkpoints from before the G/D naming called the optimizers 'generator' and 'discriminator'.
-    const name = state.optimizers?.[key] || !LEGACY_OPTIMIZER[key] ? key : LEGACY_OPTIMIZER[key]!;
+    const name = state.optimizers?.[key] || !Object.hasOwn(LEGACY_OPTIMIZER, key) ? key : LEGACY_OPTIMIZER[key]!;
     const specs = state.optimizers?.[name];
     const file = path.join(dir, `optim-${name}.bin`);
     if (!specs || !fs.existsSync(file)) throw new GantryError(`checkpoint ${dir}: optimizer state '${name}' missing`);

@@ -28,6 +28,45 @@ export interface RawImage {
 export interface ReadImageOptions {
   /** 1 = grayscale, 3 = RGB (default). */
   channels?: 1 | 3;
+  /** The pixel limit, in megapixels (default MAX_IMAGE_MEGAPIXELS); sharp's own limit follows it, up or down. */
+  maxMegapixels?: number;
+  /** Said after the limit in the error (e.g. ' (--max-megapixels)'). */
+  limitHint?: string;
+}
+
+/**
+ * The one pixel limit for every image Gantry decodes (translate, training folders, checkpoints' samples): above any
+ * phone camera, far below a decoding bomb. translate's --max-megapixels changes it for one command; sharp's own cap
+ * (268 megapixels) is set to the same value, so raising the limit works above it too.
+ */
+export const MAX_IMAGE_MEGAPIXELS = 50;
+
+/** sharp's limitInputPixels for a limit in megapixels. */
+export const pixelLimit = (megapixels: number) => Math.max(1, Math.ceil(megapixels * 1e6));
+
+/**
+ * Refuses an image over the pixel limit from its header (width × height; every frame of an animated image counts
+ * toward it as sharp decodes one), before anything is decoded.
+ */
+export function checkPixels(
+  name: string,
+  meta: { width?: number; height?: number },
+  maxMegapixels = MAX_IMAGE_MEGAPIXELS,
+  hint = '',
+): void {
+  const megapixels = ((meta.width ?? 0) * (meta.height ?? 0)) / 1e6;
+  if (megapixels > maxMegapixels)
+    throw new GantryError(
+      `${name}: ${meta.width}×${meta.height} is ${megapixels.toFixed(1)} megapixels, over the limit of ${maxMegapixels}${hint}`,
+    );
+}
+
+/** A decoder's failure in words: libvips says "Unknown error" or "read error" for data that ends too soon. */
+export function decodeFailure(e: unknown): string {
+  const msg = firstLine(e);
+  return /unknown error|read error|premature|truncat|unexpected end|end of (file|stream)/i.test(msg)
+    ? `truncated or corrupt image data: ${msg}`
+    : msg;
 }
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
@@ -58,8 +97,10 @@ export async function decodeImage(input: Uint8Array, name: string, opts: ReadIma
   const channels = opts.channels ?? 3;
   check(channels === 1 || channels === 3, `${name}: channels must be 1 or 3, got ${channels}`);
   if (input.length === 0) throw new GantryError(`${name}: not a readable image (empty file)`);
+  const max = opts.maxMegapixels ?? MAX_IMAGE_MEGAPIXELS;
   try {
-    let p = sharp(input, { failOn: 'truncated', autoOrient: true });
+    checkPixels(name, await sharp(input, { limitInputPixels: false }).metadata(), max, opts.limitHint);
+    let p = sharp(input, { failOn: 'truncated', autoOrient: true, limitInputPixels: pixelLimit(max) });
     p = p.flatten({ background: '#ffffff' });
     p = channels === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb');
     const { data, info } = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -68,7 +109,7 @@ export async function decodeImage(input: Uint8Array, name: string, opts: ReadIma
     return { data: bytes, width: info.width, height: info.height, channels };
   } catch (e) {
     if (e instanceof GantryError) throw e;
-    throw new GantryError(`${name}: not a readable image (${firstLine(e)})`);
+    throw new GantryError(`${name}: not a readable image (${decodeFailure(e)})`);
   }
 }
 

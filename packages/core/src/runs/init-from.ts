@@ -80,6 +80,33 @@ export function initArchitecture(
 }
 
 /**
+ * Runs `read` (the flag parsing) and, when a value that came from the source (`keys`) is refused, says so: the
+ * user never typed that flag (a tampered or foreign checkpoint's crop size of 2^30, say).
+ */
+export function blameSource<T>(source: InitSource | undefined, keys: Set<string>, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    const key = e instanceof GantryError ? [...keys].find((k) => e.message.startsWith(`--${kebab(k)}:`)) : undefined;
+    if (!source || !key) throw e;
+    throw new GantryError(
+      `--init-from ${source.checkpoint}: its ${key} ${JSON.stringify(source.state.config[key])} is refused as --${kebab(key)} would be (${(e as Error).message.replace(/^--[\w-]+: /, '')})`,
+    );
+  }
+}
+
+/**
+ * The sizes a fine-tuning run works at, for its first line: they follow the model (`--init-from`) unless a flag
+ * says otherwise, so the user sees where a crop size they never typed comes from.
+ */
+export function initSizesLine(source: InitSource, values: Record<string, unknown>, given: Record<string, unknown>): string {
+  const parts = (['cropSize', 'loadSize'] as const)
+    .filter((k) => typeof values[k] === 'number')
+    .map((k) => `--${kebab(k)} ${values[k]} (${given[k] !== undefined ? 'given' : source.state.config[k] !== undefined ? 'from the model' : 'default'})`);
+  return `init-from ${source.checkpoint}: ${parts.join(', ') || 'sizes as the flags give them'}`;
+}
+
+/**
  * Loads the source's weights into the networks it holds (shapes checked, every mismatch named); returns the names
  * loaded. The networks the source lacks keep their fresh initialisation.
  */
@@ -97,8 +124,13 @@ export function initWeights(
     try {
       restoreModelWeights(nets[name]!, path.join(source.checkpoint, name));
     } catch (e) {
-      if (e instanceof GantryError) throw new GantryError(`--init-from: ${e.message}`);
-      throw e;
+      if (!(e instanceof GantryError)) throw e;
+      // An import is new: "an older layer structure" would be wrong; what differs is the network the flags build.
+      if (Array.isArray(source.state.imported) && /layer structure/.test(e.message))
+        throw new GantryError(
+          `--init-from ${source.checkpoint}: its imported ${name} has layers that ${source.state.variant} train does not build (such as dropout); translate and export take it, fine-tuning does not`,
+        );
+      throw new GantryError(`--init-from: ${e.message}`);
     }
   }
   const fresh = Object.keys(nets).filter((n) => !loaded.includes(n));

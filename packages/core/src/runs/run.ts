@@ -70,7 +70,7 @@ export function latestRun(
 }
 
 /** Entries of a folder that make it a used run directory (hidden files, such as a stale lock, do not). */
-function visibleEntries(dir: string): string[] {
+export function visibleEntries(dir: string): string[] {
   try {
     return fs.readdirSync(dir).filter((n) => !n.startsWith('.'));
   } catch {
@@ -113,13 +113,15 @@ export function checkNewRunDir(dir: string, flag = '--out'): void {
   if (up && !up.isDirectory()) throw new GantryError(`${flag} ${dir}: ${at} is a file, expected a directory`);
 }
 
-const LOCK = '.gantry.lock';
+export const LOCK = '.gantry.lock';
 const OWNER = '.gantry.lock.json';
 
-interface LockOwner {
+export interface LockOwner {
   pid: number;
   host: string;
   since: string;
+  /** What holds the folder ('training' when absent: records written before this field). */
+  what?: string;
 }
 
 function readOwner(runDir: string): LockOwner | undefined {
@@ -132,7 +134,7 @@ function readOwner(runDir: string): LockOwner | undefined {
 }
 
 /** The holder's record, waiting up to half a second for a holder that has taken the lock but not yet written it. */
-function awaitOwner(runDir: string): LockOwner | undefined {
+export function awaitOwner(runDir: string): LockOwner | undefined {
   for (let i = 0; i < 25; i++) {
     const owner = readOwner(runDir);
     if (owner) return owner;
@@ -142,14 +144,17 @@ function awaitOwner(runDir: string): LockOwner | undefined {
 }
 
 /** Why a run directory in use is refused, and by whom (after "DIR: "). */
-function inUse(holder: LockOwner | undefined): string {
+export function inUse(holder: LockOwner | undefined): string {
   const who = holder
     ? `pid ${holder.pid}${holder.host === os.hostname() ? '' : ` on ${holder.host}`}`
     : 'another process';
-  return `in use by another training (${who}); wait for it to end or choose another run directory`;
+  const what = typeof holder?.what === 'string' ? holder.what : 'training';
+  return what === 'training'
+    ? `in use by another training (${who}); wait for it to end or choose another run directory`
+    : `in use by another ${what} (${who}); wait for it to end or choose another folder`;
 }
 
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -164,7 +169,11 @@ function processAlive(pid: number): boolean {
  * that pid. A lock left by a killed process on this machine is taken over at once (its pid is gone); one from
  * another machine when it goes stale. Returns the release function (also run at exit by proper-lockfile).
  */
-export function lockRunDir(runDir: string, log: (line: string) => void = (l) => console.error(l)): () => void {
+export function lockRunDir(
+  runDir: string,
+  log: (line: string) => void = (l) => console.error(l),
+  what = 'training',
+): () => void {
   ensureWritableDir(runDir);
   const lockPath = path.join(runDir, LOCK);
   const inUseError = (holder: LockOwner | undefined) => new GantryError(`${runDir}: ${inUse(holder)}`);
@@ -190,7 +199,12 @@ export function lockRunDir(runDir: string, log: (line: string) => void = (l) => 
       throw new GantryError(`${runDir}: cannot lock the run directory (${(err as Error).message})`);
     throw inUseError(awaitOwner(runDir));
   }
-  const mine: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
+  const mine: LockOwner = {
+    pid: process.pid,
+    host: os.hostname(),
+    since: new Date().toISOString(),
+    ...(what === 'training' ? {} : { what }),
+  };
   atomicWrite(path.join(runDir, OWNER), JSON.stringify(mine));
   let released = false;
   return () => {

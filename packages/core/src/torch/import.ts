@@ -6,7 +6,8 @@
  *   <out>/generator/{model.json,weights.bin}   pix2pix
  *   <out>/G_A/…  (and G_B/… with --from-b)     cyclegan
  *
- * Nothing is written unless every file reads and fits: the directory is built in a temporary sibling and renamed.
+ * Nothing is written unless every file reads and fits: the directory is claimed as `train` claims a run directory
+ * (new or empty, or --force; locked), built in a temporary sibling and moved in when complete (runs/output-dir.ts).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -16,7 +17,8 @@ import type { Options } from 'yargs';
 import { GantryError } from '../errors.js';
 import { countParams, type Norm } from '../nn/networks.js';
 import { saveModel } from '../runs/checkpoint.js';
-import { tempSibling, writeError } from '../runs/fsutil.js';
+import { writeError } from '../runs/fsutil.js';
+import { claimOutputDir, interrupts, type OutputDir } from '../runs/output-dir.js';
 import { userPath } from '../runs/run.js';
 import {
   type ArchFlags,
@@ -26,7 +28,7 @@ import {
   TORCH_NET_G,
   type TorchArch,
 } from './mapping.js';
-import { readStateDict, TorchFormatError } from './reader.js';
+import { looksLikeTorchFile, readStateDict, TorchFormatError } from './reader.js';
 
 export type ImportVariant = 'pix2pix' | 'cyclegan';
 
@@ -73,21 +75,66 @@ export function importTorchOptions(variant: ImportVariant): Record<string, Optio
     dropout: {
       type: 'boolean',
       describe:
-        "dropout layers (--no-dropout as the reference's --no_dropout; default: U-Net on, ResNet from the file)",
+        "dropout layers (--no-dropout as the reference's --no_dropout; default: pix2pix's U-Net on, CycleGAN's off, a ResNet from the file)",
     },
     'input-nc': { type: 'number', describe: 'input channels (default: from the file)' },
     'output-nc': { type: 'number', describe: 'output channels (default: from the file)' },
   };
 }
 
-function readFile(file: string, flag: string): Buffer {
+/** Model files above this size are refused before reading (unet_256 at ngf 64 in float64 is 436 MB). */
+export const MAX_MODEL_FILE_BYTES = 2 ** 31 - 1;
+
+/**
+ * Reads a model file: a regular file only (a FIFO would block forever, /dev/zero never ends), opened without
+ * blocking so that a FIFO is refused rather than waited on.
+ */
+export function readModelFile(file: string, flag: string): Buffer {
+  let fd: number;
   try {
-    return fs.readFileSync(file);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new GantryError(
       `${flag} ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, expected a .pth file' : `cannot read (${code})`}`,
     );
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new GantryError(`${flag} ${file}: a directory, expected a .pth file`);
+    if (!st.isFile()) {
+      const kind = st.isFIFO()
+        ? 'a named pipe'
+        : st.isCharacterDevice() || st.isBlockDevice()
+          ? 'a device'
+          : st.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
+      throw new GantryError(`${flag} ${file}: ${kind}, expected a .pth file`);
+    }
+    if (st.size > MAX_MODEL_FILE_BYTES)
+      throw new GantryError(
+        `${flag} ${file}: ${st.size} bytes, more than a model file may have (${MAX_MODEL_FILE_BYTES})`,
+      );
+    // Anything else (a 2 GB video, a disk image) is refused from its first bytes, before the rest is read.
+    const head = new Uint8Array(Math.min(512, st.size));
+    fs.readSync(fd, head, 0, head.length, 0);
+    if (!looksLikeTorchFile(head)) {
+      try {
+        readStateDict(head);
+      } catch (err) {
+        if (err instanceof TorchFormatError) throw new GantryError(`${flag} ${file}: ${err.message}`);
+        throw err;
+      }
+    }
+    return fs.readFileSync(fd);
+  } catch (err) {
+    if (err instanceof GantryError) throw err;
+    throw new GantryError(
+      `${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -98,7 +145,7 @@ export function importGenerator(
   name: string,
   flag = '--from',
 ): { arch: TorchArch; model: tf.LayersModel; sha256: string } {
-  const bytes = readFile(file, flag);
+  const bytes = readModelFile(file, flag);
   try {
     const sd = readStateDict(bytes);
     const { arch, model } = networkFromStateDict(sd, flags, name);
@@ -169,9 +216,6 @@ export async function importTorchCommand(
     );
   const from = userPath(a.from);
   const out = userPath(a.out);
-  if (fs.existsSync(out) && !a.force && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
-    throw new GantryError(`--out ${out}: already exists (pass --force to replace it)`);
-  }
   const flags: ArchFlags = {
     netG: a.netG,
     ngf: a.ngf,
@@ -179,18 +223,32 @@ export async function importTorchCommand(
     dropout: a.dropout,
     inputNc: a.inputNc,
     outputNc: a.outputNc,
+    // CycleGAN's U-Net has no dropout (the reference's cycle_gan model sets --no_dropout), so an imported one
+    // matches the network cyclegan train --init-from builds.
+    unetDropoutDefault: variant === 'pix2pix',
   };
   for (const [k, v] of Object.entries({ ngf: a.ngf, 'input-nc': a.inputNc, 'output-nc': a.outputNc })) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1))
       throw new GantryError(`--${k} ${v}: expected a positive integer`);
   }
+  // The folder is checked and locked before anything slow; Ctrl-C and SIGTERM are honoured between the steps.
+  const signals = interrupts('import-torch');
   const nets: Record<string, tf.LayersModel> = {};
   const imported: Record<string, unknown>[] = [];
+  let dir: OutputDir | undefined;
   try {
+    dir = claimOutputDir(out, {
+      force: a.force,
+      what: 'import-torch',
+      log,
+      inputs: [from, ...(a.fromB !== undefined ? [userPath(a.fromB)] : [])],
+    });
+    await signals.check();
     const main = importGenerator(from, flags, variant === 'pix2pix' ? 'generator' : 'G_A');
     nets[variant === 'pix2pix' ? 'generator' : 'G_A'] = main.model;
     const config = variantConfig(variant, main.arch, from);
     imported.push({ net: variant === 'pix2pix' ? 'generator' : 'G_A', from, sha256: main.sha256, arch: main.arch });
+    await signals.check();
     if (a.fromB !== undefined) {
       if (variant !== 'cyclegan') throw new GantryError('--from-b: only cyclegan has a second generator');
       const fromB = userPath(a.fromB);
@@ -202,19 +260,21 @@ export async function importTorchCommand(
         );
       }
       imported.push({ net: 'G_B', from: fromB, sha256: b.sha256, arch: b.arch });
+      await signals.check();
     }
     const state = { variant, step: 0, epoch: 0, config, imported, savedAt: new Date().toISOString() };
-    const tmp = tempSibling(out);
     try {
-      fs.mkdirSync(tmp, { recursive: true });
-      for (const [name, model] of Object.entries(nets)) await saveModel(model, path.join(tmp, name));
-      fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
-      fs.rmSync(out, { recursive: true, force: true });
-      fs.renameSync(tmp, out);
+      for (const [name, model] of Object.entries(nets)) {
+        await saveModel(model, path.join(dir.tmp, name));
+        await signals.check();
+      }
+      fs.writeFileSync(path.join(dir.tmp, 'state.json'), JSON.stringify(state, null, 2));
     } catch (err) {
-      fs.rmSync(tmp, { recursive: true, force: true });
       throw err instanceof GantryError ? err : writeError(out, err);
     }
+    await signals.check();
+    dir.commit();
+    dir = undefined;
     // Trainable parameters, as the reference's print_networks counts them (running statistics left out).
     const params = Object.values(nets).reduce((n, m) => n + countParams(m), 0);
     log(
@@ -223,6 +283,8 @@ export async function importTorchCommand(
     log(`translate with: pnpm --filter ${variant} translate --checkpoint ${out} --input <photo> --output <file>`);
     return out;
   } finally {
+    dir?.abort();
+    signals.dispose();
     for (const m of Object.values(nets)) m.dispose();
   }
 }

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Norm, patchDiscriminator, resnetGenerator, unetGenerator, withoutRandomInit } from '../nn/networks.js';
-import type { TorchTensor } from './reader.js';
+import { keyName, type TorchTensor } from './reader.js';
 
 export type TorchArch =
   | {
@@ -45,6 +45,8 @@ export interface ArchFlags {
   dropout?: boolean;
   inputNc?: number;
   outputNc?: number;
+  /** Dropout of a U-Net when the flag is not given (the reference: on for pix2pix, off for CycleGAN). */
+  unetDropoutDefault?: boolean;
 }
 
 /** Architecture names the reference's define_G knows and Gantry builds. */
@@ -58,6 +60,10 @@ interface Slot {
   key: string;
   kind: 'conv' | 'deconv' | 'bn' | 'in';
   bias: boolean;
+  /** Channels in and out, and the kernel size (convolutions); norms have `out` only. */
+  in: number;
+  out: number;
+  k: number;
 }
 
 /** The weighted (and instance-norm) modules of an architecture, in the order Gantry's builder creates its layers. */
@@ -65,57 +71,74 @@ export function archSlots(a: TorchArch): Slot[] {
   const normKind = (): Slot['kind'] => (a.norm === 'batch' ? 'bn' : 'in');
   const useBias = a.norm === 'instance';
   const s: Slot[] = [];
-  const conv = (key: string, bias = useBias) => s.push({ key, kind: 'conv', bias });
-  const deconv = (key: string, bias = useBias) => s.push({ key, kind: 'deconv', bias });
-  const norm = (key: string) => s.push({ key, kind: normKind(), bias: true });
+  const conv = (key: string, i: number, o: number, k: number, bias = useBias) =>
+    s.push({ key, kind: 'conv', bias, in: i, out: o, k });
+  const deconv = (key: string, i: number, o: number, k: number, bias = useBias) =>
+    s.push({ key, kind: 'deconv', bias, in: i, out: o, k });
+  const norm = (key: string, c: number) => s.push({ key, kind: normKind(), bias: true, in: c, out: c, k: 0 });
   if (a.kind === 'unet') {
     const n = a.numDowns;
+    // The reference's UnetGenerator: block d (1 = below the outermost) maps ngf·min(2^(d-1), 8) channels to
+    // ngf·min(2^d, 8) on the way down.
+    const width = (d: number) => a.ngf * Math.min(2 ** d, 8);
     const path = [`model.model`];
     for (let d = 1; d < n; d++) path.push(d === 1 ? 'model.model.1' : `${path[d - 1]}.model.3`);
-    conv(`${path[0]}.0`);
+    conv(`${path[0]}.0`, a.inChannels, a.ngf, 4);
     for (let d = 1; d < n; d++) {
-      conv(`${path[d]}.model.1`);
-      if (d < n - 1) norm(`${path[d]}.model.2`);
+      conv(`${path[d]}.model.1`, width(d - 1), width(d), 4);
+      if (d < n - 1) norm(`${path[d]}.model.2`, width(d));
     }
     for (let d = n - 1; d >= 1; d--) {
       const innermost = d === n - 1;
-      deconv(`${path[d]}.model.${innermost ? 3 : 5}`);
-      norm(`${path[d]}.model.${innermost ? 4 : 6}`);
+      deconv(`${path[d]}.model.${innermost ? 3 : 5}`, innermost ? width(d) : 2 * width(d), width(d - 1), 4);
+      norm(`${path[d]}.model.${innermost ? 4 : 6}`, width(d - 1));
     }
-    deconv(`${path[0]}.3`, true);
+    deconv(`${path[0]}.3`, 2 * a.ngf, a.outChannels, 4, true);
   } else if (a.kind === 'resnet') {
-    conv('model.1');
-    norm('model.2');
-    conv('model.4');
-    norm('model.5');
-    conv('model.7');
-    norm('model.8');
+    const f = a.ngf;
+    conv('model.1', a.inChannels, f, 7);
+    norm('model.2', f);
+    conv('model.4', f, 2 * f, 3);
+    norm('model.5', 2 * f);
+    conv('model.7', 2 * f, 4 * f, 3);
+    norm('model.8', 4 * f);
     const second = a.dropout ? 6 : 5;
     for (let b = 0; b < a.blocks; b++) {
       const p = `model.${10 + b}.conv_block`;
-      conv(`${p}.1`);
-      norm(`${p}.2`);
-      conv(`${p}.${second}`);
-      norm(`${p}.${second + 1}`);
+      conv(`${p}.1`, 4 * f, 4 * f, 3);
+      norm(`${p}.2`, 4 * f);
+      conv(`${p}.${second}`, 4 * f, 4 * f, 3);
+      norm(`${p}.${second + 1}`, 4 * f);
     }
     const j = 10 + a.blocks;
-    deconv(`model.${j}`);
-    norm(`model.${j + 1}`);
-    deconv(`model.${j + 3}`);
-    norm(`model.${j + 4}`);
-    conv(`model.${j + 7}`, true);
+    deconv(`model.${j}`, 4 * f, 2 * f, 3);
+    norm(`model.${j + 1}`, 2 * f);
+    deconv(`model.${j + 3}`, 2 * f, f, 3);
+    norm(`model.${j + 4}`, f);
+    conv(`model.${j + 7}`, f, a.outChannels, 7, true);
   } else {
+    const width = (n: number) => a.ndf * Math.min(2 ** n, 8);
     let i = 0;
-    conv(`model.${i}`, true);
+    conv(`model.${i}`, a.inChannels, a.ndf, 4, true);
     i += 2;
     for (let n = 1; n <= a.nLayers; n++) {
-      conv(`model.${i}`);
-      norm(`model.${i + 1}`);
+      conv(`model.${i}`, width(n - 1), width(n), 4);
+      norm(`model.${i + 1}`, width(n));
       i += 3;
     }
-    conv(`model.${i}`, true);
+    conv(`model.${i}`, width(a.nLayers), 1, 4, true);
   }
   return s;
+}
+
+/** The PyTorch shape of each parameter of a slot, by its name (weight, bias, running_mean, running_var). */
+function slotShapes(slot: Slot): Map<string, number[]> {
+  if (slot.kind === 'bn' || slot.kind === 'in') return new Map(BN_KEYS.map((n) => [n, [slot.out]]));
+  const weight = slot.kind === 'conv' ? [slot.out, slot.in, slot.k, slot.k] : [slot.in, slot.out, slot.k, slot.k];
+  return new Map([
+    ['weight', weight],
+    ['bias', [slot.out]],
+  ]);
 }
 
 const BN_KEYS = ['weight', 'bias', 'running_mean', 'running_var'];
@@ -157,21 +180,35 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
   } else if (has('model.model.0.weight')) kind = 'unet';
   else if ([...sd.keys()].some((k) => /^model\.\d+\.conv_block\./.test(k))) kind = 'resnet';
   if (!kind) {
-    const sample = [...sd.keys()].slice(0, 3).join(', ');
+    const sample = [...sd.keys()].slice(0, 3).map(keyName).join(', ');
     throw new StateDictError(
       `unknown architecture: keys such as ${sample} are neither the reference's U-Net (model.model.…) nor its ResNet generator (model.N.conv_block.…); pass --netG if it is one of ${TORCH_NET_G.join(', ')}`,
     );
   }
-  const first = shape(kind === 'unet' ? 'model.model.0.weight' : 'model.1.weight');
+  const firstKey = kind === 'unet' ? 'model.model.0.weight' : 'model.1.weight';
+  const first = shape(firstKey);
   // What the file does not tell takes the reference's defaults (ngf 64, 3 channels): the strict key check that
-  // follows then names what is missing, as loading into the reference's default network would.
-  const need = (v: number | undefined, flag: string, fallback: number): number => {
-    if (v === undefined) return fallback;
-    if (!Number.isInteger(v) || v < 1) throw new StateDictError(`${flag} ${v}: expected a positive integer`);
+  // follows then names what is missing, as loading into the reference's default network would. A flag's value is
+  // checked as the flag's, a file's as the file's (naming the tensor).
+  const need = (
+    flag: number | undefined,
+    file: { key: string; dim: number } | undefined,
+    name: string,
+    what: string,
+    fallback: number,
+  ): number => {
+    if (flag !== undefined) {
+      if (!Number.isInteger(flag) || flag < 1) throw new StateDictError(`${name} ${flag}: expected a positive integer`);
+      return flag;
+    }
+    const s = file ? shape(file.key) : undefined;
+    if (!file || s?.length !== 4) return fallback;
+    const v = s[file.dim]!;
+    if (v < 1) throw new StateDictError(`${file.key}: shape [${s.join(', ')}] in the file gives ${v} ${what}`);
     return v;
   };
-  const ngf = need(flags.ngf ?? first?.[0], '--ngf', 64);
-  const inChannels = need(flags.inputNc ?? first?.[1], '--input-nc', 3);
+  const ngf = need(flags.ngf, first && { key: firstKey, dim: 0 }, '--ngf', 'filters', 64);
+  const inChannels = need(flags.inputNc, first && { key: firstKey, dim: 1 }, '--input-nc', 'input channels', 3);
   if (kind === 'unet') {
     let numDowns: number | undefined;
     if (flags.netG) numDowns = flags.netG === 'unet_256' ? 8 : 7;
@@ -192,17 +229,46 @@ export function inferArch(sd: Map<string, TorchTensor>, flags: ArchFlags = {}): 
     }
     const batch = has('model.model.1.model.2.weight');
     const norm: Norm = flags.norm ?? (batch ? 'batch' : 'instance');
-    const outChannels = need(flags.outputNc ?? shape('model.model.3.weight')?.[1], '--output-nc', 3);
+    const outChannels = need(
+      flags.outputNc,
+      { key: 'model.model.3.weight', dim: 1 },
+      '--output-nc',
+      'output channels',
+      3,
+    );
     const netG = `unet_${2 ** numDowns}`;
-    return { kind, netG, numDowns, ngf, norm, dropout: flags.dropout ?? true, inChannels, outChannels };
+    return {
+      kind,
+      netG,
+      numDowns,
+      ngf,
+      norm,
+      dropout: flags.dropout ?? flags.unetDropoutDefault ?? true,
+      inChannels,
+      outChannels,
+    };
   }
   let blocks = 0;
   if (flags.netG) blocks = flags.netG === 'resnet_9blocks' ? 9 : 6;
-  else while ([...sd.keys()].some((k) => k.startsWith(`model.${10 + blocks}.conv_block.`))) blocks++;
+  else {
+    // One pass over the keys (a loop over them per block would be quadratic in a hostile file's key count).
+    const present = new Set<number>();
+    for (const k of sd.keys()) {
+      const m = /^model\.(\d+)\.conv_block\./.exec(k);
+      if (m) present.add(Number(m[1]));
+    }
+    while (present.has(10 + blocks)) blocks++;
+  }
   const norm: Norm = flags.norm ?? (has('model.2.weight') ? 'batch' : 'instance');
   // With dropout the second conv moves from conv_block.5 to .6 (where batch norm would otherwise have its weight).
   const dropout = flags.dropout ?? shape('model.10.conv_block.6.weight')?.length === 4;
-  const outChannels = need(flags.outputNc ?? shape(`model.${10 + blocks + 7}.weight`)?.[0], '--output-nc', 3);
+  const outChannels = need(
+    flags.outputNc,
+    { key: `model.${10 + blocks + 7}.weight`, dim: 0 },
+    '--output-nc',
+    'output channels',
+    3,
+  );
   return { kind, netG: `resnet_${blocks}blocks`, blocks, ngf, norm, dropout, inChannels, outChannels };
 }
 
@@ -237,7 +303,9 @@ export function buildTorchNetwork(a: TorchArch, name?: string): tf.LayersModel {
 }
 
 const list = (keys: string[]) =>
-  keys.length > 4 ? `${keys.slice(0, 4).join(', ')} and ${keys.length - 4} more` : keys.join(', ');
+  keys.length > 4
+    ? `${keys.slice(0, 4).map(keyName).join(', ')} and ${keys.length - 4} more`
+    : keys.map(keyName).join(', ');
 
 /**
  * Checks a state dict (keys stripped of `module.`) against an architecture as PyTorch's strict load does, after
@@ -263,23 +331,33 @@ export function checkStateDict(sd: Map<string, TorchTensor>, a: TorchArch): { sl
     ].filter(Boolean);
     throw new StateDictError(`does not fit ${describeArch(a)}: ${parts.join('; ')}`);
   }
-  return slots
-    .filter((s) => s.kind !== 'in')
-    .map((slot) => {
-      const names = slot.kind === 'bn' ? BN_KEYS : ['weight', ...(slot.bias ? ['bias'] : [])];
-      const tensors = names.map((n) => {
-        const key = `${slot.key}.${n}`;
-        const t = sd.get(key)!;
-        if (!t.data) throw new StateDictError(`${key}: an ${t.dtype} tensor, expected floating point`);
-        const d = t.data;
-        for (let i = 0; i < d.length; i++) {
-          if (!Number.isFinite(d[i]!)) throw new StateDictError(`${key}: contains NaN or infinite values`);
-          if (n === 'running_var' && d[i]! < 0) throw new StateDictError(`${key}: a negative running variance`);
-        }
-        return t;
-      });
-      return { slot, tensors };
+  // Every shape against the architecture before anything is built at the width the file declares.
+  const weighted = slots.filter((s) => s.kind !== 'in');
+  const names = (slot: Slot) => (slot.kind === 'bn' ? BN_KEYS : ['weight', ...(slot.bias ? ['bias'] : [])]);
+  for (const slot of weighted) {
+    const shapes = slotShapes(slot);
+    for (const n of names(slot)) {
+      const key = `${slot.key}.${n}`;
+      const have = sd.get(key)!.shape;
+      const want = shapes.get(n)!;
+      if (fmt(have) !== fmt(want))
+        throw new StateDictError(`${key}: shape ${fmt(have)} in the file, ${fmt(want)} expected by ${describeArch(a)}`);
+    }
+  }
+  return weighted.map((slot) => {
+    const tensors = names(slot).map((n) => {
+      const key = `${slot.key}.${n}`;
+      const t = sd.get(key)!;
+      if (!t.data) throw new StateDictError(`${key}: an ${t.dtype} tensor, expected floating point`);
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (!Number.isFinite(d[i]!)) throw new StateDictError(`${key}: contains NaN or infinite values`);
+        if (n === 'running_var' && d[i]! < 0) throw new StateDictError(`${key}: a negative running variance`);
+      }
+      return t;
     });
+    return { slot, tensors };
+  });
 }
 
 const fmt = (s: readonly (number | null)[]) => `[${s.join(', ')}]`;
