@@ -35,9 +35,10 @@ import {
 import { translateOptions } from './cli/translate.js';
 import { GantryError } from './errors.js';
 import { imageTranslator } from './nn/fully-conv.js';
+import { exportOnnxModels } from './onnx/export.js';
 import { listRuns, runsTable } from './report/runs.js';
 import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
-import { exportModels, saveEvaluation } from './runs/export.js';
+import { exportModels as exportTfjs, saveEvaluation } from './runs/export.js';
 import { writeLatentSamples } from './runs/generate.js';
 import { type ArchKey, initArchitecture, initWeights, openInitSource } from './runs/init-from.js';
 import { latestRun, readRunInfo, runsRoot, userPath } from './runs/run.js';
@@ -492,11 +493,18 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         },
       );
     }
-    const exportFlags = { ...checkpointFlag, out: flag.string('output directory') };
+    const exportFlags = {
+      ...checkpointFlag,
+      out: flag.string('output directory (tfjs), or the .onnx file (onnx)'),
+      format: flag.choice(['tfjs', 'onnx'] as const, 'tfjs: TF.js layers format; onnx: ONNX (docs/onnx.md)', {
+        default: 'tfjs',
+      }),
+      eval: flag.boolean("onnx, image-to-image: running batch-norm statistics, no dropout (translate's --eval)"),
+    };
     return out
       .command(
         'export',
-        'write the generator(s) (TF.js layers format) and metadata.json for the browser',
+        'write the generator(s) in the TF.js layers format with metadata.json (for the browser), or as ONNX',
         (c) => c.options(yargsOptions(exportFlags)).demandOption('out'),
         async (a) => {
           const v = readFlags(exportFlags, a);
@@ -505,6 +513,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           const trained = await load(v.checkpoint);
           const c = trained.config;
           const common = { variant: def.name, checkpoint: trained.checkpoint };
+          let onnxFiles: string[] | undefined;
+          const exportModels: typeof exportTfjs = async (d, models, meta) => {
+            if (v.format === 'onnx') onnxFiles = await exportOnnxModels(d, models, meta, { evalMode: v.eval });
+            else await exportTfjs(d, models, meta);
+          };
           if (inference.kind === 'latent') {
             const classes = inference.classNames?.(c);
             await exportModels(
@@ -537,9 +550,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
                 "translate's default: batch norm on the image's own statistics, dropout on (the reference's test mode); --eval: model.predict (moving statistics, no dropout)",
             });
           }
-          console.log(
-            `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
-          );
+          if (onnxFiles) console.log(`exported ${def.name} to ${onnxFiles.join(' and ')} (ONNX)`);
+          else
+            console.log(
+              `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
+            );
         },
       )
       .command(
