@@ -35,7 +35,7 @@ import {
 import { translateOptions } from './cli/translate.js';
 import { GantryError } from './errors.js';
 import { imageTranslator } from './nn/fully-conv.js';
-import { exportOnnxModels } from './onnx/export.js';
+import { exportOnnxModels, onnxFileNames } from './onnx/export.js';
 import { listRuns, runsTable } from './report/runs.js';
 import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
 import { exportModels as exportTfjs, saveEvaluation } from './runs/export.js';
@@ -509,6 +509,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         async (a) => {
           const v = readFlags(exportFlags, a);
           const dir = userPath(v.out!);
+          if (v.format === 'onnx') onnxFileNames(dir, ['']); // checks the name before anything slow
           await initBackend({ backend: backendOf(a) });
           const trained = await load(v.checkpoint);
           const c = trained.config;

@@ -377,19 +377,23 @@ export function layersModelToOnnx(model: tf.LayersModel, o: OnnxConvertOptions =
   const values = new Map<string, Val>();
   const key = (name: string, node: number, tensor: number) => `${name}/${node}/${tensor}`;
   const inputNames = o.inputNames ?? config.inputLayers.map(([n]) => n);
+  // The graph's inputs in the model's input order.
+  config.inputLayers.forEach(([inputName], at) => {
+    const l = config.layers.find((k) => k.name === inputName)!;
+    const shape = [...(l.config.batchInputShape as Shape)];
+    shape[0] = null;
+    if (o.dynamicSize && shape.length === 4) shape[1] = shape[2] = null;
+    const name = g.name(inputNames[at] ?? l.name);
+    g.input(
+      name,
+      l.config.dtype === 'int32' ? 'int32' : 'float32',
+      ONNX_DIMS(shape, ['batch', 'height', 'width', 'channels']),
+    );
+    values.set(key(l.name, 0, 0), { name, shape });
+  });
   for (const l of config.layers) {
+    if (l.className === 'InputLayer') continue;
     const layer = model.getLayer(l.name);
-    if (l.className === 'InputLayer') {
-      const at = config.inputLayers.findIndex(([n]) => n === l.name);
-      const shape = [...(l.config.batchInputShape as Shape)];
-      shape[0] = null;
-      if (o.dynamicSize && shape.length === 4) shape[1] = shape[2] = null;
-      const name = g.name(inputNames[at] ?? l.name);
-      const type = l.config.dtype === 'int32' ? 'int32' : 'float32';
-      g.input(name, type, ONNX_DIMS(shape, ['batch', 'height', 'width', 'channels']));
-      values.set(key(l.name, 0, 0), { name, shape });
-      continue;
-    }
     l.inboundNodes.forEach((node, n) => {
       const ins = node.map(([name, nodeIdx, tensorIdx]) => {
         const v = values.get(key(name as string, nodeIdx as number, tensorIdx as number));
