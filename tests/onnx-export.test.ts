@@ -288,6 +288,12 @@ describe("the converter: the reference's .pth → ONNX without Python (import-to
     expect(r.code, r.err).toBe(0);
     for (const net of ['G_A', 'G_B'])
       expect(await errorVsPytorch(path.join(tmp, `cg.${net}.onnx`), c, 'eval')).toBeLessThan(1e-4);
+    // Imported from one file (G_A only): one ONNX file, A → B.
+    expect((await app('cyclegan', ['import-torch', '--from', from, '--out', 'cg1'])).code).toBe(0);
+    const one = await app('cyclegan', ['export', '--checkpoint', 'cg1', '--format', 'onnx', '--out', 'cg1.onnx']);
+    expect(one.code, one.err).toBe(0);
+    expect(fs.readdirSync(tmp).filter((f) => f.startsWith('cg1.'))).toEqual(['cg1.onnx']);
+    expect(await errorVsPytorch(path.join(tmp, 'cg1.onnx'), c, 'eval')).toBeLessThan(1e-4);
   });
 
   it('--out without .onnx: a one-line error, exit 2, nothing written', async () => {

@@ -515,6 +515,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
           const c = trained.config;
           const common = { variant: def.name, checkpoint: trained.checkpoint };
           let onnxFiles: string[] | undefined;
+          let tfjsFiles = 'model.json, weights.bin';
           const exportModels: typeof exportTfjs = async (d, models, meta) => {
             if (v.format === 'onnx') onnxFiles = await exportOnnxModels(d, models, meta, { evalMode: v.eval });
             else await exportTfjs(d, models, meta);
@@ -535,7 +536,11 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
               },
             );
           } else {
-            const nets = inference.generators(c);
+            const generators = inference.generators(c);
+            // A CycleGAN imported from one .pth has only G_A: export that one.
+            const hasBtoA = (n?: string) => n && fs.existsSync(path.join(trained.checkpoint, n, 'model.json'));
+            const nets = { ...generators, BtoA: hasBtoA(generators.BtoA) ? generators.BtoA : undefined };
+            if (nets.BtoA) tfjsFiles = 'G_A/, G_B/';
             const models: Record<string, tf.LayersModel> = nets.BtoA
               ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA) }
               : { '': await trained.load(nets.AtoB) };
@@ -552,10 +557,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
             });
           }
           if (onnxFiles) console.log(`exported ${def.name} to ${onnxFiles.join(' and ')} (ONNX)`);
-          else
-            console.log(
-              `exported ${def.name} to ${dir} (${inference.kind === 'latent' || !inference.generators(c).BtoA ? 'model.json, weights.bin' : 'G_A/, G_B/'}, metadata.json)`,
-            );
+          else console.log(`exported ${def.name} to ${dir} (${tfjsFiles}, metadata.json)`);
         },
       )
       .command(
