@@ -296,6 +296,13 @@ describe("the converter: the reference's .pth → ONNX without Python (import-to
     expect(await errorVsPytorch(path.join(tmp, 'cg1.onnx'), c, 'eval')).toBeLessThan(1e-4);
   });
 
+  it('--eval without --format onnx: a one-line error, exit 2', async () => {
+    const r = await app('pix2pix', ['export', '--checkpoint', 'm', '--eval', '--out', 'tfjs-eval']);
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toBe('pix2pix: error: --eval: only with --format onnx');
+    expect(fs.existsSync(path.join(tmp, 'tfjs-eval'))).toBe(false);
+  });
+
   it('--out without .onnx: a one-line error, exit 2, nothing written', async () => {
     const before = fs.readdirSync(tmp).sort();
     const r = await app('pix2pix', ['export', '--checkpoint', 'm', '--format', 'onnx', '--out', 'model.bin']);

@@ -509,7 +509,9 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
         async (a) => {
           const v = readFlags(exportFlags, a);
           const dir = userPath(v.out!);
-          if (v.format === 'onnx') onnxFileNames(dir, ['']); // checks the name before anything slow
+          if (v.format === 'onnx')
+            onnxFileNames(dir, ['']); // checks the name before anything slow
+          else if (v.eval !== undefined) throw new GantryError('--eval: only with --format onnx');
           await initBackend({ backend: backendOf(a) });
           const trained = await load(v.checkpoint);
           const c = trained.config;

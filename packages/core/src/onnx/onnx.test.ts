@@ -128,11 +128,13 @@ describe('the ONNX graph', () => {
 
   it('states the opset, dynamic batch, height and width, and carries metadata_props', () => {
     const model = resnetGenerator({ size: 32, inChannels: 3, outChannels: 3, ngf: 1, blocks: 1, norm: 'instance' });
+    const before = tf.memory().numTensors;
     const bytes = layersModelToOnnx(model, {
       dynamicSize: true,
       inputNames: ['image'],
       metadata: { variant: 'cyclegan', imageSize: '32' },
     });
+    expect(tf.memory().numTensors).toBe(before); // reads the weights, creates no tensors
     const m = decodeModel(bytes);
     expect(m.opsetImport.map((o) => Number(o.version))).toEqual([OPSET]);
     expect(OPSET).toBeGreaterThanOrEqual(13);
