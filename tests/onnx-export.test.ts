@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildGenerator as cganGenerator } from '@gantry/cgan';
-import { decodeModel, exportOnnxModels, imageTranslator, initBackend } from '@gantry/core';
+import { buildDiscriminator as cganDiscriminator, buildGenerator as cganGenerator } from '@gantry/cgan';
+import { decodeModel, exportOnnxModels, imageTranslator, initBackend, layersModelToOnnx } from '@gantry/core';
 import { type CycleGanConfig, buildGenerator as cycleGenerator } from '@gantry/cyclegan';
 import { buildGenerator as dcganGenerator } from '@gantry/dcgan';
 import { buildGenerator as ganGenerator } from '@gantry/gan';
@@ -115,6 +115,34 @@ describe('noise → image generators: ONNX equals generate (eval mode) within 1e
       model.dispose();
     });
   }
+});
+
+it("cgan's projection discriminator (label embedding, Dot, Flatten, Dense, batch norm) within 1e-4", async () => {
+  const d = cganDiscriminator({
+    latentDim: 8,
+    imageSize: 28,
+    numClasses: 10,
+    ngf: 4,
+    ndf: 4,
+    conditioning: 'projection',
+    embeddingDim: 5,
+    auxWeight: 0,
+    conditionalBn: true,
+  });
+  moveStatistics(d);
+  const s = await ort.InferenceSession.create(layersModelToOnnx(d, { inputNames: ['image', 'label'] }));
+  const image = tf.randomUniform([3, 28, 28, 1], -1, 1, 'float32', 4) as tf.Tensor4D;
+  const labels = tf.tensor2d([1, 5, 8], [3, 1], 'int32');
+  const want = d.predict([image, labels]) as tf.Tensor;
+  const label = new ort.Tensor('int32', labels.dataSync() as Int32Array, [3, 1]);
+  const got = (await s.run({ image: nchw(image), label })).output!;
+  expect(got.dims).toEqual([3, 1]);
+  const w = want.dataSync();
+  const g = got.data as Float32Array;
+  expect(Math.max(...[...w].map((v, i) => Math.abs(v - g[i]!)))).toBeLessThan(1e-4);
+  await s.release();
+  tf.dispose([image, labels, want]);
+  d.dispose();
 });
 
 describe('image → image generators: ONNX equals translate within 1e-4, at two sizes, in both modes', () => {

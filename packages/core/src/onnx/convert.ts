@@ -111,10 +111,6 @@ class Converter {
         return this.g.op('Tanh', [x]);
       case 'sigmoid':
         return this.g.op('Sigmoid', [x]);
-      case 'elu':
-        return this.g.op('Elu', [x], { alpha: 1 });
-      case 'softplus':
-        return this.g.op('Softplus', [x]);
       default:
         throw new OnnxMappingError(
           `cannot export to ONNX: layer ${layer} has activation '${act}', which has no mapping`,
@@ -245,10 +241,6 @@ class Converter {
         return g.op('Identity', [this.activation(x.name, c.activation as string, layer.name)], {}, layer.name);
       case 'LeakyReLU':
         return g.op('LeakyRelu', [x.name], { alpha: (c.alpha as number) ?? 0.3 }, layer.name);
-      case 'ReLU':
-        if (c.maxValue != null)
-          throw new OnnxMappingError(`cannot export to ONNX: layer ${layer.name} (ReLU with maxValue)`);
-        return g.op('Relu', [x.name], {}, layer.name);
       case 'Concatenate':
         return g.op(
           'Concat',
@@ -259,13 +251,6 @@ class Converter {
       case 'Add':
         return g.op(
           ins.length === 2 ? 'Add' : 'Sum',
-          ins.map((v) => v.name),
-          {},
-          layer.name,
-        );
-      case 'Multiply':
-        return g.op(
-          ins.length === 2 ? 'Mul' : 'Mul',
           ins.map((v) => v.name),
           {},
           layer.name,
@@ -337,10 +322,8 @@ export const SUPPORTED = [
   'Dropout',
   'Activation',
   'LeakyReLU',
-  'ReLU',
   'Concatenate',
   'Add',
-  'Multiply',
   'ZeroPadding2D',
   'ReflectionPadding2D',
   'Cropping2D',
