@@ -562,10 +562,8 @@ async function photoChild(row) {
   say(`bench: ${row.id}: ${row.script} …`);
   const jsonOut = path.join(tmp, `${row.id}.json`);
   const args = [path.join(here, row.script), '--json', jsonOut, '--python', python];
-  if (row.id === 'translate-photo') {
-    args.push('--threads', String(threads));
-    if (!torchInfo.available) args.push('--no-torch');
-  }
+  if (row.id === 'translate-photo' || row.id === 'onnx-translate') args.push('--threads', String(threads));
+  if (row.id === 'translate-photo' && !torchInfo.available) args.push('--no-torch');
   const started = Date.now();
   const child = spawnSync(process.execPath, args, {
     cwd: root,
@@ -582,7 +580,7 @@ async function photoChild(row) {
       ? undefined
       : `exit ${child.status ?? child.signal}: ${(child.stderr || '').trim().split('\n').slice(-2).join(' ')}`;
   say(
-    `bench: ${row.id}: ${error ?? (result?.targetsMet ? 'targets met' : 'a target missed')} in ${seconds.toFixed(0)} s`,
+    `bench: ${row.id}: ${error ?? (result?.targetsMet === undefined ? 'done' : result.targetsMet ? 'targets met' : 'a target missed')} in ${seconds.toFixed(0)} s`,
   );
   return { id: row.id, seconds, table: (child.stdout ?? '').trim(), result, error };
 }

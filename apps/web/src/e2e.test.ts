@@ -14,7 +14,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildGenerator as cganGenerator } from '@gantry/cgan';
-import { encodePng, resnetGenerator, saveModel, unetGenerator, writeReport } from '@gantry/core';
+import {
+  encodePng,
+  exportOnnxModels,
+  layersModelToOnnx,
+  resnetGenerator,
+  saveModel,
+  unetGenerator,
+  writeReport,
+} from '@gantry/core';
 import * as tf from '@tensorflow/tfjs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,11 +106,16 @@ async function makeModels(root: string): Promise<void> {
     direction: 'BtoA',
     normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
   });
+  // The ONNX export beside it (?runtime=onnx), in eval mode: the page's ?eval=1 on TF.js computes the same.
+  const meta = { variant: 'pix2pix', kind: 'image-to-image', channels: 3 };
+  await exportOnnxModels(path.join(root, 'pix2pix', 'model.onnx'), { '': unet }, meta, { evalMode: true });
   for (const g of ['G_A', 'G_B']) {
     // Exported at 16×16: the page runs it at the picture's own size all the same.
     const resnet = resnetGenerator({ size: 16, inChannels: 3, outChannels: 3, ngf: 4, blocks: 1, norm: 'instance' });
     randomise(resnet, g === 'G_A' ? 3 : 4);
     await exportModel(resnet, path.join(root, 'cyclegan', g));
+    const onnx = layersModelToOnnx(resnet, { dynamicSize: true, metadata: { multiple: '4', channels: '3' } });
+    fs.writeFileSync(path.join(root, 'cyclegan', `model.${g}.onnx`), onnx);
     resnet.dispose();
   }
   fs.writeFileSync(
@@ -128,6 +141,8 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.bin': 'application/octet-stream',
   '.png': 'image/png',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
 };
 
 /** A plain static server: /models/* from the test's exports, the rest from the built page. */
@@ -275,6 +290,40 @@ describe.skipIf(!hasChromium)(
       expect(errors.map((e) => e.includes('over the limit of 50'))).toEqual([true]);
       errors.length = 0;
       await page.close();
+    });
+
+    it('runs the translators in onnxruntime-web (?runtime=onnx) with the pixels TF.js gives', async () => {
+      /** Each page's translated example scene (the page translates it on load), as RGBA bytes. */
+      const outputs = async (query: string) => {
+        const page = await newPage();
+        await page.goto(`${base}?backend=cpu&eval=1${query}`);
+        await page.waitForSelector('body[data-translated="ready"]', { timeout: 60_000 });
+        const status = (await page.textContent('#translate-status')) ?? '';
+        const pixels: Record<string, number[]> = {};
+        for (const id of ['pix2pix-out', 'cyclegan-out'])
+          pixels[id] = await page.$eval(`#${id}`, (c) => {
+            const canvas = c as HTMLCanvasElement;
+            return [...canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data];
+          });
+        if (query) await page.screenshot({ path: path.join(shots, 'demo-onnx.png') });
+        await page.close();
+        return { status, pixels };
+      };
+      const tfjs = await outputs('');
+      const onnx = await outputs('&runtime=onnx');
+      expect(tfjs.status).toContain('TF.js');
+      expect(onnx.status).toContain('onnxruntime-web (wasm)');
+      for (const id of ['pix2pix-out', 'cyclegan-out']) {
+        const [a, b] = [tfjs.pixels[id]!, onnx.pixels[id]!];
+        expect(b.length, id).toBe(a.length);
+        expect(new Set(b).size, id).toBeGreaterThan(20); // not blank
+        // Both within 1e-4 of each other before 8-bit rounding: a pixel can round the other way, by 1 at most.
+        expect(
+          a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0),
+          id,
+        ).toBeLessThanOrEqual(1);
+      }
+      expect(errors).toEqual([]);
     });
 
     it('renders a run report offline: charts drawn, samples shown, no console errors', async () => {

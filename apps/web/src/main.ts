@@ -238,7 +238,7 @@ async function runTranslation(source: HTMLCanvasElement | ImageBitmap): Promise<
   }
   status(
     'translate-status',
-    `${translators.map((g) => `${g.name}: ${g.describe}`).join(' · ')} · at the picture's own ${input.width}×${input.height} pixels · ${(performance.now() - t0).toFixed(0)} ms`,
+    `${translators.map((g) => `${g.name}: ${g.describe}`).join(' · ')} · ${translators[0]!.runtime} · at the picture's own ${input.width}×${input.height} pixels · ${(performance.now() - t0).toFixed(0)} ms`,
   );
   document.body.dataset.translated = 'ready';
 }

@@ -37,6 +37,8 @@ export interface Loaded<M extends Meta = Meta> {
   describe: string;
   /** Image-to-image models: the generator at any input size (a multiple of its stride multiple). */
   translator?: ImageTranslator;
+  /** What runs the translator: TF.js, or onnxruntime-web with its backend. */
+  runtime?: string;
 }
 
 /**
@@ -44,6 +46,56 @@ export interface Loaded<M extends Meta = Meta> {
  * default test mode, as `translate` runs by default); `?eval=1` uses the running statistics instead.
  */
 const evalMode = typeof location !== 'undefined' && new URLSearchParams(location.search).get('eval') === '1';
+
+/**
+ * `?runtime=onnx`: the translators run in ONNX Runtime Web (WebGPU where the browser has it, else WebAssembly) on
+ * the ONNX files `export --format onnx` writes next to the TF.js export (<model>/model.onnx; CycleGAN:
+ * model.G_A.onnx and model.G_B.onnx). The digits stay on TF.js.
+ */
+export const runtime =
+  typeof location !== 'undefined' && new URLSearchParams(location.search).get('runtime') === 'onnx' ? 'onnx' : 'tfjs';
+
+/** The ONNX file at `url` as a translator (NHWC tensors in and out, like TF.js's), and the runtime's backend. */
+async function onnxTranslator(url: string): Promise<{ translator: ImageTranslator; backend: string }> {
+  const ort = await import('onnxruntime-web');
+  const { default: onnxProto } = await import('onnx-proto');
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status} (export it with --format onnx)`);
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  const props = Object.fromEntries(
+    onnxProto.onnx.ModelProto.decode(bytes).metadataProps.map((p) => [p.key, p.value] as const),
+  );
+  const gpu =
+    typeof navigator !== 'undefined' &&
+    'gpu' in navigator &&
+    (await (navigator as { gpu: { requestAdapter(): Promise<unknown> } }).gpu.requestAdapter().catch(() => null));
+  const backend = gpu ? 'webgpu' : 'wasm';
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: [backend] });
+  const input = session.inputNames[0]!;
+  const inChannels = Number(props.channels ?? 3);
+  const fn = async (x: tf.Tensor4D): Promise<tf.Tensor4D> => {
+    const [n, h, w, c] = x.shape;
+    const nchw = tf.tidy(() => tf.transpose(x, [0, 3, 1, 2]));
+    const feed = new ort.Tensor('float32', (await nchw.data()) as Float32Array, [n, c, h, w]);
+    nchw.dispose();
+    const out = (await session.run({ [input]: feed }))[session.outputNames[0]!]!;
+    const data = (await out.getData()) as Float32Array;
+    const [, oc, oh, ow] = out.dims as number[];
+    out.dispose();
+    return tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, oc!, oh!, ow!]), [0, 2, 3, 1]) as tf.Tensor4D);
+  };
+  return { translator: { fn, multiple: Number(props.multiple ?? 1), inChannels }, backend };
+}
+
+/** The translator of `model` in the page's runtime (`url`: its ONNX file, next to the TF.js export). */
+async function translatorFor(
+  model: tf.LayersModel,
+  url: string,
+): Promise<{ translator: ImageTranslator; runtime: string }> {
+  if (runtime !== 'onnx') return { translator: await imageTranslator(model, evalMode), runtime: 'TF.js' };
+  const o = await onnxTranslator(url);
+  return { translator: o.translator, runtime: `onnxruntime-web (${o.backend})` };
+}
 
 async function fetchJson<T>(url: string): Promise<T> {
   const r = await fetch(url);
@@ -80,12 +132,18 @@ export async function loadModel(base: string, name: string, from = 'day'): Promi
     const g = d.B === from ? 'G_B' : 'G_A';
     const model = await tf.loadLayersModel(`${base}${name}/${g}/model.json`);
     const [src, dst] = g === 'G_A' ? [d.A, d.B] : [d.B, d.A];
-    return { name, meta, model, describe: `${src} → ${dst}`, translator: await imageTranslator(model, evalMode) };
+    return {
+      name,
+      meta,
+      model,
+      describe: `${src} → ${dst}`,
+      ...(await translatorFor(model, `${base}${name}/model.${g}.onnx`)),
+    };
   }
   const model = await tf.loadLayersModel(`${base}${name}/model.json`);
   // The bundled day/night pairs are A = night, B = day: BtoA is day → night.
   const describe = meta.direction === 'BtoA' ? 'day → night' : meta.direction === 'AtoB' ? 'A → B' : 'translation';
-  return { name, meta, model, describe, translator: await imageTranslator(model, evalMode) };
+  return { name, meta, model, describe, ...(await translatorFor(model, `${base}${name}/model.onnx`)) };
 }
 
 /** Small deterministic PRNG (mulberry32) and Box–Muller normals: the same seed, the same digit. */

@@ -11,6 +11,7 @@ export * from './nn/conv-dense.js';
 export * from './nn/fully-conv.js';
 export * from './nn/networks.js';
 export * from './nn/tiles.js';
+export * from './onnx/index.js';
 export * from './report/index.js';
 export * from './runs/checkpoint.js';
 export * from './runs/export.js';

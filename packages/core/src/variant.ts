@@ -35,9 +35,10 @@ import {
 import { translateOptions } from './cli/translate.js';
 import { GantryError } from './errors.js';
 import { imageTranslator } from './nn/fully-conv.js';
+import { exportOnnxModels, onnxFileNames } from './onnx/export.js';
 import { listRuns, runsTable } from './report/runs.js';
 import { addedConfigKeys, latestCheckpoint, loadModel, migrateKeys, readCheckpointState } from './runs/checkpoint.js';
-import { exportModels, saveEvaluation } from './runs/export.js';
+import { exportModels as exportTfjs, saveEvaluation } from './runs/export.js';
 import { writeLatentSamples } from './runs/generate.js';
 import {
   type ArchKey,
@@ -507,22 +508,38 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
     }
     const exportFlags = {
       ...checkpointFlag,
-      out: flag.string('output directory (new or empty, or --force)'),
-      force: flag.boolean('replace the content of a non-empty --out', { default: false, transient: true }),
+      out: flag.string('output directory (tfjs: new or empty, or --force), or the .onnx file (onnx)'),
+      force: flag.boolean('replace the content of a non-empty --out (or an existing .onnx file)', {
+        default: false,
+        transient: true,
+      }),
+      format: flag.choice(['tfjs', 'onnx'] as const, 'tfjs: TF.js layers format; onnx: ONNX (docs/onnx.md)', {
+        default: 'tfjs',
+      }),
+      eval: flag.boolean("onnx, image-to-image: running batch-norm statistics, no dropout (translate's --eval)"),
     };
     return out
       .command(
         'export',
-        'write the generator(s) (TF.js layers format) and metadata.json for the browser',
+        'write the generator(s) in the TF.js layers format with metadata.json (for the browser), or as ONNX',
         (c) => c.options(yargsOptions(exportFlags)).demandOption('out'),
         async (a) => {
           const v = readFlags(exportFlags, a);
           const dir = userPath(v.out!);
+          if (v.format === 'onnx')
+            onnxFileNames(dir, ['']); // checks the name before anything slow
+          else if (v.eval !== undefined) throw new GantryError('--eval: only with --format onnx');
           await initBackend({ backend: backendOf(a) });
           const trained = await load(v.checkpoint);
           const c = trained.config;
           const common = { variant: def.name, checkpoint: trained.checkpoint };
-          let both = false;
+          let onnxFiles: string[] | undefined;
+          let tfjsFiles = 'model.json, weights.bin';
+          const exportModels: typeof exportTfjs = async (d, models, meta, o) => {
+            if (v.format === 'onnx')
+              onnxFiles = await exportOnnxModels(d, models, meta, { evalMode: v.eval, force: v.force });
+            else await exportTfjs(d, models, meta, o);
+          };
           if (inference.kind === 'latent') {
             const classes = inference.classNames?.(c);
             await exportModels(
@@ -540,11 +557,13 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
               { force: v.force },
             );
           } else {
-            const nets = inference.generators(c);
-            // An import of G_A alone (cyclegan import-torch without --from-b) holds one generator.
-            both = nets.BtoA !== undefined && fs.existsSync(path.join(trained.checkpoint, nets.BtoA, 'model.json'));
-            const models: Record<string, tf.LayersModel> = both
-              ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA!) }
+            const generators = inference.generators(c);
+            // A CycleGAN imported from one .pth has only G_A: export that one.
+            const hasBtoA = (n?: string) => n && fs.existsSync(path.join(trained.checkpoint, n, 'model.json'));
+            const nets = { ...generators, BtoA: hasBtoA(generators.BtoA) ? generators.BtoA : undefined };
+            if (nets.BtoA) tfjsFiles = 'G_A/, G_B/';
+            const models: Record<string, tf.LayersModel> = nets.BtoA
+              ? { G_A: await trained.load(nets.AtoB), G_B: await trained.load(nets.BtoA) }
               : { '': await trained.load(nets.AtoB) };
             await exportModels(
               dir,
@@ -554,7 +573,7 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
                 kind: 'image-to-image',
                 imageSize: inference.cropSize(c),
                 channels: inference.channels(c),
-                ...(both ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
+                ...(nets.BtoA ? { generators: { G_A: 'A → B', G_B: 'B → A' } } : {}),
                 ...inference.metadata?.(c),
                 normalisation: 'input: pixel / 127.5 - 1; output: pixel = (value + 1) * 127.5',
                 inference:
@@ -563,9 +582,8 @@ export function variantCommands<F extends FlagSpecs, C extends object, D extends
               { force: v.force },
             );
           }
-          console.log(
-            `exported ${def.name} to ${dir} (${both ? 'G_A/, G_B/' : 'model.json, weights.bin'}, metadata.json)`,
-          );
+          if (onnxFiles) console.log(`exported ${def.name} to ${onnxFiles.join(' and ')} (ONNX)`);
+          else console.log(`exported ${def.name} to ${dir} (${tfjsFiles}, metadata.json)`);
         },
       )
       .command(

@@ -144,7 +144,13 @@ describe('readImage', () => {
   it('says a half-written PNG is truncated (not "Unknown error")', async () => {
     // Noise does not compress: half the file is half the pixel rows.
     const noisy = await sharp({
-      create: { width: 200, height: 200, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+      create: {
+        width: 200,
+        height: 200,
+        channels: 3,
+        background: '#000',
+        noise: { type: 'gaussian', mean: 128, sigma: 40 },
+      },
     })
       .png()
       .toBuffer();
@@ -154,19 +160,22 @@ describe('readImage', () => {
     expect(decodeFailure(new Error('Unknown error'))).toBe('truncated or corrupt image data: Unknown error');
   });
 
-  it('applies one pixel limit to every decode, from the header, and moves sharp\'s own cap with it', async () => {
+  it("applies one pixel limit to every decode, from the header, and moves sharp's own cap with it", async () => {
     // A 16000×16000 SVG (256 megapixels) is refused before it is rasterised: a training folder's bomb.
     const p = join(dir, 'bomb.svg');
-    writeFileSync(p, '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000"/></svg>');
+    writeFileSync(
+      p,
+      '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="16000"><rect width="16000" height="16000"/></svg>',
+    );
     const start = performance.now();
     await expect(readImage(p)).rejects.toThrow(
       new RegExp(`bomb\\.svg: 16000×16000 is 256\\.0 megapixels, over the limit of ${MAX_IMAGE_MEGAPIXELS}$`),
     );
     expect(performance.now() - start).toBeLessThan(2000);
     // The limit given wins both ways: below the default ...
-    await expect(readImage(join(dir, 'p.png'), { maxMegapixels: 1e-4, limitHint: ' (--max-megapixels)' })).rejects.toThrow(
-      /over the limit of 0\.0001 \(--max-megapixels\)$/,
-    );
+    await expect(
+      readImage(join(dir, 'p.png'), { maxMegapixels: 1e-4, limitHint: ' (--max-megapixels)' }),
+    ).rejects.toThrow(/over the limit of 0\.0001 \(--max-megapixels\)$/);
     // ... and above sharp's default cap of 268 megapixels (0x3FFF × 0x3FFF), which it raises too.
     expect(pixelLimit(500)).toBe(500_000_000);
     expect(pixelLimit(500)).toBeGreaterThan(0x3fff * 0x3fff);

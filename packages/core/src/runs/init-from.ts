@@ -12,10 +12,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { type CheckpointState, readCheckpointState, restoreModelWeights } from './checkpoint.js';
 import { resolveResume } from '../cli/cli.js';
-import { GantryError } from '../errors.js';
 import { kebab } from '../cli/flags.js';
+import { GantryError } from '../errors.js';
+import { type CheckpointState, readCheckpointState, restoreModelWeights } from './checkpoint.js';
 
 export interface InitSource {
   /** The checkpoint directory weights are read from. */
@@ -99,10 +99,17 @@ export function blameSource<T>(source: InitSource | undefined, keys: Set<string>
  * The sizes a fine-tuning run works at, for its first line: they follow the model (`--init-from`) unless a flag
  * says otherwise, so the user sees where a crop size they never typed comes from.
  */
-export function initSizesLine(source: InitSource, values: Record<string, unknown>, given: Record<string, unknown>): string {
+export function initSizesLine(
+  source: InitSource,
+  values: Record<string, unknown>,
+  given: Record<string, unknown>,
+): string {
   const parts = (['cropSize', 'loadSize'] as const)
     .filter((k) => typeof values[k] === 'number')
-    .map((k) => `--${kebab(k)} ${values[k]} (${given[k] !== undefined ? 'given' : source.state.config[k] !== undefined ? 'from the model' : 'default'})`);
+    .map(
+      (k) =>
+        `--${kebab(k)} ${values[k]} (${given[k] !== undefined ? 'given' : source.state.config[k] !== undefined ? 'from the model' : 'default'})`,
+    );
   return `init-from ${source.checkpoint}: ${parts.join(', ') || 'sizes as the flags give them'}`;
 }
 

@@ -85,9 +85,9 @@ describe('--force', () => {
     const out = at('o4');
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'model.pth'), 'x');
-    expect(() => claimOutputDir(out, { what: 'import-torch', force: true, inputs: [path.join(out, 'model.pth')] })).toThrow(
-      /^--out .*o4: --force would delete .*model\.pth, which this command reads; choose another folder$/,
-    );
+    expect(() =>
+      claimOutputDir(out, { what: 'import-torch', force: true, inputs: [path.join(out, 'model.pth')] }),
+    ).toThrow(/^--out .*o4: --force would delete .*model\.pth, which this command reads; choose another folder$/);
     expect(() => claimOutputDir(tmp, { what: 'export', force: true, inputs: [path.join(out, 'model.pth')] })).toThrow(
       /--force would delete/,
     );

@@ -9,16 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GantryError } from '../errors.js';
 import { mkdirp, tempSibling, writeError } from './fsutil.js';
-import {
-  awaitOwner,
-  inUse,
-  LOCK,
-  lockRunDir,
-  processAlive,
-  removeIfUnused,
-  userPath,
-  visibleEntries,
-} from './run.js';
+import { awaitOwner, inUse, LOCK, lockRunDir, processAlive, removeIfUnused, userPath, visibleEntries } from './run.js';
 
 /** Kernel file systems that are not places for files (statfs magic numbers, linux/magic.h). */
 const PSEUDO_FS = new Map<number, string>([
@@ -82,7 +73,9 @@ function checkForce(dir: string, flag: string, inputs: string[]): void {
   for (const input of inputs) {
     const i = real(input);
     if (i === d || i.startsWith(d + path.sep))
-      throw new GantryError(`${flag} ${dir}: --force would delete ${input}, which this command reads; choose another folder`);
+      throw new GantryError(
+        `${flag} ${dir}: --force would delete ${input}, which this command reads; choose another folder`,
+      );
   }
 }
 
@@ -142,7 +135,8 @@ export function claimOutputDir(
     release = lockRunDir(dir, o.log, o.what);
   } catch (err) {
     if (created) removeIfUnused(dir);
-    if (err instanceof GantryError) throw new GantryError(err.message.startsWith(flag) ? err.message : `${flag} ${err.message}`);
+    if (err instanceof GantryError)
+      throw new GantryError(err.message.startsWith(flag) ? err.message : `${flag} ${err.message}`);
     throw err;
   }
   const tmp = tempSibling(dir);
@@ -199,10 +193,7 @@ export function interrupts(what: string): { check(): Promise<void>; dispose(): v
       // Let a pending signal's handler run (the steps between checks are synchronous).
       await new Promise((r) => setImmediate(r));
       if (signal)
-        throw new Interrupted(
-          `${what} interrupted (${signal}): nothing was written`,
-          signal === 'SIGTERM' ? 143 : 130,
-        );
+        throw new Interrupted(`${what} interrupted (${signal}): nothing was written`, signal === 'SIGTERM' ? 143 : 130);
     },
     dispose() {
       process.off('SIGINT', on);

@@ -1,0 +1,3 @@
+export * from './convert.js';
+export * from './export.js';
+export { decodeModel, OPSET } from './graph.js';
