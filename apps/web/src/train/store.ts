@@ -1,0 +1,108 @@
+/**
+ * Checkpoints of the Train view: the newest one kept in IndexedDB (a reload resumes from it), downloaded as a zip
+ * of the folder a Node run writes (step-NNNNNNNN/state.json, <net>/model.json, <net>/weights.bin, optim-*.bin),
+ * and imported from such a zip, a picked folder or dropped files. Imports are checked with Node's own code
+ * (runs/checkpoint-data.ts): paths, shapes, dtypes, sizes, values.
+ */
+import {
+  type CheckpointFiles,
+  type CheckpointState,
+  checkpointName,
+  modelFromFiles,
+  parseCheckpointState,
+} from '@gantry/core/browser';
+import { unzipSync, zipSync } from 'fflate';
+import type { FileList, TrainSettings } from './protocol.js';
+
+export interface SavedRun {
+  settings: TrainSettings;
+  step: number;
+  files: FileList;
+  savedAt: string;
+  /** What the run trains on (MNIST or a folder); a folder's images are not kept, so it is dropped again. */
+  data: string;
+}
+
+const DB = 'gantry-train';
+const STORE = 'runs';
+const KEY = 'current';
+
+function open(): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+async function tx<T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+  const db = await open();
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const t = db.transaction(STORE, mode);
+      const req = f(t.objectStore(STORE));
+      t.oncomplete = () => resolve(req.result);
+      t.onerror = () => reject(t.error);
+      t.onabort = () => reject(t.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+export const saveRun = (run: SavedRun): Promise<IDBValidKey> => tx('readwrite', (s) => s.put(run, KEY));
+export const loadRun = (): Promise<SavedRun | undefined> => tx('readonly', (s) => s.get(KEY));
+export const clearRun = (): Promise<undefined> => tx('readwrite', (s) => s.delete(KEY));
+
+/** A checkpoint as a zip of its Node folder, `step-NNNNNNNN/…`. */
+export function checkpointZip(step: number, files: FileList): Uint8Array {
+  const dir = checkpointName(step);
+  return zipSync(Object.fromEntries(files.map(([p, b]) => [`${dir}/${p}`, b])), { level: 0 });
+}
+
+/**
+ * Checkpoint files from an upload: a zip of a checkpoint folder, or the files of a picked/dropped folder (paths
+ * relative to it). The folder holding state.json is the checkpoint; its files keep their paths below it.
+ */
+export function checkpointFromUpload(files: { path: string; bytes: Uint8Array }[]): CheckpointFiles {
+  let all = files;
+  if (files.length === 1 && /\.zip$/i.test(files[0]!.path)) {
+    let entries: Record<string, Uint8Array>;
+    try {
+      entries = unzipSync(files[0]!.bytes);
+    } catch {
+      throw new Error(`${files[0]!.path}: not a readable zip file`);
+    }
+    all = Object.entries(entries).map(([path, bytes]) => ({ path, bytes }));
+  }
+  const states = all.filter((f) => f.path === 'state.json' || f.path.endsWith('/state.json'));
+  if (states.length === 0)
+    throw new Error(
+      'not a Gantry checkpoint: no state.json (pick a checkpoint folder such as step-00001200, or its zip)',
+    );
+  if (states.length > 1) throw new Error('more than one checkpoint (state.json) here: pick one checkpoint folder');
+  const prefix = states[0]!.path.slice(0, -'state.json'.length);
+  return new Map(
+    all
+      .filter((f) => f.path.startsWith(prefix) && !f.path.endsWith('/'))
+      .map((f) => [f.path.slice(prefix.length), f.bytes]),
+  );
+}
+
+/**
+ * Checks an imported checkpoint before anything is replaced: state.json's fields, the variant, and every
+ * network's model.json and weights (Node's checks). The worker checks again that they fit the networks.
+ */
+export function checkImport(files: CheckpointFiles, label: string, variants: string[]): CheckpointState {
+  const state = parseCheckpointState(files.get('state.json'), label);
+  if (!variants.includes(state.variant))
+    throw new Error(`${label}: a ${state.variant} checkpoint; the page trains ${variants.join(' and ')}`);
+  const nets = [...new Set([...files.keys()].filter((k) => k.endsWith('/model.json')).map((k) => k.slice(0, -11)))];
+  for (const net of ['generator', 'discriminator']) {
+    if (!nets.includes(net))
+      throw new Error(`${label}: no ${net}/model.json (a checkpoint to train on holds both networks)`);
+  }
+  for (const net of nets) modelFromFiles(files, net, label);
+  return state;
+}
