@@ -15,7 +15,15 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildDiscriminator, buildGenerator } from '@gantry/cgan';
-import { adversarialLoss, initBackend, LatentGanTask, readCheckpointState, seedWeights, train } from '@gantry/core';
+import {
+  adversarialLoss,
+  encodePng,
+  initBackend,
+  LatentGanTask,
+  readCheckpointState,
+  seedWeights,
+  train,
+} from '@gantry/core';
 import { loadMnistSplit, mnistImages } from '@gantry/mnist';
 import * as tf from '@tensorflow/tfjs';
 import { unzipSync, zipSync } from 'fflate';
@@ -168,18 +176,24 @@ describe.skipIf(!hasChromium)(
       // The downloaded checkpoint is a Node checkpoint folder: the Node app generates from it.
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
       const zip = new Uint8Array(fs.readFileSync((await download.path())!));
-      const ckpt = path.join(tmp, 'page-run', 'checkpoints');
+      const unzipped = path.join(tmp, 'download');
       for (const [name, bytes] of Object.entries(unzipSync(zip))) {
-        fs.mkdirSync(path.dirname(path.join(ckpt, name)), { recursive: true });
-        fs.writeFileSync(path.join(ckpt, name), bytes);
+        fs.mkdirSync(path.dirname(path.join(unzipped, name)), { recursive: true });
+        fs.writeFileSync(path.join(unzipped, name), bytes);
       }
-      const dir = path.join(ckpt, `step-00000${steps}`);
+      const runDir = path.join(unzipped, 'cgan-page-run');
+      const dir = path.join(runDir, 'checkpoints', `step-00000${steps}`);
       expect(readCheckpointState(dir)).toMatchObject({ variant: 'cgan', step: steps, config: { ngf: 8, ndf: 8 } });
       const out = path.join(tmp, 'generated');
       const g = await run(['generate', '--checkpoint', dir, '--out', out, '--count', '2', '--backend', 'cpu']);
       expect(g.err).not.toMatch(/error/i);
       expect(g.code).toBe(0);
       expect(fs.readdirSync(out).filter((f) => f.endsWith('.png')).length).toBeGreaterThanOrEqual(20);
+      // …and continues training it: run.json carries the page's options as the app's flags.
+      const t = await run(['train', '--resume', runDir, '--steps', String(steps + 2), '--backend', 'wasm']);
+      expect(t.err).not.toMatch(/error/i);
+      expect(t.code).toBe(0);
+      expect(readCheckpointState(path.join(runDir, 'checkpoints', `step-00000${steps + 2}`)).step).toBe(steps + 2);
       expect(errors).toEqual([]);
       await page.close();
     });
@@ -250,9 +264,12 @@ describe.skipIf(!hasChromium)(
 
     it('refuses bad uploads with one visible line and keeps the saved run', async () => {
       const page = await newPage();
-      await page.goto(base + query({ ...TINY, steps: 10, backend: 'wasm' }));
+      await page.goto(base + query({ ...TINY, steps: 21, sampleEvery: 1000, backend: 'wasm' }));
       await page.waitForSelector('body[data-ready="true"]');
-      const saved = await page.getAttribute('body', 'data-saved-step');
+      // A run to keep: Node's checkpoint continued one step here, saved in IndexedDB at step 21.
+      await page.setInputFiles('#import', path.join(tmp, 'node-step-20.zip'));
+      await page.waitForSelector('body[data-state="done"][data-saved-step="21"]', { timeout: 60_000 });
+      const saved = '21';
       const good = unzipSync(new Uint8Array(fs.readFileSync(path.join(tmp, 'node-step-20.zip'))));
       const variant = (edit: (f: Record<string, Uint8Array>) => void, name: string) => {
         const copy = Object.fromEntries(Object.entries(good).map(([k, v]) => [k, v.slice()]));
@@ -301,7 +318,7 @@ describe.skipIf(!hasChromium)(
         const text = (await page.textContent('#error'))!;
         expect(text, what).toMatch(message);
         expect(text.includes('\n'), what).toBe(false);
-        expect(await page.getAttribute('body', 'data-state'), what).toBe('idle');
+        expect(await page.getAttribute('body', 'data-state'), what).toBe('done');
         expect(await page.getAttribute('body', 'data-saved-step'), what).toBe(saved);
       }
 
@@ -333,11 +350,6 @@ describe.skipIf(!hasChromium)(
         base + query({ variant: 'dcgan', ngf: 8, ndf: 8, batch: 8, steps: 20, sampleEvery: 10, backend: 'wasm' }),
       );
       await page.waitForSelector('body[data-ready="true"]');
-      await page.click('#new-run');
-      await page.selectOption('#variant', 'dcgan');
-      await page.fill('#batch', '8');
-      await page.fill('#ngf', '8');
-      await page.fill('#ndf', '8');
       await page.selectOption('#data', 'folder');
       await page.setInputFiles('#folder', folder);
       await page.waitForFunction(() =>

@@ -55,10 +55,41 @@ export const saveRun = (run: SavedRun): Promise<IDBValidKey> => tx('readwrite', 
 export const loadRun = (): Promise<SavedRun | undefined> => tx('readonly', (s) => s.get(KEY));
 export const clearRun = (): Promise<undefined> => tx('readwrite', (s) => s.delete(KEY));
 
-/** A checkpoint as a zip of its Node folder, `step-NNNNNNNN/…`. */
-export function checkpointZip(step: number, files: FileList): Uint8Array {
-  const dir = checkpointName(step);
-  return zipSync(Object.fromEntries(files.map(([p, b]) => [`${dir}/${p}`, b])), { level: 0 });
+/** Config keys that are not flags of the Node app (derived from the data, or the page's own). */
+const NOT_FLAGS = new Set(['numClasses', 'classNames', 'images', 'loss', 'batchSize']);
+
+/**
+ * A checkpoint as a zip of a Node run directory: `<variant>-page-run/run.json` (the options as the app's flags,
+ * so `train --resume` continues with them) and `checkpoints/step-NNNNNNNN/…`, the checkpoint folder itself.
+ */
+export function checkpointZip(
+  step: number,
+  files: FileList,
+  settings: TrainSettings,
+  extra: Record<string, unknown> = {},
+): Uint8Array {
+  const root = `${settings.variant}-page-run`;
+  const dir = `${root}/checkpoints/${checkpointName(step)}`;
+  const args = {
+    ...Object.fromEntries(Object.entries(settings.config).filter(([k]) => !NOT_FLAGS.has(k))),
+    steps: settings.steps,
+    batchSize: settings.batchSize,
+    lr: settings.lr,
+    beta1: settings.beta1,
+    seed: settings.seed,
+    loss: settings.loss,
+    sampleEvery: settings.sampleEvery,
+    checkpointEvery: settings.checkpointEvery,
+    ...extra,
+  };
+  const run = { variant: settings.variant, backend: 'browser', created: new Date().toISOString(), options: args, args };
+  return zipSync(
+    {
+      [`${root}/run.json`]: new TextEncoder().encode(JSON.stringify(run, null, 2)),
+      ...Object.fromEntries(files.map(([p, b]) => [`${dir}/${p}`, b])),
+    },
+    { level: 0 },
+  );
 }
 
 /**
