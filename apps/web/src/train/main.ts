@@ -23,7 +23,10 @@ const input = (id: string) => $<HTMLInputElement>(id);
 const num = (id: string) => Number(input(id).value);
 
 /** For tests and the curious: every step's losses and a checksum of every sample grid. */
-const record = { history: [] as { step: number; losses: Record<string, number> }[], samples: [] as number[] };
+const record = {
+  history: [] as { step: number; losses: Record<string, number>; t: number }[],
+  samples: [] as number[],
+};
 (window as unknown as { gantryTrain: typeof record }).gantryTrain = record;
 
 // URL parameters prefill the form (tests use tiny networks): ?variant=&steps=&batch=&ngf=&ndf=&sampleEvery=.
@@ -235,7 +238,7 @@ async function start(settings: TrainSettings, data: ImageSet, resume?: { files: 
         status(`${m.resumed ? `resumed at step ${m.step}: ` : ''}training ${settings.variant} on ${data.describe}`);
         break;
       case 'step': {
-        record.history.push({ step: m.step, losses: m.losses });
+        record.history.push({ step: m.step, losses: m.losses, t: performance.now() });
         plot(m.step, m.losses);
         document.body.dataset.step = String(m.step);
         $('progress').textContent = `step ${m.step}/${settings.steps}`;
