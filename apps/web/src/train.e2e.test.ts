@@ -97,6 +97,7 @@ function zipDir(dir: string): Uint8Array {
 
 /** `n` PNGs of coloured discs of varied sizes (48×40, so the page crops and resizes them). */
 async function writeImages(dir: string, n: number): Promise<void> {
+  await initBackend({ backend: 'cpu', log: () => {} });
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < n; i++) {
     const img = tf.tidy(() => {
@@ -342,12 +343,12 @@ describe.skipIf(!hasChromium)(
       await page.close();
     });
 
-    it('trains a DCGAN on a picked folder of images, decoded and resized in the page', async () => {
+    it('trains a DCGAN on a picked folder of images, decoded and resized in the page; pauses and resumes', async () => {
       const folder = path.join(tmp, 'shapes');
       await writeImages(folder, 24);
       const page = await newPage();
       await page.goto(
-        base + query({ variant: 'dcgan', ngf: 8, ndf: 8, batch: 8, steps: 20, sampleEvery: 10, backend: 'wasm' }),
+        base + query({ variant: 'dcgan', ngf: 8, ndf: 8, batch: 8, steps: 30, sampleEvery: 10, backend: 'wasm' }),
       );
       await page.waitForSelector('body[data-ready="true"]');
       await page.selectOption('#data', 'folder');
@@ -356,9 +357,19 @@ describe.skipIf(!hasChromium)(
         /24 images, 32×32: ready/.test(document.getElementById('status')!.textContent ?? ''),
       );
       await page.click('#start');
+      // Pause holds the worker's loop: the step count stands still until Resume.
+      await page.waitForFunction(() => Number(document.body.dataset.step ?? 0) >= 3);
+      await page.click('#pause');
+      expect(await page.getAttribute('body', 'data-state')).toBe('paused');
+      await page.waitForTimeout(1000); // the step under way when Pause came finishes
+      const held = await page.getAttribute('body', 'data-step');
+      await page.waitForTimeout(1500);
+      expect(await page.getAttribute('body', 'data-step')).toBe(held);
+      expect(Number(held)).toBeLessThan(30);
+      await page.click('#pause');
       await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
       const r = await record(page);
-      expect(r.history.length).toBe(20);
+      expect(r.history.length).toBe(30);
       for (const h of r.history) for (const v of Object.values(h.losses)) expect(Number.isFinite(v)).toBe(true);
       // 32×32 RGB samples, 8 per row.
       expect(await page.$eval('#samples', (c) => (c as HTMLCanvasElement).width)).toBe(8 * 32);
