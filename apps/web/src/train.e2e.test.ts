@@ -376,5 +376,32 @@ describe.skipIf(!hasChromium)(
       expect(errors).toEqual([]);
       await page.close();
     });
+
+    it('trains a cGAN on a folder with one sub-folder per class', async () => {
+      const folder = path.join(tmp, 'classes');
+      await writeImages(path.join(folder, 'discs'), 12);
+      await writeImages(path.join(folder, 'more-discs'), 12);
+      const page = await newPage();
+      await page.goto(
+        base + query({ variant: 'cgan', ngf: 8, ndf: 8, batch: 8, steps: 10, sampleEvery: 5, backend: 'wasm' }),
+      );
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.selectOption('#data', 'folder');
+      await page.setInputFiles('#folder', folder);
+      await page.waitForFunction(() =>
+        /24 images in 2 classes, 32×32: ready/.test(document.getElementById('status')!.textContent ?? ''),
+      );
+      await page.click('#start');
+      await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
+      const r = await record(page);
+      expect(r.history.length).toBe(10);
+      for (const h of r.history) for (const v of Object.values(h.losses)) expect(Number.isFinite(v)).toBe(true);
+      // One row per class, one column per noise vector: 2×2 samples of 32×32.
+      expect(
+        await page.$eval('#samples', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]),
+      ).toEqual([64, 64]);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
   },
 );
