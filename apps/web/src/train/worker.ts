@@ -200,7 +200,7 @@ async function run(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       return restoreFromFiles(files, id, target);
     },
     writeSamples: async (t: GanTask, _name, step) => {
-      const grid = t.sampleImages?.(step);
+      const grid = await t.sampleImages?.(step);
       if (!grid) return;
       try {
         const px = await gridPixels(grid.images, grid.cols);

@@ -39,7 +39,7 @@ export interface GanTask<Batch extends tf.TensorContainer = tf.TensorContainer> 
    * A sample grid for the current weights: images in [-1, 1] and the grid's columns (the caller disposes the
    * images). Tasks without it write their own sample files (`writeSamples`).
    */
-  sampleImages?(step: number): SampleGrid;
+  sampleImages?(step: number): SampleGrid | Promise<SampleGrid>;
   /** Writes a sample image (grid or strip) for the current weights, for tasks whose samples are not one grid. */
   writeSamples?(file: string, step: number): Promise<void>;
   dispose?(): void;
