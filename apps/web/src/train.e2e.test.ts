@@ -20,9 +20,12 @@ import {
   encodePng,
   initBackend,
   LatentGanTask,
+  loadModel,
   readCheckpointState,
+  saveModel,
   seedWeights,
   train,
+  unetGenerator,
 } from '@gantry/core';
 import { loadMnistSplit, mnistImages } from '@gantry/mnist';
 import * as tf from '@tensorflow/tfjs';
@@ -96,19 +99,19 @@ function zipDir(dir: string): Uint8Array {
 }
 
 /** `n` PNGs of coloured discs of varied sizes (48×40, so the page crops and resizes them). */
-async function writeImages(dir: string, n: number): Promise<void> {
+async function writeImages(dir: string, n: number, width = 48, height = 40): Promise<void> {
   await initBackend({ backend: 'cpu', log: () => {} });
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < n; i++) {
     const img = tf.tidy(() => {
-      const y = tf.linspace(-1, 1, 40).reshape([40, 1]);
-      const x = tf.linspace(-1.2, 1.2, 48).reshape([1, 48]);
+      const y = tf.linspace(-1, 1, height).reshape([height, 1]);
+      const x = tf.linspace(-1.2, 1.2, width).reshape([1, width]);
       const disc = tf.less(tf.add(tf.square(x), tf.square(y)), 0.2 + (i % 5) / 10);
       const c = tf.tensor1d([(i % 3) - 1, ((i >> 1) % 3) - 1, 0.5]);
       return tf.where(
         tf.expandDims(disc, 2).tile([1, 1, 3]),
-        tf.mul(tf.ones([40, 48, 3]), c),
-        tf.fill([40, 48, 3], -1),
+        tf.mul(tf.ones([height, width, 3]), c),
+        tf.fill([height, width, 3], -1),
       ) as tf.Tensor3D;
     });
     fs.writeFileSync(path.join(dir, `img-${i}.png`), await encodePng(img));
@@ -400,6 +403,75 @@ describe.skipIf(!hasChromium)(
       expect(
         await page.$eval('#samples', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]),
       ).toEqual([64, 64]);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+
+    it('fine-tunes an exported pix2pix generator on picked A|B pairs and downloads the new export', async () => {
+      await initBackend({ backend: 'cpu', log: () => {} });
+      const exportDir = path.join(tmp, 'p2p-export');
+      const g = unetGenerator({
+        size: 32,
+        inChannels: 3,
+        outChannels: 3,
+        numDowns: 5,
+        ngf: 4,
+        norm: 'batch',
+        dropout: true,
+      });
+      await saveModel(g, exportDir);
+      const before = g.getWeights().map((w) => Array.from(w.dataSync()));
+      g.dispose();
+      const meta = { variant: 'pix2pix', kind: 'image-to-image', imageSize: 32, channels: 3, direction: 'BtoA' };
+      fs.writeFileSync(path.join(exportDir, 'metadata.json'), JSON.stringify(meta));
+      // Six A|B pairs (64×32: A left, B right) and one square image that is not a pair.
+      const pairs = path.join(tmp, 'pairs');
+      await writeImages(pairs, 6, 64, 32);
+      const square = path.join(tmp, 'square');
+      await writeImages(square, 4, 32, 32);
+
+      const page = await newPage();
+      await page.goto(base + query({ steps: 6, sampleEvery: 3, backend: 'wasm' }));
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.selectOption('#variant', 'pix2pix');
+      await page.fill('#ndf', '8');
+      await page.setInputFiles('#generator', exportDir);
+      await page.waitForFunction(() =>
+        /now pick the A\|B pairs/.test(document.getElementById('status')!.textContent ?? ''),
+      );
+      await page.setInputFiles('#pairs', square);
+      await page.waitForFunction(() =>
+        /expected A\|B side by side/.test(document.getElementById('error')!.textContent ?? ''),
+      );
+      await page.setInputFiles('#pairs', pairs);
+      await page.waitForFunction(() =>
+        /6 pairs, 32×32, B → A: ready/.test(document.getElementById('status')!.textContent ?? ''),
+      );
+      await page.click('#start');
+      await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 60_000 });
+      expect(await page.textContent('#error')).toBe('');
+      const r = await record(page);
+      expect(r.history.length).toBe(6);
+      expect(Object.keys(r.history[0]!.losses)).toEqual(expect.arrayContaining(['D', 'G', 'L1']));
+      for (const h of r.history) for (const v of Object.values(h.losses)) expect(Number.isFinite(v)).toBe(true);
+      // Rows of input | output | target for four pairs.
+      expect(
+        await page.$eval('#samples', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]),
+      ).toEqual([96, 128]);
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      const out = path.join(tmp, 'finetuned');
+      for (const [name, bytes] of Object.entries(
+        unzipSync(new Uint8Array(fs.readFileSync((await download.path())!))),
+      )) {
+        fs.mkdirSync(path.dirname(path.join(out, name)), { recursive: true });
+        fs.writeFileSync(path.join(out, name), bytes);
+      }
+      const tuned = await loadModel(path.join(out, 'pix2pix-finetuned'));
+      const after = tuned.getWeights().map((w) => Array.from(w.dataSync()));
+      tuned.dispose();
+      expect(after.length).toBe(before.length);
+      expect(after).not.toEqual(before);
       expect(errors).toEqual([]);
       await page.close();
     });

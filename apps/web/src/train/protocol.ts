@@ -1,6 +1,6 @@
 /** Messages between the Train view (main thread) and its training worker. */
 
-export type VariantName = 'cgan' | 'dcgan';
+export type VariantName = 'cgan' | 'dcgan' | 'pix2pix';
 export type BackendRequest = 'auto' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 
 /** The options of a run: the architecture config (as a Node checkpoint's state.json holds it) and the optimiser's. */
@@ -32,11 +32,28 @@ export interface ImageSet {
   describe: string;
 }
 
+/** Aligned pairs for pix2pix: input and target images, bytes 0..255, [count, size, size, channels] each. */
+export interface PairSet {
+  a: Uint8Array;
+  b: Uint8Array;
+  count: number;
+  size: number;
+  channels: number;
+  describe: string;
+}
+
 /** A checkpoint as files (relative path → bytes), the layout of a Node run's checkpoint folder. */
 export type FileList = [string, Uint8Array][];
 
 export type ToWorker =
-  | { type: 'start'; settings: TrainSettings; data: ImageSet; resume?: { files: FileList; label: string } }
+  | {
+      type: 'start';
+      settings: TrainSettings;
+      data: ImageSet;
+      resume?: { files: FileList; label: string };
+      /** pix2pix fine-tuning: an exported generator (model.json, weights) and the pairs it trains on. */
+      pix2pix?: { generator: FileList; pairs: PairSet };
+    }
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'stop' };

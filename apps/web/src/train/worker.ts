@@ -13,6 +13,8 @@ import {
   type GanTask,
   type LabelledImages,
   LatentGanTask,
+  modelFromArtifacts,
+  modelFromFiles,
   type RunHooks,
   registerGradientFixes,
   registerWasmKernels,
@@ -21,12 +23,14 @@ import {
   trainLoop,
 } from '@gantry/core/browser';
 import * as dcgan from '@gantry/dcgan/networks';
+import { type Pix2pixConfig, buildDiscriminator as pix2pixDiscriminator } from '@gantry/pix2pix/config';
+import { Pix2pixTask } from '@gantry/pix2pix/task';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import type { BackendRequest, FromWorker, ImageSet, ToWorker, TrainSettings } from './protocol.js';
+import type { BackendRequest, FromWorker, ImageSet, PairSet, ToWorker, TrainSettings } from './protocol.js';
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
 
@@ -143,6 +147,82 @@ export function createTask(s: TrainSettings, data: ImageSet): LatentGanTask {
   });
 }
 
+/** Bytes of images `indices` of `bytes` ([n, size, size, c]) as a [-1, 1] tensor, flipped left-right where `flip`. */
+function pairTensor(bytes: Uint8Array, indices: ArrayLike<number>, p: PairSet, flip: boolean[]): tf.Tensor4D {
+  const px = p.size * p.size * p.channels;
+  const f = new Float32Array(indices.length * px);
+  for (let k = 0; k < indices.length; k++) {
+    const src = bytes.subarray(indices[k]! * px, (indices[k]! + 1) * px);
+    for (let y = 0; y < p.size; y++)
+      for (let x = 0; x < p.size; x++) {
+        const sx = flip[k] ? p.size - 1 - x : x;
+        for (let c = 0; c < p.channels; c++)
+          f[k * px + (y * p.size + x) * p.channels + c] = src[(y * p.size + sx) * p.channels + c]! / 127.5 - 1;
+      }
+  }
+  return tf.tensor4d(f, [indices.length, p.size, p.size, p.channels], 'float32');
+}
+
+/**
+ * pix2pix fine-tuning: the exported generator (checked as Node checks model files) against a new conditional
+ * PatchGAN, with the default preset's losses (BCE GAN + 100·L1), Adam 2e-4 / β1 0.5 and batch 1; random flips of
+ * the pairs, as Node's default augmentation.
+ */
+async function createPix2pixTask(s: TrainSettings, g: { generator: [string, Uint8Array][]; pairs: PairSet }) {
+  const files = new Map(g.generator);
+  const { json, specs, data } = modelFromFiles(files, '', 'generator export');
+  const generator = await modelFromArtifacts(json, specs, data, 'generator export');
+  const shape = generator.inputs[0]!.shape;
+  const p = g.pairs;
+  // A fully convolutional export takes any size (null); a fixed one must be the pairs' size.
+  const fits = (d: number | null | undefined, want: number) => d == null || d === want;
+  if (!fits(shape[1], p.size) || !fits(shape[2], p.size) || shape[3] !== p.channels) {
+    generator.dispose();
+    const dims = shape.slice(1).map((d) => d ?? 'any');
+    throw new Error(
+      `generator export: takes ${dims.join('×')} images, the pairs are ${p.size}×${p.size}×${p.channels}`,
+    );
+  }
+  const config = {
+    netG: `unet_${p.size}`,
+    ngf: 0,
+    ndf: Number(s.config.ndf ?? 32),
+    dLayers: 3,
+    norm: 'batch',
+    dropout: true,
+    cropSize: p.size,
+    loadSize: p.size,
+    direction: 'AtoB',
+    channels: p.channels,
+    lambdaL1: 100,
+    lambdaGan: 1,
+  } as Pix2pixConfig;
+  seedWeights(s.seed);
+  const discriminator = pix2pixDiscriminator(config);
+  const pairs = {
+    length: p.count,
+    async batch(indices: ArrayLike<number>, rng: () => number) {
+      const flip = Array.from({ length: indices.length }, () => rng() < 0.5);
+      return { a: pairTensor(p.a, indices, p, flip), b: pairTensor(p.b, indices, p, flip) };
+    },
+  };
+  const noFlip = { ...pairs, batch: async (i: ArrayLike<number>) => pairs.batch(i, () => 1) };
+  return new Pix2pixTask({
+    nets: { generator, discriminator },
+    config,
+    checkpointConfig: { ...config, ...s.config },
+    mustMatch: ['cropSize', 'channels', 'ndf', 'dLayers'],
+    loss: adversarialLoss(s.loss),
+    lr: s.lr,
+    beta1: s.beta1,
+    seed: s.seed,
+    batchSize: s.batchSize,
+    train: pairs,
+    samples: noFlip,
+    sampleCount: Math.min(4, p.count),
+  });
+}
+
 /** A sample grid as RGBA pixels: images [N, H, W, C] in [-1, 1], `cols` per row. */
 async function gridPixels(images: tf.Tensor4D, cols: number) {
   const [n, h, w, c] = images.shape;
@@ -176,7 +256,9 @@ let stopRequested = false;
 async function run(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   const backend = await startBackend(m.settings.backend);
   post({ type: 'backend', ...backend });
-  const task = createTask(m.settings, m.data);
+  const task: GanTask & { dispose(): void } = m.pix2pix
+    ? await createPix2pixTask(m.settings, m.pix2pix)
+    : createTask(m.settings, m.data);
   const resumeFiles: CheckpointFiles | undefined = m.resume ? new Map(m.resume.files) : undefined;
   const started = performance.now();
   let firstStep: number | undefined;
