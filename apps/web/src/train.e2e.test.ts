@@ -330,6 +330,8 @@ describe.skipIf(!hasChromium)(
       await page.selectOption('#data', 'folder');
       const folder = path.join(tmp, 'folder');
       fs.mkdirSync(folder, { recursive: true });
+      await page.setInputFiles('#folder', folder);
+      await page.waitForFunction(() => /the folder is empty/.test(document.getElementById('error')!.textContent ?? ''));
       fs.writeFileSync(path.join(folder, 'readme.txt'), 'hello');
       await page.setInputFiles('#folder', folder);
       await page.waitForFunction(() =>

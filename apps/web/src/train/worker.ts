@@ -51,7 +51,7 @@ export const MUST_MATCH: Record<string, string[]> = {
     'channels',
     'classNames',
   ],
-  dcgan: ['latentDim', 'imageSize', 'ngf', 'ndf', 'dLayers', 'dHidden', 'ema', 'imageSize', 'channels', 'classNames'],
+  dcgan: ['latentDim', 'imageSize', 'ngf', 'ndf', 'dLayers', 'dHidden', 'ema', 'channels', 'classNames'],
 };
 
 /**
