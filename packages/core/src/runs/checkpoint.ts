@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { GantryError } from '../errors.js';
 import {
   type CheckpointFiles,
@@ -204,7 +204,10 @@ export function readCheckpointState(dir: string): CheckpointState {
  * Reads checkpoint `dir` into memory, the files `target` needs (its networks' model.json and weight files, with the
  * path checks of `loadModel`, and its optimizers' state), for `restoreFromFiles`.
  */
-export function readCheckpointFiles(dir: string, target: Pick<CheckpointTarget, 'nets' | 'optimizers'>): CheckpointFiles {
+export function readCheckpointFiles(
+  dir: string,
+  target: Pick<CheckpointTarget, 'nets' | 'optimizers'>,
+): CheckpointFiles {
   const state = readCheckpointState(dir);
   const files: CheckpointFiles = new Map([['state.json', fs.readFileSync(path.join(dir, 'state.json'))]]);
   for (const name of Object.keys(target.nets)) {
