@@ -477,5 +477,80 @@ describe.skipIf(!hasChromium)(
       expect(errors).toEqual([]);
       await page.close();
     });
+
+    it("continues from a Node export: the page's first step equals Node's from the same generator", async () => {
+      await initBackend({ backend: 'wasm', log: () => {} });
+      const config = {
+        latentDim: 100,
+        imageSize: 28 as const,
+        numClasses: 10,
+        ngf: TINY.ngf,
+        ndf: TINY.ndf,
+        conditioning: 'projection' as const,
+        embeddingDim: 50,
+        auxWeight: 0.3,
+        conditionalBn: true,
+        finalConv: false,
+      };
+      // An export of a generator with other weights than the page's seed gives.
+      seedWeights(7);
+      const exported = buildGenerator(config);
+      const exportDir = path.join(tmp, 'cgan-export');
+      await saveModel(exported, exportDir);
+      fs.writeFileSync(
+        path.join(exportDir, 'metadata.json'),
+        JSON.stringify({ variant: 'cgan', kind: 'latent', imageSize: 28, channels: 1, latentDim: 100, labels: null }),
+      );
+      // Node: the page's networks (seed 42), G and its average set from the export, one step.
+      seedWeights(42);
+      const [g, d, ema] = [buildGenerator(config), buildDiscriminator(config), buildGenerator(config)];
+      g.setWeights(exported.getWeights());
+      exported.dispose();
+      const task = new LatentGanTask({
+        variant: 'cgan',
+        generator: g,
+        discriminator: d,
+        latentDim: 100,
+        numClasses: 10,
+        loss: adversarialLoss('bce'),
+        lr: 4e-4,
+        discriminatorLr: 2e-4,
+        beta1: 0.5,
+        seed: 42,
+        batchSize: TINY.batch,
+        data: mnistImages(await loadMnistSplit('train', undefined, TINY.limit), 28),
+        config: {},
+        mustMatch: [],
+        generatorEma: ema,
+        emaDecay: 0.999,
+        auxClassifierWeight: 0.3,
+        r1Gamma: 1,
+        modeSeekingWeight: 0.1,
+      });
+      const node: Record<string, number>[] = [];
+      await train(task, {
+        runDir: path.join(tmp, 'node-from-export'),
+        steps: 1,
+        log: () => {},
+        onStep: (_, l) => node.push(l),
+      });
+      task.dispose();
+      const upload = path.join(tmp, 'cgan-export.zip');
+      fs.writeFileSync(upload, zipDir(exportDir));
+
+      const page = await newPage();
+      await page.goto(base + query({ ...TINY, ngf: 32, steps: 1, sampleEvery: 1000, backend: 'wasm' }));
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.setInputFiles('#import', upload);
+      await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 60_000 });
+      expect(await page.textContent('#error')).toBe('');
+      // G's width came from the export (8), not the form (32).
+      expect(await page.inputValue('#ngf')).toBe('8');
+      const r = await record(page);
+      expect(r.history.map((h) => h.step)).toEqual([1]);
+      for (const [k, v] of Object.entries(node[0]!)) expect(r.history[0]!.losses[k], k).toBeCloseTo(v, 3);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
   },
 );

@@ -23,6 +23,8 @@ import {
   checkpointFromUpload,
   checkpointZip,
   clearRun,
+  exportFromUpload,
+  exportWidth,
   loadRun,
   type SavedRun,
   saveRun,
@@ -229,6 +231,7 @@ async function start(
   data: ImageSet,
   resume?: { files: FileList; label: string },
   pix2pix?: { generator: FileList; pairs: PairSet },
+  init?: { generator: FileList; label: string },
 ) {
   $('error').textContent = '';
   worker?.terminate();
@@ -290,7 +293,7 @@ async function start(
         break;
     }
   };
-  worker.postMessage({ type: 'start', settings, data, resume, pix2pix });
+  worker.postMessage({ type: 'start', settings, data, resume, pix2pix, init });
 }
 
 /** Stops the run (it checkpoints first) and waits for it. */
@@ -373,7 +376,10 @@ const pathed = (list: globalThis.FileList | null): PathedFile[] =>
 /** Continues training from an uploaded checkpoint (zip or folder), after the same checks Node makes. */
 async function importCheckpoint(files: PathedFile[]): Promise<void> {
   const label = files.length === 1 ? files[0]!.path : (files[0]?.path.split('/')[0] ?? 'upload');
-  const ckpt = checkpointFromUpload(await readFiles(files));
+  const uploaded = await readFiles(files);
+  const exported = exportFromUpload(uploaded);
+  if (exported) return continueExport(exported, label);
+  const ckpt = checkpointFromUpload(uploaded);
   const st = checkImport(ckpt, label, ['cgan', 'dcgan']);
   const settings = settingsOfCheckpoint(st.variant, st.config);
   settings.steps = Math.max(settings.steps, st.step + 1);
@@ -381,6 +387,33 @@ async function importCheckpoint(files: PathedFile[]): Promise<void> {
   await stopRun();
   status(`imported ${label}: ${st.variant} at step ${st.step}`);
   await start(settings, data, { files: [...ckpt], label });
+}
+
+/**
+ * Starts a run whose generator is a Node export's (cGAN or DCGAN, checked with Node's model-file code; D starts
+ * fresh): the networks are built with the export's latent size and G width, and its weights must fit them.
+ */
+async function continueExport(
+  exported: { files: Map<string, Uint8Array>; meta: Record<string, unknown> },
+  label: string,
+): Promise<void> {
+  const { meta, files } = exported;
+  const variant = String(meta.variant);
+  if (meta.kind !== 'latent' || !['cgan', 'dcgan'].includes(variant))
+    throw new Error(`${label}: a ${meta.variant ?? 'unknown'} export; the page continues cgan and dcgan exports`);
+  modelFromFiles(files, '', label);
+  const size = Number(meta.imageSize);
+  // MNIST for a 28×28 export, else the folder of images picked.
+  const data = await trainingData({ config: size === 28 ? {} : { images: 'folder' } } as TrainSettings);
+  if (data.size !== size) throw new Error(`${label}: ${size}×${size} images, the data is ${data.size}×${data.size}`);
+  const settings = settingsFor(variant as VariantName, data);
+  settings.config.latentDim = Number(meta.latentDim);
+  settings.config.ngf = exportWidth(files.get('model.json')!, size, label);
+  await stopRun();
+  $<HTMLSelectElement>('variant').value = variant;
+  input('ngf').value = String(settings.config.ngf);
+  await start(settings, data, undefined, undefined, { generator: [...files], label });
+  status(`training ${variant} from the export ${label} (G width ${settings.config.ngf}; D starts fresh)`);
 }
 
 for (const id of ['import', 'import-folder']) {

@@ -51,6 +51,8 @@ export type ToWorker =
       settings: TrainSettings;
       data: ImageSet;
       resume?: { files: FileList; label: string };
+      /** A cGAN/DCGAN export (model.json, weights) whose generator the run starts from (D starts fresh). */
+      init?: { generator: FileList; label: string };
       /** pix2pix fine-tuning: an exported generator (model.json, weights) and the pairs it trains on. */
       pix2pix?: { generator: FileList; pairs: PairSet };
     }

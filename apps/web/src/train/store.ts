@@ -121,6 +121,73 @@ export function checkpointFromUpload(files: { path: string; bytes: Uint8Array }[
   );
 }
 
+/** An export's metadata.json (what `export --out` writes beside model.json). */
+export interface ExportMeta {
+  variant?: string;
+  kind?: string;
+  imageSize?: number;
+  channels?: number;
+  latentDim?: number;
+  labels?: string[] | null;
+  direction?: 'AtoB' | 'BtoA';
+  [k: string]: unknown;
+}
+
+/**
+ * An export in an upload (no state.json; model.json and metadata.json side by side): its files relative to its
+ * folder and its metadata; undefined when the upload is not one.
+ */
+export function exportFromUpload(
+  files: { path: string; bytes: Uint8Array }[],
+): { files: CheckpointFiles; meta: ExportMeta } | undefined {
+  let all = files;
+  if (files.length === 1 && /\.zip$/i.test(files[0]!.path)) {
+    try {
+      all = Object.entries(unzipSync(files[0]!.bytes)).map(([path, bytes]) => ({ path, bytes }));
+    } catch {
+      return undefined;
+    }
+  }
+  if (all.some((f) => f.path === 'state.json' || f.path.endsWith('/state.json'))) return undefined;
+  const metas = all.filter((f) => f.path === 'metadata.json' || f.path.endsWith('/metadata.json'));
+  if (metas.length !== 1) return undefined;
+  const prefix = metas[0]!.path.slice(0, -'metadata.json'.length);
+  const map: CheckpointFiles = new Map(
+    all
+      .filter((f) => f.path.startsWith(prefix) && !f.path.endsWith('/'))
+      .map((f) => [f.path.slice(prefix.length), f.bytes]),
+  );
+  if (!map.has('model.json')) return undefined;
+  let meta: ExportMeta;
+  try {
+    meta = JSON.parse(new TextDecoder().decode(map.get('metadata.json')));
+  } catch {
+    throw new Error(`${metas[0]!.path}: not readable JSON`);
+  }
+  return { files: map, meta };
+}
+
+type LayerJson = { class_name?: string; config?: { units?: number } };
+
+/**
+ * G's width (ngf) of a cGAN or DCGAN export, from its first dense layer: base² · ngf · 2^(levels − 1) units, base
+ * and levels by the image size as both variants' generators are built (7×7 and 2 levels at 28, else 4×4 and
+ * log2(size / 4)).
+ */
+export function exportWidth(modelJson: Uint8Array, imageSize: number, label: string): number {
+  const topology = JSON.parse(new TextDecoder().decode(modelJson)).modelTopology as {
+    config?: { layers?: LayerJson[] };
+  };
+  const dense = topology.config?.layers?.find((l) => l.class_name === 'Dense');
+  const [levels, base] = imageSize === 28 ? [2, 7] : [Math.round(Math.log2(imageSize / 4)), 4];
+  const ngf = (dense?.config?.units ?? 0) / (base * base * 2 ** (levels - 1));
+  if (!Number.isInteger(ngf) || ngf < 1)
+    throw new Error(
+      `${label}: not a Gantry cGAN/DCGAN generator (its first dense layer does not fit ${imageSize}×${imageSize})`,
+    );
+  return ngf;
+}
+
 /**
  * Checks an imported checkpoint before anything is replaced: state.json's fields, the variant, and every
  * network's model.json and weights (Node's checks). The worker checks again that they fit the networks.

@@ -20,6 +20,7 @@ import {
   registerWasmKernels,
   restoreFromFiles,
   seedWeights,
+  setModelWeights,
   trainLoop,
 } from '@gantry/core/browser';
 import * as dcgan from '@gantry/dcgan/networks';
@@ -259,6 +260,12 @@ async function run(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   const task: GanTask & { dispose(): void } = m.pix2pix
     ? await createPix2pixTask(m.settings, m.pix2pix)
     : createTask(m.settings, m.data);
+  if (m.init && task instanceof LatentGanTask) {
+    // The export's generator into G (and its average): the layer structure and every shape are checked first.
+    const { json, specs, data } = modelFromFiles(new Map(m.init.generator), '', m.init.label);
+    for (const net of [task.nets.generator, task.nets.generator_ema])
+      if (net) setModelWeights(net, json, specs, data, m.init.label);
+  }
   const resumeFiles: CheckpointFiles | undefined = m.resume ? new Map(m.resume.files) : undefined;
   const started = performance.now();
   let firstStep: number | undefined;
