@@ -7,6 +7,8 @@ const src = (dir: string) => fileURLToPath(new URL(`./${dir}/src/index.ts`, impo
 export default defineConfig({
   resolve: {
     alias: {
+      // Before '@gantry/core', which would otherwise match it as a prefix.
+      '@gantry/core/browser': fileURLToPath(new URL('./packages/core/src/browser.ts', import.meta.url)),
       '@gantry/core': src('packages/core'),
       '@gantry/datasets': src('datasets'),
       '@gantry/gan': src('packages/gan'),

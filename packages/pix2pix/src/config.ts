@@ -3,7 +3,7 @@
  * Networks"): a U-Net generator and a conditional PatchGAN, and the checks on how their sizes fit together.
  */
 
-import { GantryError, type Norm, patchDiscriminator, unetGenerator } from '@gantry/core';
+import { GantryError, type Norm, patchDiscriminator, unetGenerator } from '@gantry/core/browser';
 import type * as tf from '@tensorflow/tfjs';
 
 /** U-Net generators by the crop size they bring down to 1×1: numDowns = log2(size). */

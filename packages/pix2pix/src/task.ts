@@ -21,13 +21,18 @@ import {
   mulberry32,
   optimize,
   optimizeSharingForward,
-  saveImageGrid,
-} from '@gantry/core';
-import type { AlignedDataset } from '@gantry/datasets';
+  type SampleGrid,
+} from '@gantry/core/browser';
 import * as tf from '@tensorflow/tfjs';
 import type { Pix2pixConfig } from './config.js';
 
 type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };
+
+/** What the task reads of a dataset of pairs (Node's AlignedDataset; the page's pairs in memory). */
+export interface PairSource {
+  readonly length: number;
+  batch(indices: ArrayLike<number>, rng: () => number): Promise<{ a: tf.Tensor4D; b: tf.Tensor4D }>;
+}
 
 export interface Pix2pixTaskOptions {
   nets: { generator: tf.LayersModel; discriminator: tf.LayersModel };
@@ -40,10 +45,10 @@ export interface Pix2pixTaskOptions {
   beta1: number;
   seed: number;
   batchSize: number;
-  /** Training pairs (augmented as the dataset's transform says). */
-  train: AlignedDataset;
+  /** Training pairs (augmented as the dataset's transform says): Node's AlignedDataset, or pairs in memory. */
+  train: PairSource;
   /** Pairs for the sample strips (first `sampleCount`, untransformed apart from resizing); default `train`. */
-  samples?: AlignedDataset;
+  samples?: PairSource;
   sampleCount?: number;
 }
 
@@ -144,7 +149,7 @@ export class Pix2pixTask implements GanTask<Batch> {
   }
 
   /** Rows of input | output | target for fixed pairs. */
-  async writeSamples(file: string): Promise<void> {
+  async sampleImages(): Promise<SampleGrid> {
     if (!this.sampleBatch) {
       const ds = this.o.samples ?? this.o.train;
       const n = Math.min(this.o.sampleCount ?? 4, ds.length);
@@ -155,18 +160,14 @@ export class Pix2pixTask implements GanTask<Batch> {
       this.sampleBatch = { a, b };
     }
     const { a, b } = this.sampleBatch;
-    const strip = tf.tidy(() => {
+    const images = tf.tidy(() => {
       const out = this.translate(a);
       const n = a.shape[0];
       const rows: tf.Tensor4D[] = [];
       for (let i = 0; i < n; i++) for (const t of [a, out, b]) rows.push(tf.slice(t, i, 1));
       return tf.concat(rows) as tf.Tensor4D;
     });
-    try {
-      await saveImageGrid(strip, file, { cols: 3 });
-    } finally {
-      strip.dispose();
-    }
+    return { images, cols: 3 };
   }
 
   dispose(): void {

@@ -42,6 +42,32 @@ export const MINIBATCH_STDDEV_GRAD = 'GantryMinibatchStddevGrad';
 /** Activations whose gradient ACTIVATION_GRAD computes in one pass: 0, 1 read the input x; 2, 3 the output y. */
 export const ACTIVATION_GRAD_OPS: Record<string, number> = { Relu: 0, LeakyRelu: 1, Tanh: 2, Sigmoid: 3 };
 
+/** Kernels of whole-tensor updates in one pass (optim.ts uses them where registered and enabled). */
+export const ADAM_UPDATE = 'GantryAdamUpdate';
+export const LERP = 'GantryLerp';
+
+/** Adam's update of one variable: inputs x, m, v, g (float32, one shape); outputs x′, m′, v′. */
+export interface AdamUpdateAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** 1 − β1^t and 1 − β2^t: Adam's bias corrections at this update. */
+  correction1: number;
+  correction2: number;
+}
+
+/** Whether the native binding with the update kernels is loaded and enabled (set by native-kernels.ts). */
+let nativeUpdates = false;
+export function setNativeUpdates(on: boolean): void {
+  nativeUpdates = on;
+}
+
+/** Whether the one-pass update kernels can run now: on the wasm backend with the native binding enabled. */
+export function nativeUpdatesAvailable(): boolean {
+  return nativeUpdates && tf.getBackend() === 'wasm' && tf.getKernel(ADAM_UPDATE, 'wasm') != null;
+}
+
 /** Whether `kernelName` is registered for the current backend. */
 function hasKernel(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.getBackend()) != null;

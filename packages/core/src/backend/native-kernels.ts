@@ -12,6 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import { GantryError } from '../errors.js';
 import {
   ACTIVATION_GRAD,
+  ADAM_UPDATE,
+  type AdamUpdateAttrs,
   activationGradComposed,
   BATCH_NORM,
   BATCH_NORM_GRAD,
@@ -21,11 +23,13 @@ import {
   INSTANCE_NORM_GRAD,
   instanceNormComposed,
   instanceNormGradComposed,
+  LERP,
   MINIBATCH_STDDEV,
   MINIBATCH_STDDEV_GRAD,
   MIRROR_PAD_GRAD,
   minibatchStddevComposed,
   minibatchStddevGradComposed,
+  setNativeUpdates,
 } from './fused-ops.js';
 import { mirrorPadGrad } from './gradients.js';
 import { offsetOf, replaceWasmKernel, type WasmBackendLike, wrap } from './wasm-kernels.js';
@@ -352,20 +356,7 @@ function splitV(original: KernelFunc): KernelFunc {
   };
 }
 
-/** Kernels of whole-tensor updates in one pass (optim.ts uses them where registered and enabled). */
-export const ADAM_UPDATE = 'GantryAdamUpdate';
-export const LERP = 'GantryLerp';
-
-/** Adam's update of one variable: inputs x, m, v, g (float32, one shape); outputs x′, m′, v′. */
-export interface AdamUpdateAttrs {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  /** 1 − β1^t and 1 − β2^t: Adam's bias corrections at this update. */
-  correction1: number;
-  correction2: number;
-}
+export { ADAM_UPDATE, type AdamUpdateAttrs, LERP, nativeUpdatesAvailable } from './fused-ops.js';
 
 /** Runs native `update` on `outputs` fresh tensors shaped like the inputs; `params(n, inOffsets, outOffsets)`. */
 function updateOutputs(
@@ -407,16 +398,6 @@ const lerp: KernelFunc = (args) => {
   const { beta } = args.attrs as unknown as { beta: number };
   return updateOutputs(args, [a, b], 1, (n, ins, outs) => [1, n, ...ins, ...outs, beta])[0]!;
 };
-
-/** Whether the one-pass update kernels can run now: on the wasm backend with the native binding enabled. */
-export function nativeUpdatesAvailable(): boolean {
-  return (
-    native != null &&
-    typeof native.update === 'function' &&
-    tf.getBackend() === 'wasm' &&
-    tf.getKernel(ADAM_UPDATE, 'wasm') != null
-  );
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Elementwise arithmetic, activations, reductions, instance norm and reflection padding on the native threads.
@@ -737,6 +718,7 @@ export function registerNativeKernels(): NativeKernelsInfo {
     return state;
   }
   native = binding;
+  setNativeUpdates(typeof binding.update === 'function');
   const threads = binding.setThreads(nativeThreadCount());
   state = { version: binding.version(), threads, why: '' };
   for (const name of ['Conv2D', 'FusedConv2D']) replaceWasmKernel(name, conv2D);
@@ -788,4 +770,5 @@ export function setNativeThreads(n: number): number {
 export function setNativeEnabled(on: boolean): void {
   if (!state?.version) return;
   native = on ? loadBinding().binding : null;
+  setNativeUpdates(native != null && typeof native.update === 'function');
 }

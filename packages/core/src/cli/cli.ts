@@ -20,8 +20,9 @@ import {
   userPath,
   writeRunInfo,
 } from '../runs/run.js';
+import { type TrainOptions, train } from '../runs/train-run.js';
 import type { LrSchedule } from '../train/schedules.js';
-import { type GanTask, type TrainOptions, type TrainResult, train } from '../train/trainer.js';
+import type { GanTask, TrainResult } from '../train/trainer.js';
 import { nativeArgs, type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
 
 /** A yargs coerce for a numeric flag of a command outside the variant commands (`gantry`, `translate`). */

@@ -7,143 +7,74 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { GantryError } from '../errors.js';
+import {
+  type CheckpointFiles,
+  type CheckpointState,
+  type CheckpointTarget,
+  checkCheckpointFits,
+  checkedWeights,
+  checkpointFiles,
+  type ModelJson,
+  modelFiles,
+  modelFromArtifacts,
+  optimizerFileNames,
+  parseCheckpointState,
+  parseModelJson,
+  restoreFromFiles,
+  setModelWeights,
+  type WeightFile,
+} from './checkpoint-data.js';
 import { atomicWrite, mkdirp, tempSibling, writeError } from './fsutil.js';
 
-export interface CheckpointState {
-  variant: string;
-  step: number;
-  epoch: number;
-  /** The options the networks were built with; a checkpoint is only restored into networks built the same way. */
-  config: Record<string, unknown>;
-  savedAt?: string;
-  optimizers?: Record<string, tf.io.WeightsManifestEntry[]>;
-  [extra: string]: unknown;
-}
-
-function weightBuffer(data: tf.io.WeightData | undefined): Uint8Array {
-  if (!data) return new Uint8Array(0);
-  return new Uint8Array(Array.isArray(data) ? new tf.io.CompositeArrayBuffer(data).slice() : data);
-}
+export {
+  addedConfigKeys,
+  type CheckpointFiles,
+  type CheckpointState,
+  type CheckpointTarget,
+  checkWeightData,
+  MAX_STEP,
+  migrateKeys,
+} from './checkpoint-data.js';
 
 /** Writes `model` as `dir/model.json` + `dir/weights.bin` (not atomic by itself: see `saveCheckpoint`). */
 export async function saveModel(model: tf.LayersModel, dir: string): Promise<void> {
   mkdirp(dir);
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      const modelJson = {
-        format: artifacts.format ?? 'layers-model',
-        generatedBy: artifacts.generatedBy,
-        convertedBy: 'Gantry',
-        modelTopology: artifacts.modelTopology,
-        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
-      };
-      fs.writeFileSync(path.join(dir, 'weights.bin'), weightBuffer(artifacts.weightData));
-      fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJson));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
+  const { modelJson, weights } = await modelFiles(model);
+  fs.writeFileSync(path.join(dir, 'weights.bin'), weights);
+  fs.writeFileSync(path.join(dir, 'model.json'), modelJson);
 }
 
-interface ModelJson {
-  modelTopology: object;
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+/** Writes checkpoint files (relative paths) under `dir`. */
+function writeFiles(dir: string, files: CheckpointFiles): void {
+  for (const [rel, bytes] of files) {
+    const file = path.join(dir, rel);
+    mkdirp(path.dirname(file));
+    fs.writeFileSync(file, bytes);
+  }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A file's bytes, or undefined when it does not exist (other read errors are thrown). */
+function readIfExists(file: string): Uint8Array | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
 
-/**
- * Reads and checks `dir/model.json`. Model files are untrusted input (downloads, imports): the structure is
- * checked here, the weight paths, shapes and dtypes in `readWeightFiles`.
- */
+/** Reads and checks `dir/model.json` (its structure; the weights are checked in `readWeightFiles`). */
 function readModelJson(dir: string): ModelJson {
   const file = path.join(dir, 'model.json');
-  let json: unknown;
+  let bytes: Uint8Array | undefined;
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new GantryError(`${file}: ${code === 'ENOENT' ? 'not found' : 'not a valid TF.js model.json'}`);
+    bytes = readIfExists(file);
+  } catch {
+    throw new GantryError(`${file}: not a valid TF.js model.json`);
   }
-  if (!isObject(json) || !isObject(json.modelTopology) || !Array.isArray(json.weightsManifest)) {
-    throw new GantryError(`${file}: not a TF.js layers model (no modelTopology/weightsManifest)`);
-  }
-  for (const g of json.weightsManifest) {
-    if (
-      !isObject(g) ||
-      !Array.isArray(g.paths) ||
-      !Array.isArray(g.weights) ||
-      !g.paths.every((p) => typeof p === 'string')
-    ) {
-      throw new GantryError(`${file}: weightsManifest entries must have 'paths' (file names) and 'weights' lists`);
-    }
-  }
-  return json as unknown as ModelJson;
-}
-
-/** Bytes per value of the dtypes TF.js weight files store (quantized weights use their quantization dtype). */
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
-
-/**
- * Checks weight specs against the bytes that hold them: every name a string, every shape a list of non-negative
- * integers, every dtype one TF.js stores, the total size equal to the file's (a truncated or padded file is
- * refused), and no NaN/Inf among float32 values. `files` names the byte ranges' files for the messages.
- */
-export function checkWeightData(
-  specs: unknown,
-  data: ArrayBuffer,
-  files: { file: string; bytes: number }[],
-): tf.io.WeightsManifestEntry[] {
-  const name = (offset: number) => {
-    let end = 0;
-    for (const f of files) {
-      end += f.bytes;
-      if (offset < end) return f.file;
-    }
-    return files.at(-1)?.file ?? '?';
-  };
-  const all = files.map((f) => f.file).join(', ');
-  if (!Array.isArray(specs)) throw new GantryError(`${all}: no weight list for this file`);
-  let offset = 0;
-  for (const s of specs as unknown[]) {
-    if (!isObject(s) || typeof s.name !== 'string' || !Array.isArray(s.shape))
-      throw new GantryError(`${all}: a weight entry without a name or shape`);
-    if (!s.shape.every((d) => Number.isInteger(d) && (d as number) >= 0 && (d as number) < 2 ** 31)) {
-      throw new GantryError(
-        `${all}: weight ${s.name} has shape ${JSON.stringify(s.shape)}, expected non-negative integers`,
-      );
-    }
-    const q = isObject(s.quantization) ? s.quantization : undefined;
-    const dtype = String(q ? q.dtype : s.dtype);
-    // Own names only: a dtype of 'constructor' must not find Object's (and skip the size check with NaN).
-    const per = Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : undefined;
-    if (!per || (!q && !['float32', 'int32', 'bool'].includes(dtype)))
-      throw new GantryError(`${all}: weight ${s.name} has dtype ${dtype}, expected float32, int32 or bool`);
-    const count = (s.shape as number[]).reduce((a, b) => a * b, 1);
-    const bytes = count * per;
-    if (offset + bytes > data.byteLength) {
-      throw new GantryError(
-        `${name(data.byteLength - 1)}: truncated (${data.byteLength} bytes, the weight list needs at least ${offset + bytes})`,
-      );
-    }
-    if (dtype === 'float32' && !q) {
-      const values =
-        offset % 4 === 0 ? new Float32Array(data, offset, count) : new Float32Array(data.slice(offset, offset + bytes));
-      for (let i = 0; i < count; i++) {
-        if (!Number.isFinite(values[i]!))
-          throw new GantryError(
-            `${name(offset + 4 * i)}: weight ${s.name} contains ${values[i]} (refusing NaN/Inf weights)`,
-          );
-      }
-    }
-    offset += bytes;
-  }
-  if (offset !== data.byteLength)
-    throw new GantryError(
-      `${name(data.byteLength - 1)}: ${data.byteLength} bytes, but the weight list describes ${offset}`,
-    );
-  return specs as tf.io.WeightsManifestEntry[];
+  return parseModelJson(bytes, file);
 }
 
 /** A weight path from a manifest, refused unless it names a file inside `dir` (no absolute paths, no `..`, no links out). */
@@ -162,124 +93,36 @@ function weightPath(dir: string, p: string, manifest: string): string {
   return file;
 }
 
-function readWeightFiles(dir: string, json: ModelJson): { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer } {
+/** The weight files a model.json names, after the path checks (inside the folder, regular files). */
+function readWeightParts(dir: string, json: ModelJson): (WeightFile & { rel: string })[] {
   const manifest = path.join(dir, 'model.json');
-  const files: { file: string; bytes: number }[] = [];
-  const parts = json.weightsManifest.flatMap((g) =>
+  return json.weightsManifest.flatMap((g) =>
     g.paths.map((p) => {
       const file = weightPath(dir, p, manifest);
-      const b = fs.readFileSync(file);
-      files.push({ file, bytes: b.byteLength });
-      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+      return { file, rel: path.relative(dir, file).split(path.sep).join('/'), bytes: fs.readFileSync(file) };
     }),
   );
-  const data = tf.io.concatenateArrayBuffers(parts);
-  const specs = checkWeightData(
-    json.weightsManifest.flatMap((g) => g.weights),
-    data,
-    files,
-  );
-  return { specs, data };
+}
+
+function readWeightFiles(dir: string, json: ModelJson): { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer } {
+  return checkedWeights(json, readWeightParts(dir, json));
 }
 
 /** Loads a model saved by `saveModel` (or any TF.js layers model directory) with `tf.loadLayersModel`. */
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   const json = readModelJson(dir);
   const { specs, data } = readWeightFiles(dir, json);
-  // The layers the topology declares are built (and their weights allocated) before the saved weights are
-  // matched to them: a 1 KB model.json declaring a 15000-unit dense layer took 1 GB. So weight creation is
-  // bounded by what the weight files really hold.
-  const held = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  const restore = boundWeightCreation(held, path.join(dir, 'model.json'));
-  try {
-    return await tf.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: data }),
-    );
-  } catch (err) {
-    if (err instanceof GantryError) throw err;
-    throw new GantryError(`${dir}: cannot load model (${(err as Error).message.split('\n')[0]})`);
-  } finally {
-    restore();
-  }
-}
-
-/**
- * Until the returned function is called, every layer weight TF.js creates counts against `held` elements (plus a
- * little slack), and one past it throws before it is allocated. Layers.addWeight is where every layer's build
- * allocates its weights.
- */
-function boundWeightCreation(held: number, file: string): () => void {
-  const proto = tf.layers.Layer.prototype as unknown as { addWeight: (...a: unknown[]) => unknown };
-  const original = proto.addWeight;
-  let used = 0;
-  proto.addWeight = function (this: unknown, ...args: unknown[]) {
-    const shape = args[1];
-    if (Array.isArray(shape)) used += shape.reduce((a: number, b: unknown) => a * (typeof b === 'number' ? b : 1), 1);
-    if (used > held + 4096)
-      throw new GantryError(
-        `${file}: its layers declare more than ${used} weight values, but its weight files hold ${held}`,
-      );
-    return original.apply(this, args);
-  };
-  return () => {
-    proto.addWeight = original;
-  };
-}
-
-type LayerJson = { class_name?: string; config?: Record<string, unknown> };
-
-/** The parts of a layer that change what it computes (not its name): class, padding, strides, bias, cropping. */
-function layerSignature(layers: LayerJson[]): string[] {
-  const keys = ['padding', 'strides', 'kernel_size', 'use_bias', 'cropping', 'epsilon'];
-  return layers.map((l) => [l.class_name, ...keys.map((k) => JSON.stringify(l.config?.[k]))].join(' '));
-}
-
-/**
- * Refuses to restore into `model` weights saved from a network of another layer structure, such as the networks
- * before they matched the reference implementation's padding and biases layer for layer: their weights can have
- * the same shapes and would load silently into a network that computes something else.
- */
-function checkStructure(model: tf.LayersModel, dir: string, json: ModelJson): void {
-  const saved = (json.modelTopology as { config?: { layers?: LayerJson[] } }).config?.layers;
-  if (!Array.isArray(saved)) return;
-  const built = (model.toJSON(undefined, false) as unknown as { config: { layers: LayerJson[] } }).config.layers;
-  const a = layerSignature(saved);
-  const b = layerSignature(built);
-  if (a.length !== b.length || a.some((s, i) => s !== b[i])) {
-    throw new GantryError(
-      `checkpoint ${dir} has an older layer structure than this version's networks (saved before they matched the reference implementation): it still translates and exports, but cannot resume training; start a new run`,
-    );
-  }
+  return modelFromArtifacts(json, specs, data, dir);
 }
 
 /** Sets `model`'s weights from a saved directory, checking the layer structure and that every weight's shape matches. */
 export function restoreModelWeights(model: tf.LayersModel, dir: string): void {
   const json = readModelJson(dir);
-  checkStructure(model, dir, json);
   const { specs, data } = readWeightFiles(dir, json);
-  const named = tf.io.decodeWeights(data, specs);
-  const values = specs.map((s) => named[s.name]!);
-  try {
-    const expected = model.weights;
-    const mismatch =
-      expected.length !== values.length
-        ? `${values.length} weights saved, ${expected.length} expected`
-        : expected
-            .map((w, i) =>
-              w.shape.join('x') === values[i]!.shape.join('x')
-                ? ''
-                : `${w.name}: saved ${values[i]!.shape}, expected ${w.shape}`,
-            )
-            .find((m) => m);
-    if (mismatch) throw new GantryError(`checkpoint ${dir} does not fit this model (${mismatch})`);
-    model.setWeights(values);
-  } finally {
-    tf.dispose(Object.values(named));
-  }
+  setModelWeights(model, json, specs, data, dir);
 }
 
 const STEP_DIR = /^step-(\d+)$/;
-const LEGACY_OPTIMIZER: Record<string, string> = { G: 'generator', D: 'discriminator' };
 
 function checkpointsDir(runDir: string): string {
   return path.join(runDir, 'checkpoints');
@@ -320,21 +163,12 @@ export async function saveCheckpoint(runDir: string, o: SaveCheckpointOptions): 
   const tmp = tempSibling(path.join(root, '.partial'));
   try {
     mkdirp(tmp);
-    for (const [name, model] of Object.entries(o.nets)) await saveModel(model, path.join(tmp, name));
-    const optimizers: Record<string, tf.io.WeightsManifestEntry[]> = {};
-    for (const [name, opt] of Object.entries(o.optimizers)) {
-      const weights = await opt.getWeights();
-      try {
-        const { data, specs } = await tf.io.encodeWeights(weights);
-        fs.writeFileSync(path.join(tmp, `optim-${name}.bin`), new Uint8Array(data));
-        optimizers[name] = specs;
-      } finally {
-        // getWeights returns the optimizer's own variables plus a fresh iteration scalar; dispose only the latter.
-        for (const w of weights) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
-      }
-    }
-    const state = { ...o.state, optimizers, savedAt: new Date().toISOString() };
-    atomicWrite(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+    const files = await checkpointFiles(o);
+    const state = files.get('state.json')!;
+    files.delete('state.json');
+    writeFiles(tmp, files);
+    // state.json last: a checkpoint counts as complete once it is there.
+    atomicWrite(path.join(tmp, 'state.json'), state);
     fs.rmSync(final, { recursive: true, force: true });
     fs.renameSync(tmp, final);
   } catch (err) {
@@ -355,140 +189,46 @@ export async function saveCheckpoint(runDir: string, o: SaveCheckpointOptions): 
   return final;
 }
 
-/** Config and run.json keys each variant renamed since older runs; old files are read under the new names. */
-const RENAMED: Record<string, Record<string, string>> = {
-  pix2pix: { nLayersD: 'dLayers', epochsDecay: 'decayEpochs' },
-  cyclegan: { size: 'cropSize' },
-};
-export function migrateKeys(variant: string, o: Record<string, unknown>): Record<string, unknown> {
-  // Own names only (run.json and state.json are files: 'constructor' or '__proto__' must not find Object's).
-  const renamed = Object.hasOwn(RENAMED, variant) ? RENAMED[variant]! : {};
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) {
-    if (k === '__proto__') continue; // assigning it would set out's prototype
-    const to = Object.hasOwn(renamed, k) && !Object.hasOwn(o, renamed[k]!) ? renamed[k]! : k;
-    out[to] = v;
+/** Reads `dir/state.json` and checks every field's type and range (a checkpoint is untrusted input). */
+export function readCheckpointState(dir: string): CheckpointState {
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = readIfExists(path.join(dir, 'state.json'));
+  } catch {
+    throw new GantryError(`${dir}: state.json is unreadable`);
   }
-  return out;
+  return parseCheckpointState(bytes, dir, stepOf(dir));
 }
 
 /**
- * Architecture keys each variant added to its config since older checkpoints, with the value that rebuilds an
- * older checkpoint's networks (it is filled in where a checkpoint's config lacks the key). Run.json files are not
- * filled in: a run resumed from one takes such keys from its checkpoint.
+ * Reads checkpoint `dir` into memory, the files `target` needs (its networks' model.json and weight files, with the
+ * path checks of `loadModel`, and its optimizers' state), for `restoreFromFiles`.
  */
-const ADDED: Record<string, Record<string, (config: Record<string, unknown>) => unknown>> = {
-  // D had as many stride-2 convs as G has ×2 levels (2 at 28×28, log2(size / 4) otherwise) and no hidden layer.
-  dcgan: {
-    dLayers: (c) =>
-      c.imageSize === 28 ? 2 : typeof c.imageSize === 'number' ? Math.round(Math.log2(c.imageSize / 4)) : undefined,
-    dHidden: () => 0,
-  },
-  // D had no minibatch standard-deviation feature.
-  gan: { minibatchStddev: () => 0 },
-};
-/** The keys `variant` added since older checkpoints (see `ADDED`). */
-const addedOf = (variant: string) => (Object.hasOwn(ADDED, variant) ? ADDED[variant]! : {});
-export const addedConfigKeys = (variant: string): string[] => Object.keys(addedOf(variant));
-function withAddedKeys(variant: string, config: Record<string, unknown>): Record<string, unknown> {
-  const added = Object.entries(addedOf(variant)).filter(([k]) => !Object.hasOwn(config, k));
-  return added.length ? { ...config, ...Object.fromEntries(added.map(([k, old]) => [k, old(config)])) } : config;
-}
-
-/** Checkpoint names have eight digits, so steps stay below 10⁸. */
-export const MAX_STEP = 99_999_999;
-
-/** Reads `dir/state.json` and checks every field's type and range (a checkpoint is untrusted input). */
-export function readCheckpointState(dir: string): CheckpointState {
-  const file = path.join(dir, 'state.json');
-  let state: unknown;
-  try {
-    state = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new GantryError(
-      `${dir}: ${code === 'ENOENT' ? 'not a Gantry checkpoint (no state.json)' : 'state.json is unreadable'}`,
-    );
+export function readCheckpointFiles(
+  dir: string,
+  target: Pick<CheckpointTarget, 'nets' | 'optimizers'>,
+): CheckpointFiles {
+  const state = readCheckpointState(dir);
+  const files: CheckpointFiles = new Map([['state.json', fs.readFileSync(path.join(dir, 'state.json'))]]);
+  for (const name of Object.keys(target.nets)) {
+    const netDir = path.join(dir, name);
+    const json = readModelJson(netDir);
+    files.set(`${name}/model.json`, fs.readFileSync(path.join(netDir, 'model.json')));
+    for (const part of readWeightParts(netDir, json)) files.set(`${name}/${part.rel}`, part.bytes);
   }
-  const bad = (field: string, expected: string, value: unknown) =>
-    new GantryError(`${file}: '${field}' is ${JSON.stringify(value) ?? 'missing'}, expected ${expected}`);
-  if (!isObject(state)) throw new GantryError(`${file}: expected a JSON object`);
-  if (typeof state.variant !== 'string' || !/^[\w-]{1,64}$/.test(state.variant))
-    throw bad('variant', 'a variant name', state.variant);
-  if (!Number.isInteger(state.step) || (state.step as number) < 0 || (state.step as number) > MAX_STEP)
-    throw bad('step', `an integer in 0..${MAX_STEP}`, state.step);
-  const named = stepOf(dir);
-  if (Number.isInteger(named) && named !== state.step)
-    throw bad('step', `${named}, the step in the checkpoint's name`, state.step);
-  if (
-    state.epoch !== undefined &&
-    !(typeof state.epoch === 'number' && Number.isFinite(state.epoch) && state.epoch >= 0)
-  )
-    throw bad('epoch', 'a non-negative number', state.epoch);
-  if (!isObject(state.config)) throw bad('config', 'an object', state.config);
-  if (state.lrScale !== undefined && !(typeof state.lrScale === 'number' && state.lrScale > 0 && state.lrScale <= 1))
-    throw bad('lrScale', 'a number in (0, 1]', state.lrScale);
-  if (
-    state.optimizers !== undefined &&
-    !(isObject(state.optimizers) && Object.values(state.optimizers).every(Array.isArray))
-  ) {
-    throw bad('optimizers', 'an object of weight lists', '…');
+  for (const rel of optimizerFileNames(state, target)) {
+    const file = path.join(dir, rel);
+    if (fs.statSync(file, { throwIfNoEntry: false })?.isFile()) files.set(rel, fs.readFileSync(file));
   }
-  const checked = state as CheckpointState;
-  return { ...checked, config: withAddedKeys(checked.variant, migrateKeys(checked.variant, checked.config)) };
+  return files;
 }
 
 /**
  * Restores networks and optimizers built with the same options from checkpoint `dir`, after checking that it
  * belongs to `variant` and was made with the same `config` keys listed in `mustMatch`.
  */
-export async function restoreCheckpoint(
-  dir: string,
-  o: {
-    variant: string;
-    nets: Record<string, tf.LayersModel>;
-    optimizers: Record<string, tf.Optimizer>;
-    config: Record<string, unknown>;
-    mustMatch: string[];
-  },
-): Promise<CheckpointState> {
-  const state = readCheckpointState(dir);
-  if (state.variant !== o.variant) {
-    throw new GantryError(`checkpoint ${dir} is a ${state.variant} checkpoint, expected ${o.variant}`);
-  }
-  for (const key of o.mustMatch) {
-    if (JSON.stringify(state.config[key]) !== JSON.stringify(o.config[key])) {
-      throw new GantryError(
-        `checkpoint ${dir} was trained with ${key}=${JSON.stringify(state.config[key])}, not ${JSON.stringify(o.config[key])}`,
-      );
-    }
-  }
-  for (const [name, model] of Object.entries(o.nets)) restoreModelWeights(model, path.join(dir, name));
-  for (const [key, opt] of Object.entries(o.optimizers)) {
-    // Checkpoints from before the G/D naming called the optimizers 'generator' and 'discriminator'.
-    const name = state.optimizers?.[key] || !Object.hasOwn(LEGACY_OPTIMIZER, key) ? key : LEGACY_OPTIMIZER[key]!;
-    const specs = state.optimizers?.[name];
-    const file = path.join(dir, `optim-${name}.bin`);
-    if (!specs || !fs.existsSync(file)) throw new GantryError(`checkpoint ${dir}: optimizer state '${name}' missing`);
-    const b = fs.readFileSync(file);
-    const data = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-    checkWeightData(specs, data, [{ file, bytes: data.byteLength }]);
-    const named = tf.io.decodeWeights(data, specs);
-    // setWeights replaces the optimizer's slot variables without disposing the old ones (each rollback leaked a
-    // copy of Adam's state): dispose them once the new ones are in place. getWeights' iteration scalar is fresh.
-    const previous = await opt.getWeights();
-    try {
-      // Adam matches its slots to variables by position, so keep the saved order.
-      await opt.setWeights(specs.map((s) => ({ name: s.name, tensor: named[s.name]! })));
-      tf.dispose(previous.map((w) => w.tensor));
-    } catch (err) {
-      tf.dispose(previous.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
-      throw new GantryError(
-        `checkpoint ${dir}: optimizer state '${name}' does not fit (${(err as Error).message.split('\n')[0]})`,
-      );
-    } finally {
-      tf.dispose(Object.values(named));
-    }
-  }
-  return state;
+export async function restoreCheckpoint(dir: string, o: CheckpointTarget): Promise<CheckpointState> {
+  // The variant and config are checked before the weights are read, so a checkpoint of another kind says so.
+  checkCheckpointFits(readCheckpointState(dir), dir, o);
+  return restoreFromFiles(readCheckpointFiles(dir, o), dir, o, stepOf(dir));
 }

@@ -5,11 +5,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { flag } from '../cli/flags.js';
 import { BATCH_GROUPS } from '../nn/batch-norm.js';
-import { saveImageGrid } from '../runs/image.js';
 import { type AdversarialLoss, gradientPenalty, modeSeekingLoss, r1Penalty } from './losses.js';
 import { adam, lerp, optimize, optimizeSharingForward } from './optim.js';
 import { EpochSampler, mixSeed, mulberry32 } from './rng.js';
-import type { GanTask, Losses } from './trainer.js';
+import type { GanTask, Losses, SampleGrid } from './trainer.js';
 
 /** Labelled images in memory, as MNIST is: `batch` returns images in [-1, 1] and int32 labels. */
 export interface LabelledImages {
@@ -308,13 +307,9 @@ export class LatentGanTask implements GanTask<Batch> {
     return tf.tidy(() => this.generate(z, labels ?? tf.zeros([z.shape[0]], 'int32'), false, g));
   }
 
-  async writeSamples(file: string): Promise<void> {
-    const images = this.sample(this.fixedNoise, this.fixedLabels);
-    try {
-      await saveImageGrid(images, file, { cols: this.o.numClasses ?? 8 });
-    } finally {
-      images.dispose();
-    }
+  /** The fixed noise's samples (a row per class when conditional), for the run's sample images. */
+  sampleImages(): SampleGrid {
+    return { images: this.sample(this.fixedNoise, this.fixedLabels), cols: this.o.numClasses ?? 8 };
   }
 
   dispose(): void {

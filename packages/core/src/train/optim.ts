@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ADAM_UPDATE, type AdamUpdateAttrs, LERP, nativeUpdatesAvailable } from '../backend/native-kernels.js';
+import { ADAM_UPDATE, type AdamUpdateAttrs, LERP, nativeUpdatesAvailable } from '../backend/fused-ops.js';
 import type { Losses } from './trainer.js';
 
 /** TF.js's AdamOptimizer state that FusedAdam shares (private in the typings). */

@@ -7,10 +7,10 @@ import { initBackend } from '../backend/index.js';
 import { convBlock, deconvBlock, denseBlock, MinibatchStddev } from '../nn/networks.js';
 import { latestCheckpoint, listCheckpoints, loadModel, readCheckpointState } from '../runs/checkpoint.js';
 import { readLossLog } from '../runs/progress.js';
+import { train } from '../runs/train-run.js';
 import { type LabelledImages, LatentGanTask } from './latent-gan.js';
 import { adversarialLoss, r1Penalty } from './losses.js';
 import { seedWeights } from './rng.js';
-import { train } from './trainer.js';
 
 type Sym = tf.SymbolicTensor;
 

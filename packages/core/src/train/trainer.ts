@@ -1,15 +1,14 @@
 /**
  * The adversarial training loop every variant shares. A variant implements `GanTask` (its networks, a D step,
  * a G step, samples); the loop owns the rest: batches and their disposal, learning-rate schedule, progress,
- * loss log, sample images, checkpoints, resume, Ctrl-C, NaN handling and discriminator-collapse warnings.
+ * loss log, sample images, checkpoints, resume, interrupts, NaN handling and discriminator-collapse warnings.
+ *
+ * Browser-safe: where checkpoints, losses and samples go is the `RunHooks` the caller passes (runs/train-run.ts
+ * writes a run directory in Node; the demo page keeps them in IndexedDB), so this file imports nothing from Node.
  */
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GantryError } from '../errors.js';
-import { reportWriter } from '../report/write.js';
-import { type CheckpointState, latestCheckpoint, restoreCheckpoint, saveCheckpoint } from '../runs/checkpoint.js';
-import { mkdirp } from '../runs/fsutil.js';
-import { type LossLog, openLossLog, type Progress, startProgress } from '../runs/progress.js';
+import type { CheckpointState, CheckpointTarget } from '../runs/checkpoint-data.js';
 import { constantLr, type LrSchedule } from './schedules.js';
 
 export type Losses = Record<string, tf.Scalar>;
@@ -36,8 +35,13 @@ export interface GanTask<Batch extends tf.TensorContainer = tf.TensorContainer> 
    * `discriminatorStep` then `generatorStep`.
    */
   trainStep?(batch: Batch, step: number): Losses;
-  /** Writes a sample image (grid or strip) for the current weights. */
-  writeSamples(file: string, step: number): Promise<void>;
+  /**
+   * A sample grid for the current weights: images in [-1, 1] and the grid's columns (the caller disposes the
+   * images). Tasks without it write their own sample files (`writeSamples`).
+   */
+  sampleImages?(step: number): SampleGrid | Promise<SampleGrid>;
+  /** Writes a sample image (grid or strip) for the current weights, for tasks whose samples are not one grid. */
+  writeSamples?(file: string, step: number): Promise<void>;
   dispose?(): void;
 }
 
@@ -48,8 +52,51 @@ export function trainStep<Batch extends tf.TensorContainer>(task: GanTask<Batch>
     : { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
 }
 
-export interface TrainOptions {
-  runDir: string;
+/** A grid of sample images: `images` [N, H, W, C] in [-1, 1], `cols` per row. */
+export interface SampleGrid {
+  images: tf.Tensor4D;
+  cols: number;
+}
+
+/**
+ * Where a run keeps what it makes: checkpoints, the loss log, sample images, a report, progress, and where
+ * interrupts come from. `runs/train-run.ts` implements it on a run directory; the demo page on IndexedDB.
+ */
+export interface RunHooks {
+  /** Where the checkpoints are, for messages (a run's checkpoints folder). */
+  readonly checkpointsWhere: string;
+  /** The newest complete checkpoint's id (a directory in Node), if any. */
+  latestCheckpoint(): string | undefined | Promise<string | undefined>;
+  /** Refuses a resume point that would mix two histories in one run (see runs/train-run.ts). */
+  checkResume?(id: string): void;
+  /** Saves a checkpoint (keeping the `keep` newest, 0: all); returns its id. */
+  saveCheckpoint(o: {
+    state: CheckpointState;
+    nets: Record<string, tf.LayersModel>;
+    optimizers: Record<string, tf.Optimizer>;
+    keep?: number;
+  }): Promise<string>;
+  /** Restores checkpoint `id` into the task's networks and optimizers; returns its state. */
+  restoreCheckpoint(id: string, target: CheckpointTarget): Promise<CheckpointState>;
+  /** One entry of the loss log per step. */
+  logLosses?(entry: Record<string, number>): void;
+  /** Makes a sample image named `name` ('step-00000100', 'final') of `task`'s current weights. */
+  writeSamples?(task: GanTask, name: string, step: number): Promise<void>;
+  /** Called after each step, for a progress display. */
+  progress?(step: number, epoch: number, losses: Record<string, number>): void;
+  /** Called after each sample image (a report's refresh). */
+  samplesWritten?(): void;
+  /** Subscribes to interrupt requests (Ctrl-C, a page's stop button); returns the unsubscribe. */
+  onInterrupt?(handler: (signal: string) => void): () => void;
+  /** A third interrupt: end at once (Node kills the process). */
+  killNow?(): void;
+  /** The loop starts at `step` (after a resume): open the loss log, start the progress display. */
+  start?(step: number): void;
+  /** The run ended (`done`: all steps made); called once, also after an error. */
+  close?(done: boolean): void;
+}
+
+export interface TrainLoopOptions {
   /** Total optimisation steps (one D step + one G step each). */
   steps: number;
   sampleEvery?: number;
@@ -67,7 +114,6 @@ export interface TrainOptions {
   nanPolicy?: 'stop' | 'rollback';
   /** Rollbacks allowed without a new checkpoint in between before the run stops (default 5). */
   maxRollbacks?: number;
-  progress?: boolean;
   log?: (line: string) => void;
   /** Stop after this many steps of this call (for tests of resume); the step count still runs to `steps`. */
   stopAfter?: number;
@@ -75,13 +121,8 @@ export interface TrainOptions {
   collapseSteps?: number;
   /** Called after each step with the losses read back (used by tests and the report). */
   onStep?: (step: number, losses: Record<string, number>) => void;
-  /**
-   * Handle SIGINT and SIGTERM by checkpointing and stopping (CLIs do; tests don't). A second signal stops after
-   * the current step without saving; a third kills the process at once (checkpoints are atomic, so the last
-   * complete one stays). The process is never exited from inside the handler: with native kernels, exiting
-   * while their work is under way crashes in the C++ runtime.
-   */
-  handleSigint?: boolean;
+  /** Awaited before each step (a page's pause button holds the loop here). */
+  beforeStep?: () => Promise<void> | void;
 }
 
 export interface TrainResult {
@@ -91,8 +132,8 @@ export interface TrainResult {
   losses: Record<string, number>;
   checkpoint?: string;
   interrupted: boolean;
-  /** The signal that interrupted the run (SIGINT or SIGTERM). */
-  signal?: NodeJS.Signals;
+  /** The signal that interrupted the run (SIGINT or SIGTERM in Node). */
+  signal?: string;
   /** True when a second signal stopped the run without a final checkpoint. */
   quit?: boolean;
 }
@@ -114,18 +155,35 @@ function weightsFinite(nets: Record<string, tf.LayersModel>): boolean {
   });
 }
 
-export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult> {
+/** Lets queued events run (a Ctrl-C, a worker's messages) without the 1-4 ms floor of a timer. */
+function yieldToEvents(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    // Browsers only (Node has setImmediate): the DOM's MessagePort, which Node's typings do not describe.
+    (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(0);
+  });
+}
+
+/** The sample image name of `step`: step-00000100. */
+export const sampleName = (step: number): string => `step-${String(step).padStart(8, '0')}`;
+
+/** Trains `task` for `o.steps` steps, keeping checkpoints, losses and samples where `hooks` say. */
+export async function trainLoop(task: GanTask, hooks: RunHooks, o: TrainLoopOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   const schedule = o.schedule ?? constantLr;
   const baseLr = Object.fromEntries(Object.entries(task.optimizers).map(([k, v]) => [k, getLearningRate(v)]));
   let lrScale = 1;
-  mkdirp(path.join(o.runDir, 'samples'));
 
   let step = 0;
   let lastCheckpoint: string | undefined;
   let checkpointedStep = -1;
   const restore = async (dir: string) => {
-    const state = await restoreCheckpoint(dir, task);
+    const state = await hooks.restoreCheckpoint(dir, task);
     step = state.step;
     lrScale = typeof state.lrScale === 'number' ? state.lrScale : 1;
     lastCheckpoint = dir;
@@ -133,9 +191,9 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
     return state;
   };
   if (o.resume) {
-    const dir = typeof o.resume === 'string' ? o.resume : latestCheckpoint(o.runDir);
-    if (!dir) throw new GantryError(`--resume: no complete checkpoint in ${path.join(o.runDir, 'checkpoints')}`);
-    checkResumePoint(o.runDir, dir);
+    const dir = typeof o.resume === 'string' ? o.resume : await hooks.latestCheckpoint();
+    if (!dir) throw new GantryError(`--resume: no complete checkpoint in ${hooks.checkpointsWhere}`);
+    hooks.checkResume?.(dir);
     await restore(dir);
     log(`resumed from ${dir} at step ${step}`);
   }
@@ -153,7 +211,7 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
       config: task.config,
       lrScale,
     };
-    lastCheckpoint = await saveCheckpoint(o.runDir, {
+    lastCheckpoint = await hooks.saveCheckpoint({
       state,
       nets: task.nets,
       optimizers: task.optimizers,
@@ -165,9 +223,9 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
 
   let interrupted = false;
   let quit = false;
-  let signal: NodeJS.Signals | undefined;
+  let signal: string | undefined;
   let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
+  const onSignal = (sig: string) => {
     signals++;
     if (signals === 1) {
       interrupted = true;
@@ -179,18 +237,17 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
         `interrupt: quitting after this step without saving (last checkpoint: ${lastCheckpoint ?? 'none'}; Ctrl-C again to kill at once)`,
       );
     } else {
-      // SIGKILL runs no exit handlers, so nothing native is torn down under a running kernel.
-      process.kill(process.pid, 'SIGKILL');
+      hooks.killNow?.();
     }
   };
-  if (o.handleSigint) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+  const unsubscribe = hooks.onInterrupt?.(onSignal);
+  try {
+    hooks.start?.(step);
+  } catch (err) {
+    unsubscribe?.();
+    throw err;
   }
 
-  const lossLog: LossLog = openLossLog(path.join(o.runDir, 'losses.jsonl'));
-  const progress: Progress = startProgress({ total: o.steps, start: step, enabled: o.progress ?? false, log });
-  const report = reportWriter(o.runDir, { log }); // report.html: throttled, never fails the run
   const started = Date.now();
   const stopAt = o.stopAfter != null ? Math.min(o.steps, step + o.stopAfter) : o.steps;
   let losses: Record<string, number> = {};
@@ -231,7 +288,8 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
         setLearningRate(opt, baseLr[k]! * schedule(epoch) * lrScale);
 
       // Yield to the event loop once a step, or a Ctrl-C (a macrotask) would wait until the run ends.
-      await new Promise((resolve) => setImmediate(resolve));
+      await yieldToEvents();
+      await o.beforeStep?.();
       if (quit) break;
       const batch = await task.nextBatch(step);
       try {
@@ -264,13 +322,13 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
         }
       }
 
-      lossLog.write({ step, epoch: step / task.stepsPerEpoch, ...losses });
+      hooks.logLosses?.({ step, epoch: step / task.stepsPerEpoch, ...losses });
       o.onStep?.(step, losses);
-      progress.update(step, Math.floor(step / task.stepsPerEpoch), losses);
+      hooks.progress?.(step, Math.floor(step / task.stepsPerEpoch), losses);
 
       if (o.sampleEvery && step % o.sampleEvery === 0) {
-        await task.writeSamples(path.join(o.runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), step);
-        report.update();
+        await hooks.writeSamples?.(task, sampleName(step), step);
+        hooks.samplesWritten?.();
       }
       if (o.checkpointEvery && step % o.checkpointEvery === 0) {
         // Weights can overflow while the losses stay finite (saturated activations): a divergence too.
@@ -284,16 +342,11 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
     }
     if (!quit) {
       if (checkpointedStep !== step) await checkpoint();
-      if (step >= o.steps) await task.writeSamples(path.join(o.runDir, 'samples', 'final.png'), step);
+      if (step >= o.steps) await hooks.writeSamples?.(task, 'final', step);
     }
   } finally {
-    progress.stop();
-    lossLog.close();
-    report.finish(step >= o.steps);
-    if (o.handleSigint) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    unsubscribe?.();
+    hooks.close?.(step >= o.steps);
   }
   return {
     step,
@@ -311,22 +364,4 @@ export async function train(task: GanTask, o: TrainOptions): Promise<TrainResult
 function formatScale(scale: number): string {
   const inv = 1 / scale;
   return Number.isInteger(inv) ? `1/${inv}` : String(scale);
-}
-
-/**
- * A run directory holds one history: resuming from a checkpoint older than the run's newest would write new
- * checkpoints among later ones of another history (and pruning would then delete the new ones), so it is refused.
- */
-export function checkResumePoint(runDir: string, checkpoint: string): void {
-  const latest = latestCheckpoint(runDir);
-  if (!latest || path.resolve(latest) === path.resolve(checkpoint)) return;
-  const stepOf = (d: string) => Number(/step-(\d+)$/.exec(d)?.[1] ?? Number.NaN);
-  if (
-    stepOf(latest) > stepOf(checkpoint) &&
-    path.resolve(path.dirname(checkpoint)) === path.resolve(runDir, 'checkpoints')
-  ) {
-    throw new GantryError(
-      `--resume ${checkpoint}: step ${stepOf(checkpoint)} is older than this run's latest checkpoint (step ${stepOf(latest)}); a run directory holds one history: resume the run itself (--resume ${runDir}) to continue from step ${stepOf(latest)}`,
-    );
-  }
 }
