@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
 import { initBackend } from './backend/index.js';
+import { variantCommands } from './cli/commands/index.js';
+import { resolveTrainValues } from './cli/commands/train.js';
 import { deprecatedFlagsUsed, flag, readFlags, yargsOptions } from './cli/flags.js';
 import { GantryError } from './errors.js';
 import { denseBlock } from './nn/networks.js';
@@ -16,7 +18,7 @@ import { migrateKeys, readCheckpointState } from './runs/checkpoint.js';
 import { parseLabels } from './runs/generate.js';
 import { readRunInfo } from './runs/run.js';
 import { LatentGanTask } from './train/latent-gan.js';
-import { resolveTrainValues, type VariantDefinition, variantCommands } from './variant.js';
+import type { VariantDefinition } from './variant.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-variant-'));
 const savedRuns = process.env.GANTRY_RUNS;

@@ -23,6 +23,8 @@ export interface Flag<T> {
   aliases?: readonly string[];
   /** Left out of run.json (paths that only matter to this invocation). */
   transient?: boolean;
+  /** The command cannot run without it (yargs refuses the command line). */
+  required?: boolean;
 }
 
 export type FlagSpecs = Record<string, Flag<unknown>>;
@@ -49,7 +51,7 @@ function numeric(test: (n: number) => boolean, expected: string) {
   };
 }
 
-type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient'>>;
+type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient' | 'required'>>;
 
 /** A number flag whose values pass `test`; the error says what was `expected`. */
 function numberFlag(
@@ -139,6 +141,7 @@ export function yargsOptions(specs: FlagSpecs, defaults: Record<string, unknown>
       describe: f.describe + shown,
       ...(f.choices ? { choices: [...f.choices] } : {}),
       alias: [...(f.aliases ?? []), ...(f.deprecated ?? [])],
+      ...(f.required ? { demandOption: true } : {}),
     };
   }
   return out;
