@@ -172,4 +172,5 @@ export const cgan = mnistVariant({
   buildGenerator,
   buildDiscriminator,
   imageFolders: true,
+  conditional: true,
 });

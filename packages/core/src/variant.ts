@@ -11,7 +11,9 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Command } from './cli/commands/common.js';
 import type { Flag, FlagSpecs, FlagValues } from './cli/flags.js';
+import type { KeyMigrations } from './runs/checkpoint.js';
 import type { ArchKey } from './runs/init-from.js';
+import type { TorchImport } from './torch/import.js';
 import type { AdversarialLoss, GAN_LOSSES } from './train/losses.js';
 import type { GanTask } from './train/trainer.js';
 
@@ -104,7 +106,7 @@ export interface VariantDefinition<
   C extends object,
   D extends VariantData,
   E extends FlagSpecs = FlagSpecs,
-> {
+> extends KeyMigrations {
   /** Package, app and checkpoint name. */
   name: string;
   /** What it is, with its paper: the first line of `--help`. */
@@ -132,7 +134,12 @@ export interface VariantDefinition<
    * `mustMatch`.
    */
   architecture?: readonly ArchKey[];
-  /** Commands only this variant has (pix2pix's and CycleGAN's import-torch). */
+  /**
+   * `import-torch`: what the reference implementation's generators become in this variant (the networks and the
+   * config for an architecture); the variant then has the command.
+   */
+  torch?: TorchImport<C>;
+  /** Commands only this variant has. */
   commands?: ExtraCommand[];
 }
 

@@ -8,9 +8,11 @@ import {
   initWeights,
   listCheckpoints,
   loadModel,
+  migrateKeys,
   openInitSource,
   optimize,
   readCheckpointState,
+  registerKeyMigrations,
   resolveTrainValues,
   runVariant,
   seedWeights,
@@ -95,6 +97,11 @@ describe('schedule and settings', () => {
     );
     expect(resumed.config).toMatchObject({ cropSize: 64, ngf: 8, blocks: 9, loadSize: 70 });
     expect(resumed.train.epochs).toBe(3);
+  });
+
+  it('reads older checkpoints and runs under the renamed keys (the definition says which)', () => {
+    registerKeyMigrations(cyclegan);
+    expect(migrateKeys('cyclegan', { size: 64 })).toEqual({ cropSize: 64 });
   });
 
   it('rejects sizes the networks cannot take', () => {

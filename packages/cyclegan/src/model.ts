@@ -4,7 +4,14 @@
  * domain B (real B vs G_A's fakes) and D_B judging domain A — the reference implementation's naming.
  */
 
-import { GantryError, type Norm, patchDiscriminator, resnetGenerator, unetGenerator } from '@gantry/core';
+import {
+  GantryError,
+  type Norm,
+  patchDiscriminator,
+  resnetGenerator,
+  type TorchImport,
+  unetGenerator,
+} from '@gantry/core';
 import type * as tf from '@tensorflow/tfjs';
 
 export type GeneratorKind = 'resnet' | 'unet';
@@ -102,3 +109,30 @@ export function buildDiscriminator(c: CycleGanConfig, name: string): tf.LayersMo
     name,
   });
 }
+
+/**
+ * import-torch: the reference's generators (ResNet or U-Net) become G_A (and G_B with --from-b), with the
+ * reference's CycleGAN defaults for everything the files do not hold (PatchGAN of width 64, λ = 10, identity 0.5,
+ * pools of 50).
+ */
+export const torchImport: TorchImport<CycleGanConfig> = {
+  nets: { AtoB: 'G_A', BtoA: 'G_B' },
+  config(arch) {
+    const cropSize = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
+    return {
+      cropSize,
+      loadSize: Math.round((cropSize * 286) / 256),
+      channels: arch.inChannels as 1 | 3,
+      generator: arch.kind,
+      blocks: arch.kind === 'resnet' ? arch.blocks : 9,
+      ngf: arch.ngf,
+      ndf: 64,
+      dLayers: 3,
+      norm: arch.norm,
+      lambdaCycle: 10,
+      lambdaIdentity: 0.5,
+      poolSize: 50,
+      domains: { A: 'A', B: 'B' },
+    };
+  },
+};

@@ -7,7 +7,7 @@
  */
 
 import { flag, GantryError, NORMS, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
-import { importTorchCliOptions, importTorchFromArgs, UnalignedDataset } from '@gantry/datasets';
+import { publishedTorchModels, UnalignedDataset } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
@@ -18,6 +18,7 @@ import {
   checkConfig,
   defaultLoadSize,
   MUST_MATCH,
+  torchImport,
 } from './model.js';
 import { CycleGanTask } from './task.js';
 
@@ -110,6 +111,7 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     return c;
   },
   mustMatch: MUST_MATCH,
+  renamedKeys: { size: 'cropSize' },
   // What --init-from takes from the source: the generators' architecture, the discriminators' when it holds them.
   architecture: [
     { key: 'generator' },
@@ -159,15 +161,7 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     channels: (c) => c.channels,
     metadata: (c) => ({ domains: c.domains ?? { A: 'A', B: 'B' } }),
   },
-  commands: [
-    {
-      name: 'import-torch',
-      describe:
-        'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
-      options: importTorchCliOptions('cyclegan'),
-      run: (a) => importTorchFromArgs('cyclegan', a),
-    },
-  ],
+  torch: { ...torchImport, published: publishedTorchModels('cyclegan') },
   evaluate: {
     describe: 'cycle-reconstruction error and distribution distance to the target domain on the test split',
     flags: evaluateFlags,

@@ -109,6 +109,13 @@ export const dcgan = mnistVariant({
     return { latentDim, imageSize, ngf, ndf, dLayers: v.dLayers ?? d.dLayers, dHidden: v.dHidden ?? d.dHidden };
   },
   mustMatch: ['latentDim', 'imageSize', 'ngf', 'ndf', 'dLayers', 'dHidden'],
+  // Older checkpoints' D had as many stride-2 convs as G has ×2 levels (2 at 28×28, log2(size / 4) otherwise) and
+  // no hidden layer.
+  addedKeys: {
+    dLayers: (c) =>
+      c.imageSize === 28 ? 2 : typeof c.imageSize === 'number' ? Math.round(Math.log2(c.imageSize / 4)) : undefined,
+    dHidden: () => 0,
+  },
   buildGenerator,
   buildDiscriminator,
   imageFolders: true,

@@ -77,6 +77,8 @@ export const gan = mnistVariant({
   },
   config: (v): GanConfig => ({ latentDim: v.latentDim, imageSize: 28, minibatchStddev: v.minibatchStddev }),
   mustMatch: ['latentDim', 'minibatchStddev'],
+  // Older checkpoints' D had no minibatch standard-deviation feature.
+  addedKeys: { minibatchStddev: () => 0 },
   buildGenerator,
   buildDiscriminator,
 });

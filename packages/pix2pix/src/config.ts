@@ -3,7 +3,7 @@
  * Networks"): a U-Net generator and a conditional PatchGAN, and the checks on how their sizes fit together.
  */
 
-import { GantryError, type Norm, patchDiscriminator, unetGenerator } from '@gantry/core';
+import { GantryError, type Norm, patchDiscriminator, type TorchImport, unetGenerator } from '@gantry/core';
 import type * as tf from '@tensorflow/tfjs';
 
 /** U-Net generators by the crop size they bring down to 1×1: numDowns = log2(size). */
@@ -83,3 +83,33 @@ export function buildDiscriminator(c: Pix2pixConfig): tf.LayersModel {
     name: 'discriminator',
   });
 }
+
+/**
+ * import-torch: the reference's U-Net generators become pix2pix's generator, with the reference's pix2pix defaults
+ * for everything the file does not hold (a 70×70 PatchGAN of width 64, λ = 100, BCE).
+ */
+export const torchImport: TorchImport<Pix2pixConfig & { loss: string }> = {
+  nets: { AtoB: 'generator' },
+  config(arch, file) {
+    if (arch.kind !== 'unet')
+      throw new GantryError(
+        `${file}: a ${arch.netG} generator; Gantry's pix2pix runs U-Nets (import it with cyclegan's import-torch)`,
+      );
+    const cropSize = 2 ** arch.numDowns;
+    return {
+      netG: arch.netG as NetG,
+      ngf: arch.ngf,
+      ndf: 64,
+      dLayers: 3,
+      norm: arch.norm,
+      dropout: arch.dropout,
+      cropSize,
+      loadSize: Math.round((cropSize * 286) / 256),
+      direction: 'AtoB',
+      channels: arch.inChannels as 1 | 3,
+      lambdaL1: 100,
+      lambdaGan: 1,
+      loss: 'bce',
+    };
+  },
+};

@@ -9,9 +9,11 @@ import {
   initWeights,
   latestCheckpoint,
   loadModel,
+  migrateKeys,
   openInitSource,
   readCheckpointState,
   readImage,
+  registerKeyMigrations,
   seedWeights,
   train,
   variantCommands,
@@ -101,6 +103,13 @@ async function cli(args: string[]): Promise<string> {
   }
   return out.join('\n');
 }
+
+describe('older checkpoints', () => {
+  it('are read under the renamed keys (the definition says which)', () => {
+    registerKeyMigrations(pix2pix);
+    expect(migrateKeys('pix2pix', { nLayersD: 2, epochsDecay: 1 })).toEqual({ dLayers: 2, decayEpochs: 1 });
+  });
+});
 
 describe('networks', () => {
   for (const [name, downs] of Object.entries(NET_G)) {

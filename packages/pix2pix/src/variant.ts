@@ -11,7 +11,7 @@
  */
 import * as path from 'node:path';
 import { flag, GantryError, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
-import { AlignedDataset, ensureSceneDataset, importTorchCliOptions, importTorchFromArgs } from '@gantry/datasets';
+import { AlignedDataset, ensureSceneDataset, publishedTorchModels } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import {
   buildDiscriminator,
@@ -22,6 +22,7 @@ import {
   NET_G,
   type NetG,
   type Pix2pixConfig,
+  torchImport,
 } from './config.js';
 import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import { Pix2pixTask } from './task.js';
@@ -132,6 +133,8 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
     return c;
   },
   mustMatch: MUST_MATCH,
+  // Older runs and checkpoints named these keys after the reference's options.
+  renamedKeys: { nLayersD: 'dLayers', epochsDecay: 'decayEpochs' },
   // What --init-from takes from the source: the generator's architecture, the discriminator's when it holds one.
   architecture: [
     { key: 'netG' },
@@ -177,15 +180,7 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
   },
   // `translate` and `export` default to the latest run trained with the adversarial term, not an L1-only baseline.
   defaultRun: (c) => c.lambdaGan !== 0,
-  commands: [
-    {
-      name: 'import-torch',
-      describe:
-        'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
-      options: importTorchCliOptions('pix2pix'),
-      run: (a) => importTorchFromArgs('pix2pix', a),
-    },
-  ],
+  torch: { ...torchImport, published: publishedTorchModels('pix2pix') },
   evaluate: {
     describe: 'L1, PSNR and SSIM on a held-out split, against the identity mapping and an L1-only baseline',
     flags: evaluateFlags,

@@ -27,7 +27,13 @@ export interface LatentGanOptions {
    */
   discriminator: tf.LayersModel;
   latentDim: number;
+  /** Set for a conditional G: it takes a class label beside z. */
   numClasses?: number;
+  /**
+   * Whether D takes the label as its second input (default: true for a conditional G, as in cGAN). False for a D
+   * that predicts the class instead (ACGAN, Odena et al. 2017: D gets only the image and has class logits).
+   */
+  labelToDiscriminator?: boolean;
   loss: AdversarialLoss;
   lr: number;
   /** D's learning rate, when it differs from G's (the two time-scale update rule, Heusel et al. 2017); default `lr`. */
@@ -139,6 +145,11 @@ export class LatentGanTask implements GanTask<Batch> {
     return this.o.numClasses !== undefined;
   }
 
+  /** Whether D takes the label as an input. */
+  private get discriminatorConditional(): boolean {
+    return this.conditional && this.o.labelToDiscriminator !== false;
+  }
+
   nextBatch(step: number): Batch {
     const { x, y } = this.o.data.batch(this.sampler.indices(step));
     const z = latentNoise(this.o.batchSize, this.o.latentDim, mixSeed(this.o.seed, step, 1));
@@ -159,7 +170,7 @@ export class LatentGanTask implements GanTask<Batch> {
 
   /** D's score, and its class logits when it has an auxiliary classifier. */
   private judge(x: tf.Tensor, labels: tf.Tensor, groups = 1): Judgement {
-    const inputs = this.conditional ? [x, tf.reshape(labels, [-1, 1])] : x;
+    const inputs = this.discriminatorConditional ? [x, tf.reshape(labels, [-1, 1])] : x;
     const kwargs = { training: true, ...(groups > 1 ? { [BATCH_GROUPS]: groups } : {}) };
     const out = this.nets.discriminator.apply(inputs, kwargs) as tf.Tensor | tf.Tensor[];
     return Array.isArray(out) ? { score: out[0]!, logits: out[1] } : { score: out };

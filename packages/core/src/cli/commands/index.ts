@@ -4,6 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { registerKeyMigrations } from '../../runs/checkpoint.js';
 import type { AnyVariant, VariantData, VariantDefinition } from '../../variant.js';
 import { runCli } from '../cli.js';
 import type { FlagSpecs } from '../flags.js';
@@ -11,6 +12,7 @@ import type { Command } from './common.js';
 import { evaluateCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { generateCommand } from './generate.js';
+import { importTorchCommand } from './import-torch.js';
 import { runsCommand } from './runs.js';
 import { trainCommand } from './train.js';
 import { translateCommand } from './translate.js';
@@ -20,11 +22,13 @@ export function commandsOf<F extends FlagSpecs, C extends object, D extends Vari
   def: VariantDefinition<F, C, D, E>,
   argv: readonly string[],
 ): Command[] {
+  registerKeyMigrations(def);
   const inference = def.inference;
   return [
     trainCommand(def, argv),
     inference.kind === 'latent' ? generateCommand(def, inference) : translateCommand(def, inference),
     ...(def.evaluate ? [evaluateCommand(def, def.evaluate)] : []),
+    ...(def.torch ? [importTorchCommand({ name: def.name, torch: def.torch })] : []),
     ...(def.commands ?? []),
     exportCommand(def, inference),
     runsCommand(def.name),

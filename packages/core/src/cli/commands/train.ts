@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GantryError } from '../../errors.js';
-import { addedConfigKeys, migrateKeys, readCheckpointState } from '../../runs/checkpoint.js';
+import { addedConfigKeys, migrateKeys, readCheckpointState, registerKeyMigrations } from '../../runs/checkpoint.js';
 import { initArchitecture, initWeights, openInitSource } from '../../runs/init-from.js';
 import { readRunInfo } from '../../runs/run.js';
 import { adversarialLoss, GAN_LOSSES } from '../../train/losses.js';
@@ -92,6 +92,7 @@ export function resolveTrainValues<F extends FlagSpecs, C extends object, D exte
   given: Record<string, unknown>,
   saved: Record<string, unknown> = {},
 ) {
+  registerKeyMigrations(def);
   const presetNames = Object.keys(def.presets);
   const merged: Record<string, unknown> = { ...saved };
   for (const [k, v] of Object.entries(given)) if (v !== undefined) merged[k] = v;

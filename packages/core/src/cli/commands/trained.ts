@@ -2,19 +2,26 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GantryError } from '../../errors.js';
-import { latestCheckpoint, loadModel, readCheckpointState } from '../../runs/checkpoint.js';
+import {
+  type KeyMigrations,
+  latestCheckpoint,
+  loadModel,
+  readCheckpointState,
+  registerKeyMigrations,
+} from '../../runs/checkpoint.js';
 import { latestRun, runsRoot } from '../../runs/run.js';
 import type { Trained } from '../../variant.js';
 import { resolveCheckpoint } from '../cli.js';
 
 /** What loading a trained model needs of a definition. */
-export type TrainedOf<C> = { name: string; preferNets?: string[]; defaultRun?(config: C): boolean };
+export type TrainedOf<C> = KeyMigrations & { name: string; preferNets?: string[]; defaultRun?(config: C): boolean };
 
 /** Loads the trained model of `def` at `--checkpoint` (or the latest suitable run). */
 export async function loadTrained<C extends object>(
   def: TrainedOf<C>,
   checkpointArg: string | undefined,
 ): Promise<Trained<C>> {
+  registerKeyMigrations(def);
   const checkpoint = checkpointArg ? resolveCheckpoint(def.name, checkpointArg) : defaultCheckpoint(def);
   const state = readCheckpointState(checkpoint);
   if (state.variant !== def.name)
