@@ -102,7 +102,7 @@ async function makeTask(tfLayers, minibatchStddev = 4) {
       batchSize: B,
       data: { count: 100 * B, batch: () => ({}) },
     },
-    ...{ config: net, mustMatch: [], r1Gamma: 1, modeSeekingWeight: which === 'gan' ? 0.1 : 0 },
+    ...{ config: net, mustMatch: [], r1: 1, modeSeekingWeight: which === 'gan' ? 0.1 : 0 },
   });
 }
 

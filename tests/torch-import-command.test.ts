@@ -82,7 +82,7 @@ describe('import-torch', () => {
       cropSize: number;
       channels: number;
     };
-    // packages/pix2pix/src/config.ts buildGenerator with this config (unet_256: 8 downsamplings).
+    // packages/pix2pix/src/networks.ts buildGenerator with this config (unet_256: 8 downsamplings).
     const g = unetGenerator({
       size: c.cropSize,
       inChannels: c.channels,
@@ -126,7 +126,7 @@ describe('import-torch', () => {
     expect(
       fs.existsSync(path.join(out, 'G_A', 'model.json')) && fs.existsSync(path.join(out, 'G_B', 'weights.bin')),
     ).toBe(true);
-    // packages/cyclegan/src/model.ts buildGenerator with this config.
+    // packages/cyclegan/src/networks.ts buildGenerator with this config.
     const c = readCheckpointState(out).config as {
       cropSize: number;
       channels: number;

@@ -368,8 +368,8 @@ describe('an ACGAN-style variant, added with no edit in core', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     // The class loss is logged for D (on reals) and G (on fakes): D predicts the class.
-    expect(losses.at(-1)).toHaveProperty(['D cls']);
-    expect(losses.at(-1)).toHaveProperty(['G cls']);
+    expect(losses.at(-1)).toHaveProperty('D_cls');
+    expect(losses.at(-1)).toHaveProperty('G_cls');
     const first = path.join(runDir, 'checkpoints', 'step-00000002');
     const d = await loadModel(path.join(first, 'discriminator'));
     expect([d.inputs.length, d.outputs.length]).toEqual([1, 2]);

@@ -82,8 +82,10 @@ export interface LatentInference<C> {
 /** Image → image variants (pix2pix, CycleGAN). */
 export interface TranslationInference<C> {
   kind: 'translation';
-  /** The generator networks by direction; with two, `translate` has --direction. */
+  /** The generator networks by direction. */
   generators(c: C): { AtoB: string; BtoA?: string };
+  /** Whether the variant has a B → A generator too: then `translate` has --direction. */
+  twoWay?: boolean;
   cropSize(c: C): number;
   channels(c: C): 1 | 3;
   /** Extra fields for metadata.json (domain names, direction). */

@@ -25,7 +25,7 @@ import { loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan } from './evaluate.js';
 import { SCENE_STAT_DIM, sceneStatistics } from './features.js';
 import { cycleLoss, identityLoss } from './losses.js';
-import { buildDiscriminator, buildGenerator, type CycleGanConfig, MUST_MATCH, unetDowns } from './model.js';
+import { buildDiscriminator, buildGenerator, type CycleGanConfig, MUST_MATCH, unetDowns } from './networks.js';
 import { CycleGanTask } from './task.js';
 import { cyclegan } from './variant.js';
 

@@ -19,7 +19,7 @@ import {
   defaultLoadSize,
   MUST_MATCH,
   torchImport,
-} from './model.js';
+} from './networks.js';
 import { CycleGanTask } from './task.js';
 
 const flags = {
@@ -87,8 +87,8 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
       batchSize: 1,
       lr: 2e-4,
       loss: 'lsgan',
-      sampleEvery: 50,
-      checkpointEvery: 120,
+      sampleEvery: 1000,
+      checkpointEvery: 5000,
     },
   },
   config(v) {
@@ -157,6 +157,7 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
   inference: {
     kind: 'translation',
     generators: () => ({ AtoB: 'G_A', BtoA: 'G_B' }),
+    twoWay: true,
     cropSize: (c) => c.cropSize,
     channels: (c) => c.channels,
     metadata: (c) => ({ domains: c.domains ?? { A: 'A', B: 'B' } }),

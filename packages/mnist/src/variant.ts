@@ -263,9 +263,9 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
         config: t.checkpointConfig,
         mustMatch: t.mustMatch,
         generatorEma: t.config.ema > 0 ? spec.buildGenerator(t.config) : undefined,
-        emaDecay: t.config.ema,
+        ema: t.config.ema,
         auxClassifierWeight: t.config.auxWeight,
-        r1Gamma: t.config.r1,
+        r1: t.config.r1,
         modeSeekingWeight: t.config.modeSeeking,
       }),
     inference: {

@@ -31,7 +31,7 @@ import {
   NET_G,
   type NetG,
   type Pix2pixConfig,
-} from './config.js';
+} from './networks.js';
 import { Pix2pixTask, type Pix2pixTaskOptions } from './task.js';
 import { pix2pix } from './variant.js';
 

@@ -10,9 +10,18 @@
  * decoder's ngf·8 levels.
  */
 import * as path from 'node:path';
-import { flag, GantryError, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
+import {
+  flag,
+  GantryError,
+  NORMS,
+  referenceLoadSize,
+  userPath,
+  type VariantData,
+  type VariantDefinition,
+} from '@gantry/core';
 import { AlignedDataset, ensureSceneDataset, publishedTorchModels } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
+import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import {
   buildDiscriminator,
   buildGenerator,
@@ -23,8 +32,7 @@ import {
   type NetG,
   type Pix2pixConfig,
   torchImport,
-} from './config.js';
-import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
+} from './networks.js';
 import { Pix2pixTask } from './task.js';
 
 const DIRECTIONS = ['AtoB', 'BtoA'] as const;
@@ -39,7 +47,8 @@ const flags = {
     default: 3,
     deprecated: ['n-layers-d'],
   }),
-  norm: flag.choice(['batch', 'instance'] as const, 'normalisation layers', { default: 'batch' }),
+  norm: flag.choice(NORMS, 'normalisation layers', { default: 'batch' }),
+  flip: flag.boolean('random horizontal flips', { default: true }),
   dropout: flag.boolean('dropout 0.5 in the decoder (--no-dropout to disable)', { default: true }),
   loadSize: flag.positiveInt('resize to this size before the random crop (default: crop size × 286/256)'),
   cropSize: flag.positiveInt("random crop size = the networks' resolution"),
@@ -123,7 +132,7 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       norm: v.norm,
       dropout: v.dropout,
       cropSize: v.cropSize,
-      loadSize: v.loadSize ?? Math.round((v.cropSize * 286) / 256),
+      loadSize: v.loadSize ?? referenceLoadSize(v.cropSize),
       direction: v.direction ?? (v.data ? 'AtoB' : 'BtoA'),
       channels: 3,
       lambdaL1: v.lambdaL1,
@@ -150,7 +159,13 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       ? userPath(v.data)
       : await ensureSceneDataset({ layout: 'aligned', size: config.cropSize, count: v.sceneCount, log });
     const { cropSize, direction } = config;
-    const train = await AlignedDataset.open(root, { loadSize: config.loadSize, cropSize, direction, split: 'train' });
+    const train = await AlignedDataset.open(root, {
+      loadSize: config.loadSize,
+      cropSize,
+      direction,
+      split: 'train',
+      flip: v.flip,
+    });
     // Sample strips show the first validation pairs (training pairs, uncropped, when there is no val split).
     const samples = await AlignedDataset.open(root, { cropSize, direction, split: 'val' }).catch(() =>
       AlignedDataset.open(root, { cropSize, loadSize: cropSize, flip: false, direction, split: 'train' }),

@@ -50,7 +50,7 @@ export interface LatentGanOptions {
    */
   generatorEma?: tf.LayersModel;
   /** The average's decay per step (default 0.999), warmed up as min(decay, (1 + step) / (10 + step)). */
-  emaDecay?: number;
+  ema?: number;
   /**
    * Weight of an auxiliary classification loss (ACGAN, Odena et al. 2017), for a D with class logits: D learns to
    * classify real digits, G to make fakes that D classifies as the requested class. Only reals train D's
@@ -58,7 +58,7 @@ export interface LatentGanOptions {
    */
   auxClassifierWeight?: number;
   /** γ of the R1 penalty on D's gradient at real samples (0 or omitted: none). */
-  r1Gamma?: number;
+  r1?: number;
   /**
    * Weight of the mode-seeking term (MSGAN, Mao et al. 2019) in G's loss (0 or omitted: none). G's batch is then
    * drawn as pairs: the second half repeats the first half's labels with other noise.
@@ -214,10 +214,10 @@ export class LatentGanTask implements GanTask<Batch> {
     if (cls) d = tf.add(d, cls);
     // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the
     // logged D loss includes it on those steps.
-    if (this.o.r1Gamma && step % R1_EVERY === 0)
+    if (this.o.r1 && step % R1_EVERY === 0)
       d = tf.add(
         d,
-        r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY),
+        r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1 * R1_EVERY),
       );
     if (this.o.loss.needsGradientPenalty) {
       // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
@@ -227,7 +227,7 @@ export class LatentGanTask implements GanTask<Batch> {
         gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)),
       );
     }
-    return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
+    return { D: d, D_real: tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { D_cls: cls } : {}) };
   }
 
   /** Pairs of G's batch that share a label (the mode-seeking term), 0 without the term. */
@@ -251,11 +251,11 @@ export class LatentGanTask implements GanTask<Batch> {
     const cls = this.classLoss(logits, labels);
     let g = this.o.loss.generator(score);
     if (cls) g = tf.add(g, cls);
-    // The logged G loss includes the weighted term; 'G ms' shows it alone.
+    // The logged G loss includes the weighted term; G_ms shows it alone.
     const ms = this.o.modeSeekingWeight ?? 0;
     const diverse = this.pairs ? (tf.mul(ms, modeSeekingLoss(fake, b.z, this.pairs)) as tf.Scalar) : undefined;
     if (diverse) g = tf.add(g, diverse);
-    return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
+    return { G: g, ...(cls ? { G_cls: cls } : {}), ...(diverse ? { G_ms: diverse } : {}) };
   }
 
   discriminatorStep(b: Batch, step: number): Losses {
@@ -304,7 +304,7 @@ export class LatentGanTask implements GanTask<Batch> {
   private updateEma(step: number): void {
     const ema = this.nets.generator_ema;
     if (!ema) return;
-    const beta = Math.min(this.o.emaDecay ?? 0.999, (1 + step) / (10 + step));
+    const beta = Math.min(this.o.ema ?? 0.999, (1 + step) / (10 + step));
     const source = this.nets.generator.weights;
     tf.tidy(() => {
       ema.weights.forEach((w, i) => {

@@ -126,11 +126,16 @@ export async function translateFromArgs(
 
 export function translateCommand<C extends object>(def: TrainedOf<C>, inference: TranslationInference<C>): Command {
   const twoWay = (c: C) => inference.generators(c).BtoA !== undefined;
+  // --direction only where the variant has a generator each way (a one-generator model translates A → B).
   const flags = {
     ...checkpointFlag(def.name),
-    direction: flag.choice(['AtoB', 'BtoA'] as const, 'AtoB: the A → B generator, BtoA: B → A (two-generator models)', {
-      default: 'AtoB',
-    }),
+    ...(inference.twoWay
+      ? {
+          direction: flag.choice(['AtoB', 'BtoA'] as const, 'AtoB: the A → B generator, BtoA: B → A', {
+            default: 'AtoB',
+          }),
+        }
+      : {}),
   };
   return {
     name: 'translate',
@@ -138,7 +143,7 @@ export function translateCommand<C extends object>(def: TrainedOf<C>, inference:
       "translate an image or a folder with a trained generator, at the photo's own resolution (--resolution model: resized to the model's size and back); the output has the input's size",
     options: yargsOptions({ ...TRANSLATE_FLAGS, ...flags }),
     async run(a) {
-      const v = readFlags(flags, a);
+      const v = readFlags(flags, a) as { checkpoint?: string; direction?: 'AtoB' | 'BtoA' };
       await translateFromArgs(a, backendOf(a), async ({ evalMode }) => {
         const trained = await loadTrained(def, v.checkpoint);
         const nets = inference.generators(trained.config);

@@ -5,11 +5,13 @@
  */
 
 import {
-  GantryError,
+  checkImageSizes,
   type Norm,
   patchDiscriminator,
+  referenceLoadSize,
   resnetGenerator,
   type TorchImport,
+  unetDowns,
   unetGenerator,
 } from '@gantry/core';
 import type * as tf from '@tensorflow/tfjs';
@@ -52,27 +54,15 @@ export const MUST_MATCH: readonly (keyof CycleGanConfig)[] = [
   'norm',
 ];
 
-/** The reference's load size for a crop size: 286 for 256, scaled for other sizes. */
-export function defaultLoadSize(size: number): number {
-  return Math.round((size * 286) / 256);
-}
-
-/** U-Net depth for a size: the largest number of ×2 downsamplings (at most 8) that divides it. */
-export function unetDowns(size: number): number {
-  let n = 0;
-  while (n < 8 && size % 2 ** (n + 1) === 0) n++;
-  return n;
-}
+/** The reference's load size for a crop size (core's rule). */
+export const defaultLoadSize = referenceLoadSize;
+export { unetDowns };
 
 export function checkConfig(c: CycleGanConfig): void {
-  if (c.generator === 'resnet' && c.cropSize % 4 !== 0)
-    throw new GantryError(`--crop-size ${c.cropSize}: the ResNet generator needs a multiple of 4`);
-  if (c.generator === 'unet' && unetDowns(c.cropSize) < 5)
-    throw new GantryError(`--crop-size ${c.cropSize}: the U-Net generator needs a multiple of 32`);
-  if (c.cropSize < 2 ** (c.dLayers + 1))
-    throw new GantryError(`--crop-size ${c.cropSize}: too small for a ${c.dLayers}-layer PatchGAN`);
-  if (c.loadSize < c.cropSize)
-    throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
+  const unet = c.generator === 'unet';
+  // The ResNet's two stride-2 convolutions need a multiple of 4; the U-Net at least five levels.
+  const multiple = unet ? Math.max(32, 2 ** unetDowns(c.cropSize)) : 4;
+  checkImageSizes({ ...c, generator: unet ? 'U-Net' : 'ResNet', multiple });
 }
 
 export function buildGenerator(c: CycleGanConfig, name: string): tf.LayersModel {
@@ -121,7 +111,7 @@ export const torchImport: TorchImport<CycleGanConfig> = {
     const cropSize = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
     return {
       cropSize,
-      loadSize: Math.round((cropSize * 286) / 256),
+      loadSize: referenceLoadSize(cropSize),
       channels: arch.inChannels as 1 | 3,
       generator: arch.kind,
       blocks: arch.kind === 'resnet' ? arch.blocks : 9,

@@ -3,7 +3,15 @@
  * Networks"): a U-Net generator and a conditional PatchGAN, and the checks on how their sizes fit together.
  */
 
-import { GantryError, type Norm, patchDiscriminator, type TorchImport, unetGenerator } from '@gantry/core';
+import {
+  checkImageSizes,
+  GantryError,
+  type Norm,
+  patchDiscriminator,
+  referenceLoadSize,
+  type TorchImport,
+  unetGenerator,
+} from '@gantry/core';
 import type * as tf from '@tensorflow/tfjs';
 
 /** U-Net generators by the crop size they bring down to 1×1: numDowns = log2(size). */
@@ -43,20 +51,12 @@ export const MUST_MATCH: readonly (keyof Pix2pixConfig)[] = [
   'channels',
 ];
 
-/** Checks that the U-Net fits the crop size (its bottleneck must be 1×1 or larger). */
+/** Checks that the U-Net fits the crop size (its bottleneck must be 1×1 or larger), as core checks sizes. */
 export function checkConfig(c: Pix2pixConfig): void {
   const downs = NET_G[c.netG];
   if (downs === undefined)
     throw new GantryError(`--netG: unknown generator '${c.netG}' (expected ${Object.keys(NET_G).join(', ')})`);
-  if (c.cropSize % 2 ** downs !== 0) {
-    throw new GantryError(
-      `--crop-size ${c.cropSize}: ${c.netG} halves the image ${downs} times, so the crop size must be a multiple of ${2 ** downs} (e.g. ${2 ** downs})`,
-    );
-  }
-  if (c.loadSize < c.cropSize)
-    throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
-  if (c.cropSize < 2 ** (c.dLayers + 1))
-    throw new GantryError(`--d-layers ${c.dLayers}: too deep for --crop-size ${c.cropSize}`);
+  checkImageSizes({ ...c, generator: c.netG, multiple: 2 ** downs });
 }
 
 export function buildGenerator(c: Pix2pixConfig): tf.LayersModel {
@@ -104,7 +104,7 @@ export const torchImport: TorchImport<Pix2pixConfig & { loss: string }> = {
       norm: arch.norm,
       dropout: arch.dropout,
       cropSize,
-      loadSize: Math.round((cropSize * 286) / 256),
+      loadSize: referenceLoadSize(cropSize),
       direction: 'AtoB',
       channels: arch.inChannels as 1 | 3,
       lambdaL1: 100,
