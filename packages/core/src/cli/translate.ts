@@ -273,9 +273,9 @@ export function checkNativeOptions(
 }
 
 /**
- * The tensor memory one pass may use by default: a quarter of RAM, at most 1 GiB. The process's peak RSS adds
- * the weights, the image's JS arrays and the wasm heap's slack (about 1.4 GB for a unet_256 at 2560×1600): with
- * 1.5 GiB a unet_256 ran whole at 2,940 MiB, over the 3 GB bound (docs/results/2026-12-01-full-size-checks.md).
+ * The tensor memory one pass may use by default: a quarter of RAM, at most 1 GiB, so that the process's peak RSS
+ * (weights, the image's arrays and the wasm heap's slack on top) stays within 3 GB for a unet_256 on a 2560×1600
+ * photo (why not more: docs/results/2026-12-08-tuning-notes-from-code.md).
  */
 export function defaultMaxMemory(): number {
   return Math.min(1024 ** 3, Math.floor(os.totalmem() / 4));
