@@ -64,6 +64,9 @@ describe('flags', () => {
     expect(o.width!.alias).toEqual(['old-width']);
     expect(deprecatedFlagsUsed(specs, ['train', '--old-width=3'])).toEqual([{ used: 'old-width', instead: 'width' }]);
     expect(deprecatedFlagsUsed(specs, ['train', '--width', '3'])).toEqual([]);
+    // A flag whose values another took over (CycleGAN's --blocks → --net-g) warns under its own name.
+    const replaced = { blocks: flag.positiveInt('blocks', { replacedBy: 'net-g' }) };
+    expect(deprecatedFlagsUsed(replaced, ['train', '--blocks', '9'])).toEqual([{ used: 'blocks', instead: 'net-g' }]);
   });
 
   it("old checkpoints and runs are read under the new names, and get the keys added since, per variant's hooks", () => {

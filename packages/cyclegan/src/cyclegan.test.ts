@@ -104,6 +104,23 @@ describe('schedule and settings', () => {
     expect(migrateKeys('cyclegan', { size: 64 })).toEqual({ cropSize: 64 });
   });
 
+  it("names the generator by the reference's --net-g; --generator and --blocks still work; old checkpoints get netG", () => {
+    const nine = resolveTrainValues(cyclegan, { netG: 'resnet_9blocks' }).config;
+    expect(nine).toMatchObject({ netG: 'resnet_9blocks', generator: 'resnet', blocks: 9 });
+    expect(resolveTrainValues(cyclegan, { blocks: 2 }).config).toMatchObject({ netG: 'resnet_2blocks', blocks: 2 });
+    expect(resolveTrainValues(cyclegan, { netG: 'unet_128' }).config).toMatchObject({
+      netG: 'unet_128',
+      generator: 'unet',
+    });
+    expect(() => resolveTrainValues(cyclegan, { netG: 'unet_256' })).toThrow(/give --crop-size 256/);
+    expect(() => resolveTrainValues(cyclegan, { netG: 'vgg' })).toThrow(/--net-g vgg: expected resnet_9blocks/);
+    const dir = path.join(tmp, 'old-checkpoint');
+    fs.mkdirSync(dir, { recursive: true });
+    const old = { cropSize: 128, generator: 'resnet', blocks: 6, ngf: 16 };
+    fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ variant: 'cyclegan', step: 1, config: old }));
+    expect(readCheckpointState(dir).config).toEqual({ ...old, netG: 'resnet_6blocks' });
+  });
+
   it('rejects sizes the networks cannot take', () => {
     expect(() => resolveTrainValues(cyclegan, { cropSize: 30 })).toThrow(/multiple of 4/);
     expect(() => resolveTrainValues(cyclegan, { cropSize: 48, generator: 'unet' })).toThrow(/multiple of 32/);

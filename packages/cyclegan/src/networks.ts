@@ -6,6 +6,7 @@
 
 import {
   checkImageSizes,
+  GantryError,
   type Norm,
   patchDiscriminator,
   referenceLoadSize,
@@ -24,6 +25,8 @@ export interface CycleGanConfig {
   /** Images are resized to this before the random crop (reference: 286 for 256). */
   loadSize: number;
   channels: 1 | 3;
+  /** The generator by the reference's name (`resnet_9blocks`, `unet_256`, …): `generator` and `blocks` in one. */
+  netG?: string;
   generator: GeneratorKind;
   /** Residual blocks of the ResNet generator (6 or 9 in the paper). */
   blocks: number;
@@ -57,6 +60,31 @@ export const MUST_MATCH: readonly (keyof CycleGanConfig)[] = [
 /** The reference's load size for a crop size (core's rule). */
 export const defaultLoadSize = referenceLoadSize;
 export { unetDowns };
+
+/**
+ * The generator by the reference's name (`--net-g`): `resnet_<N>blocks` (the reference has 6 and 9; fewer for
+ * quick runs) or `unet_<size>` (the U-Net that brings a crop of that size to 1×1, as CycleGAN's U-Net at that
+ * crop size). Returns the config's `generator` and `blocks`; a one-line GantryError for another name.
+ */
+export function parseNetG(netG: string, cropSize: number): { generator: GeneratorKind; blocks?: number } {
+  const resnet = /^resnet_([1-9]\d?)blocks$/.exec(netG);
+  if (resnet) return { generator: 'resnet', blocks: Number(resnet[1]) };
+  const unet = /^unet_(\d+)$/.exec(netG);
+  if (unet) {
+    if (Number(unet[1]) !== 2 ** unetDowns(cropSize))
+      throw new GantryError(
+        `--net-g ${netG}: CycleGAN's U-Net is as deep as the crop size allows (unet_${2 ** unetDowns(cropSize)} at --crop-size ${cropSize}); give --crop-size ${unet[1]}`,
+      );
+    return { generator: 'unet' };
+  }
+  throw new GantryError(
+    `--net-g ${netG}: expected resnet_9blocks, resnet_6blocks (or resnet_<N>blocks), unet_256 or unet_128`,
+  );
+}
+
+/** The reference's name of a config's generator (the config's `netG`). */
+export const netGName = (c: Pick<CycleGanConfig, 'generator' | 'blocks' | 'cropSize'>): string =>
+  c.generator === 'unet' ? `unet_${2 ** unetDowns(c.cropSize)}` : `resnet_${c.blocks}blocks`;
 
 export function checkConfig(c: CycleGanConfig): void {
   const unet = c.generator === 'unet';
@@ -113,6 +141,7 @@ export const torchImport: TorchImport<CycleGanConfig> = {
       cropSize,
       loadSize: referenceLoadSize(cropSize),
       channels: arch.inChannels as 1 | 3,
+      netG: arch.netG,
       generator: arch.kind,
       blocks: arch.kind === 'resnet' ? arch.blocks : 9,
       ngf: arch.ngf,

@@ -18,6 +18,8 @@ import {
   checkConfig,
   defaultLoadSize,
   MUST_MATCH,
+  netGName,
+  parseNetG,
   torchImport,
 } from './networks.js';
 import { CycleGanTask } from './task.js';
@@ -28,8 +30,17 @@ const flags = {
   }),
   loadSize: flag.positiveInt('resize to this before the random crop (default: crop size × 286/256)'),
   flip: flag.boolean('random horizontal flips', { default: true }),
-  generator: flag.choice(['resnet', 'unet'] as const, 'generator architecture', { default: 'resnet' }),
-  blocks: flag.positiveInt('residual blocks of the ResNet generator (paper: 6 at 128, 9 at 256)'),
+  netG: flag.string(
+    "generator, by the reference's names: resnet_9blocks, resnet_6blocks (or resnet_<N>blocks), unet_256, unet_128 (default: the preset's)",
+    { aliases: ['netG'] },
+  ),
+  generator: flag.choice(['resnet', 'unet'] as const, 'generator architecture (deprecated: --net-g)', {
+    default: 'resnet',
+    replacedBy: 'net-g',
+  }),
+  blocks: flag.positiveInt('residual blocks of the ResNet generator (deprecated: --net-g resnet_<N>blocks)', {
+    replacedBy: 'net-g',
+  }),
   ngf: flag.positiveInt("generators' base filters"),
   ndf: flag.positiveInt("discriminators' base filters"),
   dLayers: flag.positiveInt('strided PatchGAN layers (3: 70×70 patches)', { default: 3 }),
@@ -92,12 +103,16 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     },
   },
   config(v) {
+    // --net-g names both; the older --generator and --blocks (and the presets' blocks) when it is not given.
+    const arch = v.netG !== undefined ? parseNetG(v.netG, v.cropSize) : { generator: v.generator };
+    const blocks = arch.blocks ?? v.blocks;
     const c: CycleGanConfig = {
       cropSize: v.cropSize,
       loadSize: v.loadSize ?? defaultLoadSize(v.cropSize),
       channels: 3,
-      generator: v.generator,
-      blocks: v.blocks,
+      netG: netGName({ generator: arch.generator, blocks, cropSize: v.cropSize }),
+      generator: arch.generator,
+      blocks,
       ngf: v.ngf,
       ndf: v.ndf,
       dLayers: v.dLayers,
@@ -112,6 +127,13 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
   },
   mustMatch: MUST_MATCH,
   renamedKeys: { size: 'cropSize' },
+  // Older checkpoints named the generator by `generator` and `blocks` only.
+  addedKeys: {
+    netG: (c) =>
+      typeof c.cropSize === 'number' && (c.generator === 'unet' || typeof c.blocks === 'number')
+        ? netGName(c as Pick<CycleGanConfig, 'generator' | 'blocks' | 'cropSize'>)
+        : undefined,
+  },
   // What --init-from takes from the source: the generators' architecture, the discriminators' when it holds them.
   architecture: [
     { key: 'generator' },

@@ -25,6 +25,8 @@ export interface Flag<T> {
   transient?: boolean;
   /** The command cannot run without it (yargs refuses the command line). */
   required?: boolean;
+  /** Still accepted, with a warning that names the flag replacing it (a flag whose values another one took over). */
+  replacedBy?: string;
 }
 
 export type FlagSpecs = Record<string, Flag<unknown>>;
@@ -51,7 +53,7 @@ function numeric(test: (n: number) => boolean, expected: string) {
   };
 }
 
-type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient' | 'required'>>;
+type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient' | 'required' | 'replacedBy'>>;
 
 /** A number flag whose values pass `test`; the error says what was `expected`. */
 function numberFlag(
@@ -152,9 +154,10 @@ export function deprecatedFlagsUsed(specs: FlagSpecs, argv: readonly string[]): 
   const typed = new Set(
     argv.filter((t) => t.startsWith('--')).map((t) => t.slice(2).split('=')[0]!.replace(/^no-/, '')),
   );
-  return Object.entries(specs).flatMap(([key, f]) =>
-    (f.deprecated ?? []).filter((d) => typed.has(d)).map((d) => ({ used: d, instead: kebab(key) })),
-  );
+  return Object.entries(specs).flatMap(([key, f]) => [
+    ...(f.deprecated ?? []).filter((d) => typed.has(d)).map((d) => ({ used: d, instead: kebab(key) })),
+    ...(f.replacedBy && typed.has(kebab(key)) ? [{ used: kebab(key), instead: f.replacedBy }] : []),
+  ]);
 }
 
 /**

@@ -90,10 +90,11 @@ export function importTorchOptions(target: ImportTarget): Record<string, Options
       describe: 'checkpoint directory to create (then: translate --checkpoint <out>)',
     },
     force: { type: 'boolean', default: false, describe: 'replace an existing --out directory' },
-    netG: {
+    'net-g': {
       type: 'string',
+      alias: ['netG'],
       choices: [...TORCH_NET_G],
-      describe: "architecture (default: told from the file's names and shapes)",
+      describe: "generator architecture, as train's --net-g (default: told from the file's names and shapes)",
     },
     ngf: { type: 'number', describe: 'generator width (default: from the file)' },
     norm: { type: 'string', choices: ['batch', 'instance'], describe: 'normalisation (default: from the file)' },
