@@ -125,7 +125,7 @@ describe('auxiliary classifier (--aux-weight)', () => {
       const batch = task.nextBatch(step);
       const losses = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
       expect(Object.keys(losses)).toEqual(expect.arrayContaining(['D', 'D_cls', 'G', 'G_cls']));
-      clsLoss.push(losses['D_cls']!.dataSync()[0]!);
+      clsLoss.push(losses.D_cls!.dataSync()[0]!);
       tf.dispose([...Object.values(losses), ...Object.values(batch)]);
     }
     // Cross-entropy of 10 classes starts near ln 10 ≈ 2.3; the bars are easy to tell apart.
