@@ -50,7 +50,7 @@ async function inChromium(row) {
     res.writeHead(200, { 'content-type': type ?? 'application/octet-stream' });
     fs.createReadStream(file).pipe(res);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise((r) => server.listen(0, '127.0.0.1', () => r(undefined)));
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu'],
@@ -58,21 +58,24 @@ async function inChromium(row) {
   try {
     const page = await browser.newPage();
     const q = new URLSearchParams({
-      variant: row.variant,
-      ngf: row.ngf,
-      ndf: row.ndf,
-      batch: row.batch,
-      steps: warmup + steps + 1,
-      sampleEvery: 1e6,
-      checkpointEvery: 1e6,
+      variant: String(row.variant),
+      ngf: String(row.ngf),
+      ndf: String(row.ndf),
+      batch: String(row.batch),
+      steps: String(warmup + steps + 1),
+      sampleEvery: '1000000',
+      checkpointEvery: '1000000',
       backend: 'wasm',
     });
-    await page.goto(`http://127.0.0.1:${server.address().port}/train.html?${q}`);
+    await page.goto(
+      `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (server.address()).port}/train.html?${q}`,
+    );
     await page.waitForSelector('body[data-ready="true"]');
     await page.click('#start');
     await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 1_800_000 });
     const error = await page.textContent('#error');
     if (error) throw new Error(`page: ${error}`);
+    // @ts-expect-error: the Train view's page global (apps/web/src/train/main.ts)
     const history = await page.evaluate(() => window.gantryTrain.history);
     return { rate: rate(history.map((h) => h.t)), backend: await page.textContent('#backend') };
   } finally {
@@ -133,9 +136,9 @@ async function inNode(row, threads) {
     config,
     mustMatch: [],
     generatorEma: nets.buildGenerator(config),
-    emaDecay: config.ema,
+    ema: config.ema,
     auxClassifierWeight: config.auxWeight,
-    r1Gamma: 1,
+    r1: 1,
     modeSeekingWeight: config.modeSeeking,
   });
   const times = [];

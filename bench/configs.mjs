@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The benchmark rows. One object per row is handed, as JSON, to both the Gantry child (bench/gantry-step.mjs)
  * and the PyTorch reference (bench/reference/<variant>.py), so both build the same networks at the same sizes.
@@ -6,62 +7,56 @@
  * `minSteps` and at most `maxSteps` (`--steps N` fixes the count). The big paper-size rows get few timed steps.
  */
 
-/** Networks as the apps' defaults build them (`pnpm --filter <variant> train`). */
-const DCGAN = { latentDim: 100, imageSize: 28, ngf: 32, ndf: 32, loss: 'bce' };
-const CGAN = {
-  latentDim: 100,
-  imageSize: 28,
-  numClasses: 10,
-  ngf: 96,
-  ndf: 16,
-  conditioning: 'projection',
-  embeddingDim: 50,
-  auxWeight: 0.3,
-  conditionalBn: true,
-  loss: 'bce',
-};
-const PIX2PIX_CPU = {
-  netG: 'unet_128',
-  numDowns: 7,
-  ngf: 32,
-  ndf: 32,
-  dLayers: 3,
-  norm: 'batch',
-  dropout: true,
-  cropSize: 128,
-  channels: 3,
-  lambdaL1: 100,
-  lambdaGan: 1,
-  loss: 'bce',
-};
-const PIX2PIX_PAPER = { ...PIX2PIX_CPU, netG: 'unet_256', numDowns: 8, ngf: 64, ndf: 64, cropSize: 256 };
-const CYCLEGAN_CPU = {
-  cropSize: 128,
-  channels: 3,
-  generator: 'resnet',
-  blocks: 6,
-  ngf: 16,
-  ndf: 16,
-  dLayers: 3,
-  norm: 'instance',
-  lambdaCycle: 10,
-  lambdaIdentity: 0.5,
-  poolSize: 50,
-  loss: 'lsgan',
-};
-const CYCLEGAN_PAPER = { ...CYCLEGAN_CPU, cropSize: 256, blocks: 9, ngf: 64, ndf: 64 };
+import { resolveTrainValues } from '../packages/core/dist/index.js';
 
-/** @typedef {{ id: string, variant: 'dcgan'|'cgan'|'pix2pix'|'cyclegan', label: string, preset: string, batch: number, net: Record<string, unknown>, warmup: number, minSteps: number, maxSteps: number, budgetS: number, timeoutS: number }} Row */
+/**
+ * A row's networks, batch and optimisation settings, from the variant's definition and preset as `train` resolves
+ * them (`given`: flags on top of the preset). `net` is the config the task is built from (the PyTorch reference
+ * reads its networks from it), plus the loss, the learning rates and, for pix2pix, the U-Net depth.
+ * @param {'dcgan'|'cgan'|'pix2pix'|'cyclegan'} variant
+ * @param {string} preset
+ * @param {Record<string, unknown>} [given]
+ * @returns {Promise<{ batch: number, net: Record<string, unknown> }>}
+ */
+async function fromDefinition(variant, preset, given = {}) {
+  const mod = await import(`../packages/${variant}/dist/index.js`);
+  const resolved = resolveTrainValues(mod[variant], { preset, ...given });
+  const train = resolved.train;
+  /** @type {Record<string, any>} */
+  const config = resolved.config;
+  /** @type {Record<string, unknown>} */
+  const net = { ...config, loss: train.loss, lr: train.lr, beta1: train.beta1 };
+  if (variant === 'pix2pix') net.numDowns = mod.NET_G[config.netG];
+  if (variant === 'dcgan' || variant === 'cgan') net.channels = config.channels ?? 1;
+  return { batch: /** @type {number} */ (train.batchSize), net };
+}
 
+/**
+ * @typedef {{ id: string, variant: 'dcgan'|'cgan'|'pix2pix'|'cyclegan', label: string, preset: string, batch: number,
+ *   net: Record<string, unknown>, warmup: number, minSteps: number, maxSteps: number, budgetS: number,
+ *   timeoutS: number }} Row
+ * @typedef {Omit<Row, 'batch' | 'net'> & { presetName: string, given?: Record<string, unknown> }} RowSpec
+ */
+
+/** @param {RowSpec[]} specs @returns {Promise<Row[]>} */
+async function rows(specs) {
+  return Promise.all(
+    specs.map(async ({ presetName, given, ...r }) => ({
+      ...r,
+      ...(await fromDefinition(r.variant, presetName, given)),
+    })),
+  );
+}
+
+/** What `pnpm --filter <variant> train` runs: each variant's presets, as its definition resolves them. */
 /** @type {Row[]} */
-export const FULL_ROWS = [
+export const FULL_ROWS = await rows([
   {
     id: 'dcgan',
     variant: 'dcgan',
     label: 'DCGAN 28×28',
-    preset: 'app default (ngf/ndf 32)',
-    batch: 64,
-    net: DCGAN,
+    preset: 'app default (ngf/ndf 32, batch 32, R1, EMA, D lr)',
+    presetName: 'default',
     warmup: 3,
     minSteps: 10,
     maxSteps: 30,
@@ -73,8 +68,7 @@ export const FULL_ROWS = [
     variant: 'cgan',
     label: 'cGAN 28×28 (projection)',
     preset: 'app default (ngf 96, ndf 16)',
-    batch: 64,
-    net: CGAN,
+    presetName: 'default',
     warmup: 3,
     minSteps: 10,
     maxSteps: 30,
@@ -86,8 +80,7 @@ export const FULL_ROWS = [
     variant: 'pix2pix',
     label: 'pix2pix unet_128 128×128',
     preset: 'cpu preset (ngf/ndf 32)',
-    batch: 1,
-    net: PIX2PIX_CPU,
+    presetName: 'cpu',
     warmup: 2,
     minSteps: 5,
     maxSteps: 30,
@@ -99,8 +92,7 @@ export const FULL_ROWS = [
     variant: 'pix2pix',
     label: 'pix2pix unet_256 256×256',
     preset: 'paper preset (ngf/ndf 64)',
-    batch: 1,
-    net: PIX2PIX_PAPER,
+    presetName: 'paper',
     warmup: 1,
     minSteps: 3,
     maxSteps: 10,
@@ -112,8 +104,7 @@ export const FULL_ROWS = [
     variant: 'cyclegan',
     label: 'CycleGAN ResNet-6 128×128',
     preset: 'cpu preset (ngf/ndf 16)',
-    batch: 1,
-    net: CYCLEGAN_CPU,
+    presetName: 'cpu',
     warmup: 2,
     minSteps: 5,
     maxSteps: 20,
@@ -125,106 +116,88 @@ export const FULL_ROWS = [
     variant: 'cyclegan',
     label: 'CycleGAN ResNet-9 256×256',
     preset: 'paper preset (ngf/ndf 64)',
-    batch: 1,
-    net: CYCLEGAN_PAPER,
+    presetName: 'paper',
     warmup: 1,
     minSteps: 2,
     maxSteps: 5,
     budgetS: 60,
     timeoutS: 1800,
   },
-];
+]);
 
-/** `--quick`: small sizes and a few steps, for the smoke test and a fast look. */
+const quick = { warmup: 1, minSteps: 3, maxSteps: 3, budgetS: 5, timeoutS: 120 };
+
+/** `--quick`: small sizes and a few steps, for the smoke test and a fast look (the default preset, narrower). */
 /** @type {Row[]} */
-export const QUICK_ROWS = [
+export const QUICK_ROWS = await rows([
   {
     id: 'dcgan',
     variant: 'dcgan',
     label: 'DCGAN 28×28 (quick)',
-    preset: 'ngf/ndf 16',
-    batch: 16,
-    net: { ...DCGAN, ngf: 16, ndf: 16 },
-    warmup: 1,
-    minSteps: 3,
-    maxSteps: 3,
-    budgetS: 5,
-    timeoutS: 120,
+    preset: 'ngf/ndf 16, batch 16',
+    presetName: 'default',
+    given: { ngf: 16, ndf: 16, batchSize: 16 },
+    ...quick,
   },
   {
     id: 'cgan',
     variant: 'cgan',
     label: 'cGAN 28×28 (quick)',
-    preset: 'ngf/ndf 16',
-    batch: 16,
-    net: { ...CGAN, ngf: 16, ndf: 16 },
-    warmup: 1,
-    minSteps: 3,
-    maxSteps: 3,
-    budgetS: 5,
-    timeoutS: 120,
+    preset: 'ngf/ndf 16, batch 16',
+    presetName: 'default',
+    given: { ngf: 16, ndf: 16, batchSize: 16 },
+    ...quick,
   },
   {
     id: 'pix2pix-128',
     variant: 'pix2pix',
     label: 'pix2pix unet_32 32×32 (quick)',
     preset: 'ngf 8, ndf 8',
-    batch: 1,
-    net: { ...PIX2PIX_CPU, netG: 'unet_32', numDowns: 5, ngf: 8, ndf: 8, cropSize: 32 },
-    warmup: 1,
-    minSteps: 3,
-    maxSteps: 3,
-    budgetS: 5,
-    timeoutS: 120,
+    presetName: 'cpu',
+    given: { netG: 'unet_32', ngf: 8, ndf: 8, cropSize: 32 },
+    ...quick,
   },
   {
     id: 'pix2pix-256',
     variant: 'pix2pix',
     label: 'pix2pix unet_64 64×64 (quick)',
     preset: 'ngf 8, ndf 8',
-    batch: 1,
-    net: { ...PIX2PIX_CPU, netG: 'unet_64', numDowns: 6, ngf: 8, ndf: 8, cropSize: 64 },
-    warmup: 1,
-    minSteps: 3,
-    maxSteps: 3,
-    budgetS: 5,
-    timeoutS: 120,
+    presetName: 'cpu',
+    given: { netG: 'unet_64', ngf: 8, ndf: 8, cropSize: 64 },
+    ...quick,
   },
   {
     id: 'cyclegan-128',
     variant: 'cyclegan',
     label: 'CycleGAN ResNet-2 32×32 (quick)',
     preset: 'ngf/ndf 8',
-    batch: 1,
-    net: { ...CYCLEGAN_CPU, cropSize: 32, blocks: 2, ngf: 8, ndf: 8 },
-    warmup: 1,
-    minSteps: 3,
-    maxSteps: 3,
-    budgetS: 5,
-    timeoutS: 120,
+    presetName: 'cpu',
+    given: { cropSize: 32, blocks: 2, ngf: 8, ndf: 8 },
+    ...quick,
   },
   {
     id: 'cyclegan-256',
     variant: 'cyclegan',
     label: 'CycleGAN ResNet-3 64×64 (quick)',
     preset: 'ngf/ndf 8',
-    batch: 1,
-    net: { ...CYCLEGAN_CPU, cropSize: 64, blocks: 3, ngf: 8, ndf: 8 },
-    warmup: 1,
-    minSteps: 3,
-    maxSteps: 3,
-    budgetS: 5,
-    timeoutS: 120,
+    presetName: 'cpu',
+    given: { cropSize: 64, blocks: 3, ngf: 8, ndf: 8 },
+    ...quick,
   },
-];
+]);
 
-/** `--soak`: one small config, many steps (default DCGAN at batch 16). */
+/**
+ * `--soak`: one small config, many steps (default DCGAN at batch 16).
+ * @param {string} [id]
+ * @returns {Row | undefined}
+ */
 export function soakRow(id = 'dcgan') {
   const quick = QUICK_ROWS.find((r) => r.id === id);
   if (!quick) return undefined;
   const full = FULL_ROWS.find((r) => r.id === id);
   // The MNIST rows at their real widths with a smaller batch; the image rows at their quick sizes.
-  if (id === 'dcgan' || id === 'cgan') return { ...full, label: `${full.label} (soak)`, batch: 16, timeoutS: 7200 };
+  if (full && (id === 'dcgan' || id === 'cgan'))
+    return { ...full, label: `${full.label} (soak)`, batch: 16, timeoutS: 7200 };
   return { ...quick, label: quick.label.replace('(quick)', '(soak)'), timeoutS: 7200 };
 }
 
@@ -240,10 +213,14 @@ export function soakRow(id = 'dcgan') {
  *                       G step per side: G(x), F(G(x)), F(x) fwd+bwd (9F_G) + D (2F_D), two sides → 20F_G + 16F_D
  *                       (without the identity loss: 14F_G + 16F_D)
  */
+/**
+ * @param {Row} row
+ * @param {{ G: number, D: number }} fwd
+ */
 export function stepMacs(row, fwd) {
   const { G, D } = fwd;
   if (row.variant === 'cyclegan') {
-    const gPasses = row.net.lambdaIdentity > 0 ? 20 : 14;
+    const gPasses = Number(row.net.lambdaIdentity) > 0 ? 20 : 14;
     return gPasses * G + 16 * D;
   }
   return 4 * G + 8 * D;

@@ -19,6 +19,7 @@ if (!/native/.test(backend.detail)) throw new Error(`no native kernels: ${backen
  * Each case: its name, the kernel (Conv2DBackpropFilter: the filter gradient of a conv of an input of shape `x`;
  * Conv2DBackpropInput: the input gradient, i.e. a transposed conv's forward pass, onto shape `x`), the shapes of
  * x, dy and the filter, the stride and the padding. Random inputs, made once.
+ * @type {[string, 'Filter' | 'Input', number[], number[], number[], number?, ('same' | 'valid')?][]}
  */
 const CASES = [
   ['DCGAN 28×28 D, first conv: filter gradient, batch 64', 'Filter', [64, 28, 28, 1], [64, 14, 14, 32], [4, 4, 1, 32]],

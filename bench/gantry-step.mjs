@@ -102,7 +102,9 @@ function measurePeak(n) {
 /** GFLOP/s of a 3×3 'same' conv2d, ch→ch channels on 32×32 (the same probe as the PyTorch side). */
 function measureConvPeak(n) {
   const ch = Math.max(64, n >> 2);
+  /** @type {tf.Tensor4D} */
   const x = tf.randomNormal([1, 32, 32, ch]);
+  /** @type {tf.Tensor4D} */
   const w = tf.randomNormal([3, 3, ch, ch]);
   const r = bestOf(() => tf.conv2d(x, w, 1, 'same'));
   tf.dispose([x, w]);
@@ -149,130 +151,55 @@ async function forwardMacsPerSample(built, imageSize) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Tasks: the packages' own task classes, fed random batches.
+// Tasks: each variant's definition makes its task (createTask, as `train` does), fed random batches.
 async function buildTask() {
-  const loss = core.adversarialLoss(net.loss);
-  if (row.variant === 'gan' || row.variant === 'dcgan' || row.variant === 'cgan') {
-    const mod = await import(`../packages/${row.variant}/dist/index.js`);
-    const conditional = row.variant === 'cgan';
-    const generator = mod.buildGenerator(net);
-    const discriminator = mod.buildDiscriminator(net);
-    const task = new core.LatentGanTask({
-      variant: row.variant,
-      generator,
-      discriminator,
-      latentDim: net.latentDim,
-      numClasses: conditional ? net.numClasses : undefined,
-      loss,
-      lr: 2e-4,
-      beta1: 0.5,
-      seed: 1,
-      batchSize: B,
-      data: {
-        count: B * 100,
-        batch: () => {
-          throw new Error('bench: batches are made by the bench');
-        },
-      },
-      config: net,
-      mustMatch: [],
-      auxClassifierWeight: net.auxWeight,
-    });
-    const k = conditional ? net.numClasses : 1;
-    const labels = () =>
-      tf.tensor1d(
-        Array.from({ length: B }, (_, i) => i % k),
-        'int32',
-      );
-    const batch = {
-      x: tf.randomUniform([B, net.imageSize, net.imageSize, 1], -1, 1),
-      y: labels(),
-      z: tf.randomNormal([B, net.latentDim]),
-      yFake: labels(),
-    };
-    return { task, batch, nets: { G: generator, D: discriminator }, impl: '@gantry/core LatentGanTask' };
+  const mod = await import(`../packages/${row.variant}/dist/index.js`);
+  /** @type {import('../packages/core/dist/index.js').AnyVariant} */
+  const def = mod[row.variant];
+  const never = () => {
+    throw new Error('bench: batches are made by the bench');
+  };
+  const s = net.cropSize ?? net.imageSize;
+  const channels = net.channels ?? 1;
+  const random = () => tf.randomUniform([B, s, s, channels], -1, 1);
+  // The data each kind of variant's createTask takes; only its size matters, the bench makes the batches.
+  const data =
+    row.variant === 'pix2pix'
+      ? { length: 100, unit: 'pairs', train: { length: 100, batch: never } }
+      : row.variant === 'cyclegan'
+        ? {
+            length: 100,
+            unit: 'images',
+            train: { length: 100, batch: never },
+            samples: { a: tf.zeros([1, s, s, channels]), b: tf.zeros([1, s, s, channels]) },
+          }
+        : { length: B * 100, unit: 'digits', images: { count: B * 100, batch: never } };
+  const task = def.createTask({
+    config: net,
+    data,
+    lr: net.lr,
+    beta1: net.beta1,
+    loss: core.adversarialLoss(net.loss),
+    seed: 1,
+    batchSize: B,
+    checkpointConfig: net,
+    mustMatch: [],
+    log: () => {},
+  });
+  const impl = `@gantry/${row.variant} definition (${task.constructor.name})`;
+  if (row.variant === 'pix2pix' || row.variant === 'cyclegan') {
+    const batch = { a: random(), b: random() };
+    const [G, D] = row.variant === 'pix2pix' ? ['generator', 'discriminator'] : ['G_A', 'D_A'];
+    return { task, batch, nets: { G: task.nets[G], D: task.nets[D] }, impl };
   }
-  if (row.variant === 'pix2pix') {
-    const mod = await import('../packages/pix2pix/dist/index.js');
-    const config = { ...net };
-    delete config.numDowns;
-    const task = new mod.Pix2pixTask({
-      nets: { generator: mod.buildGenerator(config), discriminator: mod.buildDiscriminator(config) },
-      config,
-      checkpointConfig: config,
-      mustMatch: [],
-      loss,
-      lr: 2e-4,
-      beta1: 0.5,
-      seed: 1,
-      batchSize: B,
-      train: {
-        length: 100,
-        batch: async () => {
-          throw new Error('bench: batches are made by the bench');
-        },
-      },
-    });
-    const s = net.cropSize;
-    const batch = {
-      a: tf.randomUniform([B, s, s, net.channels], -1, 1),
-      b: tf.randomUniform([B, s, s, net.channels], -1, 1),
-    };
-    return {
-      task,
-      batch,
-      nets: { G: task.nets.generator, D: task.nets.discriminator },
-      impl: '@gantry/pix2pix Pix2pixTask',
-    };
-  }
-  if (row.variant === 'cyclegan') {
-    const s = net.cropSize;
-    const batch = {
-      a: tf.randomUniform([B, s, s, net.channels], -1, 1),
-      b: tf.randomUniform([B, s, s, net.channels], -1, 1),
-    };
-    const mod = await import('../packages/cyclegan/dist/index.js');
-    const config = {
-      cropSize: s,
-      loadSize: s,
-      channels: net.channels,
-      generator: net.generator,
-      blocks: net.blocks,
-      ngf: net.ngf,
-      ndf: net.ndf,
-      dLayers: net.dLayers,
-      norm: net.norm,
-      lambdaCycle: net.lambdaCycle,
-      lambdaIdentity: net.lambdaIdentity,
-      poolSize: net.poolSize,
-    };
-    const nets = {
-      G_A: mod.buildGenerator(config, 'G_A'),
-      G_B: mod.buildGenerator(config, 'G_B'),
-      D_A: mod.buildDiscriminator(config, 'D_A'),
-      D_B: mod.buildDiscriminator(config, 'D_B'),
-    };
-    const task = new mod.CycleGanTask({
-      config,
-      nets,
-      data: {
-        length: 100,
-        batch: async () => {
-          throw new Error('bench: batches are made by the bench');
-        },
-      },
-      samples: { a: tf.zeros([1, s, s, net.channels]), b: tf.zeros([1, s, s, net.channels]) },
-      loss,
-      lr: 2e-4,
-      beta1: 0.5,
-      seed: 1,
-      batchSize: B,
-      checkpointConfig: config,
-      mustMatch: [],
-    });
-    return { task, batch, nets: { G: nets.G_A, D: nets.D_A }, impl: '@gantry/cyclegan CycleGanTask' };
-  }
-  throw new Error(`unknown variant ${row.variant}`);
+  const k = net.numClasses ?? 1;
+  const labels = () =>
+    tf.tensor1d(
+      Array.from({ length: B }, (_, i) => i % k),
+      'int32',
+    );
+  const batch = { x: random(), y: labels(), z: tf.randomNormal([B, net.latentDim]), yFake: labels() };
+  return { task, batch, nets: { G: task.nets.generator, D: task.nets.discriminator }, impl };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -65,7 +65,9 @@ for (const name of names) {
     executionMode: 'sequential',
   });
   for (const size of sizes) {
-    const x = tf.randomUniform([1, size, size, 3], -1, 1, 'float32', 1);
+    const x = /** @type {import('@tensorflow/tfjs').Tensor4D} */ (
+      tf.randomUniform([1, size, size, 3], -1, 1, 'float32', 1)
+    );
     const xn = tf.transpose(x, [0, 3, 1, 2]);
     const feed = { image: new ort.Tensor('float32', xn.dataSync(), xn.shape) };
     const gantry = [];

@@ -117,6 +117,11 @@ function selectRows(only) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Children.
+/**
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {{ timeoutS: number, jsonOut: string, tag: string, env?: NodeJS.ProcessEnv }} o
+ */
 function runChild(cmd, args, { timeoutS, jsonOut, tag, env }) {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -163,6 +168,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-'));
 let childCount = 0;
 const jsonPath = (name) => path.join(tmp, `${String(++childCount).padStart(2, '0')}-${name}.json`);
 
+/**
+ * @param {string[]} extra
+ * @param {{ timeoutS: number, name: string, threadCount?: number }} o
+ */
 function gantryChild(extra, { timeoutS, name, threadCount }) {
   const jsonOut = jsonPath(`gantry-${name}`);
   const nodeFlags = extra.includes('--soak') ? ['--expose-gc'] : [];
@@ -175,6 +184,11 @@ function gantryChild(extra, { timeoutS, name, threadCount }) {
   );
 }
 
+/**
+ * @param {string} script
+ * @param {string[]} extra
+ * @param {{ timeoutS: number, name: string, threadCount?: number }} o
+ */
 function torchChild(script, extra, { timeoutS, name, threadCount }) {
   const jsonOut = jsonPath(`torch-${name}`);
   return runChild(
@@ -339,6 +353,7 @@ function peakLines(peak) {
 // ---------------------------------------------------------------------------------------------------------------
 // PyTorch availability and threads.
 const python = opts.python ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+/** @type {{ available: boolean, reason?: string, version?: string, python?: string }} */
 let torchInfo = { available: false, reason: '--no-torch' };
 if (!opts['no-torch']) {
   const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], {
@@ -424,7 +439,7 @@ if (opts.soak) {
   const total = steps ?? 1000;
   // Warm-up until the state is steady: Adam's slots exist after one step, CycleGAN's image pools fill up, and the
   // wasm heap, malloc's arenas and oneDNN's kernels reach their working size (measured: +10 MiB by step 50, then flat).
-  const warmup = Math.max(100, row.variant === 'cyclegan' ? Math.ceil(row.net.poolSize / row.batch) + 5 : 0);
+  const warmup = Math.max(100, row.variant === 'cyclegan' ? Math.ceil(Number(row.net.poolSize) / row.batch) + 5 : 0);
   const soakRowCfg = { ...row, warmup };
   say(`bench: soak: ${row.label}, batch ${row.batch}, ${warmup} warm-up + ${total} steps …`);
   const r = await gantryChild(['--row', JSON.stringify(soakRowCfg), '--soak', '--steps', String(total)], {
@@ -598,7 +613,7 @@ const json = {
   schema: 1,
   mode: opts.quick ? 'quick' : 'full',
   createdAt: startedAt.toISOString(),
-  seconds: (endedAt - startedAt) / 1000,
+  seconds: (endedAt.getTime() - startedAt.getTime()) / 1000,
   command: process.argv.slice(2),
   machine: machine(),
   backend,

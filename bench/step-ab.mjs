@@ -53,6 +53,7 @@ const core = await import('../packages/core/dist/index.js');
 await core.initBackend({ log: () => {} });
 
 // TF.js does not export its layer classes; their constructors are those of instances.
+/** @type {any[]} */
 const TF_CLASSES = [tf.layers.conv2d({ filters: 1, kernelSize: 1 }), tf.layers.dense({ units: 1 })].map(
   (l) => l.constructor,
 );
@@ -65,7 +66,7 @@ async function withTfLayers(model) {
     copy.setWeights(model.getWeights());
     return copy;
   } finally {
-    for (const c of [core.Conv2D, core.Dense]) tf.serialization.registerClass(c);
+    for (const c of /** @type {any[]} */ ([core.Conv2D, core.Dense])) tf.serialization.registerClass(c);
   }
 }
 
@@ -75,6 +76,7 @@ async function makeTask(tfLayers, minibatchStddev = 4) {
   const nets = async (...models) => (tfLayers ? Promise.all(models.map(withTfLayers)) : models);
   if (which === 'pix2pix') {
     const mod = await import('../packages/pix2pix/dist/index.js');
+    /** @type {any} */
     const config = {
       ...{ netG: 'unet_128', ngf: 32, ndf: 32, dLayers: 3, norm: 'batch', dropout: true, direction: 'AtoB' },
       ...{ cropSize: 128, loadSize: 128, channels: 3, lambdaL1: 100, lambdaGan: 1 },
@@ -82,7 +84,10 @@ async function makeTask(tfLayers, minibatchStddev = 4) {
     const [generator, discriminator] = await nets(mod.buildGenerator(config), mod.buildDiscriminator(config));
     return new mod.Pix2pixTask({
       ...{ nets: { generator, discriminator }, config, checkpointConfig: config, mustMatch: [] },
-      ...{ loss: core.adversarialLoss('bce'), lr: 2e-4, beta1: 0.5, seed: 1, batchSize: B, train: { length: 100 * B } },
+      ...{
+        ...{ loss: core.adversarialLoss('bce'), lr: 2e-4, beta1: 0.5, seed: 1, batchSize: B },
+        train: /** @type {any} */ ({ length: 100 * B }),
+      },
     });
   }
   const mod = await import(`../packages/${which}/dist/index.js`);
@@ -100,12 +105,13 @@ async function makeTask(tfLayers, minibatchStddev = 4) {
       beta1: 0.5,
       seed: 1,
       batchSize: B,
-      data: { count: 100 * B, batch: () => ({}) },
+      data: /** @type {any} */ ({ count: 100 * B, batch: () => ({}) }),
     },
-    ...{ config: net, mustMatch: [], r1Gamma: 1, modeSeekingWeight: which === 'gan' ? 0.1 : 0 },
+    ...{ config: net, mustMatch: [], r1: 1, modeSeekingWeight: which === 'gan' ? 0.1 : 0 },
   });
 }
 
+/** @type {any} */
 const batch =
   which === 'pix2pix'
     ? { a: tf.randomUniform([B, 128, 128, 3], -1, 1), b: tf.randomUniform([B, 128, 128, 3], -1, 1) }
@@ -139,7 +145,9 @@ if (args.compare === 'shared-forward') {
   const [without, withFeature] = [await makeTask(false, 0), await makeTask(false, 4)];
   sides = { 'no stddev feature': (i) => runStep(without, i), 'stddev, groups of 4': (i) => runStep(withFeature, i) };
 } else {
-  const [apart, together] = [await makeTask(false), await makeTask(false)];
+  /** @type {any} */
+  const apart = await makeTask(false);
+  const together = await makeTask(false);
   // The step as it was: D judges the real images, then the fake ones, in passes of their own.
   apart.judgeRealAndFake = function (real, realLabels, fake, fakeLabels) {
     return [this.judge(real, realLabels), this.judge(fake, fakeLabels)];

@@ -102,13 +102,13 @@ async function child(row) {
           });
     const t = await core.imageTranslator(g, false);
     // Warm-up at 256×256 (kernels' first-call setup), untimed.
-    tf.dispose(t.fn(tf.zeros([1, 256, 256, 3])));
+    tf.dispose(await t.fn(tf.zeros([1, 256, 256, 3])));
     let forwardMs = 0;
     let forwardCpu = 0;
     const timed = async (x) => {
       const t0 = performance.now();
       const c0 = process.cpuUsage();
-      const y = t.fn(x);
+      const y = await t.fn(x);
       await y.data();
       const c = process.cpuUsage(c0);
       forwardCpu += (c.user + c.system) / 1e6;

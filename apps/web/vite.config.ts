@@ -89,7 +89,7 @@ export default defineConfig({
       '@gantry/core/browser': src('core/src/browser.ts'),
       '@gantry/cgan/networks': src('cgan/src/networks.ts'),
       '@gantry/dcgan/networks': src('dcgan/src/networks.ts'),
-      '@gantry/pix2pix/config': src('pix2pix/src/config.ts'),
+      '@gantry/pix2pix/networks': src('pix2pix/src/networks.ts'),
       '@gantry/pix2pix/task': src('pix2pix/src/task.ts'),
     },
     // One TF.js instance: the custom layers must register with the same tf.serialization the page loads with.

@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GantryError, readCheckpointState } from '@gantry/core';
+import { GantryError, importTorchFromArgs, readCheckpointState } from '@gantry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadTorchModel, importTorchFromArgs, torchModelUrl } from './torch-models.js';
+import { downloadTorchModel, publishedTorchModels, torchModelUrl } from './torch-models.js';
 
 const fixture = fileURLToPath(new URL('../../packages/core/src/torch/fixtures/ok_resnet6.pth', import.meta.url));
 const body = readFileSync(fixture);
@@ -102,10 +102,17 @@ describe('published PyTorch generators', () => {
     // The published address is out of reach here: fetch the file from the local server into the models folder
     // first (as a download by hand would), then --model finds it there and imports.
     await downloadTorchModel('horse2zebra', 'cyclegan', { dir: join(tmp, 'models'), url: `${base}/horse2zebra.pth` });
-    await importTorchFromArgs('cyclegan', { model: 'horse2zebra', modelsDir: join(tmp, 'models'), out });
-    expect(readCheckpointState(out).config).toMatchObject({ generator: 'resnet', blocks: 6, ngf: 1 });
+    // A variant whose config is the imported architecture itself, with the published cyclegan generators.
+    const target = {
+      variant: 'cyclegan',
+      nets: { AtoB: 'G_A', BtoA: 'G_B' },
+      config: (arch: object) => ({ ...arch }),
+      published: publishedTorchModels('cyclegan'),
+    };
+    await importTorchFromArgs(target, { model: 'horse2zebra', modelsDir: join(tmp, 'models'), out });
+    expect(readCheckpointState(out).config).toMatchObject({ kind: 'resnet', blocks: 6, ngf: 1 });
     expect(
-      await failure(importTorchFromArgs('cyclegan', { model: 'horse2zebra', from: fixture, out: join(tmp, 'x') })),
+      await failure(importTorchFromArgs(target, { model: 'horse2zebra', from: fixture, out: join(tmp, 'x') })),
     ).toMatch(/give one of them/);
   });
 });

@@ -7,16 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  GantryError,
-  type ImportTorchArgs,
-  importTorchCommand,
-  importTorchOptions,
-  initBackend,
-  type Norm,
-  userPath,
-  workspaceRoot,
-} from '@gantry/core';
+import { GantryError, type PublishedModels, userPath, workspaceRoot } from '@gantry/core';
 import { DATASET_HOST, downloadToFile } from './download.js';
 
 /** http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/<name>.pth (U-Net 256, batch norm). */
@@ -108,61 +99,45 @@ export async function downloadTorchModel(
   return { file, downloaded, sha256: sha };
 }
 
-/** `import-torch`'s options: core's (--from, --out, the reference's test flags) plus --model NAME to download first. */
-export function importTorchCliOptions(variant: ModelVariant): ReturnType<typeof importTorchOptions> {
+/** The published generators of `variant` for `import-torch`: --model NAME (and --model-b) to download first. */
+export function publishedTorchModels(variant: ModelVariant): PublishedModels {
   return {
-    ...importTorchOptions(variant),
-    model: {
-      type: 'string',
-      describe: `a published generator to download and import instead of --from (${variant === 'pix2pix' ? PIX2PIX_MODELS.join(', ') : 'horse2zebra, monet2photo, style_monet, … see the docs'})`,
+    options: {
+      model: {
+        type: 'string',
+        describe: `a published generator to download and import instead of --from (${variant === 'pix2pix' ? PIX2PIX_MODELS.join(', ') : 'horse2zebra, monet2photo, style_monet, … see the docs'})`,
+      },
+      ...(variant === 'cyclegan'
+        ? {
+            'model-b': {
+              type: 'string',
+              describe: 'a published generator for G_B (B → A), e.g. zebra2horse with --model horse2zebra',
+            },
+          }
+        : {}),
+      'models-dir': {
+        type: 'string',
+        describe: 'where --model files are kept (default <repo>/data/torch-models/<variant>)',
+      },
+      sha256: { type: 'string', describe: 'expected SHA-256 of the --model file' },
     },
-    ...(variant === 'cyclegan'
-      ? {
-          'model-b': {
-            type: 'string',
-            describe: 'a published generator for G_B (B → A), e.g. zebra2horse with --model horse2zebra',
-          },
-        }
-      : {}),
-    'models-dir': {
-      type: 'string',
-      describe: 'where --model files are kept (default <repo>/data/torch-models/<variant>)',
+    async resolve(a, args) {
+      const str = (k: string) => (typeof a[k] === 'string' ? a[k] : undefined);
+      const model = str('model');
+      const modelB = str('modelB');
+      const modelsDir = str('modelsDir');
+      if (model !== undefined) {
+        if (args.from !== '') throw new GantryError('--model and --from: give one of them');
+        const got = await downloadTorchModel(model, variant, { dir: modelsDir, sha256: str('sha256') });
+        console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
+        args.from = got.file;
+      }
+      if (modelB !== undefined) {
+        if (args.fromB !== undefined) throw new GantryError('--model-b and --from-b: give one of them');
+        const got = await downloadTorchModel(modelB, variant, { dir: modelsDir });
+        console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
+        args.fromB = got.file;
+      }
     },
-    sha256: { type: 'string', describe: 'expected SHA-256 of the --model file' },
   };
-}
-
-/** `import-torch` from parsed arguments: downloads `--model` when given, then imports. */
-export async function importTorchFromArgs(variant: ModelVariant, a: Record<string, unknown>): Promise<string> {
-  const str = (k: string) => (typeof a[k] === 'string' ? a[k] : undefined);
-  const num = (k: string) => (a[k] === undefined ? undefined : Number(a[k]));
-  const args: ImportTorchArgs = {
-    from: str('from') ?? '',
-    fromB: str('fromB'),
-    out: str('out') ?? '',
-    force: a.force === true,
-    netG: str('netG'),
-    ngf: num('ngf'),
-    norm: str('norm') as Norm | undefined,
-    dropout: typeof a.dropout === 'boolean' ? a.dropout : undefined,
-    inputNc: num('inputNc'),
-    outputNc: num('outputNc'),
-  };
-  const model = str('model');
-  const modelB = str('modelB');
-  const modelsDir = str('modelsDir');
-  await initBackend({ backend: a.backend as string | undefined });
-  if (model !== undefined) {
-    if (args.from !== '') throw new GantryError('--model and --from: give one of them');
-    const got = await downloadTorchModel(model, variant, { dir: modelsDir, sha256: str('sha256') });
-    console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
-    args.from = got.file;
-  }
-  if (modelB !== undefined) {
-    if (args.fromB !== undefined) throw new GantryError('--model-b and --from-b: give one of them');
-    const got = await downloadTorchModel(modelB, variant, { dir: modelsDir });
-    console.log(`${got.downloaded ? 'downloaded' : 'using'} ${got.file} (SHA-256 ${got.sha256})`);
-    args.fromB = got.file;
-  }
-  return importTorchCommand(variant, args);
 }

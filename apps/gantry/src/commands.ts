@@ -8,7 +8,6 @@ import {
   comparisonTable,
   GantryError,
   listRuns,
-  positiveInt,
   readRunData,
   resolveRun,
   runsRoot,
@@ -17,7 +16,15 @@ import {
   writeReport,
 } from '@gantry/core';
 import type { Argv } from 'yargs';
-import { redisOptions, sweepCommand, sweepReport, sweepRuns, workerCommand, workerOptions } from './sweep.js';
+import {
+  redisOptions,
+  sweepCommand,
+  sweepOptions,
+  sweepReport,
+  sweepRuns,
+  workerCommand,
+  workerOptions,
+} from './sweep.js';
 
 const rootOption = {
   root: { type: 'string', describe: 'where runs live (default: GANTRY_RUNS or <repo>/runs)' },
@@ -111,9 +118,8 @@ export function gantryCommands(y: Argv): Argv {
         c.positional('spec', { type: 'string', describe: 'the sweep spec file' }).options({
           ...rootOption,
           ...redisOptions,
-          workers: { coerce: positiveInt('workers'), describe: 'with --local: worker processes here (default: 2)' },
           wait: { type: 'boolean', default: false, describe: 'wait for the trials, then print the ranked table' },
-          ...workerOptions,
+          ...sweepOptions,
         }),
       (a) => sweepCommand(a, rootOf(a)),
     )

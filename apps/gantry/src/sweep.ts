@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GantryError, positiveInt, userPath } from '@gantry/core';
+import { flag, GantryError, readFlags, userPath, yargsOptions } from '@gantry/core';
 
 type Sweep = typeof import('@gantry/sweep');
 const load = (): Promise<Sweep> => import('@gantry/sweep');
@@ -19,15 +19,21 @@ export const redisOptions = {
   },
 } as const;
 
-export const workerOptions = {
-  concurrency: { coerce: positiveInt('concurrency'), default: 1, describe: 'trials at once on this machine' },
-  threads: { coerce: positiveInt('threads'), describe: 'threads per trial (GANTRY_THREADS of its process)' },
-  lease: {
-    coerce: positiveInt('lease'),
+/** The worker flags (typed, checked as every command's flags are); `sweep --local` passes them to its workers. */
+export const WORKER_FLAGS = {
+  concurrency: flag.positiveInt('trials at once on this machine', { default: 1 }),
+  threads: flag.positiveInt('threads per trial (GANTRY_THREADS of its process)'),
+  lease: flag.positiveInt("seconds a trial stays a worker's without a heartbeat before another worker takes it over", {
     default: 30,
-    describe: "seconds a trial stays a worker's without a heartbeat before another worker takes it over",
-  },
-} as const;
+  }),
+};
+/** `sweep`'s own: how many local workers to start. */
+export const SWEEP_FLAGS = {
+  ...WORKER_FLAGS,
+  workers: flag.positiveInt('with --local: worker processes here (default: 2)'),
+};
+export const workerOptions = yargsOptions(WORKER_FLAGS);
+export const sweepOptions = yargsOptions(SWEEP_FLAGS);
 
 /** The queue's Redis: `--redis`/GANTRY_REDIS, or with `--local` this machine's (stopped again by `done`). */
 export async function openRedis(
@@ -76,7 +82,8 @@ function startLocalWorkers(n: number, url: string, root: string, a: Record<strin
   });
 }
 
-export async function sweepCommand(a: Record<string, unknown>, root: string): Promise<void> {
+export async function sweepCommand(args: Record<string, unknown>, root: string): Promise<void> {
+  const a: Record<string, unknown> = { ...args, ...readFlags(SWEEP_FLAGS, args) };
   const s = await load();
   const { spec, trials } = await s.prepareSweep(userPath(String(a.spec)));
   const workers = Number(a.workers ?? 0);
@@ -137,7 +144,8 @@ export async function sweepCommand(a: Record<string, unknown>, root: string): Pr
   }
 }
 
-export async function workerCommand(a: Record<string, unknown>, root: string): Promise<void> {
+export async function workerCommand(args: Record<string, unknown>, root: string): Promise<void> {
+  const a: Record<string, unknown> = { ...args, ...readFlags(WORKER_FLAGS, args) };
   const s = await load();
   const redis = await openRedis(s, a, root);
   const log = (l: string) => console.error(l);

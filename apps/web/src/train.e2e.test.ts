@@ -239,9 +239,9 @@ describe.skipIf(!hasChromium)(
         config: { ...config, loss: 'bce', batchSize: TINY.batch },
         mustMatch: ['latentDim', 'numClasses', 'ngf', 'ndf', 'ema', 'imageSize'],
         generatorEma: buildGenerator(config),
-        emaDecay: 0.999,
+        ema: 0.999,
         auxClassifierWeight: 0.3,
-        r1Gamma: 1,
+        r1: 1,
         modeSeekingWeight: 0.1,
       });
       const runDir = path.join(tmp, 'node-run');
@@ -522,9 +522,9 @@ describe.skipIf(!hasChromium)(
         config: {},
         mustMatch: [],
         generatorEma: ema,
-        emaDecay: 0.999,
+        ema: 0.999,
         auxClassifierWeight: 0.3,
-        r1Gamma: 1,
+        r1: 1,
         modeSeekingWeight: 0.1,
       });
       const node: Record<string, number>[] = [];

@@ -124,8 +124,8 @@ describe('auxiliary classifier (--aux-weight)', () => {
     for (let step = 0; step < 40; step++) {
       const batch = task.nextBatch(step);
       const losses = { ...task.discriminatorStep(batch, step), ...task.generatorStep(batch, step) };
-      expect(Object.keys(losses)).toEqual(expect.arrayContaining(['D', 'D cls', 'G', 'G cls']));
-      clsLoss.push(losses['D cls']!.dataSync()[0]!);
+      expect(Object.keys(losses)).toEqual(expect.arrayContaining(['D', 'D_cls', 'G', 'G_cls']));
+      clsLoss.push(losses.D_cls!.dataSync()[0]!);
       tf.dispose([...Object.values(losses), ...Object.values(batch)]);
     }
     // Cross-entropy of 10 classes starts near ln 10 ≈ 2.3; the bars are easy to tell apart.
@@ -183,7 +183,7 @@ describe('mode-seeking term (--mode-seeking)', () => {
     const paired = term([y[0]!, y[1]!, y[0]!, y[1]!, y[4]!]);
     expect(term(y)).not.toBeCloseTo(paired, 3); // the drawn labels do not pair up by chance, so the test can tell
     const losses = task.generatorStep(batch, 0);
-    expect(losses['G ms']!.dataSync()[0]).toBeCloseTo(paired, 4);
+    expect(losses.G_ms!.dataSync()[0]).toBeCloseTo(paired, 4);
     tf.dispose([...Object.values(losses), ...Object.values(batch)]);
     task.dispose();
   });

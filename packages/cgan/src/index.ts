@@ -5,7 +5,7 @@
  * a label embedding with D's features). Projection is the default: it ties the score to the class directly,
  * which is what makes samples recognisable as the requested digit early in training. On top of it D has an
  * ACGAN auxiliary classifier head (Odena et al. 2017) by default, at weight 0.3: it lifted the hardest class from
- * 96–97% recognised to ≥ 98.6% without changing the Fréchet distance (README, Measuring quality). G's batch norms
+ * 96–97% recognised to ≥ 98.6% without changing the Fréchet distance (docs/results/2026-11-23-cgan-quality.md). G's batch norms
  * are class-conditional by default (Dumoulin et al. 2017, the generator of Miyato & Koyama 2018): the label also
  * picks each norm's scale and shift, so it shapes every layer rather than only the input.
  */
@@ -81,4 +81,5 @@ export const cgan = mnistVariant({
   buildGenerator,
   buildDiscriminator,
   imageFolders: true,
+  conditional: true,
 });

@@ -12,6 +12,7 @@ export * from './nn/batch-norm.js';
 export * from './nn/conv-dense.js';
 export * from './nn/fully-conv.js';
 export * from './nn/networks.js';
+export * from './nn/sizes.js';
 export * from './nn/tiles.js';
 export * from './runs/checkpoint-data.js';
 export * from './train/latent-gan.js';

@@ -1,5 +1,10 @@
 export * from './backend/index.js';
 export * from './cli/cli.js';
+export * from './cli/commands/common.js';
+export * from './cli/commands/index.js';
+export * from './cli/commands/train.js';
+export * from './cli/commands/trained.js';
+export { type LoadedTranslator, TRANSLATE_FLAGS, translateFromArgs } from './cli/commands/translate.js';
 export * from './cli/flags.js';
 export * from './cli/translate.js';
 export * from './errors.js';
@@ -10,6 +15,7 @@ export * from './nn/batch-norm.js';
 export * from './nn/conv-dense.js';
 export * from './nn/fully-conv.js';
 export * from './nn/networks.js';
+export * from './nn/sizes.js';
 export * from './nn/tiles.js';
 export * from './onnx/index.js';
 export * from './report/index.js';

@@ -8,9 +8,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
+import { resolveTrainValues } from './cli/commands/train.js';
 import { flag, readFlags } from './cli/flags.js';
 import { addedConfigKeys, loadModel, migrateKeys, saveModel } from './runs/checkpoint.js';
-import { resolveTrainValues, type VariantDefinition } from './variant.js';
+import type { VariantDefinition } from './variant.js';
 
 const flags = { width: flag.positiveInt('hidden units', { default: 4 }) };
 const def: VariantDefinition<typeof flags, { width: number }, { length: number; unit: string }> = {

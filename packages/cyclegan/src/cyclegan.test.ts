@@ -8,9 +8,11 @@ import {
   initWeights,
   listCheckpoints,
   loadModel,
+  migrateKeys,
   openInitSource,
   optimize,
   readCheckpointState,
+  registerKeyMigrations,
   resolveTrainValues,
   runVariant,
   seedWeights,
@@ -23,7 +25,7 @@ import { loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan } from './evaluate.js';
 import { SCENE_STAT_DIM, sceneStatistics } from './features.js';
 import { cycleLoss, identityLoss } from './losses.js';
-import { buildDiscriminator, buildGenerator, type CycleGanConfig, MUST_MATCH, unetDowns } from './model.js';
+import { buildDiscriminator, buildGenerator, type CycleGanConfig, MUST_MATCH, unetDowns } from './networks.js';
 import { CycleGanTask } from './task.js';
 import { cyclegan } from './variant.js';
 
@@ -95,6 +97,28 @@ describe('schedule and settings', () => {
     );
     expect(resumed.config).toMatchObject({ cropSize: 64, ngf: 8, blocks: 9, loadSize: 70 });
     expect(resumed.train.epochs).toBe(3);
+  });
+
+  it('reads older checkpoints and runs under the renamed keys (the definition says which)', () => {
+    registerKeyMigrations(cyclegan);
+    expect(migrateKeys('cyclegan', { size: 64 })).toEqual({ cropSize: 64 });
+  });
+
+  it("names the generator by the reference's --net-g; --generator and --blocks still work; old checkpoints get netG", () => {
+    const nine = resolveTrainValues(cyclegan, { netG: 'resnet_9blocks' }).config;
+    expect(nine).toMatchObject({ netG: 'resnet_9blocks', generator: 'resnet', blocks: 9 });
+    expect(resolveTrainValues(cyclegan, { blocks: 2 }).config).toMatchObject({ netG: 'resnet_2blocks', blocks: 2 });
+    expect(resolveTrainValues(cyclegan, { netG: 'unet_128' }).config).toMatchObject({
+      netG: 'unet_128',
+      generator: 'unet',
+    });
+    expect(() => resolveTrainValues(cyclegan, { netG: 'unet_256' })).toThrow(/give --crop-size 256/);
+    expect(() => resolveTrainValues(cyclegan, { netG: 'vgg' })).toThrow(/--net-g vgg: expected resnet_9blocks/);
+    const dir = path.join(tmp, 'old-checkpoint');
+    fs.mkdirSync(dir, { recursive: true });
+    const old = { cropSize: 128, generator: 'resnet', blocks: 6, ngf: 16 };
+    fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ variant: 'cyclegan', step: 1, config: old }));
+    expect(readCheckpointState(dir).config).toEqual({ ...old, netG: 'resnet_6blocks' });
   });
 
   it('rejects sizes the networks cannot take', () => {

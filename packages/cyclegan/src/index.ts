@@ -2,6 +2,6 @@ export * from './data.js';
 export * from './evaluate.js';
 export * from './features.js';
 export * from './losses.js';
-export * from './model.js';
+export * from './networks.js';
 export * from './task.js';
 export * from './variant.js';

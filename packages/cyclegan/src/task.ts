@@ -12,6 +12,7 @@
 import {
   type AdversarialLoss,
   adam,
+  EpochSampler,
   type GanTask,
   gradientPenalty,
   ImagePool,
@@ -19,14 +20,13 @@ import {
   mixSeed,
   mulberry32,
   optimize,
-  permutation,
   saveImageGrid,
   trainableVariables,
 } from '@gantry/core';
 import type { UnalignedDataset } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import { cycleLoss, identityLoss } from './losses.js';
-import type { CycleGanConfig } from './model.js';
+import type { CycleGanConfig } from './networks.js';
 
 export interface CycleGanNets {
   /** A → B. */
@@ -69,7 +69,7 @@ export class CycleGanTask implements GanTask<Batch> {
   /** Fake-B history for D_A and fake-A history for D_B. */
   readonly poolB: ImagePool;
   readonly poolA: ImagePool;
-  private order?: { epoch: number; perm: Int32Array };
+  private readonly sampler: EpochSampler;
 
   constructor(private readonly o: CycleGanTaskOptions) {
     this.config = o.checkpointConfig;
@@ -77,22 +77,15 @@ export class CycleGanTask implements GanTask<Batch> {
     this.nets = { ...o.nets };
     this.lossName = o.loss.name;
     this.optimizers = { G: adam(o.lr, o.beta1), D: adam(o.lr, o.beta1) };
-    this.stepsPerEpoch = Math.max(1, Math.floor(o.data.length / o.batchSize));
+    this.sampler = new EpochSampler(o.data.length, o.batchSize, o.seed);
+    this.stepsPerEpoch = this.sampler.stepsPerEpoch;
     this.poolB = new ImagePool(o.config.poolSize, mixSeed(o.seed, 21));
     this.poolA = new ImagePool(o.config.poolSize, mixSeed(o.seed, 22));
   }
 
   /** A shuffled pass over A per epoch; B is drawn at random per example (UnalignedDataset), seeded by step. */
   async nextBatch(step: number): Promise<Batch> {
-    const epoch = Math.floor(step / this.stepsPerEpoch);
-    if (this.order?.epoch !== epoch) {
-      this.order = { epoch, perm: permutation(this.o.data.length, mulberry32(mixSeed(this.o.seed, epoch, 11))) };
-    }
-    const start = (step % this.stepsPerEpoch) * this.o.batchSize;
-    const { a, b } = await this.o.data.batch(
-      this.order.perm.subarray(start, start + this.o.batchSize),
-      mulberry32(mixSeed(this.o.seed, step, 12)),
-    );
+    const { a, b } = await this.o.data.batch(this.sampler.indices(step), mulberry32(mixSeed(this.o.seed, step, 12)));
     return { a: a as tf.Tensor4D, b: b as tf.Tensor4D };
   }
 

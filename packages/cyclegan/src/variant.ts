@@ -15,7 +15,7 @@ import {
   type VariantData,
   type VariantDefinition,
 } from '@gantry/core';
-import { importTorchCliOptions, importTorchFromArgs, UnalignedDataset } from '@gantry/datasets';
+import { publishedTorchModels, UnalignedDataset } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
 import { defaultSceneDataset, loadImageFiles, loadTestSplit } from './data.js';
 import { evaluateCycleGan, formatEvaluation } from './evaluate.js';
@@ -26,7 +26,10 @@ import {
   checkConfig,
   defaultLoadSize,
   MUST_MATCH,
-} from './model.js';
+  netGName,
+  parseNetG,
+  torchImport,
+} from './networks.js';
 import { CycleGanTask } from './task.js';
 
 const flags = {
@@ -42,8 +45,17 @@ const flags = {
     'memory',
   ),
   flip: flag.boolean('random horizontal flips', { default: true }),
-  generator: flag.choice(['resnet', 'unet'] as const, 'generator architecture', { default: 'resnet' }),
-  blocks: flag.positiveInt('residual blocks of the ResNet generator (paper: 6 at 128, 9 at 256)'),
+  netG: flag.string(
+    "generator, by the reference's names: resnet_9blocks, resnet_6blocks (or resnet_<N>blocks), unet_256, unet_128 (default: the preset's)",
+    { aliases: ['netG'] },
+  ),
+  generator: flag.choice(['resnet', 'unet'] as const, 'generator architecture (deprecated: --net-g)', {
+    default: 'resnet',
+    replacedBy: 'net-g',
+  }),
+  blocks: flag.positiveInt('residual blocks of the ResNet generator (deprecated: --net-g resnet_<N>blocks)', {
+    replacedBy: 'net-g',
+  }),
   ngf: flag.positiveInt("generators' base filters"),
   ndf: flag.positiveInt("discriminators' base filters"),
   dLayers: flag.positiveInt('strided PatchGAN layers (3: 70×70 patches)', { default: 3 }),
@@ -101,17 +113,21 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
       batchSize: 1,
       lr: 2e-4,
       loss: 'lsgan',
-      sampleEvery: 50,
-      checkpointEvery: 120,
+      sampleEvery: 1000,
+      checkpointEvery: 5000,
     },
   },
   config(v) {
+    // --net-g names both; the older --generator and --blocks (and the presets' blocks) when it is not given.
+    const arch = v.netG !== undefined ? parseNetG(v.netG, v.cropSize) : { generator: v.generator };
+    const blocks = arch.blocks ?? v.blocks;
     const c: CycleGanConfig = {
       cropSize: v.cropSize,
       loadSize: v.loadSize ?? defaultLoadSize(v.cropSize),
       channels: 3,
-      generator: v.generator,
-      blocks: v.blocks,
+      netG: netGName({ generator: arch.generator, blocks, cropSize: v.cropSize }),
+      generator: arch.generator,
+      blocks,
       ngf: v.ngf,
       ndf: v.ndf,
       dLayers: v.dLayers,
@@ -125,6 +141,14 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
     return c;
   },
   mustMatch: MUST_MATCH,
+  renamedKeys: { size: 'cropSize' },
+  // Older checkpoints named the generator by `generator` and `blocks` only.
+  addedKeys: {
+    netG: (c) =>
+      typeof c.cropSize === 'number' && (c.generator === 'unet' || typeof c.blocks === 'number')
+        ? netGName(c as Pick<CycleGanConfig, 'generator' | 'blocks' | 'cropSize'>)
+        : undefined,
+  },
   // What --init-from takes from the source: the generators' architecture, the discriminators' when it holds them.
   architecture: [
     { key: 'generator' },
@@ -171,19 +195,12 @@ export const cyclegan: VariantDefinition<typeof flags, CycleGanConfig, CycleGanD
   inference: {
     kind: 'translation',
     generators: () => ({ AtoB: 'G_A', BtoA: 'G_B' }),
+    twoWay: true,
     cropSize: (c) => c.cropSize,
     channels: (c) => c.channels,
     metadata: (c) => ({ domains: c.domains ?? { A: 'A', B: 'B' } }),
   },
-  commands: [
-    {
-      name: 'import-torch',
-      describe:
-        'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
-      options: importTorchCliOptions('cyclegan'),
-      run: (a) => importTorchFromArgs('cyclegan', a),
-    },
-  ],
+  torch: { ...torchImport, published: publishedTorchModels('cyclegan') },
   evaluate: {
     describe: 'cycle-reconstruction error and distribution distance to the target domain on the test split',
     flags: evaluateFlags,

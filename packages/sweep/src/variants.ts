@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   type AnyVariant,
-  commonOptions,
+  COMMON_FLAGS,
   GantryError,
   kebab,
   readFlags,
@@ -67,7 +67,7 @@ async function parseStrict(
     return line;
   };
   return (await yargs(argv)
-    .options(commonOptions)
+    .options(yargsOptions(COMMON_FLAGS))
     .options(options as Parameters<ReturnType<typeof yargs>['options']>[0])
     .strict()
     .version(false)

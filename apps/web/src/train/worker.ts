@@ -24,7 +24,7 @@ import {
   trainLoop,
 } from '@gantry/core/browser';
 import * as dcgan from '@gantry/dcgan/networks';
-import { type Pix2pixConfig, buildDiscriminator as pix2pixDiscriminator } from '@gantry/pix2pix/config';
+import { type Pix2pixConfig, buildDiscriminator as pix2pixDiscriminator } from '@gantry/pix2pix/networks';
 import { Pix2pixTask } from '@gantry/pix2pix/task';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
@@ -141,9 +141,9 @@ export function createTask(s: TrainSettings, data: ImageSet): LatentGanTask {
     config: { ...s.config, loss: s.loss, batchSize: s.batchSize },
     mustMatch: MUST_MATCH[s.variant]!,
     generatorEma: ema > 0 ? nets.buildGenerator(c) : undefined,
-    emaDecay: ema,
+    ema,
     auxClassifierWeight: s.config.auxWeight as number | undefined,
-    r1Gamma: s.config.r1 as number | undefined,
+    r1: s.config.r1 as number | undefined,
     modeSeekingWeight: s.config.modeSeeking as number | undefined,
   });
 }

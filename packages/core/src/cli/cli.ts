@@ -1,14 +1,13 @@
 /**
- * What every app's yargs shell shares: the common flags, number validation, one-line errors, and the
- * train command's flow (backend, run directory, resume, loop, summary).
+ * What every app's yargs shell shares: the common flags, one-line errors, resolving --resume and --checkpoint, and
+ * the train command's flow (backend, run directory, resume, loop, summary).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import yargs, { type Argv, type Options } from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../backend/index.js';
 import { GantryError } from '../errors.js';
-import { measureBytesPerPixel } from '../nn/tiles.js';
 import { latestCheckpoint } from '../runs/checkpoint.js';
 import { formatLosses } from '../runs/progress.js';
 import {
@@ -23,28 +22,8 @@ import {
 import { type TrainOptions, train } from '../runs/train-run.js';
 import type { LrSchedule } from '../train/schedules.js';
 import type { GanTask, TrainResult } from '../train/trainer.js';
-import { nativeArgs, type TranslateFn, type TranslateSummary, translateCommand } from './translate.js';
-
-/** A yargs coerce for a numeric flag of a command outside the variant commands (`gantry`, `translate`). */
-export function numberFlag(flag: string, test: (n: number) => boolean, expected: string) {
-  return (v: unknown): number => {
-    const n = typeof v === 'number' ? v : Number(v);
-    if (Array.isArray(v) || v === '' || v == null || !test(n))
-      throw new GantryError(`--${flag}: expected ${expected}, got '${v}'`);
-    return n;
-  };
-}
-export const positiveInt = (flag: string) =>
-  numberFlag(flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
-
-/** Flags every command has. */
-export const commonOptions = {
-  backend: {
-    type: 'string',
-    describe: 'compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)',
-  },
-  verbose: { type: 'boolean', default: false, describe: 'print stack traces on errors' },
-} satisfies Record<string, Options>;
+import { COMMON_FLAGS } from './commands/common.js';
+import { yargsOptions } from './flags.js';
 
 /** The resolved settings of a `train` command (flags, the resumed run's values, then the preset). */
 export interface TrainSettings {
@@ -203,7 +182,7 @@ export async function runCli(name: string, build: (y: Argv) => Argv, argv = hide
   };
   const y = yargs(argv)
     .scriptName(name)
-    .options(commonOptions)
+    .options(yargsOptions(COMMON_FLAGS))
     .strict()
     .demandCommand(1, 'a command is required (see --help)')
     .recommendCommands()
@@ -216,46 +195,4 @@ export async function runCli(name: string, build: (y: Argv) => Argv, argv = hide
   } catch (err) {
     fail(err);
   }
-}
-
-/** What an app's `translate` command loads: the generator as a TranslateFn and the size it runs at. */
-export interface LoadedTranslator {
-  fn: TranslateFn;
-  modelSize: number;
-  inChannels: 1 | 3;
-  /** Native resolution: the multiple height and width must be (the generator's stride multiple). */
-  multiple?: number;
-}
-
-/**
- * The body of every app's `translate` command (flags: translateOptions): checks --input and the native-resolution
- * flags before anything slow, starts the backend, loads the generator with `load` (told whether --eval was given),
- * translates.
- */
-export async function translateFromArgs(
-  a: Record<string, unknown>,
-  backend: string | undefined,
-  load: (o: { evalMode: boolean }) => Promise<LoadedTranslator>,
-  defaults: { evalMode?: boolean } = {},
-): Promise<TranslateSummary> {
-  const input = String(a.input);
-  if (!fs.existsSync(userPath(input))) throw new GantryError(`--input ${input}: no such file or folder`);
-  const native = nativeArgs(a);
-  await initBackend({ backend });
-  const evalMode = typeof a.eval === 'boolean' ? a.eval : (defaults.evalMode ?? false);
-  const { fn, modelSize, inChannels, multiple } = await load({ evalMode });
-  const m = multiple ?? 1;
-  // One probe per command (it runs the generator once on a small image), only if some photo needs the estimate.
-  let perPixel: Promise<number> | undefined;
-  return translateCommand(fn, {
-    input,
-    output: String(a.output),
-    modelSize,
-    inChannels,
-    quality: Number(a.quality),
-    maxMegapixels: a.maxMegapixels === undefined ? undefined : Number(a.maxMegapixels),
-    ...native,
-    multiple: m,
-    bytesPerPixel: () => (perPixel ??= measureBytesPerPixel(fn, m, inChannels)),
-  });
 }

@@ -23,6 +23,10 @@ export interface Flag<T> {
   aliases?: readonly string[];
   /** Left out of run.json (paths that only matter to this invocation). */
   transient?: boolean;
+  /** The command cannot run without it (yargs refuses the command line). */
+  required?: boolean;
+  /** Still accepted, with a warning that names the flag replacing it (a flag whose values another one took over). */
+  replacedBy?: string;
 }
 
 export type FlagSpecs = Record<string, Flag<unknown>>;
@@ -54,7 +58,7 @@ function numeric(test: (n: number) => boolean, expected: string) {
   };
 }
 
-type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient'>>;
+type Extra<T> = Partial<Pick<Flag<T>, 'default' | 'deprecated' | 'aliases' | 'transient' | 'required' | 'replacedBy'>>;
 
 /** A number flag whose values pass `test`; the error says what was `expected`. */
 function numberFlag(
@@ -144,6 +148,7 @@ export function yargsOptions(specs: FlagSpecs, defaults: Record<string, unknown>
       describe: f.describe + shown,
       ...(f.choices ? { choices: [...f.choices] } : {}),
       alias: [...(f.aliases ?? []), ...(f.deprecated ?? [])],
+      ...(f.required ? { demandOption: true } : {}),
     };
   }
   return out;
@@ -154,9 +159,10 @@ export function deprecatedFlagsUsed(specs: FlagSpecs, argv: readonly string[]): 
   const typed = new Set(
     argv.filter((t) => t.startsWith('--')).map((t) => t.slice(2).split('=')[0]!.replace(/^no-/, '')),
   );
-  return Object.entries(specs).flatMap(([key, f]) =>
-    (f.deprecated ?? []).filter((d) => typed.has(d)).map((d) => ({ used: d, instead: kebab(key) })),
-  );
+  return Object.entries(specs).flatMap(([key, f]) => [
+    ...(f.deprecated ?? []).filter((d) => typed.has(d)).map((d) => ({ used: d, instead: kebab(key) })),
+    ...(f.replacedBy && typed.has(kebab(key)) ? [{ used: kebab(key), instead: f.replacedBy }] : []),
+  ]);
 }
 
 /**

@@ -31,22 +31,13 @@
  *   still translated, each failure is reported on its own line, and the run ends with a GantryError (exit 1)
  *   listing the failed files. The output of a failed file is never written.
  *
- * Usage in a variant's CLI (see packages/pix2pix/src/cli.ts):
- *
- *   .command('translate', '…', (c) => c.options(translateOptions), async (a) => {
- *     const G = await loadModel(...);
- *     await translateCommand(
- *       (x) => G.predict(x) as tf.Tensor4D,
- *       { input: a.input, output: a.output, modelSize: 128, quality: a.quality },
- *     );
- *   })
+ * The command itself (flags, loading the generator) is cli/commands/translate.ts.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import type { Options } from 'yargs';
 import { check, GantryError } from '../errors.js';
 import { formatStructure, type StructureScore, structureScore } from '../metrics/structure.js';
 import { type FloatImage, forwardPadded } from '../nn/fully-conv.js';
@@ -130,53 +121,6 @@ function logWritten(log: (l: string) => void, src: string, dst: string, r: FileR
   log(`${src} → ${dst} (${d.text})`);
   if (d.warning) log(`${src}: ${d.warning}`);
 }
-
-/** The yargs options of a translate command (`c.options(translateOptions)`). */
-export const translateOptions = {
-  input: {
-    type: 'string',
-    alias: 'i',
-    demandOption: true,
-    describe: 'an image file (JPEG, PNG, WebP, GIF, TIFF, AVIF; any size) or a folder of them',
-  },
-  output: {
-    type: 'string',
-    alias: 'o',
-    demandOption: true,
-    describe:
-      'output file (.png, .jpg or .webp) for a single input, or a folder (created if needed; names and formats follow the inputs)',
-  },
-  quality: { type: 'number', default: 92, describe: 'JPEG/WebP quality (1-100)' },
-  'max-megapixels': {
-    type: 'number',
-    default: DEFAULT_MAX_MEGAPIXELS,
-    describe: 'refuse inputs larger than this many megapixels (width × height / 10⁶), checked before decoding',
-  },
-  resolution: {
-    type: 'string',
-    default: 'native',
-    choices: ['native', 'model'],
-    describe:
-      "native: run on the photo's own pixels (padded to the network's stride multiple); model: resize to the model's size and back",
-  },
-  tile: {
-    type: 'string',
-    default: 'auto',
-    describe:
-      'native resolution: tile side in pixels for photos too large for one pass; auto: tile only above --max-memory; 0: never',
-  },
-  'tile-overlap': { type: 'number', describe: 'overlap of adjacent tiles in pixels (default: a quarter of the tile)' },
-  'max-memory': {
-    type: 'number',
-    describe:
-      'MB one forward pass may use before --tile auto cuts the photo into tiles (default: a quarter of RAM, at most 1024)',
-  },
-  eval: {
-    type: 'boolean',
-    describe:
-      "batch norm with its running statistics and no dropout (the reference's --eval); --no-eval: the image's own statistics and dropout on, as the reference tests by default",
-  },
-} satisfies Record<string, Options>;
 
 const WRITABLE = new Set(['.png', '.jpg', '.jpeg', '.webp']);
 
@@ -329,34 +273,10 @@ export function checkNativeOptions(
   }
 }
 
-/** The native-resolution options from parsed flags (--resolution, --tile, --tile-overlap, --max-memory in MB). */
-export function nativeArgs(
-  a: Record<string, unknown>,
-): Pick<TranslateOptions, 'resolution' | 'tile' | 'tileOverlap' | 'maxMemory'> {
-  const tileFlag = a.tile as string | number | undefined;
-  let tile: number | 'auto' | undefined;
-  if (tileFlag !== undefined) {
-    const t = String(tileFlag).trim();
-    tile = t === 'auto' ? 'auto' : /^\d+$/.test(t) ? Number(t) : Number.NaN;
-    check(!Number.isNaN(tile), `--tile: expected auto, 0 or a tile side in pixels, got '${tileFlag}'`);
-  }
-  const mb = a.maxMemory as number | undefined;
-  if (mb !== undefined)
-    check(Number.isFinite(mb) && mb > 0, `--max-memory: expected a positive number of MB, got '${mb}'`);
-  const o = {
-    resolution: a.resolution as Resolution | undefined,
-    tile,
-    tileOverlap: a.tileOverlap as number | undefined,
-    maxMemory: mb === undefined ? undefined : mb * 1024 * 1024,
-  };
-  checkNativeOptions(o);
-  return o;
-}
-
 /**
- * The tensor memory one pass may use by default: a quarter of RAM, at most 1 GiB. The process's peak RSS adds
- * the weights, the image's JS arrays and the wasm heap's slack (about 1.4 GB for a unet_256 at 2560×1600): with
- * 1.5 GiB a unet_256 ran whole at 2,940 MiB, over the 3 GB bound (docs/results/2026-12-01-full-size-checks.md).
+ * The tensor memory one pass may use by default: a quarter of RAM, at most 1 GiB, so that the process's peak RSS
+ * (weights, the image's arrays and the wasm heap's slack on top) stays within 3 GB for a unet_256 on a 2560×1600
+ * photo (why not more: docs/results/2026-12-08-tuning-notes-from-code.md).
  */
 export function defaultMaxMemory(): number {
   return Math.min(1024 ** 3, Math.floor(os.totalmem() / 4));
@@ -538,88 +458,61 @@ async function translateFile(fn: TranslateFn, input: string, output: string, o: 
   return { run, structure, frames: decoded.frames };
 }
 
-/**
- * Translates `input` (file or folder) into `output`. Never throws for a bad input file: failures are collected
- * in the summary (use `translateCommand` for the CLI behaviour). Throws a GantryError only for unusable
- * arguments (missing input, output that cannot be a file/folder, output equal to the input).
- */
-export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Promise<TranslateSummary> {
-  const log = o.log ?? ((l: string) => console.error(l));
+/** Argument errors of `translatePaths`' options, before any work. */
+function checkOptions(o: TranslateOptions): void {
   check(Number.isInteger(o.modelSize) && o.modelSize >= 1, `translate: bad model size ${o.modelSize}`);
-  if (o.maxMegapixels !== undefined) {
+  if (o.maxMegapixels !== undefined)
     check(
       Number.isFinite(o.maxMegapixels) && o.maxMegapixels > 0,
       `--max-megapixels: expected a positive number, got '${o.maxMegapixels}'`,
     );
-  }
   checkNativeOptions(o);
   if (o.quality !== undefined)
     check(
       Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100,
       `--quality: expected an integer in 1..100, got '${o.quality}'`,
     );
-  const input = userPath(o.input);
-  const output = userPath(o.output);
-  const st = fs.statSync(input, { throwIfNoEntry: false });
-  if (!st) throw new GantryError(`--input ${o.input}: no such file or folder`);
-  const outSt = fs.statSync(output, { throwIfNoEntry: false });
-  const summary: TranslateSummary = { written: [], failed: [], skipped: 0, reports: [] };
+}
 
-  const one = async (src: string, dst: string) => {
-    if (path.resolve(src) === path.resolve(dst)) {
-      summary.failed.push({ file: src, error: `${src}: refusing to overwrite the input (choose another --output)` });
-      log(`${src}: refusing to overwrite the input (choose another --output)`);
-      return;
-    }
-    try {
-      const r = await translateFile(fn, src, dst, o);
-      summary.written.push([src, dst]);
-      summary.reports.push(r);
-      logWritten(log, src, dst, r);
-    } catch (e) {
-      const error = firstLine(e);
-      const msg = error.includes(src) ? error : `${src}: ${error}`;
-      summary.failed.push({ file: src, error: msg });
-      log(msg);
-    }
-  };
-
-  if (!st.isDirectory()) {
-    let dst = output;
-    if (outSt?.isDirectory()) dst = path.join(output, outputNameFor(path.basename(input)));
-    else formatFromPath(output); // a bad output extension is an argument error, before any work
-    // One file: its error is the command's error (one line, exit 2), not a per-file report.
-    if (path.resolve(input) === path.resolve(dst))
-      throw new GantryError(`${o.input}: refusing to overwrite the input (choose another --output)`);
-    let r: FileReport;
-    try {
-      r = await translateFile(fn, input, dst, o);
-    } catch (e) {
-      if (!(e instanceof GantryError)) throw e;
-      const error = firstLine(e);
-      throw new GantryError(error.includes(input) ? error : `${input}: ${error}`);
-    }
-    summary.written.push([input, dst]);
-    summary.reports.push(r);
-    logWritten(log, input, dst, r);
-    return summary;
+/** One input file: its error is the command's error (one line, exit 2), not a per-file report. */
+async function translateSingle(
+  fn: TranslateFn,
+  input: string,
+  output: string,
+  outputIsFolder: boolean,
+  o: TranslateOptions,
+  log: (l: string) => void,
+): Promise<TranslateSummary> {
+  let dst = output;
+  if (outputIsFolder) dst = path.join(output, outputNameFor(path.basename(input)));
+  else formatFromPath(output); // a bad output extension is an argument error, before any work
+  if (path.resolve(input) === path.resolve(dst))
+    throw new GantryError(`${o.input}: refusing to overwrite the input (choose another --output)`);
+  let r: FileReport;
+  try {
+    r = await translateFile(fn, input, dst, o);
+  } catch (e) {
+    if (!(e instanceof GantryError)) throw e;
+    const error = firstLine(e);
+    throw new GantryError(error.includes(input) ? error : `${input}: ${error}`);
   }
+  logWritten(log, input, dst, r);
+  return { written: [[input, dst]], failed: [], skipped: 0, reports: [r] };
+}
 
-  if (outSt && !outSt.isDirectory())
-    throw new GantryError(`--output ${o.output}: is a file, but --input is a folder (expected an output folder)`);
-  if (path.resolve(input) === path.resolve(output))
-    throw new GantryError(
-      `--output ${o.output}: is the input folder; choose another folder so the inputs are not overwritten`,
-    );
+/**
+ * The files of folder `input` to translate, in natural order: regular files and links to them, not hidden files
+ * or sub-folders (counted as skipped). A link that cannot be followed is a named failure.
+ */
+function listFolder(input: string, flagValue: string, summary: TranslateSummary, log: (l: string) => void): string[] {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(input, { withFileTypes: true });
   } catch (e) {
     throw new GantryError(
-      `--input ${o.input}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`,
+      `--input ${flagValue}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`,
     );
   }
-  const collator = new Intl.Collator('en', { numeric: true });
   const files: string[] = [];
   for (const e of entries) {
     const full = path.join(input, e.name);
@@ -643,7 +536,36 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
     if (!isFile) summary.skipped++;
     else files.push(e.name);
   }
-  files.sort(collator.compare);
+  return files.sort(new Intl.Collator('en', { numeric: true }).compare);
+}
+
+/**
+ * Translates `input` (file or folder) into `output`. Never throws for a bad input file: failures are collected
+ * in the summary (use `translateCommand` for the CLI behaviour). Throws a GantryError only for unusable
+ * arguments (missing input, output that cannot be a file/folder, output equal to the input).
+ */
+export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Promise<TranslateSummary> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  checkOptions(o);
+  const input = userPath(o.input);
+  const output = userPath(o.output);
+  const st = fs.statSync(input, { throwIfNoEntry: false });
+  if (!st) throw new GantryError(`--input ${o.input}: no such file or folder`);
+  const outSt = fs.statSync(output, { throwIfNoEntry: false });
+  if (!st.isDirectory()) return translateSingle(fn, input, output, outSt?.isDirectory() === true, o, log);
+
+  if (outSt && !outSt.isDirectory())
+    throw new GantryError(`--output ${o.output}: is a file, but --input is a folder (expected an output folder)`);
+  if (path.resolve(input) === path.resolve(output))
+    throw new GantryError(
+      `--output ${o.output}: is the input folder; choose another folder so the inputs are not overwritten`,
+    );
+  const summary: TranslateSummary = { written: [], failed: [], skipped: 0, reports: [] };
+  const fail = (file: string, error: string) => {
+    summary.failed.push({ file, error });
+    log(error);
+  };
+  const files = listFolder(input, o.input, summary, log);
   if (files.length === 0) {
     const why = summary.failed.length ? `: ${summary.failed.map((f) => f.error).join('; ')}` : '';
     throw new GantryError(`--input ${o.input}: no files to translate in this folder${why}`);
@@ -657,16 +579,27 @@ export async function translatePaths(fn: TranslateFn, o: TranslateOptions): Prom
   }
   const taken = new Map<string, string>();
   for (const name of files) {
-    const outName = outputNameFor(name);
+    const [src, outName] = [path.join(input, name), outputNameFor(name)];
+    const dst = path.join(output, outName);
     const clash = taken.get(outName.toLowerCase());
     if (clash !== undefined) {
-      const msg = `${path.join(input, name)}: its output ${outName} would overwrite the translation of ${clash}; rename one of them`;
-      summary.failed.push({ file: path.join(input, name), error: msg });
-      log(msg);
+      fail(src, `${src}: its output ${outName} would overwrite the translation of ${clash}; rename one of them`);
       continue;
     }
     taken.set(outName.toLowerCase(), name);
-    await one(path.join(input, name), path.join(output, outName));
+    if (path.resolve(src) === path.resolve(dst)) {
+      fail(src, `${src}: refusing to overwrite the input (choose another --output)`);
+      continue;
+    }
+    try {
+      const r = await translateFile(fn, src, dst, o);
+      summary.written.push([src, dst]);
+      summary.reports.push(r);
+      logWritten(log, src, dst, r);
+    } catch (e) {
+      const error = firstLine(e);
+      fail(src, error.includes(src) ? error : `${src}: ${error}`);
+    }
   }
   return summary;
 }

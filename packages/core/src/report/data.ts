@@ -57,6 +57,19 @@ function mtime(file: string): number {
   }
 }
 
+/** Loss log keys of older runs, under today's names (docs/naming.md: one style, the reference's `G_GAN`). */
+const RENAMED_LOSS_KEYS: Readonly<Record<string, string>> = {
+  'D(real)': 'D_real',
+  'D cls': 'D_cls',
+  'G cls': 'G_cls',
+  'G ms': 'G_ms',
+};
+export function renameLossKeys(entry: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(entry)) out[RENAMED_LOSS_KEYS[k] ?? k] = v;
+  return out;
+}
+
 /** Keys of the entries other than step/epoch/time, in first-seen order, main losses (D…, G…) first. */
 export function seriesNames(entries: Record<string, number>[]): string[] {
   const seen = new Set<string>();
@@ -96,7 +109,7 @@ export function listSamples(runDir: string, lastStep: number): SampleImage[] {
 export function readRunData(runDir: string, root?: string): RunData {
   const dir = path.resolve(runDir);
   const info = readJson<RunInfo>(path.join(dir, 'run.json'));
-  const losses = readLossLog(path.join(dir, 'losses.jsonl'));
+  const losses = readLossLog(path.join(dir, 'losses.jsonl')).map(renameLossKeys);
   const metrics = readLossLog(path.join(dir, 'metrics.jsonl'));
   const evaluation = readJson<Record<string, unknown>>(path.join(dir, 'evaluation.json'));
   const lastStep = losses.at(-1)?.step ?? 0;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePng } from '../runs/image.js';
 import { train } from '../runs/train-run.js';
 import type { GanTask } from '../train/trainer.js';
-import { findRuns, flattenFigures, headlineFigures, readRunData, recentLosses } from './data.js';
+import { findRuns, flattenFigures, headlineFigures, readRunData, recentLosses, renameLossKeys } from './data.js';
 import { curve, figuresHtml, lossGroups, renderReport } from './html.js';
 import { REPORT_FILE, reportWriter, writeReport } from './write.js';
 
@@ -67,6 +67,16 @@ async function fakeRun(dir: string, steps = 300, withEvaluation = true): Promise
 }
 
 describe('run data', () => {
+  it("reads an older run's loss keys under today's names", () => {
+    expect(renameLossKeys({ step: 3, G: 1, 'D(real)': 0.5, 'G ms': 0.1, 'D cls': 2 })).toEqual({
+      step: 3,
+      G: 1,
+      D_real: 0.5,
+      G_ms: 0.1,
+      D_cls: 2,
+    });
+  });
+
   it('reads losses, samples (final last) and evaluation; tolerates a torn last line', async () => {
     const dir = await fakeRun(path.join(tmp, 'runs', 'cgan', 'a'));
     const run = readRunData(dir, path.join(tmp, 'runs'));

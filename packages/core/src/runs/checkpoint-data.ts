@@ -330,14 +330,34 @@ export function setModelWeights(
   }
 }
 
-/** Config and run.json keys each variant renamed since older runs; old files are read under the new names. */
-const RENAMED: Record<string, Record<string, string>> = {
-  pix2pix: { nLayersD: 'dLayers', epochsDecay: 'decayEpochs' },
-  cyclegan: { size: 'cropSize' },
-};
+/**
+ * How a variant's older checkpoints and run.json files map onto its config today. A variant declares them in its
+ * definition (`renamedKeys`, `addedKeys`); core registers them when it makes the variant's commands or loads its
+ * runs, so core itself names no variant.
+ */
+export interface KeyMigrations {
+  /** Config and run.json keys renamed since older runs (old → new); old files are read under the new names. */
+  renamedKeys?: Readonly<Record<string, string>>;
+  /**
+   * Architecture keys added to the config since older checkpoints, with the value that rebuilds an older
+   * checkpoint's networks (filled in where a checkpoint's config lacks the key). Run.json files are not filled in:
+   * a run resumed from one takes such keys from its checkpoint.
+   */
+  addedKeys?: Readonly<Record<string, (config: Record<string, unknown>) => unknown>>;
+}
+
+const MIGRATIONS = new Map<string, KeyMigrations>();
+
+/** Registers a variant's key migrations (its definition's `renamedKeys` and `addedKeys`). */
+export function registerKeyMigrations(def: { name: string } & KeyMigrations): void {
+  if (def.renamedKeys || def.addedKeys)
+    MIGRATIONS.set(def.name, { renamedKeys: def.renamedKeys, addedKeys: def.addedKeys });
+}
+
+/** `o` (a config or run.json values) with `variant`'s renamed keys under their new names. */
 export function migrateKeys(variant: string, o: Record<string, unknown>): Record<string, unknown> {
   // Own names only (run.json and state.json are files: 'constructor' or '__proto__' must not find Object's).
-  const renamed = Object.hasOwn(RENAMED, variant) ? RENAMED[variant]! : {};
+  const renamed = MIGRATIONS.get(variant)?.renamedKeys ?? {};
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === '__proto__') continue; // assigning it would set out's prototype
@@ -347,23 +367,8 @@ export function migrateKeys(variant: string, o: Record<string, unknown>): Record
   return out;
 }
 
-/**
- * Architecture keys each variant added to its config since older checkpoints, with the value that rebuilds an
- * older checkpoint's networks (it is filled in where a checkpoint's config lacks the key). Run.json files are not
- * filled in: a run resumed from one takes such keys from its checkpoint.
- */
-const ADDED: Record<string, Record<string, (config: Record<string, unknown>) => unknown>> = {
-  // D had as many stride-2 convs as G has ×2 levels (2 at 28×28, log2(size / 4) otherwise) and no hidden layer.
-  dcgan: {
-    dLayers: (c) =>
-      c.imageSize === 28 ? 2 : typeof c.imageSize === 'number' ? Math.round(Math.log2(c.imageSize / 4)) : undefined,
-    dHidden: () => 0,
-  },
-  // D had no minibatch standard-deviation feature.
-  gan: { minibatchStddev: () => 0 },
-};
-/** The keys `variant` added since older checkpoints (see `ADDED`). */
-const addedOf = (variant: string) => (Object.hasOwn(ADDED, variant) ? ADDED[variant]! : {});
+const addedOf = (variant: string) => MIGRATIONS.get(variant)?.addedKeys ?? {};
+/** The keys `variant` added since older checkpoints (its `addedKeys`). */
 export const addedConfigKeys = (variant: string): string[] => Object.keys(addedOf(variant));
 function withAddedKeys(variant: string, config: Record<string, unknown>): Record<string, unknown> {
   const added = Object.entries(addedOf(variant)).filter(([k]) => !Object.hasOwn(config, k));

@@ -34,8 +34,10 @@ export {
   type CheckpointState,
   type CheckpointTarget,
   checkWeightData,
+  type KeyMigrations,
   MAX_STEP,
   migrateKeys,
+  registerKeyMigrations,
 } from './checkpoint-data.js';
 
 /** Writes `model` as `dir/model.json` + `dir/weights.bin` (not atomic by itself: see `saveCheckpoint`). */

@@ -2,9 +2,11 @@
  * `import-torch`: a PyTorch state dict of the reference implementation's generator → a Gantry checkpoint
  * directory that translate, export and evaluate take like a trained one:
  *
- *   <out>/state.json                       variant, step 0, config (as the variant's train writes it), imported
- *   <out>/generator/{model.json,weights.bin}   pix2pix
- *   <out>/G_A/…  (and G_B/… with --from-b)     cyclegan
+ *   <out>/state.json                     variant, step 0, config (the variant's, from the architecture), imported
+ *   <out>/<AtoB net>/{model.json,weights.bin}   the generator (e.g. pix2pix's generator, CycleGAN's G_A)
+ *   <out>/<BtoA net>/…                          with --from-b, for a variant with a second generator
+ *
+ * Which networks and which config are the variant's to say (`ImportTarget`, its definition's `torch`).
  *
  * Nothing is written unless every file reads and fits: the directory is claimed as `train` claims a run directory
  * (new or empty, or --force; locked), built in a temporary sibling and moved in when complete (runs/output-dir.ts).
@@ -14,6 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Options } from 'yargs';
+import { initBackend } from '../backend/index.js';
 import { GantryError } from '../errors.js';
 import { countParams, type Norm } from '../nn/networks.js';
 import { saveModel } from '../runs/checkpoint.js';
@@ -30,7 +33,36 @@ import {
 } from './mapping.js';
 import { looksLikeTorchFile, readStateDict, TorchFormatError } from './reader.js';
 
-export type ImportVariant = 'pix2pix' | 'cyclegan';
+/** A generator of the reference implementation (not a discriminator). */
+export type TorchGeneratorArch = Exclude<TorchArch, { kind: 'patchgan' }>;
+
+/** What a variant makes of the reference's generators (its definition's `torch`). */
+export interface TorchImport<C = Record<string, unknown>> {
+  /** The networks the imported generators become: A → B, and B → A where the variant has two (--from-b). */
+  nets: { AtoB: string; BtoA?: string };
+  /**
+   * The variant's config for a generator of architecture `arch` (as its train writes it; the rest at the
+   * reference's defaults). Throws a one-line GantryError naming `file` if the variant cannot run it.
+   */
+  config(arch: TorchGeneratorArch, file: string): C;
+  /**
+   * Whether a U-Net imported without --dropout/--no-dropout has dropout layers (default true; CycleGAN's reference
+   * model sets --no_dropout, so its imports match the network `train --init-from` builds).
+   */
+  unetDropout?: boolean;
+  /** Published generators `import-torch --model NAME` downloads first (filled in by @gantry/datasets). */
+  published?: PublishedModels;
+}
+
+/** Published generators to download and import: their flags, and the download into `args.from`/`args.fromB`. */
+export interface PublishedModels {
+  options: Record<string, Options>;
+  /** Downloads what the parsed arguments `a` ask for and points `args` at the files (leaves them when none). */
+  resolve(a: Record<string, unknown>, args: ImportTorchArgs): Promise<void>;
+}
+
+/** A variant's import: its name (the checkpoint's) and its `TorchImport`. */
+export type ImportTarget = TorchImport<object> & { variant: string };
 
 export interface ImportTorchArgs extends ArchFlags {
   /** The state dict file (the generator; for cyclegan G_A, A → B). */
@@ -44,18 +76,18 @@ export interface ImportTorchArgs extends ArchFlags {
 }
 
 /** The yargs options of `import-torch` (the reference's test flags in kebab case). */
-export function importTorchOptions(variant: ImportVariant): Record<string, Options> {
+export function importTorchOptions(target: ImportTarget): Record<string, Options> {
   return {
     from: {
       type: 'string',
       describe: 'PyTorch state dict (.pth) of the generator, as torch.save(net.state_dict()) writes it',
       demandOption: false,
     },
-    ...(variant === 'cyclegan'
+    ...(target.nets.BtoA
       ? {
           'from-b': {
             type: 'string',
-            describe: 'state dict of the B → A generator (G_B); default: only G_A is imported',
+            describe: `state dict of the B → A generator (${target.nets.BtoA}); default: only ${target.nets.AtoB} is imported`,
           },
         }
       : {}),
@@ -65,10 +97,11 @@ export function importTorchOptions(variant: ImportVariant): Record<string, Optio
       describe: 'checkpoint directory to create (then: translate --checkpoint <out>)',
     },
     force: { type: 'boolean', default: false, describe: 'replace an existing --out directory' },
-    netG: {
+    'net-g': {
       type: 'string',
+      alias: ['netG'],
       choices: [...TORCH_NET_G],
-      describe: "architecture (default: told from the file's names and shapes)",
+      describe: "generator architecture, as train's --net-g (default: told from the file's names and shapes)",
     },
     ngf: { type: 'number', describe: 'generator width (default: from the file)' },
     norm: { type: 'string', choices: ['batch', 'instance'], describe: 'normalisation (default: from the file)' },
@@ -157,56 +190,19 @@ export function importGenerator(
   }
 }
 
-function variantConfig(variant: ImportVariant, arch: TorchArch, file: string): Record<string, unknown> {
+function variantConfig(target: ImportTarget, arch: TorchArch, file: string): object {
   if (arch.kind === 'patchgan') throw new GantryError(`${file}: a discriminator, expected a generator`);
   if (arch.inChannels !== arch.outChannels || (arch.inChannels !== 1 && arch.inChannels !== 3)) {
     throw new GantryError(
-      `${file}: ${describeArch(arch)}; Gantry's ${variant} takes 1 or 3 channels in and the same number out`,
+      `${file}: ${describeArch(arch)}; Gantry's ${target.variant} takes 1 or 3 channels in and the same number out`,
     );
   }
-  if (variant === 'pix2pix') {
-    if (arch.kind !== 'unet')
-      throw new GantryError(
-        `${file}: a ${arch.netG} generator; Gantry's pix2pix runs U-Nets (import it with cyclegan's import-torch)`,
-      );
-    const cropSize = 2 ** arch.numDowns;
-    return {
-      netG: arch.netG,
-      ngf: arch.ngf,
-      ndf: 64,
-      dLayers: 3,
-      norm: arch.norm,
-      dropout: arch.dropout,
-      cropSize,
-      loadSize: Math.round((cropSize * 286) / 256),
-      direction: 'AtoB',
-      channels: arch.inChannels,
-      lambdaL1: 100,
-      lambdaGan: 1,
-      loss: 'bce',
-    };
-  }
-  const cropSize = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
-  return {
-    cropSize,
-    loadSize: Math.round((cropSize * 286) / 256),
-    channels: arch.inChannels,
-    generator: arch.kind,
-    blocks: arch.kind === 'resnet' ? arch.blocks : 9,
-    ngf: arch.ngf,
-    ndf: 64,
-    dLayers: 3,
-    norm: arch.norm,
-    lambdaCycle: 10,
-    lambdaIdentity: 0.5,
-    poolSize: 50,
-    domains: { A: 'A', B: 'B' },
-  };
+  return target.config(arch, file);
 }
 
 /** Runs `import-torch` for a variant; returns the checkpoint directory. */
 export async function importTorchCommand(
-  variant: ImportVariant,
+  target: ImportTarget,
   a: ImportTorchArgs,
   log: (line: string) => void = (l) => console.log(l),
 ): Promise<string> {
@@ -223,9 +219,7 @@ export async function importTorchCommand(
     dropout: a.dropout,
     inputNc: a.inputNc,
     outputNc: a.outputNc,
-    // CycleGAN's U-Net has no dropout (the reference's cycle_gan model sets --no_dropout), so an imported one
-    // matches the network cyclegan train --init-from builds.
-    unetDropoutDefault: variant === 'pix2pix',
+    unetDropoutDefault: target.unetDropout ?? true,
   };
   for (const [k, v] of Object.entries({ ngf: a.ngf, 'input-nc': a.inputNc, 'output-nc': a.outputNc })) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1))
@@ -244,22 +238,24 @@ export async function importTorchCommand(
       inputs: [from, ...(a.fromB !== undefined ? [userPath(a.fromB)] : [])],
     });
     await signals.check();
-    const main = importGenerator(from, flags, variant === 'pix2pix' ? 'generator' : 'G_A');
-    nets[variant === 'pix2pix' ? 'generator' : 'G_A'] = main.model;
-    const config = variantConfig(variant, main.arch, from);
-    imported.push({ net: variant === 'pix2pix' ? 'generator' : 'G_A', from, sha256: main.sha256, arch: main.arch });
+    const { variant } = target;
+    const { AtoB, BtoA } = target.nets;
+    const main = importGenerator(from, flags, AtoB);
+    nets[AtoB] = main.model;
+    const config = variantConfig(target, main.arch, from);
+    imported.push({ net: AtoB, from, sha256: main.sha256, arch: main.arch });
     await signals.check();
     if (a.fromB !== undefined) {
-      if (variant !== 'cyclegan') throw new GantryError('--from-b: only cyclegan has a second generator');
+      if (!BtoA) throw new GantryError(`--from-b: ${variant} has one generator (A → B)`);
       const fromB = userPath(a.fromB);
-      const b = importGenerator(fromB, flags, 'G_B', '--from-b');
-      nets.G_B = b.model;
-      if (JSON.stringify(variantConfig(variant, b.arch, fromB)) !== JSON.stringify(config)) {
+      const b = importGenerator(fromB, flags, BtoA, '--from-b');
+      nets[BtoA] = b.model;
+      if (JSON.stringify(variantConfig(target, b.arch, fromB)) !== JSON.stringify(config)) {
         throw new GantryError(
           `--from-b ${fromB}: ${describeArch(b.arch)} differs from --from's ${describeArch(main.arch)}`,
         );
       }
-      imported.push({ net: 'G_B', from: fromB, sha256: b.sha256, arch: b.arch });
+      imported.push({ net: BtoA, from: fromB, sha256: b.sha256, arch: b.arch });
       await signals.check();
     }
     const state = { variant, step: 0, epoch: 0, config, imported, savedAt: new Date().toISOString() };
@@ -278,13 +274,36 @@ export async function importTorchCommand(
     // Trainable parameters, as the reference's print_networks counts them (running statistics left out).
     const params = Object.values(nets).reduce((n, m) => n + countParams(m), 0);
     log(
-      `imported ${describeArch(main.arch)} from ${from}${nets.G_B ? ` and G_B from ${userPath(a.fromB!)}` : ''}: ${params.toLocaleString('en-US')} parameters → ${out}`,
+      `imported ${describeArch(main.arch)} from ${from}${a.fromB !== undefined ? ` and ${BtoA} from ${userPath(a.fromB)}` : ''}: ${params.toLocaleString('en-US')} parameters → ${out}`,
     );
-    log(`translate with: pnpm --filter ${variant} translate --checkpoint ${out} --input <photo> --output <file>`);
+    log(
+      `translate with: pnpm --filter ${target.variant} translate --checkpoint ${out} --input <photo> --output <file>`,
+    );
     return out;
   } finally {
     dir?.abort();
     signals.dispose();
     for (const m of Object.values(nets)) m.dispose();
   }
+}
+
+/** `import-torch` from parsed arguments: the flags checked, the backend started, published files fetched, imported. */
+export async function importTorchFromArgs(target: ImportTarget, a: Record<string, unknown>): Promise<string> {
+  const str = (k: string) => (typeof a[k] === 'string' ? a[k] : undefined);
+  const num = (k: string) => (a[k] === undefined ? undefined : Number(a[k]));
+  const args: ImportTorchArgs = {
+    from: str('from') ?? '',
+    fromB: str('fromB'),
+    out: str('out') ?? '',
+    force: a.force === true,
+    netG: str('netG'),
+    ngf: num('ngf'),
+    norm: str('norm') as Norm | undefined,
+    dropout: typeof a.dropout === 'boolean' ? a.dropout : undefined,
+    inputNc: num('inputNc'),
+    outputNc: num('outputNc'),
+  };
+  await initBackend({ backend: typeof a.backend === 'string' ? a.backend : undefined });
+  await target.published?.resolve(a, args);
+  return importTorchCommand(target, args);
 }

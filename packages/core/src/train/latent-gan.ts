@@ -26,7 +26,13 @@ export interface LatentGanOptions {
    */
   discriminator: tf.LayersModel;
   latentDim: number;
+  /** Set for a conditional G: it takes a class label beside z. */
   numClasses?: number;
+  /**
+   * Whether D takes the label as its second input (default: true for a conditional G, as in cGAN). False for a D
+   * that predicts the class instead (ACGAN, Odena et al. 2017: D gets only the image and has class logits).
+   */
+  labelToDiscriminator?: boolean;
   loss: AdversarialLoss;
   lr: number;
   /** D's learning rate, when it differs from G's (the two time-scale update rule, Heusel et al. 2017); default `lr`. */
@@ -43,7 +49,7 @@ export interface LatentGanOptions {
    */
   generatorEma?: tf.LayersModel;
   /** The average's decay per step (default 0.999), warmed up as min(decay, (1 + step) / (10 + step)). */
-  emaDecay?: number;
+  ema?: number;
   /**
    * Weight of an auxiliary classification loss (ACGAN, Odena et al. 2017), for a D with class logits: D learns to
    * classify real digits, G to make fakes that D classifies as the requested class. Only reals train D's
@@ -51,7 +57,7 @@ export interface LatentGanOptions {
    */
   auxClassifierWeight?: number;
   /** γ of the R1 penalty on D's gradient at real samples (0 or omitted: none). */
-  r1Gamma?: number;
+  r1?: number;
   /**
    * Weight of the mode-seeking term (MSGAN, Mao et al. 2019) in G's loss (0 or omitted: none). G's batch is then
    * drawn as pairs: the second half repeats the first half's labels with other noise.
@@ -138,6 +144,11 @@ export class LatentGanTask implements GanTask<Batch> {
     return this.o.numClasses !== undefined;
   }
 
+  /** Whether D takes the label as an input. */
+  private get discriminatorConditional(): boolean {
+    return this.conditional && this.o.labelToDiscriminator !== false;
+  }
+
   nextBatch(step: number): Batch {
     const { x, y } = this.o.data.batch(this.sampler.indices(step));
     const z = latentNoise(this.o.batchSize, this.o.latentDim, mixSeed(this.o.seed, step, 1));
@@ -158,7 +169,7 @@ export class LatentGanTask implements GanTask<Batch> {
 
   /** D's score, and its class logits when it has an auxiliary classifier. */
   private judge(x: tf.Tensor, labels: tf.Tensor, groups = 1): Judgement {
-    const inputs = this.conditional ? [x, tf.reshape(labels, [-1, 1])] : x;
+    const inputs = this.discriminatorConditional ? [x, tf.reshape(labels, [-1, 1])] : x;
     const kwargs = { training: true, ...(groups > 1 ? { [BATCH_GROUPS]: groups } : {}) };
     const out = this.nets.discriminator.apply(inputs, kwargs) as tf.Tensor | tf.Tensor[];
     return Array.isArray(out) ? { score: out[0]!, logits: out[1] } : { score: out };
@@ -202,10 +213,10 @@ export class LatentGanTask implements GanTask<Batch> {
     if (cls) d = tf.add(d, cls);
     // Lazy regularisation (Karras et al. 2020): the penalty every R1_EVERY steps, scaled up to match; the
     // logged D loss includes it on those steps.
-    if (this.o.r1Gamma && step % R1_EVERY === 0)
+    if (this.o.r1 && step % R1_EVERY === 0)
       d = tf.add(
         d,
-        r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1Gamma * R1_EVERY),
+        r1Penalty((x) => this.score(x, b.y), b.x, this.o.r1 * R1_EVERY),
       );
     if (this.o.loss.needsGradientPenalty) {
       // Interpolates get the real images' labels (as in conditional WGAN-GP); fakes are re-drawn for them.
@@ -215,7 +226,7 @@ export class LatentGanTask implements GanTask<Batch> {
         gradientPenalty((x) => this.score(x, b.y), b.x, fakeForReal, 10, mixSeed(this.o.seed, step, 3)),
       );
     }
-    return { D: d, 'D(real)': tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { 'D cls': cls } : {}) };
+    return { D: d, D_real: tf.mean(tf.sigmoid(real)) as tf.Scalar, ...(cls ? { D_cls: cls } : {}) };
   }
 
   /** Pairs of G's batch that share a label (the mode-seeking term), 0 without the term. */
@@ -239,11 +250,11 @@ export class LatentGanTask implements GanTask<Batch> {
     const cls = this.classLoss(logits, labels);
     let g = this.o.loss.generator(score);
     if (cls) g = tf.add(g, cls);
-    // The logged G loss includes the weighted term; 'G ms' shows it alone.
+    // The logged G loss includes the weighted term; G_ms shows it alone.
     const ms = this.o.modeSeekingWeight ?? 0;
     const diverse = this.pairs ? (tf.mul(ms, modeSeekingLoss(fake, b.z, this.pairs)) as tf.Scalar) : undefined;
     if (diverse) g = tf.add(g, diverse);
-    return { G: g, ...(cls ? { 'G cls': cls } : {}), ...(diverse ? { 'G ms': diverse } : {}) };
+    return { G: g, ...(cls ? { G_cls: cls } : {}), ...(diverse ? { G_ms: diverse } : {}) };
   }
 
   discriminatorStep(b: Batch, step: number): Losses {
@@ -292,7 +303,7 @@ export class LatentGanTask implements GanTask<Batch> {
   private updateEma(step: number): void {
     const ema = this.nets.generator_ema;
     if (!ema) return;
-    const beta = Math.min(this.o.emaDecay ?? 0.999, (1 + step) / (10 + step));
+    const beta = Math.min(this.o.ema ?? 0.999, (1 + step) / (10 + step));
     const source = this.nets.generator.weights;
     tf.tidy(() => {
       ema.weights.forEach((w, i) => {

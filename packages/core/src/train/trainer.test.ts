@@ -56,7 +56,7 @@ function tinyTask(
     data,
     config: { latentDim: 8 },
     mustMatch: ['latentDim'],
-    r1Gamma,
+    r1: r1Gamma,
     modeSeekingWeight,
   });
 }
@@ -324,7 +324,7 @@ describe('a training step', () => {
   });
 });
 
-describe('R1 penalty (r1Gamma)', () => {
+describe('R1 penalty (r1)', () => {
   it("is added to D's loss every 16th step only, at 16γ (lazy regularisation)", () => {
     const dLoss = (r1Gamma: number, step: number) => {
       const task = tinyTask(11, 11, blobs(256), false, r1Gamma);

@@ -3,7 +3,16 @@
  * Networks"): a U-Net generator and a conditional PatchGAN, and the checks on how their sizes fit together.
  */
 
-import { GantryError, type Norm, patchDiscriminator, unetGenerator } from '@gantry/core/browser';
+import type { TorchImport } from '@gantry/core';
+import {
+  checkImageSizes,
+  GantryError,
+  type Norm,
+  patchDiscriminator,
+  referenceLoadSize,
+  unetGenerator,
+} from '@gantry/core/browser';
+
 import type * as tf from '@tensorflow/tfjs';
 
 /** U-Net generators by the crop size they bring down to 1×1: numDowns = log2(size). */
@@ -43,21 +52,13 @@ export const MUST_MATCH: readonly (keyof Pix2pixConfig)[] = [
   'channels',
 ];
 
-/** Checks that the U-Net fits the crop size (its bottleneck must be 1×1 or larger). */
+/** Checks that the U-Net fits the crop size (its bottleneck must be 1×1 or larger), as core checks sizes. */
 export function checkConfig(c: Pix2pixConfig): void {
   // Own names only: a config's netG of 'constructor' must not find Object's.
   const downs = Object.hasOwn(NET_G, c.netG) ? NET_G[c.netG] : undefined;
   if (downs === undefined)
     throw new GantryError(`--netG: unknown generator '${c.netG}' (expected ${Object.keys(NET_G).join(', ')})`);
-  if (c.cropSize % 2 ** downs !== 0) {
-    throw new GantryError(
-      `--crop-size ${c.cropSize}: ${c.netG} halves the image ${downs} times, so the crop size must be a multiple of ${2 ** downs} (e.g. ${2 ** downs})`,
-    );
-  }
-  if (c.loadSize < c.cropSize)
-    throw new GantryError(`--load-size ${c.loadSize}: smaller than --crop-size ${c.cropSize}`);
-  if (c.cropSize < 2 ** (c.dLayers + 1))
-    throw new GantryError(`--d-layers ${c.dLayers}: too deep for --crop-size ${c.cropSize}`);
+  checkImageSizes({ ...c, generator: c.netG, multiple: 2 ** downs });
 }
 
 export function buildGenerator(c: Pix2pixConfig): tf.LayersModel {
@@ -84,3 +85,33 @@ export function buildDiscriminator(c: Pix2pixConfig): tf.LayersModel {
     name: 'discriminator',
   });
 }
+
+/**
+ * import-torch: the reference's U-Net generators become pix2pix's generator, with the reference's pix2pix defaults
+ * for everything the file does not hold (a 70×70 PatchGAN of width 64, λ = 100, BCE).
+ */
+export const torchImport: TorchImport<Pix2pixConfig & { loss: string }> = {
+  nets: { AtoB: 'generator' },
+  config(arch, file) {
+    if (arch.kind !== 'unet')
+      throw new GantryError(
+        `${file}: a ${arch.netG} generator; Gantry's pix2pix runs U-Nets (import it with cyclegan's import-torch)`,
+      );
+    const cropSize = 2 ** arch.numDowns;
+    return {
+      netG: arch.netG as NetG,
+      ngf: arch.ngf,
+      ndf: 64,
+      dLayers: 3,
+      norm: arch.norm,
+      dropout: arch.dropout,
+      cropSize,
+      loadSize: referenceLoadSize(cropSize),
+      direction: 'AtoB',
+      channels: arch.inChannels as 1 | 3,
+      lambdaL1: 100,
+      lambdaGan: 1,
+      loss: 'bce',
+    };
+  },
+};

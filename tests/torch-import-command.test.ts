@@ -2,16 +2,31 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  GantryError,
+  type ImportTarget,
+  importTorchCommand,
+  initBackend,
+  loadModel,
+  readCheckpointState,
+  resnetGenerator,
+  restoreCheckpoint,
+  unetGenerator,
+} from '@gantry/core';
+import { torchImport as cycleganImport } from '@gantry/cyclegan';
+import { torchImport as pix2pixImport } from '@gantry/pix2pix';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, describe, expect, it } from 'vitest';
-import { GantryError } from '../errors.js';
-import { resnetGenerator, unetGenerator } from '../nn/networks.js';
-import { loadModel, readCheckpointState, restoreCheckpoint } from '../runs/checkpoint.js';
-import { importTorchCommand } from './import.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+/** What import-torch makes of the reference's generators in each variant (their definitions' `torch` hooks). */
+const TARGETS: Record<'pix2pix' | 'cyclegan', ImportTarget> = {
+  pix2pix: { variant: 'pix2pix', ...pix2pixImport },
+  cyclegan: { variant: 'cyclegan', ...cycleganImport },
+};
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../packages/core/src/torch/fixtures');
 const fixture = (n: string) => path.join(FIXTURES, n);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-import-'));
+beforeAll(() => initBackend({ backend: 'cpu', log: () => {} }));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const quiet = () => {};
 
@@ -20,7 +35,7 @@ async function refusal(
   variant: 'pix2pix' | 'cyclegan' = 'cyclegan',
 ): Promise<string> {
   const before = tf.memory().numTensors;
-  const err = await importTorchCommand(variant, args, quiet).then(
+  const err = await importTorchCommand(TARGETS[variant], args, quiet).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -38,7 +53,7 @@ describe('import-torch', () => {
   it('writes a pix2pix checkpoint that loads and computes what the imported network does', async () => {
     const out = path.join(tmp, 'p2p');
     const before = tf.memory().numTensors;
-    await importTorchCommand('pix2pix', { from: fixture('unet_256_batch.pth'), out }, quiet);
+    await importTorchCommand(TARGETS.pix2pix, { from: fixture('unet_256_batch.pth'), out }, quiet);
     expect(tf.memory().numTensors).toBe(before);
     const state = readCheckpointState(out);
     expect(state.variant).toBe('pix2pix');
@@ -67,7 +82,7 @@ describe('import-torch', () => {
       cropSize: number;
       channels: number;
     };
-    // packages/pix2pix/src/config.ts buildGenerator with this config (unet_256: 8 downsamplings).
+    // packages/pix2pix/src/networks.ts buildGenerator with this config (unet_256: 8 downsamplings).
     const g = unetGenerator({
       size: c.cropSize,
       inChannels: c.channels,
@@ -97,7 +112,7 @@ describe('import-torch', () => {
   it('writes a cyclegan checkpoint with G_A and G_B', async () => {
     const out = path.join(tmp, 'cg');
     await importTorchCommand(
-      'cyclegan',
+      TARGETS.cyclegan,
       { from: fixture('resnet_9blocks_instance.pth'), fromB: fixture('resnet_9blocks_instance.legacy.pth'), out },
       quiet,
     );
@@ -111,7 +126,7 @@ describe('import-torch', () => {
     expect(
       fs.existsSync(path.join(out, 'G_A', 'model.json')) && fs.existsSync(path.join(out, 'G_B', 'weights.bin')),
     ).toBe(true);
-    // packages/cyclegan/src/model.ts buildGenerator with this config.
+    // packages/cyclegan/src/networks.ts buildGenerator with this config.
     const c = readCheckpointState(out).config as {
       cropSize: number;
       channels: number;
@@ -196,7 +211,7 @@ describe('import-torch', () => {
     fs.mkdirSync(existing);
     fs.writeFileSync(path.join(existing, 'keep'), 'x');
     await expect(
-      importTorchCommand('cyclegan', { from: fixture('ok_resnet6.pth'), out: existing }, quiet),
+      importTorchCommand(TARGETS.cyclegan, { from: fixture('ok_resnet6.pth'), out: existing }, quiet),
     ).rejects.toThrow(/already exists/);
     expect(fs.readdirSync(existing)).toEqual(['keep']);
   });
