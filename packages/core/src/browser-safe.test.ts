@@ -37,7 +37,7 @@ const ROOTS = [
   path.join(core, 'runs', 'checkpoint-data.ts'),
   path.join(repo, 'packages', 'cgan', 'src', 'networks.ts'),
   path.join(repo, 'packages', 'dcgan', 'src', 'networks.ts'),
-  path.join(repo, 'packages', 'pix2pix', 'src', 'config.ts'),
+  path.join(repo, 'packages', 'pix2pix', 'src', 'networks.ts'),
   path.join(repo, 'packages', 'pix2pix', 'src', 'task.ts'),
 ];
 

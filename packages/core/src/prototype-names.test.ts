@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend/index.js';
 import { resolveTrainValues } from './cli/commands/train.js';
 import { flag, readFlags } from './cli/flags.js';
-import { addedConfigKeys, loadModel, migrateKeys, saveModel } from './runs/checkpoint.js';
+import { addedConfigKeys, loadModel, migrateKeys, registerKeyMigrations, saveModel } from './runs/checkpoint.js';
 import type { VariantDefinition } from './variant.js';
 
 const flags = { width: flag.positiveInt('hidden units', { default: 4 }) };
@@ -68,7 +68,9 @@ describe('prototype names', () => {
 
   it('run.json keys named like Object properties are neither renamed nor set the prototype', () => {
     const o = JSON.parse('{"constructor": 1, "toString": 2, "__proto__": {"polluted": true}, "size": 64}');
-    const m = migrateKeys('cyclegan', o);
+    // A variant that renamed `size` to `cropSize` (as CycleGAN did), registered as its definition would be.
+    registerKeyMigrations({ name: 'renamer', renamedKeys: { size: 'cropSize' } });
+    const m = migrateKeys('renamer', o);
     expect(Object.getPrototypeOf(m)).toBe(Object.prototype);
     expect((m as { polluted?: boolean }).polluted).toBeUndefined();
     expect(m).toEqual({ constructor: 1, toString: 2, cropSize: 64 });

@@ -135,6 +135,8 @@ export function buildDiscriminator(c: CycleGanConfig, name: string): tf.LayersMo
  */
 export const torchImport: TorchImport<CycleGanConfig> = {
   nets: { AtoB: 'G_A', BtoA: 'G_B' },
+  // The reference's cycle_gan model sets --no_dropout: an imported U-Net matches what train --init-from builds.
+  unetDropout: false,
   config(arch) {
     const cropSize = arch.kind === 'unet' ? 2 ** arch.numDowns : 256;
     return {
