@@ -116,6 +116,12 @@ interface DawnModule {
 
 let dawn: DawnModule | undefined;
 let started: WebGPUAdapterFacts | undefined;
+/**
+ * Dawn's instance and adapter of the running backend. They must stay reachable: dawn.node frees its instance when
+ * the JS object is collected while the device still polls it, and the process then aborts inside Dawn
+ * (std::system_error from InstanceBase::ProcessEvents, or a futex error).
+ */
+const alive: { gpu?: GPU; adapter?: GPUAdapter; device?: GPUDevice } = {};
 
 async function loadDawn(): Promise<DawnModule | string> {
   if (dawn) return dawn;
@@ -149,7 +155,9 @@ export function describeAdapter(a: WebGPUAdapterFacts): string {
 
 async function requestAdapter(gpu: GPU): Promise<GPUAdapter | null> {
   try {
-    return await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (adapter) Object.assign(alive, { gpu, adapter });
+    return adapter;
   } catch {
     return null;
   }
@@ -238,9 +246,10 @@ export async function initWebGPU(allowSoftware: boolean): Promise<Result> {
   } catch (e) {
     return { ok: false, why: `${describeAdapter(facts)}: no device: ${String((e as Error)?.message ?? e)}` };
   }
+  alive.device = device;
   // WebGPUBackend's constructor checks navigator.gpu; TF.js's kernels never read it again.
   const nav = ((globalThis as { navigator?: object }).navigator ?? {}) as { gpu?: unknown };
-  if (!nav.gpu) Object.defineProperty(nav, 'gpu', { value: {}, configurable: true });
+  if (!nav.gpu) Object.defineProperty(nav, 'gpu', { value: alive.gpu, configurable: true });
   if (!(globalThis as { navigator?: object }).navigator)
     Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true });
   const backend = new WebGPUBackend(device, adapter.info);
