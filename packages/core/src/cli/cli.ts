@@ -40,7 +40,8 @@ export const positiveInt = (flag: string) =>
 export const commonOptions = {
   backend: {
     type: 'string',
-    describe: 'compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)',
+    describe:
+      'compute backend: node-gpu, webgpu, node, wasm or cpu; default: the first that starts, in that order (webgpu only on a hardware GPU adapter); env GANTRY_BACKEND',
   },
   verbose: { type: 'boolean', default: false, describe: 'print stack traces on errors' },
 } satisfies Record<string, Options>;

@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GantryError } from '../errors.js';
-import { ensureWritableDir } from './fsutil.js';
-import { encodeImage, floatsToBytes, saveImageGrid } from './image.js';
 import { latentNoise } from '../train/latent-gan.js';
 import { mixSeed } from '../train/rng.js';
+import { ensureWritableDir } from './fsutil.js';
+import { encodeImage, floatsToBytes, saveImageGrid } from './image.js';
 
 const BATCH = 500;
 /** Images in flight to the encoder at once. */
