@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../backend/index.js';
+import { listCheckpoints, loadModel, readCheckpointState, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { convBlock } from '../nn/networks.js';
 import { adam } from '../train/optim.js';
-import { listCheckpoints, loadModel, readCheckpointState, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 /** The fields of model.json and state.json that these tests tamper with. */
 type SavedJson = {

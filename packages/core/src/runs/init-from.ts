@@ -12,10 +12,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { resolveResume } from '../cli/cli.js';
-import { kebab } from '../cli/flags.js';
-import { GantryError } from '../errors.js';
 import { type CheckpointState, readCheckpointState, restoreModelWeights } from './checkpoint.js';
+import { resolveResume } from '../cli/cli.js';
+import { GantryError } from '../errors.js';
+import { kebab } from '../cli/flags.js';
 
 export interface InitSource {
   /** The checkpoint directory weights are read from. */

@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
-import { GantryError } from '../errors.js';
 import { latestCheckpoint } from './checkpoint.js';
+import { GantryError } from '../errors.js';
 import { atomicWrite, ensureWritableDir, mkdirp } from './fsutil.js';
 
 /** The directory holding pnpm-workspace.yaml above this package (the repository root). */
