@@ -186,7 +186,7 @@ async function tryInit(
     case 'cpu': {
       if (!(await trySetBackend('cpu'))) return { ok: false, why: 'the pure-JS cpu backend failed to start' };
       // Silence TF.js's one-time "install tfjs-node" banner; the log line says which backend runs.
-      const b = tf.backend() as unknown as { firstUse?: boolean };
+      const b = tf.backend() as { firstUse?: boolean };
       if (typeof b.firstUse === 'boolean') b.firstUse = false;
       return {
         ok: true,

@@ -100,7 +100,10 @@ describe.skipIf(!gpu.ok)('Gantry kernels and gradients on WebGPU vs cpu', () => 
     await agree(() => {
       const x = tf.tensor2d(values(8 * 6, 7), [8, 6]);
       const w = tf.tensor2d(values(8 * 7, 8), [8, 7]);
-      return [minibatchStddev(x, 4), tf.grad((v: tf.Tensor2D) => tf.sum(tf.mul(minibatchStddev(v, 4), w)))(x)];
+      return [
+        minibatchStddev(x, 4),
+        tf.grad((v: tf.Tensor) => tf.sum(tf.mul(minibatchStddev(v as tf.Tensor2D, 4), w)))(x),
+      ];
     });
   });
 
@@ -134,8 +137,8 @@ describe.skipIf(!gpu.ok)('Gantry kernels and gradients on WebGPU vs cpu', () => 
     await agree(() => {
       const x = t4([1, 3, 3, 4], 13);
       const w = t4([4, 4, 2, 4], 14);
-      const f = (a: tf.Tensor4D, b: tf.Tensor4D) =>
-        tf.sum(tf.square(tf.conv2dTranspose(a, b, [1, 6, 6, 2], 2, 'same')));
+      const f = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.square(tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [1, 6, 6, 2], 2, 'same')));
       const [dx, dw] = tf.grads(f)([x, w]);
       return [tf.conv2dTranspose(x, w, [1, 6, 6, 2], 2, 'same'), dx!, dw!];
     });

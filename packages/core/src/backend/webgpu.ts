@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { fieldsOf } from './kernel-glue.js';
 
 /** Where Chromium's packages put SwiftShader's Vulkan driver manifest (Debian/Ubuntu chromium, Google Chrome). */
 const SWIFTSHADER_ICDS = [
@@ -126,7 +127,7 @@ const alive: { gpu?: GPU; adapter?: GPUAdapter; device?: GPUDevice } = {};
 async function loadDawn(): Promise<DawnModule | string> {
   if (dawn) return dawn;
   try {
-    dawn = (await import('webgpu')) as unknown as DawnModule;
+    dawn = fieldsOf<DawnModule>(await import('webgpu'));
     // Dawn's classes (GPUBufferUsage, GPUShaderStage, …) are globals in a browser; TF.js's kernels read them there.
     for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) Object.assign(globalThis, { [k]: v });
     return dawn;
