@@ -88,7 +88,16 @@ bench() { # name, args…
   timeout 900 node bench/run.mjs --out "$OUT/$name" "${QUICK[@]}" "${STEPS[@]}" "$@" >"$OUT/$name.log" 2>&1
   echo "exit $?" >>"$OUT/$name.log"
 }
-[ "$webgpu_ok" = 0 ] && bench webgpu --backend webgpu --only "$ROWS" --no-torch
+if [ "$webgpu_ok" = 0 ]; then
+  # GPU memory in use every half second while the WebGPU rows run (the paper presets' target: ≤ 8 GB).
+  mempid=""
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$OUT/gpu-memory-mib.txt" 2>/dev/null &
+    mempid=$!
+  fi
+  bench webgpu --backend webgpu --only "$ROWS" --no-torch
+  [ -n "$mempid" ] && kill "$mempid" 2>/dev/null
+fi
 # PyTorch's step is run beside Gantry's CPU step by bench/run.mjs (on the CPU); on CUDA by the reference scripts.
 bench cpu --backend auto --only "$ROWS" --threads all --no-torch
 if [ "$TINY" = 0 ] && timeout 60 "$PY" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -111,7 +120,7 @@ import * as fs from 'node:fs';
 const out = process.argv[2];
 const load = (p) => (fs.existsSync(p) ? JSON.parse(fs.readFileSync(p, 'utf8')) : null);
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[s.length >> 1] : NaN; };
-const rows = (j) => Object.fromEntries((j?.results ?? []).map((r) => [r.id, r]));
+const rows = (j) => Object.fromEntries((j?.rows ?? []).map((r) => [r.id, r]));
 const gpu = rows(load(`${out}/webgpu/latest.json`));
 const cpu = rows(load(`${out}/cpu/latest.json`));
 const lines = [`# WebGPU vs Gantry CPU vs PyTorch CUDA (${new Date().toISOString()})`, '',
@@ -124,7 +133,10 @@ for (const id of new Set([...Object.keys(gpu), ...Object.keys(cpu)])) {
   const f = (x) => (x == null || !Number.isFinite(x) ? '–' : x.toFixed(1));
   lines.push(`| ${id} | ${f(gMs)} | ${g?.transfersPerStep ?? '–'} | ${f(cMs)} | ${gMs && cMs ? f(cMs / gMs) : '–'} | ${f(tMs)} | ${gMs && tMs ? f(gMs / tMs) : '–'} |`);
 }
-lines.push('', `Peak GPU memory: see nvidia-smi in facts.md; the paper presets' target is ≤ 8 GB.`);
+const mem = fs.existsSync(`${out}/gpu-memory-mib.txt`)
+  ? Math.max(...fs.readFileSync(`${out}/gpu-memory-mib.txt`, 'utf8').split(/\s+/).filter(Boolean).map(Number))
+  : null;
+lines.push('', `Peak GPU memory in use during the WebGPU rows (whole GPU, nvidia-smi): ${mem != null && Number.isFinite(mem) ? `${mem} MiB` : 'not measured'} (target for the paper presets: ≤ 8 GB).`);
 console.log(lines.join('\n'));
 EOF
 cat "$OUT/summary.md"
