@@ -55,9 +55,10 @@ const transfersInStep = [];
   const b = tf.backend();
   for (const method of ['read', 'readSync']) {
     const original = b[method].bind(b);
-    b[method] = (...a) => {
-      transfers.count++;
-      return original(...a);
+    b[method] = (dataId, ...rest) => {
+      // WebGPU keeps a CPU copy of small tensors made from CPU values and reads those without a transfer.
+      if (b.tensorMap?.get?.(dataId)?.values == null) transfers.count++;
+      return original(dataId, ...rest);
     };
   }
 }
