@@ -48,6 +48,21 @@ try {
 } catch (e) {
   die(e);
 }
+/** Reads from the backend to the CPU (tensor.data(), dataSync(), …): a training step should make none. */
+const transfers = { count: 0 };
+const transfersInStep = [];
+{
+  /** @type {any} the backend's read methods are wrapped and its (untyped) tensorMap looked at */
+  const b = tf.backend();
+  for (const method of ['read', 'readSync']) {
+    const original = b[method].bind(b);
+    b[method] = (dataId, ...rest) => {
+      // WebGPU keeps a CPU copy of small tensors made from CPU values and reads those without a transfer.
+      if (b.tensorMap?.get?.(dataId)?.values == null) transfers.count++;
+      return original(dataId, ...rest);
+    };
+  }
+}
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 const now = () => performance.now();
@@ -60,7 +75,7 @@ function writeResult(result) {
 
 if (args.peak) {
   const n = Number(args.size);
-  writeResult({ backend, matmul: measurePeak(n), conv3x3: measureConvPeak(n) });
+  writeResult({ backend, matmul: await measurePeak(n), conv3x3: await measureConvPeak(n) });
   process.exit(0);
 }
 
@@ -68,21 +83,21 @@ if (args.peak) {
  * Best-of-N wall-clock and CPU milliseconds of `fn` (at least 3 runs, up to 20 within ~3 s). With one thread
  * the best CPU time is the robust figure on a loaded machine (it leaves out time spent waiting for a core).
  */
-function bestOf(fn) {
-  const once = () => {
+async function bestOf(fn) {
+  const once = async () => {
     const c0 = process.cpuUsage();
     const t0 = now();
     const c = fn();
-    c.dataSync();
+    await c.data();
     const ms = now() - t0;
     const cpu = process.cpuUsage(c0);
     c.dispose();
     return [ms, (cpu.user + cpu.system) / 1000];
   };
-  once();
+  await once();
   const times = [];
   const started = now();
-  while (times.length < 3 || (times.length < 20 && now() - started < 3000)) times.push(once());
+  while (times.length < 3 || (times.length < 20 && now() - started < 3000)) times.push(await once());
   return {
     bestMs: Math.min(...times.map((t) => t[0])),
     bestCpuMs: Math.min(...times.map((t) => t[1])),
@@ -91,22 +106,22 @@ function bestOf(fn) {
 }
 
 /** GFLOP/s of an n×n·n×n matMul (2n³ flops) on the current backend. */
-function measurePeak(n) {
+async function measurePeak(n) {
   const a = tf.randomNormal([n, n]);
   const b = tf.randomNormal([n, n]);
-  const r = bestOf(() => tf.matMul(a, b));
+  const r = await bestOf(() => tf.matMul(a, b));
   tf.dispose([a, b]);
   return { n, ...r, gflops: (2 * n ** 3) / (r.bestMs * 1e6), gflopsCpu: (2 * n ** 3) / (r.bestCpuMs * 1e6) };
 }
 
 /** GFLOP/s of a 3×3 'same' conv2d, ch→ch channels on 32×32 (the same probe as the PyTorch side). */
-function measureConvPeak(n) {
+async function measureConvPeak(n) {
   const ch = Math.max(64, n >> 2);
   /** @type {tf.Tensor4D} */
   const x = tf.randomNormal([1, 32, 32, ch]);
   /** @type {tf.Tensor4D} */
   const w = tf.randomNormal([3, 3, ch, ch]);
-  const r = bestOf(() => tf.conv2d(x, w, 1, 'same'));
+  const r = await bestOf(() => tf.conv2d(x, w, 1, 'same'));
   tf.dispose([x, w]);
   const flops = 2 * 9 * ch * ch * 32 * 32;
   return { channels: ch, side: 32, ...r, gflops: flops / (r.bestMs * 1e6), gflopsCpu: flops / (r.bestCpuMs * 1e6) };
@@ -211,11 +226,15 @@ const fwdPerSample = {
 };
 
 /** One full training step as the trainer runs it: D update, G update, losses read back. */
-function step(i) {
+async function step(i) {
+  const reads = transfers.count;
   const scalars = core.trainStep(task, batch, i);
+  transfersInStep.push(transfers.count - reads);
   const names = Object.keys(scalars);
-  const values = tf.tidy(() => tf.stack(names.map((n) => scalars[n])).dataSync());
+  const stacked = tf.tidy(() => tf.stack(names.map((n) => scalars[n])));
   tf.dispose(Object.values(scalars));
+  const values = await stacked.data(); // async: the WebGPU backend in Node has no synchronous read
+  stacked.dispose();
   for (const v of values) if (!Number.isFinite(v)) throw new Error(`step ${i}: a loss is ${v}`);
   return values;
 }
@@ -226,7 +245,7 @@ let i = 0;
 const warmupMs = [];
 for (; i < row.warmup; i++) {
   const t0 = now();
-  step(i);
+  await step(i);
   warmupMs.push(now() - t0);
   log(`  warm-up step ${i + 1}/${row.warmup}: ${warmupMs.at(-1).toFixed(0)} ms`);
 }
@@ -238,7 +257,7 @@ const alternate = args['alternate-threads'] && threadsN > 1;
 const timesOne = [];
 if (alternate) {
   core.setNativeThreads(1);
-  for (let w = 0; w < row.warmup; w++) step(i++); // oneDNN makes its primitives again for one thread
+  for (let w = 0; w < row.warmup; w++) await step(i++); // oneDNN makes its primitives again for one thread
   core.setNativeThreads(threadsN);
 }
 // In --soak the parent starts this process with --expose-gc: RSS and heap are sampled right after a full GC,
@@ -255,8 +274,8 @@ if (args.profile) {
   let total = 0;
   for (let s = 0; s < steps; s++, i++) {
     const t0 = now();
-    const info = await tf.profile(() => {
-      step(i);
+    const info = await tf.profile(async () => {
+      await step(i);
     });
     total += now() - t0;
     for (const k of info.kernels) {
@@ -297,7 +316,7 @@ if (args.soak) {
   const started = now();
   for (let s = 1; s <= total; s++, i++) {
     const t0 = now();
-    step(i);
+    await step(i);
     ms.push(now() - t0);
     if (s % every === 0 || s === total) {
       settle();
@@ -343,10 +362,10 @@ if (args.soak) {
 }
 
 /** One timed step at 1 thread (--alternate-threads). */
-function timeOne() {
+async function timeOne() {
   core.setNativeThreads(1);
   const t0 = now();
-  step(i++);
+  await step(i++);
   timesOne.push(now() - t0);
   core.setNativeThreads(threadsN);
 }
@@ -363,14 +382,14 @@ while (
 ) {
   // In ABBA order (N, 1, 1, N, …): a drift in the machine's speed hits both thread counts alike.
   const oneFirst = alternate && times.length % 2 === 1;
-  if (oneFirst) timeOne();
+  if (oneFirst) await timeOne();
   const c0 = process.cpuUsage();
   const t0 = now();
-  step(i++);
+  await step(i++);
   times.push(now() - t0);
   const c = process.cpuUsage(c0);
   cpuTimes.push((c.user + c.system) / 1000);
-  if (alternate && !oneFirst) timeOne();
+  if (alternate && !oneFirst) await timeOne();
   log(
     `  step ${times.length}: ${times.at(-1).toFixed(0)} ms (CPU ${cpuTimes.at(-1).toFixed(0)} ms)${alternate ? `, at 1 thread ${timesOne.at(-1).toFixed(0)} ms` : ''}`,
   );
@@ -397,6 +416,8 @@ writeResult({
   tensorsBefore,
   tensorsAfterWarmup,
   tensorsAfter,
+  transfersPerStep: Math.max(0, ...transfersInStep),
+  adapter: core.webgpuAdapter?.() ?? null,
   rssBeforeMiB: rssBefore,
   rssAfterWarmupMiB: rssAfterWarmup,
   rssAfterMiB: rssMiB(),

@@ -4,7 +4,7 @@
  * is per row), with the PyTorch reference of the same networks and step run alongside when `import torch` works.
  * Writes a Markdown table to stdout and JSON (+ the table) to bench/results/. See bench/README.md.
  *
- *   pnpm bench [--only dcgan,cgan] [--quick] [--no-torch] [--backend auto|wasm|node|node-gpu|cpu]
+ *   pnpm bench [--only dcgan,cgan] [--quick] [--no-torch] [--backend auto|webgpu|wasm|node|node-gpu|cpu]
  *              [--steps N] [--threads N|all] [--python PATH] [--out DIR] [--verbose]
  *   pnpm bench --soak [--only dcgan] [--steps 1000]        tensor-count and RSS drift over many steps
  *
@@ -28,7 +28,7 @@ const USAGE = `usage: pnpm bench [options]
                     --only is not given; not with --quick)
   --quick           small sizes and 3 timed steps per row (smoke test)
   --no-torch        skip the PyTorch reference even when it is installed
-  --backend NAME    Gantry's TF.js backend: auto (default), wasm, node, node-gpu, cpu
+  --backend NAME    Gantry's TF.js backend: auto (default), node-gpu, webgpu, node, wasm, cpu
   --steps N         fixed number of timed steps per row (default: by a time budget per row);
                     with --soak: steps of the soak run (default 1000)
   --soak            run one small config (--only picks it; default dcgan) for many steps and report the
@@ -247,6 +247,7 @@ function summarise(row, r, macsPerStep, peakGflops) {
     warmupMs: r.warmupMs,
     stepMs: r.stepMs,
     cpuMs: r.cpuMs,
+    transfersPerStep: r.transfersPerStep,
   };
   if (out.gflopsCpu != null && peakGflops) out.pctOfPeakCpu = (out.gflopsCpu / peakGflops) * 100;
   if (r.tensorsBefore != null) {
@@ -645,6 +646,7 @@ const md = [
   `- backend ${backend.name} (${backend.detail}); PyTorch ${torchInfo.available ? `${torchInfo.version}, ${threads} thread${threads === 1 ? '' : 's'}` : `not run: ${torchInfo.reason}`}`,
   `- machine: ${json.machine.cpus} CPUs (${json.machine.cpuModel}), load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${json.machine.loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end; Node ${process.version}`,
   ...(rows.length ? stepNotes : []),
+  `- reads from the backend to the CPU inside one training step (most in any step; the losses are read after it): ${results.map((r) => `${r.id} ${r.gantry?.transfersPerStep ?? '–'}`).join(', ')}`,
   ...results.filter((r) => r.warning).map((r) => `- WARNING ${r.id}: ${r.warning}`),
   ...photoMd,
 ].join('\n');

@@ -27,7 +27,11 @@ def parse_args():
     p.add_argument("--alternate-threads", action="store_true",
                    help="timed steps alternate --threads and 1 thread (N, 1, 1, N, ...)")
     p.add_argument("--peak", type=int, help="measure matmul GFLOP/s at this size instead")
-    return p.parse_args()
+    p.add_argument("--device", default=os.environ.get("GANTRY_TORCH_DEVICE", "cpu"),
+                   help="cpu (default) or cuda: where tensors and networks are made (torch >= 2.0 for cuda)")
+    args = p.parse_args()
+    os.environ["GANTRY_TORCH_DEVICE"] = args.device
+    return args
 
 
 def setup_threads(threads):
@@ -37,6 +41,9 @@ def setup_threads(threads):
     import torch
 
     torch.set_num_threads(threads)
+    if os.environ.get("GANTRY_TORCH_DEVICE", "cpu") != "cpu":
+        # Every tensor and parameter the reference makes lands there; each step's .item() waits for the device.
+        torch.set_default_device(os.environ["GANTRY_TORCH_DEVICE"])
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:

@@ -1,5 +1,11 @@
 /** The demo page: wires the controls to the models in models.ts. State for tests: body[data-digits|data-translated]. */
 import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+// Registers 'webgpu' where the browser has navigator.gpu (else nothing).
+import '@tensorflow/tfjs-backend-webgpu';
 import {
   generate,
   type ImageMeta,
@@ -34,14 +40,42 @@ async function draw(t: tf.Tensor3D, canvas: HTMLCanvasElement): Promise<void> {
   await tf.browser.toPixels(t, canvas);
 }
 
+/** The order the page tries: the GPU through WebGPU, then through WebGL, then WebAssembly on the CPU. */
+const BACKEND_ORDER = ['webgpu', 'webgl', 'wasm'] as const;
+const BACKEND_WORDS: Record<string, string> = {
+  webgpu: 'WebGPU, on the GPU',
+  webgl: 'WebGL, on the GPU',
+  wasm: 'WebAssembly, on the CPU',
+  cpu: 'plain JavaScript, on the CPU',
+};
+
 async function initBackend(): Promise<void> {
+  // The wasm binaries are served with the page (Vite copies them): nothing is fetched from elsewhere.
+  setWasmPaths({
+    'tfjs-backend-wasm.wasm': wasmPlain,
+    'tfjs-backend-wasm-simd.wasm': wasmSimd,
+    'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
+  });
   const wanted = params.get('backend');
   if (wanted) {
     if (!(await tf.setBackend(wanted))) throw new Error(`backend ${wanted} is not available here`);
+  } else {
+    let started = false;
+    for (const name of BACKEND_ORDER) {
+      if (tf.findBackendFactory(name) == null) continue;
+      try {
+        if (await tf.setBackend(name)) {
+          started = true;
+          break;
+        }
+      } catch {}
+    }
+    if (!started) await tf.ready();
   }
-  await tf.ready();
   tf.enableProdMode();
-  $('backend').textContent = `backend: ${tf.getBackend()}`;
+  const name = tf.getBackend();
+  $('backend').textContent = `backend: ${name}`;
+  $('backend').title = BACKEND_WORDS[name] ?? name;
 }
 
 // ---- Digits ----

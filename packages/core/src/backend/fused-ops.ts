@@ -75,7 +75,7 @@ function hasKernel(kernelName: string): boolean {
 
 /** Whether kernels run now are recorded for a gradient (a backward pass inside an outer tf.grad). */
 function taping(): boolean {
-  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+  return (tf.engine() as { state: { gradientDepth: number } }).state.gradientDepth > 0;
 }
 
 /** A native gradient kernel may run: it is registered and the backward pass is not differentiated. */
@@ -111,7 +111,7 @@ export function instanceNorm(x: tf.Tensor, epsilon: number): tf.Tensor {
   if (x.rank !== 4 || x.dtype !== 'float32' || x.size === 0 || !hasKernel(INSTANCE_NORM)) {
     return instanceNormComposed(x, epsilon);
   }
-  return tf.engine().runKernel(INSTANCE_NORM, { x }, { epsilon } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel(INSTANCE_NORM, { x }, { epsilon } as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** The running averages of batch norm as TF.js's layer updates them, by each group's statistics in turn. */
@@ -191,7 +191,7 @@ export function batchNormTraining(
     // Each group's pixels as one [pixels, 1, C] image of a batch of `groups`: instance norm over it is batch norm.
     const images = tf.reshape(x, [groups, x.size / (groups * channels), 1, channels]);
     const inputs = { x: images, gamma, beta, movingMean: running.movingMean, movingVariance: running.movingVariance };
-    const attrs = { epsilon, decay: 1 - running.momentum } as unknown as tf.NamedAttrMap;
+    const attrs = { epsilon, decay: 1 - running.momentum } as tf.NamedAttrMap;
     const [y, movingMean, movingVariance] = tf.engine().runKernel(BATCH_NORM, inputs, attrs) as tf.Tensor[];
     return { y: tf.reshape(y!, x.shape), movingMean: movingMean!, movingVariance: movingVariance! };
   });
@@ -206,7 +206,7 @@ export function nativeMirrorPadGrad(
   if (!nativeGradient(MIRROR_PAD_GRAD) || dy.rank !== 4 || dy.dtype !== 'float32' || dy.size === 0) return null;
   const [n, , , c] = paddings;
   if (n![0] || n![1] || c![0] || c![1]) return null;
-  return tf.engine().runKernel(MIRROR_PAD_GRAD, { dy }, { paddings, mode } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel(MIRROR_PAD_GRAD, { dy }, { paddings, mode } as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /**
@@ -255,7 +255,7 @@ export function minibatchStddevGradComposed(dy: tf.Tensor2D, x: tf.Tensor2D, g: 
  */
 export function minibatchStddev(x: tf.Tensor2D, g: number): tf.Tensor2D {
   if (x.dtype !== 'float32' || x.size === 0 || !hasKernel(MINIBATCH_STDDEV)) return minibatchStddevComposed(x, g);
-  return tf.engine().runKernel(MINIBATCH_STDDEV, { x }, { groupSize: g } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return tf.engine().runKernel(MINIBATCH_STDDEV, { x }, { groupSize: g } as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 let registered = false;
@@ -272,13 +272,13 @@ export function registerFusedGradients(): void {
     inputsToSave: ['x'],
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved as tf.Tensor[];
-      const { epsilon } = attrs as unknown as { epsilon: number };
+      const { epsilon } = attrs as { epsilon: number };
       return {
         x: () =>
           nativeGradient(INSTANCE_NORM_GRAD)
             ? (tf.engine().runKernel(INSTANCE_NORM_GRAD, { dy: dy as tf.Tensor, x: x! }, {
                 epsilon,
-              } as unknown as tf.NamedAttrMap) as tf.Tensor)
+              } as tf.NamedAttrMap) as tf.Tensor)
             : instanceNormGradComposed(dy as tf.Tensor, x!, epsilon),
       };
     },
@@ -289,13 +289,13 @@ export function registerFusedGradients(): void {
     gradFunc: (dys, saved, attrs) => {
       const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor; // the running averages carry no gradient
       const [x, gamma] = saved as tf.Tensor[];
-      const { epsilon } = attrs as unknown as { epsilon: number };
+      const { epsilon } = attrs as { epsilon: number };
       const gradient = (want: 0 | 1) =>
         nativeGradient(BATCH_NORM_GRAD)
           ? (tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x: x!, gamma: gamma! }, {
               epsilon,
               want,
-            } as unknown as tf.NamedAttrMap) as tf.Tensor)
+            } as tf.NamedAttrMap) as tf.Tensor)
           : batchNormGradComposed(dy, x!, gamma!, epsilon, want);
       // Each input's gradient on its own: D's γ and β are not wanted when G's update runs through D.
       return { x: () => gradient(0), gamma: () => gradient(1), beta: () => tf.sum(dy, [0, 1, 2]) };
@@ -306,13 +306,13 @@ export function registerFusedGradients(): void {
     inputsToSave: ['x'],
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved as tf.Tensor2D[];
-      const { groupSize } = attrs as unknown as { groupSize: number };
+      const { groupSize } = attrs as { groupSize: number };
       return {
         x: () =>
           nativeGradient(MINIBATCH_STDDEV_GRAD)
             ? (tf.engine().runKernel(MINIBATCH_STDDEV_GRAD, { dy: dy as tf.Tensor, x: x! }, {
                 groupSize,
-              } as unknown as tf.NamedAttrMap) as tf.Tensor)
+              } as tf.NamedAttrMap) as tf.Tensor)
             : minibatchStddevGradComposed(dy as tf.Tensor2D, x!, groupSize),
       };
     },
@@ -333,7 +333,7 @@ export function registerFusedGradients(): void {
             tf.engine().runKernel(ACTIVATION_GRAD, { dy: dy as tf.Tensor, v }, {
               op,
               alpha,
-            } as unknown as tf.NamedAttrMap) as tf.Tensor,
+            } as tf.NamedAttrMap) as tf.Tensor,
         };
       },
     });

@@ -68,7 +68,7 @@ export function registerGradientFixes(): void {
     kernelName: 'MirrorPad',
     inputsToSave: [],
     gradFunc: (dy, _saved, attrs) => {
-      const { paddings, mode } = attrs as unknown as {
+      const { paddings, mode } = attrs as {
         paddings: Array<[number, number]>;
         mode: 'reflect' | 'symmetric';
       };

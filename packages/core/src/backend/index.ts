@@ -1,6 +1,7 @@
 /**
  * Compute backend selection for Gantry: the fastest TF.js backend that works here, in the order
- * tfjs-node-gpu, tfjs-node, WebAssembly (with Gantry's gradient kernels), pure-JS cpu.
+ * tfjs-node-gpu, WebGPU on a hardware adapter, tfjs-node, WebAssembly (with Gantry's gradient kernels), pure-JS cpu
+ * (BACKEND_ORDER, shown by --help and docs/backend.md).
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,6 +12,7 @@ import { GantryError } from '../errors.js';
 import { registerGradientFixes } from './gradients.js';
 import { registerNativeKernels } from './native-kernels.js';
 import { registerWasmKernels } from './wasm-kernels.js';
+import { initWebGPU } from './webgpu.js';
 
 export { batchNormTraining, instanceNorm, instanceNormComposed, minibatchStddev } from './fused-ops.js';
 export { mirrorPadGrad, registerGradientFixes } from './gradients.js';
@@ -33,8 +35,20 @@ export {
   type WasmKernelOptions,
 } from './wasm-kernels.js';
 
-export type BackendName = 'node-gpu' | 'node' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['node-gpu', 'node', 'wasm', 'cpu'];
+export {
+  describeAdapter,
+  swiftShaderIcd,
+  useSwiftShader,
+  type WebGPUAdapterFacts,
+  webgpuAdapter,
+} from './webgpu.js';
+
+export type BackendName = 'node-gpu' | 'webgpu' | 'node' | 'wasm' | 'cpu';
+/** Automatic selection's order: the first that starts here runs. */
+export const BACKEND_NAMES: readonly BackendName[] = ['node-gpu', 'webgpu', 'node', 'wasm', 'cpu'];
+/** The order in words, for --help and the docs. */
+export const BACKEND_ORDER =
+  'node-gpu (tfjs-node-gpu, CUDA 11.2), webgpu (a hardware GPU adapter; SwiftShader only when asked for by name), node (tfjs-node), wasm, cpu';
 
 export interface BackendInfo {
   name: BackendName;
@@ -111,8 +125,17 @@ async function trySetBackend(tfName: string): Promise<boolean> {
   }
 }
 
-async function tryInit(name: BackendName): Promise<{ ok: true; detail: string } | { ok: false; why: string }> {
+async function tryInit(
+  name: BackendName,
+  forced: boolean,
+): Promise<{ ok: true; detail: string } | { ok: false; why: string }> {
   switch (name) {
+    case 'webgpu': {
+      const r = await initWebGPU(forced);
+      if (!r.ok) return r;
+      if (!(await trySetBackend('webgpu'))) return { ok: false, why: 'the TF.js WebGPU backend failed to start' };
+      return { ok: true, detail: r.detail };
+    }
     case 'node-gpu':
     case 'node': {
       const pkg = NODE_PACKAGES[name];
@@ -163,7 +186,7 @@ async function tryInit(name: BackendName): Promise<{ ok: true; detail: string } 
     case 'cpu': {
       if (!(await trySetBackend('cpu'))) return { ok: false, why: 'the pure-JS cpu backend failed to start' };
       // Silence TF.js's one-time "install tfjs-node" banner; the log line says which backend runs.
-      const b = tf.backend() as unknown as { firstUse?: boolean };
+      const b = tf.backend() as { firstUse?: boolean };
       if (typeof b.firstUse === 'boolean') b.firstUse = false;
       return {
         ok: true,
@@ -178,7 +201,7 @@ let pending: { request: string; promise: Promise<BackendInfo> } | undefined;
 
 /**
  * Picks and starts the compute backend. `opts.backend` (or env GANTRY_BACKEND) forces one of
- * node-gpu | node | wasm | cpu ('auto' or unset = the fastest that works). A forced backend that cannot
+ * node-gpu | webgpu | node | wasm | cpu ('auto' or unset = the first of BACKEND_NAMES that works). A forced backend that cannot
  * start, or an unknown name, throws GantryError. Safe to call repeatedly: the same request returns the
  * same result without re-initialising.
  */
@@ -201,16 +224,16 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     let info: BackendInfo | undefined;
     if (request === 'auto') {
       for (const name of BACKEND_NAMES) {
-        const r = await tryInit(name);
+        const r = await tryInit(name, false);
         if (r.ok) {
           info = { name, detail: r.detail };
           break;
         }
       }
-      if (!info) throw new GantryError('no TF.js backend could be started (tried node-gpu, node, wasm, cpu)');
+      if (!info) throw new GantryError(`no TF.js backend could be started (tried ${BACKEND_NAMES.join(', ')})`);
     } else {
       const name = request as BackendName;
-      const r = await tryInit(name);
+      const r = await tryInit(name, true);
       if (!r.ok) throw new GantryError(`${label(name)}: ${r.why}`);
       info = { name, detail: r.detail };
     }

@@ -55,7 +55,7 @@ describe('initBackend', () => {
     const e = await rejection(initBackend({ backend: 'tpu', log: () => {} }));
     expect(e).toBeInstanceOf(GantryError);
     expect((e as Error).message).toBe(
-      '--backend tpu: unknown backend; expected one of auto, node-gpu, node, wasm, cpu',
+      '--backend tpu: unknown backend; expected one of auto, node-gpu, webgpu, node, wasm, cpu',
     );
   });
 

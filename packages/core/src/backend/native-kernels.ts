@@ -32,6 +32,7 @@ import {
   setNativeUpdates,
 } from './fused-ops.js';
 import { mirrorPadGrad } from './gradients.js';
+import { attrsAs, inputList } from './kernel-glue.js';
 import { offsetOf, replaceWasmKernel, type WasmBackendLike, wrap } from './wasm-kernels.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -191,7 +192,7 @@ function nhwcOnly(a: ConvAttrs): boolean {
 /** Conv2D and FusedConv2D (bias + activation as oneDNN post-ops). */
 function conv2D(original: KernelFunc): KernelFunc {
   return (args) => {
-    const a = args.attrs as unknown as ConvAttrs;
+    const a = attrsAs<ConvAttrs>(args.attrs);
     const ins = args.inputs as {
       x: TensorInfo;
       filter: TensorInfo;
@@ -201,7 +202,7 @@ function conv2D(original: KernelFunc): KernelFunc {
     const act = ACTIVATIONS[a.activation ?? 'linear'];
     const biasOk = !ins.bias || tf.util.sizeFromShape(ins.bias.shape) === ins.filter.shape[3];
     if (!native || !nhwcOnly(a) || act == null || !biasOk || ins.preluActivationWeights) return original(args);
-    const backend = args.backend as unknown as WasmBackendLike;
+    const backend = args.backend as WasmBackendLike;
     const geo = convGeometry(ins.x.shape, ins.filter.shape, a);
     const outShape = [geo[0]!, geo[7]!, geo[8]!, geo[6]!];
     const inputs = ins.bias ? [ins.x, ins.filter, ins.bias] : [ins.x, ins.filter];
@@ -214,10 +215,10 @@ function conv2D(original: KernelFunc): KernelFunc {
 
 function conv2DBackpropInput(original: KernelFunc): KernelFunc {
   return (args) => {
-    const a = args.attrs as unknown as ConvAttrs;
+    const a = attrsAs<ConvAttrs>(args.attrs);
     const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
     if (!native || !nhwcOnly(a) || !a.inputShape) return original(args);
-    const backend = args.backend as unknown as WasmBackendLike;
+    const backend = args.backend as WasmBackendLike;
     const geo = convGeometry(a.inputShape, filter.shape, { ...a, dilations: 1 });
     const out = withOutput(backend, a.inputShape, [dy, filter], (heap, [g, w], x) =>
       native!.conv(heap, Float64Array.of(1, x, w!, g!, -1, ...geo, 0, 0)),
@@ -228,10 +229,10 @@ function conv2DBackpropInput(original: KernelFunc): KernelFunc {
 
 function conv2DBackpropFilter(original: KernelFunc): KernelFunc {
   return (args) => {
-    const a = args.attrs as unknown as ConvAttrs;
+    const a = attrsAs<ConvAttrs>(args.attrs);
     const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
     if (!native || !nhwcOnly(a) || !a.filterShape) return original(args);
-    const backend = args.backend as unknown as WasmBackendLike;
+    const backend = args.backend as WasmBackendLike;
     const geo = convGeometry(x.shape, a.filterShape, { ...a, dilations: 1 });
     const out = withOutput(backend, a.filterShape, [x, dy], (heap, [xo, g], w) =>
       native!.conv(heap, Float64Array.of(2, xo!, w, g!, -1, ...geo, 0, 0)),
@@ -244,7 +245,7 @@ function conv2DBackpropFilter(original: KernelFunc): KernelFunc {
 function matMul(original: KernelFunc): KernelFunc {
   return (args) => {
     const ins = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
-    const at = args.attrs as unknown as {
+    const at = args.attrs as {
       transposeA: boolean;
       transposeB: boolean;
       activation?: string;
@@ -275,7 +276,7 @@ function matMul(original: KernelFunc): KernelFunc {
     if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return original(args);
     const biasSize = bias ? tf.util.sizeFromShape(bias.shape) : 0;
     if (bias && biasSize !== N && biasSize !== 1) return original(args);
-    const backend = args.backend as unknown as WasmBackendLike;
+    const backend = args.backend as WasmBackendLike;
     const inputs = bias ? [a, b, bias] : [a, b];
     const out = withOutput(backend, [...lead, M, N], inputs, (heap, [ao, bo, biasOff], c) =>
       native!.matmul(
@@ -308,8 +309,8 @@ function matMul(original: KernelFunc): KernelFunc {
  */
 function concat(original: KernelFunc): KernelFunc {
   return (args) => {
-    const parts = (args.inputs as unknown as TensorInfo[]).filter((t) => tf.util.sizeFromShape(t.shape) > 0);
-    const { axis } = args.attrs as unknown as { axis: number | number[] };
+    const parts = inputList(args.inputs).filter((t) => tf.util.sizeFromShape(t.shape) > 0);
+    const { axis } = args.attrs as { axis: number | number[] };
     const dtype = parts[0]?.dtype;
     if (!native || parts.length < 2 || (dtype !== 'float32' && dtype !== 'int32')) return original(args);
     const ax = tf.util.parseAxisParam(axis, parts[0]!.shape)[0]!;
@@ -319,7 +320,7 @@ function concat(original: KernelFunc): KernelFunc {
     );
     const outer = tf.util.sizeFromShape(shape.slice(0, ax));
     const inner = (t: { shape: number[] }) => tf.util.sizeFromShape(t.shape.slice(ax));
-    const out = withOutputs(args.backend as unknown as WasmBackendLike, [shape], dtype, parts, (heap, ins, [o]) =>
+    const out = withOutputs(args.backend as WasmBackendLike, [shape], dtype, parts, (heap, ins, [o]) =>
       native!.blocks(
         heap,
         Float64Array.of(0, o!, outer, inner({ shape }), parts.length, ...parts.flatMap((t, k) => [ins[k]!, inner(t)])),
@@ -332,14 +333,14 @@ function concat(original: KernelFunc): KernelFunc {
 function splitV(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
     if (!native || (x.dtype !== 'float32' && x.dtype !== 'int32')) return original(args);
     const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
     const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
     const shapes = sizes.map((s) => x.shape.map((d, i) => (i === ax ? s : d)));
     const outer = tf.util.sizeFromShape(x.shape.slice(0, ax));
     const inner = (shape: number[]) => tf.util.sizeFromShape(shape.slice(ax));
-    const outs = withOutputs(args.backend as unknown as WasmBackendLike, shapes, x.dtype, [x], (heap, [xo], outOffs) =>
+    const outs = withOutputs(args.backend as WasmBackendLike, shapes, x.dtype, [x], (heap, [xo], outOffs) =>
       native!.blocks(
         heap,
         Float64Array.of(
@@ -367,7 +368,7 @@ function updateOutputs(
 ): TensorInfo[] {
   const shape = inputs[0]!.shape;
   const n = tf.util.sizeFromShape(shape);
-  const backend = args.backend as unknown as WasmBackendLike;
+  const backend = args.backend as WasmBackendLike;
   const outs = withOutputs(backend, Array(outputs).fill(shape), 'float32', inputs, (heap, ins, o) =>
     native!.update(heap, Float64Array.from(params(n, ins, o))),
   );
@@ -378,7 +379,7 @@ function updateOutputs(
 
 const adamUpdate: KernelFunc = (args) => {
   const { x, m, v, g } = args.inputs as { x: TensorInfo; m: TensorInfo; v: TensorInfo; g: TensorInfo };
-  const a = args.attrs as unknown as AdamUpdateAttrs;
+  const a = attrsAs<AdamUpdateAttrs>(args.attrs);
   return updateOutputs(args, [x, m, v, g], 3, (n, ins, outs) => [
     0,
     n,
@@ -395,7 +396,7 @@ const adamUpdate: KernelFunc = (args) => {
 
 const lerp: KernelFunc = (args) => {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-  const { beta } = args.attrs as unknown as { beta: number };
+  const { beta } = args.attrs as { beta: number };
   return updateOutputs(args, [a, b], 1, (n, ins, outs) => [1, n, ...ins, ...outs, beta])[0]!;
 };
 
@@ -465,7 +466,7 @@ function binary(op: number): (original: KernelFunc) => KernelFunc {
       return original(args); // the original kernel reports incompatible shapes
     }
     const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-    const out = withOutput(args.backend as unknown as WasmBackendLike, shape, [a, b], (heap, [ao, bo], y) =>
+    const out = withOutput(args.backend as WasmBackendLike, shape, [a, b], (heap, [ao, bo], y) =>
       native!.binary(heap, Float64Array.of(op, y, ao!, bo!, plan.dims.length, ...plan.dims, ...plan.sa, ...plan.sb)),
     );
     return out ?? original(args);
@@ -496,7 +497,7 @@ function unary(op: number): (original: KernelFunc) => KernelFunc {
       (args.attrs as { alpha?: number } | undefined)?.alpha ?? (op === UNARY_OPS.LeakyRelu ? 0.2 : 0),
     );
     const n = tf.util.sizeFromShape(x.shape);
-    const out = withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
+    const out = withOutput(args.backend as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
       native!.unary(heap, Float64Array.of(op, n, xo!, y, alpha)),
     );
     return out ?? original(args);
@@ -507,7 +508,7 @@ function unary(op: number): (original: KernelFunc) => KernelFunc {
 function reduce(mean: boolean): (original: KernelFunc) => KernelFunc {
   return (original) => (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
     if (!native || x.dtype !== 'float32') return original(args);
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
     if (axes.length === 0 || !axes.every((v, i) => v === axes[0]! + i)) return original(args);
@@ -518,7 +519,7 @@ function reduce(mean: boolean): (original: KernelFunc) => KernelFunc {
     const inner = tf.util.sizeFromShape(x.shape.slice(last + 1));
     const [reduced] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
     const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
-    const out = withOutput(args.backend as unknown as WasmBackendLike, outShape, [x], (heap, [xo], y) =>
+    const out = withOutput(args.backend as WasmBackendLike, outShape, [x], (heap, [xo], y) =>
       native!.reduce(heap, Float64Array.of(mean ? 1 : 0, outer, rows, inner, xo!, y)),
     );
     return out ?? original(args);
@@ -529,11 +530,11 @@ function reduce(mean: boolean): (original: KernelFunc) => KernelFunc {
 function sliceForward(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const attrs = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    const attrs = args.attrs as { begin: number | number[]; size: number | number[] };
     if (!native?.box || x.dtype !== 'float32' || x.shape.length === 0 || x.shape.length > 8) return original(args);
     const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
     const rank = x.shape.length;
-    const out = withOutput(args.backend as unknown as WasmBackendLike, size, [x], (heap, [xo], y) =>
+    const out = withOutput(args.backend as WasmBackendLike, size, [x], (heap, [xo], y) =>
       native!.box!(heap, Float64Array.of(0, rank, ...x.shape, ...size, ...begin, xo!, y, 0)),
     );
     return out ?? original(args);
@@ -544,7 +545,7 @@ function sliceForward(original: KernelFunc): KernelFunc {
 function padForward(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const { paddings, constantValue } = args.attrs as unknown as {
+    const { paddings, constantValue } = args.attrs as {
       paddings: Array<[number, number]>;
       constantValue: number;
     };
@@ -552,7 +553,7 @@ function padForward(original: KernelFunc): KernelFunc {
     const rank = x.shape.length;
     const shape = x.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
     const before = paddings.map((p) => p[0]);
-    const out = withOutput(args.backend as unknown as WasmBackendLike, shape, [x], (heap, [xo], y) =>
+    const out = withOutput(args.backend as WasmBackendLike, shape, [x], (heap, [xo], y) =>
       native!.box!(heap, Float64Array.of(1, rank, ...x.shape, ...shape, ...before, xo!, y, constantValue)),
     );
     return out ?? original(args);
@@ -563,11 +564,11 @@ function padForward(original: KernelFunc): KernelFunc {
 function mirrorPadForward(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const { paddings, mode } = args.attrs as unknown as { paddings: Array<[number, number]>; mode: string };
+    const { paddings, mode } = args.attrs as { paddings: Array<[number, number]>; mode: string };
     const p = mirrorPadParams(x.shape, paddings, mode);
     if (!native || x.dtype !== 'float32' || !p) return original(args);
     const shape = x.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
-    const out = withOutput(args.backend as unknown as WasmBackendLike, shape, [x], (heap, [xo], y) =>
+    const out = withOutput(args.backend as WasmBackendLike, shape, [x], (heap, [xo], y) =>
       native!.mirrorPad(heap, Float64Array.of(0, ...p, xo!, y)),
     );
     return out ?? original(args);
@@ -599,11 +600,11 @@ function nhwc(shape: number[]): [number, number, number] | null {
 
 const instanceNormKernel: KernelFunc = (args) => {
   const { x } = args.inputs as { x: TensorInfo };
-  const { epsilon } = args.attrs as unknown as { epsilon: number };
+  const { epsilon } = args.attrs as { epsilon: number };
   const [N, HW, C] = nhwc(x.shape) ?? [0, 0, 0];
   if (!native) return composed([x], (t) => instanceNormComposed(t, epsilon));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
+    withOutput(args.backend as WasmBackendLike, x.shape, [x], (heap, [xo], y) =>
       native!.instanceNorm(heap, Float64Array.of(0, N, HW, C, xo!, -1, y, epsilon)),
     ),
     'instance norm',
@@ -612,11 +613,11 @@ const instanceNormKernel: KernelFunc = (args) => {
 
 const instanceNormGradKernel: KernelFunc = (args) => {
   const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
-  const { epsilon } = args.attrs as unknown as { epsilon: number };
+  const { epsilon } = args.attrs as { epsilon: number };
   const [N, HW, C] = nhwc(x.shape) ?? [0, 0, 0];
   if (!native) return composed([dy, x], (g, t) => instanceNormGradComposed(g, t, epsilon));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x, dy], (heap, [xo, g], dx) =>
+    withOutput(args.backend as WasmBackendLike, x.shape, [x, dy], (heap, [xo, g], dx) =>
       native!.instanceNorm(heap, Float64Array.of(1, N, HW, C, xo!, g!, dx, epsilon)),
     ),
     'instance norm gradient',
@@ -625,12 +626,12 @@ const instanceNormGradKernel: KernelFunc = (args) => {
 
 const batchNormKernel: KernelFunc = (args) => {
   const ins = args.inputs as Record<'x' | 'gamma' | 'beta' | 'movingMean' | 'movingVariance', TensorInfo>;
-  const { epsilon, decay } = args.attrs as unknown as { epsilon: number; decay: number };
+  const { epsilon, decay } = args.attrs as { epsilon: number; decay: number };
   const [G, P, C] = nhwc(ins.x.shape) ?? [0, 0, 0];
   const inputs = [ins.x, ins.gamma, ins.beta, ins.movingMean, ins.movingVariance];
   if (!native?.batchNorm) return tf.tidy(() => batchNormComposed(...(inputs.map(wrap) as Five), epsilon, decay));
   return must(
-    withOutputs(args.backend as unknown as WasmBackendLike, [ins.x.shape, [C], [C]], 'float32', inputs, (heap, i, o) =>
+    withOutputs(args.backend as WasmBackendLike, [ins.x.shape, [C], [C]], 'float32', inputs, (heap, i, o) =>
       native!.batchNorm!(heap, Float64Array.of(0, G, P, C, ...i, ...o, epsilon, decay)),
     ),
     'batch norm',
@@ -640,11 +641,11 @@ type Five = [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
 
 const batchNormGradKernel: KernelFunc = (args) => {
   const { dy, x, gamma } = args.inputs as { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo };
-  const { epsilon, want } = args.attrs as unknown as { epsilon: number; want: 0 | 1 };
+  const { epsilon, want } = args.attrs as { epsilon: number; want: 0 | 1 };
   const [G, P, C] = nhwc(x.shape) ?? [0, 0, 0];
   if (!native?.batchNorm) return composed([dy, x, gamma], (g, t, gm) => batchNormGradComposed(g, t, gm, epsilon, want));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, want === 0 ? x.shape : [C], [x, dy, gamma], (heap, i, o) =>
+    withOutput(args.backend as WasmBackendLike, want === 0 ? x.shape : [C], [x, dy, gamma], (heap, i, o) =>
       native!.batchNorm!(heap, Float64Array.of(1, G, P, C, ...i, want === 0 ? o : -1, want === 1 ? o : -1, epsilon)),
     ),
     'batch norm gradient',
@@ -653,13 +654,13 @@ const batchNormGradKernel: KernelFunc = (args) => {
 
 const mirrorPadGradKernel: KernelFunc = (args) => {
   const { dy } = args.inputs as { dy: TensorInfo };
-  const { paddings, mode } = args.attrs as unknown as { paddings: Array<[number, number]>; mode: string };
+  const { paddings, mode } = args.attrs as { paddings: Array<[number, number]>; mode: string };
   const xShape = dy.shape.map((d, i) => d - paddings[i]![0] - paddings[i]![1]);
   const p = mirrorPadParams(xShape, paddings, mode);
   if (!p) throw new Error(`${MIRROR_PAD_GRAD}: rank-4 padding of H and W only`);
   if (!native) return composed([dy], (g) => mirrorPadGrad(g, paddings, mode as 'reflect'));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, xShape, [dy], (heap, [g], dx) =>
+    withOutput(args.backend as WasmBackendLike, xShape, [dy], (heap, [g], dx) =>
       native!.mirrorPad(heap, Float64Array.of(1, ...p, dx, g!)),
     ),
     'mirror pad gradient',
@@ -668,11 +669,11 @@ const mirrorPadGradKernel: KernelFunc = (args) => {
 
 const minibatchStddevKernel: KernelFunc = (args) => {
   const { x } = args.inputs as { x: TensorInfo };
-  const { groupSize } = args.attrs as unknown as { groupSize: number };
+  const { groupSize } = args.attrs as { groupSize: number };
   const [B, F] = x.shape as [number, number];
   if (!native?.minibatchStddev) return composed([x], (t) => minibatchStddevComposed(t as tf.Tensor2D, groupSize));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, [B, F + 1], [x], (heap, [xo], y) =>
+    withOutput(args.backend as WasmBackendLike, [B, F + 1], [x], (heap, [xo], y) =>
       native!.minibatchStddev!(heap, Float64Array.of(0, B, F, groupSize, xo!, -1, y)),
     ),
     'minibatch stddev',
@@ -681,12 +682,12 @@ const minibatchStddevKernel: KernelFunc = (args) => {
 
 const minibatchStddevGradKernel: KernelFunc = (args) => {
   const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
-  const { groupSize } = args.attrs as unknown as { groupSize: number };
+  const { groupSize } = args.attrs as { groupSize: number };
   const [B, F] = x.shape as [number, number];
   if (!native?.minibatchStddev)
     return composed([dy, x], (g, t) => minibatchStddevGradComposed(g as tf.Tensor2D, t as tf.Tensor2D, groupSize));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, x.shape, [x, dy], (heap, [xo, g], dx) =>
+    withOutput(args.backend as WasmBackendLike, x.shape, [x, dy], (heap, [xo, g], dx) =>
       native!.minibatchStddev!(heap, Float64Array.of(1, B, F, groupSize, xo!, g!, dx)),
     ),
     'minibatch stddev gradient',
@@ -695,11 +696,11 @@ const minibatchStddevGradKernel: KernelFunc = (args) => {
 
 const activationGradKernel: KernelFunc = (args) => {
   const { dy, v } = args.inputs as { dy: TensorInfo; v: TensorInfo };
-  const { op, alpha } = args.attrs as unknown as { op: number; alpha: number };
+  const { op, alpha } = args.attrs as { op: number; alpha: number };
   const n = tf.util.sizeFromShape(dy.shape);
   if (!native) return composed([dy, v], (g, t) => activationGradComposed(op, g, t, alpha));
   return must(
-    withOutput(args.backend as unknown as WasmBackendLike, dy.shape, [dy, v], (heap, [g, vo], dx) =>
+    withOutput(args.backend as WasmBackendLike, dy.shape, [dy, v], (heap, [g, vo], dx) =>
       native!.actGrad(heap, Float64Array.of(op, n, g!, vo!, dx, alpha)),
     ),
     'activation gradient',

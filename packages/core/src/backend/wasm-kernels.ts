@@ -268,7 +268,7 @@ export function unsortedSegmentSumImpl(x: tf.Tensor, segmentIds: tf.Tensor, numS
 
 const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, attrs }) => {
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-  const a = attrs as unknown as {
+  const a = attrs as {
     strides: number | [number, number];
     pad: Pad;
     dataFormat?: string;
@@ -289,7 +289,7 @@ const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, attrs }) => {
 
 const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
-  const a = attrs as unknown as {
+  const a = attrs as {
     strides: number | [number, number];
     pad: Pad;
     dataFormat?: string;
@@ -313,7 +313,7 @@ const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
 
 const unsortedSegmentSumKernel: KernelFunc = ({ inputs, attrs }) => {
   const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
-  const { numSegments } = attrs as unknown as { numSegments: number };
+  const { numSegments } = attrs as { numSegments: number };
   return tf.tidy(() => unsortedSegmentSumImpl(wrap(x), wrap(segmentIds), numSegments));
 };
 
@@ -321,7 +321,7 @@ const unsortedSegmentSumKernel: KernelFunc = ({ inputs, attrs }) => {
 function batchMatMulKernel(original: KernelFunc): KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-    const { transposeA, transposeB } = args.attrs as unknown as {
+    const { transposeA, transposeB } = args.attrs as {
       transposeA: boolean;
       transposeB: boolean;
     };
@@ -354,7 +354,7 @@ function batchMatMulKernel(original: KernelFunc): KernelFunc {
 function tileKernel(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const { reps } = args.attrs as unknown as { reps: number[] };
+    const { reps } = args.attrs as { reps: number[] };
     const isBroadcast = reps.length === x.shape.length && reps.every((r, i) => r === 1 || x.shape[i] === 1);
     if (!isBroadcast || (x.dtype !== 'float32' && x.dtype !== 'int32')) return original(args);
     const outShape = x.shape.map((d, i) => d * reps[i]!);
@@ -371,7 +371,7 @@ function tileKernel(original: KernelFunc): KernelFunc {
 function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
     const first = axes[0] ?? 0;
     const last = axes[axes.length - 1] ?? -1;
@@ -399,7 +399,7 @@ function blockReduceKernel(original: KernelFunc, mean: boolean): KernelFunc {
 function batchNormKernel(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo | undefined>;
-    const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+    const { varianceEpsilon } = args.attrs as { varianceEpsilon: number };
     if (!x || !mean || !variance || x.dtype !== 'float32') return original(args);
     return tf.tidy(() => {
       let s = tf.rsqrt(tf.add(wrap(variance), varianceEpsilon));
@@ -433,8 +433,8 @@ export function offsetOf(backend: WasmBackendLike, t: TensorInfo): number | null
 function gatherRowsKernel(original: KernelFunc): KernelFunc {
   return (args) => {
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
-    const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
-    const backend = args.backend as unknown as WasmBackendLike;
+    const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+    const backend = args.backend as WasmBackendLike;
     if (
       batchDims !== 0 ||
       tf.util.parseAxisParam(axis, x.shape)[0] !== 0 ||
@@ -462,7 +462,7 @@ function gatherRowsKernel(original: KernelFunc): KernelFunc {
  */
 function samePadFixKernel(original: KernelFunc, depthwise: boolean): KernelFunc {
   return (args) => {
-    const attrs = args.attrs as unknown as {
+    const attrs = args.attrs as {
       pad: Pad;
       strides: number | [number, number];
       dilations?: number | [number, number];
@@ -494,7 +494,7 @@ function samePadFixKernel(original: KernelFunc, depthwise: boolean): KernelFunc 
     ];
     return original({
       ...args,
-      attrs: { ...args.attrs, pad } as unknown as tf.NamedAttrMap,
+      attrs: { ...args.attrs, pad } as tf.NamedAttrMap,
     });
   };
 }
@@ -511,7 +511,7 @@ function sharingKernel(original: KernelFunc): KernelFunc {
     const x = args.inputs.x as tf.TensorInfo;
     const dtype = (args.attrs as { dtype?: tf.DataType } | undefined)?.dtype ?? x.dtype;
     if (dtype !== x.dtype || x.dtype === 'string') return original(args);
-    (args.backend as unknown as { incRef(id: object): void }).incRef(x.dataId);
+    (args.backend as { incRef(id: object): void }).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype };
   };
 }

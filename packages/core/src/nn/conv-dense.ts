@@ -11,6 +11,7 @@
  * here as these classes, and load in a browser as TF.js's layers. Browser-safe (imports only TF.js).
  */
 import * as tf from '@tensorflow/tfjs';
+import { attrMap, attrsAs, fieldsOf, layerArgs, registerLayerClass } from '../backend/kernel-glue.js';
 import { firstInput } from './layer-inputs.js';
 
 type CallKwargs = Record<string, unknown>;
@@ -46,7 +47,7 @@ interface FusedConvAttrs {
 
 /** conv2d(x, filter) + bias in one kernel, differentiable input by input. */
 function conv2dWithBias(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, attrs: FusedConvAttrs): tf.Tensor4D {
-  return tf.engine().runKernel(FUSED_CONV, { x, filter, bias }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  return tf.engine().runKernel(FUSED_CONV, { x, filter, bias }, attrMap(attrs)) as tf.Tensor4D;
 }
 
 /**
@@ -60,7 +61,7 @@ function registerFusedConvGradient(): void {
     inputsToSave: ['x', 'filter'],
     gradFunc: (dy, saved, attrs) => {
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const { strides, pad, activation } = attrs as unknown as FusedConvAttrs;
+      const { strides, pad, activation } = attrsAs<FusedConvAttrs>(attrs);
       if (activation !== 'linear')
         throw new Error(`FusedConv2D gradient: activation '${activation}' (expected linear)`);
       const g = dy as tf.Tensor4D;
@@ -72,7 +73,7 @@ function registerFusedConvGradient(): void {
             pad,
             dataFormat: 'NHWC',
             filterShape: filter.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          } as tf.NamedAttrMap) as tf.Tensor,
         bias: () => tf.sum(g, [0, 1, 2]),
       };
     },
@@ -86,7 +87,7 @@ export class Conv2D extends TfConv2D {
   static className = 'Conv2D';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
-    const f = this as unknown as ConvFields;
+    const f = fieldsOf<ConvFields>(this);
     const x = firstInput(inputs);
     const pad = f.padding;
     const dilated = [f.dilationRate].flat().some((d) => d !== 1);
@@ -106,15 +107,13 @@ export class Conv2D extends TfConv2D {
     });
   }
 }
-tf.serialization.registerClass(
-  Conv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-);
+registerLayerClass(Conv2D);
 
 export class Dense extends TfDense {
   static className = 'Dense';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
-    const f = this as unknown as LayerFields;
+    const f = fieldsOf<LayerFields>(this);
     const x = firstInput(inputs);
     if (x.rank !== 2 || !isLinear(f)) return super.call(inputs, kwargs);
     // A dense layer's output is small: its bias is added apart (its gradient is a sum over the batch).
@@ -124,16 +123,14 @@ export class Dense extends TfDense {
     });
   }
 }
-tf.serialization.registerClass(
-  Dense as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-);
+registerLayerClass(Dense);
 
 /** A 2-D convolution layer (this module's class) with TF.js's layer arguments. */
 export function conv2d(args: Parameters<typeof tf.layers.conv2d>[0]): tf.layers.Layer {
-  return new Conv2D(args as unknown as Record<string, unknown>);
+  return new Conv2D(layerArgs(args));
 }
 
 /** A dense layer (this module's class) with TF.js's layer arguments. */
 export function dense(args: Parameters<typeof tf.layers.dense>[0]): tf.layers.Layer {
-  return new Dense(args as unknown as Record<string, unknown>);
+  return new Dense(layerArgs(args));
 }

@@ -68,7 +68,7 @@ export async function writeLatentSamples(generator: tf.LayersModel, o: LatentSam
         });
         const [, h, w, c] = images.shape;
         if (start === 0) gridRows.push(tf.slice(images, 0, Math.min(n, perGroupInGrid)));
-        const bytes = floatsToBytes(images.dataSync());
+        const bytes = floatsToBytes(await images.data());
         images.dispose();
         const size = h * w * c;
         for (let i = 0; i < n; i += ENCODERS) {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ADAM_UPDATE, type AdamUpdateAttrs, LERP, nativeUpdatesAvailable } from '../backend/fused-ops.js';
+import { attrMap, fieldsOf } from '../backend/kernel-glue.js';
 import type { Losses } from './trainer.js';
 
 /** TF.js's AdamOptimizer state that FusedAdam shares (private in the typings). */
@@ -32,7 +33,7 @@ class FusedAdam extends tf.AdamOptimizer {
       super.applyGradients(variableGradients);
       return;
     }
-    const s = this as unknown as AdamState;
+    const s = fieldsOf<AdamState>(this);
     const [acc1, acc2] = [s.accBeta1.dataSync()[0]!, s.accBeta2.dataSync()[0]!];
     const attrs: AdamUpdateAttrs = {
       lr: s.learningRate,
@@ -53,10 +54,8 @@ class FusedAdam extends tf.AdamOptimizer {
       if (gradient == null) return;
       const m = s.accumulatedFirstMoment[i]!.variable;
       const v = s.accumulatedSecondMoment[i]!.variable;
-      const inputs = { x: value, m, v, g: gradient } as unknown as tf.NamedTensorMap;
-      const [x2, m2, v2] = tf
-        .engine()
-        .runKernel(ADAM_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      const inputs = { x: value, m, v, g: gradient } as tf.NamedTensorMap;
+      const [x2, m2, v2] = tf.engine().runKernel(ADAM_UPDATE, inputs, attrMap(attrs)) as tf.Tensor[];
       m.assign(m2!);
       v.assign(v2!);
       value.assign(x2!);
@@ -124,7 +123,7 @@ interface TapeState {
  * be differentiated by the enclosing gradient.
  */
 function untaped<T>(f: () => T): T {
-  const state = (tf.engine() as unknown as { state: TapeState }).state;
+  const state = (tf.engine() as { state: TapeState }).state;
   const { gradientDepth, activeTape } = state;
   state.gradientDepth = 0;
   state.activeTape = null;

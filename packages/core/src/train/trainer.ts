@@ -148,11 +148,14 @@ function getLearningRate(opt: tf.Optimizer): number {
 }
 
 /** Weight tensors of all nets are finite (checked before a checkpoint is written, so none is ever corrupt). */
-function weightsFinite(nets: Record<string, tf.LayersModel>): boolean {
-  return tf.tidy(() => {
-    const flags = Object.values(nets).flatMap((m) => m.weights.map((w) => tf.all(tf.isFinite(w.read()))));
-    return flags.length === 0 || (tf.all(tf.stack(flags)).dataSync()[0] ?? 0) === 1;
-  });
+async function weightsFinite(nets: Record<string, tf.LayersModel>): Promise<boolean> {
+  const weights = Object.values(nets).flatMap((m) => m.weights);
+  if (weights.length === 0) return true;
+  const all = tf.tidy(() => tf.all(tf.stack(weights.map((w) => tf.all(tf.isFinite(w.read()))))));
+  // data(), not dataSync(): the WebGPU backend in Node reads asynchronously only.
+  const [ok] = await all.data();
+  all.dispose();
+  return ok === 1;
 }
 
 /** Lets queued events run (a Ctrl-C, a worker's messages) without the 1-4 ms floor of a timer. */
@@ -199,7 +202,7 @@ export async function trainLoop(task: GanTask, hooks: RunHooks, o: TrainLoopOpti
   }
 
   const checkpoint = async (): Promise<string | undefined> => {
-    if (!weightsFinite(task.nets)) {
+    if (!(await weightsFinite(task.nets))) {
       throw new GantryError(
         `step ${step}: weights contain NaN/Inf; not checkpointing (last good checkpoint: ${lastCheckpoint ?? 'none'})`,
       );
@@ -295,8 +298,10 @@ export async function trainLoop(task: GanTask, hooks: RunHooks, o: TrainLoopOpti
       try {
         const scalars = trainStep(task, batch, step);
         const names = Object.keys(scalars);
-        const values = tf.tidy(() => tf.stack(names.map((n) => scalars[n]!)).dataSync());
+        const stacked = tf.tidy(() => tf.stack(names.map((n) => scalars[n]!)));
         tf.dispose(Object.values(scalars));
+        const values = await stacked.data(); // one read per step, after it (async: WebGPU in Node)
+        stacked.dispose();
         losses = Object.fromEntries(names.map((n, i) => [n, values[i]!]));
       } finally {
         tf.dispose(batch);
@@ -332,7 +337,7 @@ export async function trainLoop(task: GanTask, hooks: RunHooks, o: TrainLoopOpti
       }
       if (o.checkpointEvery && step % o.checkpointEvery === 0) {
         // Weights can overflow while the losses stay finite (saturated activations): a divergence too.
-        if (!weightsFinite(task.nets)) {
+        if (!(await weightsFinite(task.nets))) {
           await diverged('weights contain NaN/Inf', 'not checkpointing');
           continue;
         }

@@ -5,7 +5,7 @@ import { flag, readFlags } from '../flags.js';
 /** Flags every command of every app has. */
 export const COMMON_FLAGS = {
   backend: flag.string(
-    'compute backend: node-gpu, node, wasm or cpu (default: fastest available; env GANTRY_BACKEND)',
+    'compute backend: node-gpu, webgpu, node, wasm or cpu; default: the first that starts, in that order (webgpu only on a hardware GPU adapter); env GANTRY_BACKEND',
     { transient: true },
   ),
   verbose: flag.boolean('print stack traces on errors', { default: false, transient: true }),
