@@ -5,8 +5,11 @@
  * (`cgan generate --checkpoint`); a checkpoint made by Node's trainer resumes in the page with the next step's
  * losses equal to Node's; bad uploads get a one-line message and leave the saved run alone.
  *
- * Skipped only when /usr/bin/chromium is absent (CI installs it: apt-get install -y chromium). WebGPU: this tree has
- * no TF.js WebGPU backend, so that case is skipped with the reason printed.
+ * The same cGAN trains a few steps on WebGPU in a Chromium with WebGPU on (SwiftShader's adapter on a machine without
+ * a GPU); 'auto' passes a software adapter by for wasm, saying why.
+ *
+ * Skipped only when /usr/bin/chromium is absent (CI installs it: apt-get install -y chromium); the WebGPU case is
+ * skipped, with the reason printed, where Chromium offers no WebGPU adapter.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -37,8 +40,14 @@ const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
 const hasChromium = fs.existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`web train e2e: skipped, ${CHROMIUM} is not installed (apt-get install -y chromium)`);
-const WEBGPU_SKIP = 'WebGPU training: skipped, this tree has no TF.js WebGPU backend (@tensorflow/tfjs-backend-webgpu)';
-console.warn(WEBGPU_SKIP);
+/** Chromium with WebGPU on: on a machine without a GPU its adapter is SwiftShader (slow: a few tiny steps only). */
+const WEBGPU_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--no-first-run',
+  '--disable-background-networking',
+];
 
 const webDir = path.resolve(import.meta.dirname, '..');
 const repo = path.resolve(webDir, '../..');
@@ -200,6 +209,54 @@ describe.skipIf(!hasChromium)(
       expect(readCheckpointState(path.join(runDir, 'checkpoints', `step-00000${steps + 2}`)).step).toBe(steps + 2);
       expect(errors).toEqual([]);
       await page.close();
+    });
+
+    it("trains on WebGPU when asked; 'auto' leaves a software adapter for wasm, saying why", async () => {
+      const gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_FLAGS, headless: true });
+      try {
+        const page = await gpuBrowser.newPage();
+        page.on('pageerror', (e) => errors.push(e.message));
+        const steps = 12;
+        const o = { ...TINY, batch: 8, steps, sampleEvery: 4, checkpointEvery: steps };
+        await page.goto(base + query({ ...o, backend: 'webgpu' }));
+        await page.waitForSelector('body[data-ready="true"]');
+        // (A secure context, as the page on loopback is: about:blank has no navigator.gpu.)
+        const hasAdapter = await page.evaluate(async () => {
+          const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+          return Boolean(gpu && (await gpu.requestAdapter()));
+        });
+        if (!hasAdapter) {
+          console.warn('WebGPU training: skipped, this Chromium offers no WebGPU adapter (--enable-unsafe-webgpu)');
+          return;
+        }
+        await page.click('#start');
+        await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 240_000 });
+        expect(await page.textContent('#error')).toBe('');
+        expect(await page.getAttribute('body', 'data-backend')).toBe('webgpu');
+        expect(await page.textContent('#backend')).toMatch(/asked for: .+/);
+        const r = await record(page);
+        expect(r.history.map((h) => h.step)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+        for (const h of r.history) for (const v of Object.values(h.losses)) expect(Number.isFinite(v)).toBe(true);
+        expect(r.samples.length).toBeGreaterThanOrEqual(3);
+        for (let i = 1; i < 3; i++) expect(r.samples[i]).not.toBe(r.samples[i - 1]);
+
+        // 'auto' on the same browser: a software adapter is slower than wasm, so wasm runs and the page says why.
+        await page.evaluate(() =>
+          indexedDB.databases().then((d) => d.forEach((x) => indexedDB.deleteDatabase(x.name!))),
+        );
+        await page.goto(base + query({ ...o, steps: 1, backend: 'auto' }));
+        await page.waitForSelector('body[data-ready="true"]');
+        await page.click('#start');
+        await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 120_000 });
+        const soft = /swiftshader|llvmpipe|fallback/i.test((await page.textContent('#backend')) ?? '');
+        if (soft) {
+          expect(await page.getAttribute('body', 'data-backend')).toBe('wasm');
+          expect(await page.textContent('#backend')).toMatch(/only a software adapter/);
+        } else expect(await page.getAttribute('body', 'data-backend')).toBe('webgpu');
+        await page.close();
+      } finally {
+        await gpuBrowser.close();
+      }
     });
 
     it("resumes a Node checkpoint with Node's next-step losses", async () => {

@@ -198,8 +198,11 @@ export async function readSweep(url: string, name: string): Promise<{ meta: Swee
     const meta = await readMeta(redis, name, url);
     const rows: TrialRow[] = [];
     for (const t of meta.trials) {
+      // The state first, then the job: read the other way round, a trial that completes in between would read as
+      // completed with the return value it did not have yet.
+      const known = await queue.getJobState(jobId(name, t.id));
       const job = (await queue.getJob(jobId(name, t.id))) as Job<TrialJob, TrialResult> | undefined;
-      const state = job ? await job.getState() : 'missing';
+      const state = job && known !== 'unknown' ? known : 'missing';
       rows.push({
         trial: t.id,
         settings: t.settings,

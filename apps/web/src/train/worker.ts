@@ -28,6 +28,8 @@ import { type Pix2pixConfig, buildDiscriminator as pix2pixDiscriminator } from '
 import { Pix2pixTask } from '@gantry/pix2pix/task';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+// Registers 'webgpu' where the worker has navigator.gpu (else nothing).
+import '@tensorflow/tfjs-backend-webgpu';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -55,6 +57,22 @@ export const MUST_MATCH: Record<string, string[]> = {
   dcgan: ['latentDim', 'imageSize', 'ngf', 'ndf', 'dLayers', 'dHidden', 'ema', 'channels', 'classNames'],
 };
 
+/** The browser's WebGPU adapter, named, and whether it is a software one; `name` says why when there is none. */
+async function webgpuAdapter(): Promise<{ adapter: boolean; software: boolean; name: string }> {
+  type Adapter = {
+    info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
+    isFallbackAdapter?: boolean;
+  };
+  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<Adapter | null> } }).gpu;
+  if (!gpu) return { adapter: false, software: false, name: 'this browser has no WebGPU (navigator.gpu)' };
+  const adapter = await gpu.requestAdapter().catch(() => null);
+  if (!adapter) return { adapter: false, software: false, name: 'the browser offers no WebGPU adapter' };
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unnamed adapter';
+  const software = Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter) || /swiftshader|llvmpipe/i.test(name);
+  return { adapter: true, software, name };
+}
+
 /**
  * Starts the backend asked for; 'auto' takes WebGPU where this build has it and the browser offers an adapter,
  * else wasm (with Gantry's gradient kernels). Returns its name and why it was picked.
@@ -70,9 +88,21 @@ async function startBackend(request: BackendRequest): Promise<{ name: string; wh
     registerWasmKernels(); // before setBackend('wasm'), as in Node
     return tf.setBackend('wasm').catch(() => false);
   };
-  // This build carries no WebGPU backend for TF.js (@tensorflow/tfjs-backend-webgpu is not a dependency).
-  const noWebgpu = 'WebGPU: no TF.js WebGPU backend in this build';
-  if (request === 'webgpu') throw new Error(`backend webgpu: ${noWebgpu.slice(8)}`);
+  // WebGPU where the browser offers an adapter: asked for, any adapter; 'auto', a hardware one only (a software
+  // adapter such as SwiftShader is slower than wasm), as Node's automatic choice.
+  let noWebgpu = '';
+  if (request === 'webgpu' || request === 'auto') {
+    const found = await webgpuAdapter();
+    if (found.adapter && (request === 'webgpu' || !found.software)) {
+      if (await tf.setBackend('webgpu').catch(() => false))
+        return {
+          name: 'webgpu',
+          why: `${request === 'webgpu' ? 'asked for' : 'a hardware GPU adapter'}: ${found.name}`,
+        };
+      noWebgpu = `WebGPU: the backend did not start on ${found.name}`;
+    } else noWebgpu = `WebGPU: ${found.adapter ? `only a software adapter (${found.name})` : found.name}`;
+    if (request === 'webgpu') throw new Error(`backend webgpu: ${noWebgpu.slice(8)}`);
+  }
   if (request === 'auto' || request === 'wasm') {
     if (await tryWasm()) {
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
