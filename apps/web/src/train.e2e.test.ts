@@ -241,9 +241,9 @@ describe.skipIf(!hasChromium)(
         for (let i = 1; i < 3; i++) expect(r.samples[i]).not.toBe(r.samples[i - 1]);
 
         // 'auto' on the same browser: a software adapter is slower than wasm, so wasm runs and the page says why.
-        await page.evaluate(() =>
-          indexedDB.databases().then((d) => d.forEach((x) => indexedDB.deleteDatabase(x.name!))),
-        );
+        await page.evaluate(async () => {
+          for (const d of await indexedDB.databases()) indexedDB.deleteDatabase(d.name!);
+        });
         await page.goto(base + query({ ...o, steps: 1, backend: 'auto' }));
         await page.waitForSelector('body[data-ready="true"]');
         await page.click('#start');
