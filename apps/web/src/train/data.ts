@@ -106,22 +106,9 @@ export async function loadFolder(
   const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
   for (let i = 0; i < images.length; i++) {
     const f = images[i]!;
-    let bitmap: ImageBitmap;
-    try {
-      bitmap = await createImageBitmap(f.file);
-    } catch {
-      throw new Error(`${f.path}: not a readable image (the browser could not decode it)`);
-    }
-    const side = Math.min(bitmap.width, bitmap.height);
-    ctx.clearRect(0, 0, o.size, o.size);
-    ctx.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, o.size, o.size);
+    const bitmap = await decode(f);
+    drawSquare(ctx, bitmap, 0, bitmap.width, o, bytes, i * px);
     bitmap.close();
-    const rgba = ctx.getImageData(0, 0, o.size, o.size).data;
-    for (let p = 0; p < o.size * o.size; p++) {
-      const [r, g, b] = [rgba[4 * p]!, rgba[4 * p + 1]!, rgba[4 * p + 2]!];
-      if (o.channels === 1) bytes[i * px + p] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
-      else bytes.set([r, g, b], i * px + 3 * p);
-    }
     labels[i] = classNames ? classNames.indexOf(classOf(f.path)!) : 0;
   }
   return {
@@ -133,6 +120,39 @@ export async function loadFolder(
     classNames,
     describe: `${images.length} images${classNames ? ` in ${classNames.length} classes` : ''}, ${o.size}×${o.size}`,
   };
+}
+
+/** Decodes a picked or dropped file, naming it when the browser cannot. */
+async function decode(f: PathedFile): Promise<ImageBitmap> {
+  try {
+    return await createImageBitmap(f.file);
+  } catch {
+    throw new Error(`${f.path}: not a readable image (the browser could not decode it)`);
+  }
+}
+
+/**
+ * The centred square of the `width` columns of `bitmap` from `x`, resized to `o.size` on `ctx`, written into `out` at
+ * `offset` as bytes (grey by the Rec. 601 weights for one channel, RGB for three).
+ */
+function drawSquare(
+  ctx: OffscreenCanvasRenderingContext2D,
+  bitmap: ImageBitmap,
+  x: number,
+  width: number,
+  o: { size: number; channels: 1 | 3 },
+  out: Uint8Array,
+  offset: number,
+): void {
+  const side = Math.min(width, bitmap.height);
+  ctx.clearRect(0, 0, o.size, o.size);
+  ctx.drawImage(bitmap, x + (width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, o.size, o.size);
+  const rgba = ctx.getImageData(0, 0, o.size, o.size).data;
+  for (let p = 0; p < o.size * o.size; p++) {
+    const [r, g, b] = [rgba[4 * p]!, rgba[4 * p + 1]!, rgba[4 * p + 2]!];
+    if (o.channels === 1) out[offset + p] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    else out.set([r, g, b], offset + 3 * p);
+  }
 }
 
 /** The fewest pairs pix2pix fine-tunes on. */
@@ -158,41 +178,14 @@ export async function loadPairs(
   const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
   for (let i = 0; i < images.length; i++) {
     const f = images[i]!;
-    let bitmap: ImageBitmap;
-    try {
-      bitmap = await createImageBitmap(f.file);
-    } catch {
-      throw new Error(`${f.path}: not a readable image (the browser could not decode it)`);
-    }
+    const bitmap = await decode(f);
     if (bitmap.width < 2 * Math.min(bitmap.height, 8) || bitmap.width < bitmap.height * 1.5) {
       bitmap.close();
       throw new Error(`${f.path}: ${bitmap.width}×${bitmap.height}, expected A|B side by side (twice as wide as high)`);
     }
     const half = Math.floor(bitmap.width / 2);
-    for (const [side, out] of [
-      [0, a],
-      [1, b],
-    ] as const) {
-      const side2 = Math.min(half, bitmap.height);
-      ctx.clearRect(0, 0, o.size, o.size);
-      ctx.drawImage(
-        bitmap,
-        side * half + (half - side2) / 2,
-        (bitmap.height - side2) / 2,
-        side2,
-        side2,
-        0,
-        0,
-        o.size,
-        o.size,
-      );
-      const rgba = ctx.getImageData(0, 0, o.size, o.size).data;
-      for (let p = 0; p < o.size * o.size; p++) {
-        const [r, g, bl] = [rgba[4 * p]!, rgba[4 * p + 1]!, rgba[4 * p + 2]!];
-        if (o.channels === 1) out[i * px + p] = Math.round(0.299 * r + 0.587 * g + 0.114 * bl);
-        else out.set([r, g, bl], i * px + 3 * p);
-      }
-    }
+    drawSquare(ctx, bitmap, 0, half, o, a, i * px);
+    drawSquare(ctx, bitmap, half, half, o, b, i * px);
     bitmap.close();
   }
   const [input, target] = o.direction === 'BtoA' ? [b, a] : [a, b];

@@ -78,17 +78,23 @@ const fail = (err: unknown) => {
 /** The Node variant's default options (its default preset), the widths from the form. */
 function settingsFor(variant: VariantName, data: ImageSet): TrainSettings {
   const folder = data.describe.startsWith('MNIST') ? {} : { channels: data.channels, images: 'dropped folder' };
-  const common = { backend, steps: num('steps'), sampleEvery: num('sample-every'), checkpointEvery };
+  // Node's optimizer settings for both variants (Adam 4e-4, β1 0.5, seed 42, BCE).
+  const common = {
+    backend,
+    steps: num('steps'),
+    sampleEvery: num('sample-every'),
+    checkpointEvery,
+    batchSize: num('batch'),
+    lr: 4e-4,
+    beta1: 0.5,
+    seed: 42,
+    loss: 'bce' as const,
+  };
   if (variant === 'cgan') {
     const classes = data.classNames?.length ?? 10;
     return {
       ...common,
       variant,
-      batchSize: num('batch'),
-      lr: 4e-4,
-      beta1: 0.5,
-      seed: 42,
-      loss: 'bce',
       config: {
         latentDim: 100,
         imageSize: data.size,
@@ -112,11 +118,6 @@ function settingsFor(variant: VariantName, data: ImageSet): TrainSettings {
   return {
     ...common,
     variant,
-    batchSize: num('batch'),
-    lr: 4e-4,
-    beta1: 0.5,
-    seed: 42,
-    loss: 'bce',
     config: {
       latentDim: 100,
       imageSize: data.size,
