@@ -56,6 +56,19 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-train-web-'));
 
 /** The page's tiny cGAN: Node's default options but for the widths and batch (URL parameters of the page). */
 const TINY = { ngf: 8, ndf: 8, batch: 16, limit: 2000 };
+/** The page's tiny cGAN networks, as Node's config (the page's defaults at TINY's widths). */
+const TINY_CGAN = {
+  latentDim: 100,
+  imageSize: 28 as const,
+  numClasses: 10,
+  ngf: TINY.ngf,
+  ndf: TINY.ndf,
+  conditioning: 'projection' as const,
+  embeddingDim: 50,
+  auxWeight: 0.3,
+  conditionalBn: true,
+  finalConv: false,
+};
 const query = (o: Record<string, string | number>) =>
   `train.html?${new URLSearchParams(Object.entries({ ...o }).map(([k, v]) => [k, String(v)]))}`;
 
@@ -262,22 +275,7 @@ describe.skipIf(!hasChromium)(
     it("resumes a Node checkpoint with Node's next-step losses", async () => {
       // Node: the page's cGAN (same config, seed and data), 21 steps, a checkpoint at step 20.
       await initBackend({ backend: 'wasm', log: () => {} });
-      const config = {
-        latentDim: 100,
-        imageSize: 28 as const,
-        numClasses: 10,
-        ngf: TINY.ngf,
-        ndf: TINY.ndf,
-        conditioning: 'projection' as const,
-        embeddingDim: 50,
-        auxWeight: 0.3,
-        conditionalBn: true,
-        finalConv: false,
-        ema: 0.999,
-        r1: 1,
-        modeSeeking: 0.1,
-        dLr: 2e-4,
-      };
+      const config = { ...TINY_CGAN, ema: 0.999, r1: 1, modeSeeking: 0.1, dLr: 2e-4 };
       const data = mnistImages(await loadMnistSplit('train', undefined, TINY.limit), 28);
       seedWeights(42);
       const task = new LatentGanTask({
@@ -537,18 +535,7 @@ describe.skipIf(!hasChromium)(
 
     it("continues from a Node export: the page's first step equals Node's from the same generator", async () => {
       await initBackend({ backend: 'wasm', log: () => {} });
-      const config = {
-        latentDim: 100,
-        imageSize: 28 as const,
-        numClasses: 10,
-        ngf: TINY.ngf,
-        ndf: TINY.ndf,
-        conditioning: 'projection' as const,
-        embeddingDim: 50,
-        auxWeight: 0.3,
-        conditionalBn: true,
-        finalConv: false,
-      };
+      const config = { ...TINY_CGAN };
       // An export of a generator with other weights than the page's seed gives.
       seedWeights(7);
       const exported = buildGenerator(config);
